@@ -1,0 +1,94 @@
+"""HOME: the one folder that holds all runtime state, laid out in one place.
+
+Every command and asset finds its files through :class:`Home`, so the layout the contract
+promises (archive, ledger, lake, warehouse, feedback, vault, extracts, DAGSTER_HOME) is written
+down exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+DEFAULT_HOME = Path(__file__).resolve().parents[1] / "data" / "home"
+
+
+class Home(BaseModel):
+    """Paths under one runtime root; creating them is idempotent."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, home: str | Path | None = None) -> Home:
+        """``--home`` wins, then ``NPR_HOME``, then ``data/home`` in the checkout."""
+        chosen = home or os.environ.get("NPR_HOME") or DEFAULT_HOME
+        return cls(root=Path(chosen).expanduser().resolve())
+
+    @property
+    def archive(self) -> Path:
+        """Raw bytes of every file ever received, content-addressed, never modified."""
+        return self.root / "archive"
+
+    @property
+    def ledger(self) -> Path:
+        """One JSON line per received file: the submission ledger's source of truth."""
+        return self.root / "ledger"
+
+    @property
+    def lake(self) -> Path:
+        """Parquet tables of parsed submissions."""
+        return self.root / "lake"
+
+    @property
+    def warehouse(self) -> Path:
+        """The DuckDB file with registry, ledger, quality results and deliveries."""
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def feedback(self) -> Path:
+        """XPR_VAL / XPR_ERR reports per submission."""
+        return self.root / "feedback"
+
+    @property
+    def vault(self) -> Path:
+        """The identity vault: fødselsnummer <-> pasientNr per unit, kept apart."""
+        return self.root / "vault"
+
+    @property
+    def restricted(self) -> Path:
+        """Access-restricted deliveries (kjernejournal holds fødselsnummer)."""
+        return self.root / "restricted"
+
+    @property
+    def extracts(self) -> Path:
+        """Research extracts with their manifests."""
+        return self.root / "extracts"
+
+    @property
+    def registry(self) -> Path:
+        """Imported versions of the unit registry."""
+        return self.root / "registry"
+
+    @property
+    def dagster_home(self) -> Path:
+        """DAGSTER_HOME, so runs started by ``npr run`` show in ``dagster dev``."""
+        return self.root / "dagster"
+
+    def ensure(self) -> Home:
+        """Create the folders; the vault and restricted areas are owner-only."""
+        for path in (
+            self.archive,
+            self.ledger,
+            self.lake,
+            self.feedback,
+            self.extracts,
+            self.registry,
+            self.dagster_home,
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+        for private in (self.vault, self.restricted):
+            private.mkdir(parents=True, exist_ok=True)
+            private.chmod(0o700)
+        return self

@@ -1,0 +1,88 @@
+"""Fødselsnummer: validation with python-stdnum, and the synthetic test-number convention.
+
+Synthetic numbers add 80 to the month (Skatteetaten's synthetic national identity numbers), so
+they can never be a real person's. python-stdnum rejects them as dates, so they are checked here
+with stdnum's own check-digit functions; whether they are acceptable is a configuration choice:
+in production they mark test data.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from stdnum.no import fodselsnummer
+
+SYNTHETIC_MONTH_OFFSET = 80
+
+
+def is_synthetic(fnr: str) -> bool:
+    """True when the month digits carry the synthetic offset (81-92)."""
+    return len(fnr) == 11 and fnr.isdigit() and int(fnr[2:4]) > SYNTHETIC_MONTH_OFFSET
+
+
+def _check_digits(first_nine: str) -> str:
+    """The two mod-11 check digits, as stdnum computes them ("10" marks an impossible number)."""
+    d1 = fodselsnummer.calc_check_digit1(first_nine)
+    d2 = fodselsnummer.calc_check_digit2(first_nine + d1)
+    return d1 + d2
+
+
+def is_valid(fnr: str, allow_synthetic: bool = False) -> bool:
+    """Whether ``fnr`` is a valid fødselsnummer (synthetic ones only if allowed)."""
+    if not is_synthetic(fnr):
+        return fodselsnummer.is_valid(fnr)
+    if not allow_synthetic:
+        return False
+    real_month = int(fnr[2:4]) - SYNTHETIC_MONTH_OFFSET
+    try:
+        return _check_digits(fnr[:9]) == fnr[9:] and _birth_date(fnr, real_month) is not None
+    except ValueError:
+        return False
+
+
+def _birth_date(fnr: str, month: int) -> date | None:
+    """Birth date by the individual-number century rules (as stdnum, for synthetic months)."""
+    day, year, individual = int(fnr[0:2]), int(fnr[4:6]), int(fnr[6:9])
+    if individual < 500:
+        year += 1900
+    elif individual < 1000 and year < 40:
+        year += 2000
+    elif individual >= 900:
+        year += 1900
+    else:
+        return None
+    return date(year, month, day)
+
+
+def synthetic_fnr(birth: date, individual: int) -> str | None:
+    """A synthetic fødselsnummer for a birth date and individual number, or None.
+
+    None when the individual number gives check digit 10 (no valid number exists for it) or
+    does not fit the birth century (000-499 for 1900-1999, 500-999 from 2000): the caller tries
+    the next individual number.
+    """
+    first_nine = (
+        f"{birth.day:02d}{birth.month + SYNTHETIC_MONTH_OFFSET:02d}{birth.year % 100:02d}"
+        f"{individual:03d}"
+    )
+    try:
+        digits = _check_digits(first_nine)
+    except ValueError:
+        return None
+    fnr = first_nine + digits
+    if len(digits) != 2 or _birth_date(fnr, birth.month) != birth:
+        return None
+    return fnr
+
+
+def birth_date(fnr: str) -> date | None:
+    """Birth date of a real or synthetic number, None if it has none (FH-numbers, errors)."""
+    month = int(fnr[2:4])
+    if month > SYNTHETIC_MONTH_OFFSET:
+        month -= SYNTHETIC_MONTH_OFFSET
+    elif month > 40:
+        month -= 40
+    try:
+        return _birth_date(fnr, month)
+    except ValueError:
+        return None

@@ -1,0 +1,108 @@
+"""The unit registry as imported into HOME: versioned, never silently overwritten.
+
+Each import that changes anything becomes a new numbered version (the file as received plus a
+JSON note of what changed); importing the same content again changes nothing. The gate checks
+of intake and the completeness gate read the newest version; without one, the national
+reference registry in ``data/reference/units.csv`` applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from stdnum.no import orgnr as orgnr_check
+
+from npr_pipeline import reference
+from npr_pipeline.atomic import write_bytes, write_text
+from npr_pipeline.home import Home
+
+REQUIRED = ("reshID", "orgnr", "herID", "name", "rhf", "ownership")
+
+
+class RegistryError(ValueError):
+    """The file cannot be a registry; the message says which rows or columns are wrong."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did."""
+
+    version: int
+    changed: bool
+    units: int
+    added: int
+    removed: int
+    modified: int
+
+
+def read_registry_csv(path: Path) -> pd.DataFrame:
+    """Read and check a registry file: required columns, unique ids, valid orgnr."""
+    try:
+        frame = pd.read_csv(path, dtype=str, comment="#", keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{path}: cannot read as CSV ({exc})") from exc
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise RegistryError(f"{path}: missing columns {', '.join(missing)}")
+    for column in ("reshID", "orgnr", "herID"):
+        dupes = frame.loc[frame[column].duplicated(), column].tolist()
+        if column != "orgnr" and dupes:
+            raise RegistryError(f"{path}: duplicate {column}: {', '.join(dupes[:5])}")
+    bad = frame.loc[~frame["orgnr"].map(orgnr_check.is_valid), "orgnr"].tolist()
+    if bad:
+        raise RegistryError(f"{path}: invalid organisation numbers: {', '.join(bad[:5])}")
+    return frame
+
+
+def import_registry(home: Home, path: Path) -> ImportResult:
+    """Store ``path`` as a new registry version if it differs from the current one."""
+    frame = read_registry_csv(path)
+    data = path.read_bytes()
+    versions = _versions(home)
+    current = current_registry(home) if versions else None
+    if versions and _checksum(versions[-1]) == hashlib.sha256(data).hexdigest():
+        return ImportResult(len(versions), False, len(frame), 0, 0, 0)
+    added, removed, modified = _compare(current, frame)
+    version = len(versions) + 1
+    target = home.registry / f"registry-v{version:04d}.csv"
+    write_bytes(target, data)
+    result = ImportResult(version, True, len(frame), added, removed, modified)
+    note = {**asdict(result), "source": str(path), "imported": datetime.now(UTC).isoformat()}
+    write_text(target.with_suffix(".json"), json.dumps(note, indent=2))
+    return result
+
+
+def current_registry(home: Home) -> pd.DataFrame:
+    """The newest imported registry, or the national reference registry if none."""
+    versions = _versions(home)
+    if not versions:
+        return reference.units()
+    return pd.read_csv(versions[-1], dtype=str, comment="#", keep_default_na=False)
+
+
+def _versions(home: Home) -> list[Path]:
+    return sorted(home.registry.glob("registry-v*.csv"))
+
+
+def _checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _compare(old: pd.DataFrame | None, new: pd.DataFrame) -> tuple[int, int, int]:
+    """(added, removed, modified) units by reshID."""
+    if old is None:
+        return len(new), 0, 0
+    old_idx, new_idx = old.set_index("reshID"), new.set_index("reshID")
+    common = old_idx.index.intersection(new_idx.index)
+    columns = [c for c in new_idx.columns if c in old_idx.columns]
+    left = old_idx.loc[common, columns].fillna("")
+    right = new_idx.loc[common, columns].fillna("")
+    modified = int((left != right).any(axis=1).sum())
+    added = len(new_idx.index.difference(old_idx.index))
+    removed = len(old_idx.index.difference(new_idx.index))
+    return added, removed, modified

@@ -1,0 +1,356 @@
+"""Write docs/messages/ord.md and ide.md from the annotations in the message schemas.
+
+The schemas are the single source of truth for attribute names, types and code lists; the
+pages are generated so they cannot drift from them (a test compares the checked-in pages with
+this module's output). Run `python -m npr_pipeline.schema_docs [OUT_DIR]` after changing a
+schema.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+
+from lxml import etree
+
+from npr_pipeline.schemas import DATA_YEARS, VERSIONS, hardened_parser, namespace, schema_path
+
+XS = "{http://www.w3.org/2001/XMLSchema}"
+DOCS_DIR = Path(__file__).resolve().parents[1] / "docs" / "messages"
+MESSAGES = {
+    "ord": (
+        "Activity and waiting lists",
+        "Everything a reporting unit did for its patients in the year so far: contacts and stays "
+        "(Episode) with conditions and procedures, and the referral periods of the waiting list "
+        "(Henvisningsperiode). Patients are known only by the unit's own `pasientNr`; the "
+        "national identity number travels in the separate `ide` message.",
+    ),
+    "ide": (
+        "Identity",
+        "The link from each `pasientNr` of the matching `ord` message to the patient's national "
+        "identity number. It travels as its own shipment and must cover exactly the patients of "
+        "that `ord`; intake keeps it apart from activity data (the identity vault).",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One attribute of a message class, as its schema declares and documents it."""
+
+    name: str
+    type: str
+    required: bool
+    fixed: str | None
+    label: str
+    doc: str
+    oid: str
+    own: bool
+
+
+@dataclass(frozen=True)
+class Child:
+    """A child class reference with its cardinality."""
+
+    name: str
+    min: str
+    max: str
+
+
+@dataclass(frozen=True)
+class MessageClass:
+    """A global element of a message schema: a class of the NPR information model."""
+
+    name: str
+    label: str
+    doc: str
+    own: bool
+    children: tuple[Child, ...]
+    attributes: tuple[Attribute, ...]
+
+
+@dataclass(frozen=True)
+class SimpleType:
+    """A common type of NPR.xsd; `values` holds (code, meaning) for code lists."""
+
+    name: str
+    base: str
+    facets: str
+    doc: str
+    own: bool
+    values: tuple[tuple[str, str], ...]
+
+
+def _appinfo(node: etree._Element) -> dict[str, str]:
+    """The node's appinfo texts by source, without the `source: ` prefix NPR schemas repeat."""
+    infos: dict[str, str] = {}
+    for info in node.iterfind(f"{XS}annotation/{XS}appinfo"):
+        source = info.get("source", "")
+        text = " ".join((info.text or "").split())
+        infos[source] = text.removeprefix(f"{source}:").strip()
+    return infos
+
+
+def _documentation(node: etree._Element) -> str:
+    """The node's documentation text, whitespace collapsed."""
+    return " ".join(node.findtext(f"{XS}annotation/{XS}documentation", "").split())
+
+
+def _local(qname: str) -> str:
+    """A type name without its namespace prefix (`nprx:kommNr` -> `kommNr`)."""
+    return qname.rpartition(":")[2]
+
+
+def _attribute(node: etree._Element) -> Attribute:
+    info = _appinfo(node)
+    return Attribute(
+        name=node.get("name", ""),
+        type=_local(node.get("type", "")),
+        required=node.get("use") == "required",
+        fixed=node.get("fixed"),
+        label=info.get("attributeName", ""),
+        doc=info.get("attributeDoc", ""),
+        oid=info.get("OID", ""),
+        own=info.get("origin") == "own",
+    )
+
+
+def _message_class(element: etree._Element) -> MessageClass:
+    info = _appinfo(element)
+    complex_type = element.find(f"{XS}complexType")
+    children = tuple(
+        Child(_local(ref.get("ref", "")), ref.get("minOccurs", "1"), ref.get("maxOccurs", "1"))
+        for ref in complex_type.iterfind(f"{XS}sequence/{XS}element")
+    )
+    attributes = tuple(_attribute(a) for a in complex_type.iterfind(f"{XS}attribute"))
+    return MessageClass(
+        name=element.get("name", ""),
+        label=info.get("className", ""),
+        doc=_documentation(element),
+        own=info.get("origin") == "own",
+        children=children,
+        attributes=attributes,
+    )
+
+
+def read_classes(path: Path) -> dict[str, MessageClass]:
+    """The classes of a message schema by element name, in schema order."""
+    root = etree.parse(str(path), hardened_parser()).getroot()
+    classes = (_message_class(e) for e in root.iterfind(f"{XS}element"))
+    return {c.name: c for c in classes}
+
+
+def _facets(restriction: etree._Element) -> str:
+    parts = []
+    for facet in restriction:
+        if not isinstance(facet.tag, str) or facet.tag == f"{XS}enumeration":
+            continue
+        parts.append(f"{etree.QName(facet).localname} `{facet.get('value')}`")
+    return ", ".join(parts)
+
+
+def _simple_type(node: etree._Element) -> SimpleType:
+    restriction = node.find(f"{XS}restriction")
+    values = tuple(
+        (e.get("value", ""), _documentation(e)) for e in restriction.iterfind(f"{XS}enumeration")
+    )
+    return SimpleType(
+        name=node.get("name", ""),
+        base=_local(restriction.get("base", "")),
+        facets=_facets(restriction),
+        doc=_documentation(node),
+        own=_appinfo(node).get("origin") == "own",
+        values=values,
+    )
+
+
+def read_types(path: Path) -> dict[str, SimpleType]:
+    """The named simple types of a common-types schema (NPR.xsd) by name."""
+    root = etree.parse(str(path), hardened_parser()).getroot()
+    types = (_simple_type(t) for t in root.iterfind(f"{XS}simpleType"))
+    return {t.name: t for t in types}
+
+
+def _cell(text: str) -> str:
+    """Table-safe text: a pipe would split the Markdown cell."""
+    return text.replace("|", "\\|")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _tree(classes: dict[str, MessageClass], name: str, card: str, depth: int) -> list[str]:
+    """The class tree as a nested list, each class with its cardinality under its parent."""
+    own = " (own)" if classes[name].own else ""
+    lines = [f"{'  ' * depth}- `{name}` {card}{own}".rstrip()]
+    for child in classes[name].children:
+        upper = "*" if child.max == "unbounded" else child.max
+        lines += _tree(classes, child.name, f"{child.min}..{upper}", depth + 1)
+    return lines
+
+
+def _type_cell(attr: Attribute) -> str:
+    return f"{attr.type} = `{attr.fixed}` (fixed)" if attr.fixed else attr.type
+
+
+def _code_list_cell(attr: Attribute, types: dict[str, SimpleType]) -> str:
+    """Name of the code list an attribute draws from and its OID, or `own` for our lists."""
+    simple = types.get(attr.type)
+    if simple is None or not simple.values:
+        return attr.oid
+    qualifier = attr.oid or ("own" if simple.own else "")
+    return f"{attr.type} ({qualifier})" if qualifier else attr.type
+
+
+def _class_section(cls: MessageClass, types: dict[str, SimpleType]) -> list[str]:
+    own = " (our own class name)" if cls.own else ""
+    lines = [f"### `{cls.name}`{own}", "", f"{cls.label}: {cls.doc}", ""]
+    header = ("attribute", "type", "required", "code list (OID)", "meaning", "own name?")
+    rows = [
+        (
+            f"`{a.name}`",
+            _type_cell(a),
+            "yes" if a.required else "no",
+            _code_list_cell(a, types),
+            f"{a.label}: {a.doc}",
+            "own" if a.own else "",
+        )
+        for a in cls.attributes
+    ]
+    return lines + _table(header, rows) + [""]
+
+
+def _used_types(classes: dict[str, MessageClass], types: dict[str, SimpleType]) -> list[str]:
+    used = {a.type for c in classes.values() for a in c.attributes}
+    return [name for name in types if name in used]
+
+
+def _types_section(names: list[str], types: dict[str, SimpleType]) -> list[str]:
+    rows = [
+        (f"`{n}`", types[n].base, types[n].facets, types[n].doc, "own" if types[n].own else "")
+        for n in names
+        if not types[n].values
+    ]
+    lines = ["## Common types (NPR.xsd)", ""]
+    return lines + _table(("type", "base", "restriction", "meaning", "own?"), rows) + [""]
+
+
+def _code_lists_section(names: list[str], types: dict[str, SimpleType]) -> list[str]:
+    lines = ["## Code lists", ""]
+    for name in (n for n in names if types[n].values):
+        own = " (our own list)" if types[name].own else ""
+        lines += [f"### `{name}`{own}", "", types[name].doc, ""]
+        lines += _table(("code", "meaning"), [(f"`{v}`", m) for v, m in types[name].values])
+        lines.append("")
+    return lines
+
+
+def _attribute_changes(old: MessageClass, new: MessageClass, version: str) -> list[str]:
+    """Attributes added, removed or changed in a class (the fixed `versjon` value aside)."""
+    before = {a.name: a for a in old.attributes}
+    after = {a.name: a for a in new.attributes}
+    lines = []
+    for name in after.keys() - before.keys():
+        attr = after[name]
+        use = "required" if attr.required else "optional"
+        lines.append(f"- `{new.name}/@{name}` added in {version} ({use}, {attr.type}): {attr.doc}")
+    for name in before.keys() - after.keys():
+        lines.append(f"- `{old.name}/@{name}` removed in {version}.")
+    for name in before.keys() & after.keys():
+        was, now = before[name], after[name]
+        if (was.type, was.required) != (now.type, now.required):
+            lines.append(f"- `{new.name}/@{name}` changed in {version}: {was.type} -> {now.type}.")
+    return sorted(lines)
+
+
+def _class_changes(
+    old: dict[str, MessageClass], new: dict[str, MessageClass], version: str
+) -> list[str]:
+    lines = [f"- Class `{n}` added in {version}." for n in new.keys() - old.keys()]
+    lines += [f"- Class `{n}` removed in {version}." for n in old.keys() - new.keys()]
+    for name in old.keys() & new.keys():
+        if old[name].children != new[name].children:
+            lines.append(f"- The children of `{name}` changed in {version}.")
+        lines += _attribute_changes(old[name], new[name], version)
+    return sorted(lines)
+
+
+def _differences_section(msg: str) -> list[str]:
+    lines = ["## Differences between versions", ""]
+    for old, new in pairwise(VERSIONS):
+        before = read_classes(schema_path(old, msg))
+        after = read_classes(schema_path(new, msg))
+        changes = _class_changes(before, after, new) or ["- No structural change."]
+        lines += [
+            f"### {old} -> {new}",
+            "",
+            f"- Namespace `{namespace(old, msg)}` -> `{namespace(new, msg)}`, and "
+            f"`Melding/@versjon` fixed to `{new}`: a file of one version fails validation "
+            "against the other, so each data year gets exactly its own version.",
+            *changes,
+            "",
+        ]
+    return lines
+
+
+def _versions_section(msg: str) -> list[str]:
+    rows = [
+        (v, str(DATA_YEARS[v]), f"`{namespace(v, msg)}`", f"`{schema_path(v, msg).parent.name}/`")
+        for v in VERSIONS
+    ]
+    lines = ["## Versions", ""]
+    return lines + _table(("version", "data year", "namespace", "folder"), rows) + [""]
+
+
+def render(msg: str) -> str:
+    """The Markdown page of a message kind: the newest version in full, then the differences."""
+    title, intro = MESSAGES[msg]
+    newest = VERSIONS[-1]
+    folder = schema_path(newest, msg).parent
+    classes = read_classes(folder / f"{msg}.xsd")
+    types = read_types(folder / "NPR.xsd")
+    names = _used_types(classes, types)
+    lines = [
+        f"# The `{msg}` message: {title}",
+        "",
+        f"Generated by `python -m npr_pipeline.schema_docs` from the annotations of "
+        f"`npr_pipeline/schemas/{folder.name}/{msg}.xsd` and `NPR.xsd`; do not edit by hand "
+        "(a test fails when this page and the schemas differ).",
+        "",
+        intro,
+        "",
+        "Labels (attributeName) are NPR's Norwegian field names; the meaning is ours, in "
+        'English. "own" marks names we had to invent because the official ones are not '
+        'public (`<appinfo source="origin">origin: own</appinfo>` in the schema).',
+        "",
+        *_versions_section(msg),
+        "## Class tree",
+        "",
+        *_tree(classes, "Melding", "1..1", 0),
+        "",
+        f"## Classes ({newest})",
+        "",
+    ]
+    for cls in classes.values():
+        lines += _class_section(cls, types)
+    lines += _types_section(names, types)
+    lines += _code_lists_section(names, types)
+    lines += _differences_section(msg)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str]) -> None:
+    """Regenerate the pages into OUT_DIR (default: docs/messages of this checkout)."""
+    out = Path(argv[0]) if argv else DOCS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    for msg in MESSAGES:
+        (out / f"{msg}.md").write_text(render(msg), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Synthetic reporting years: registry subset, cumulative ord/ide files, labelled faults."""

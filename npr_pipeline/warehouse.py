@@ -1,0 +1,54 @@
+"""The DuckDB warehouse under HOME: one writing process at a time, readers read-only.
+
+DuckDB allows a single writer per file. Writers go through :func:`writer`, which holds an
+exclusive lock file for the whole transaction, so the CLI, a sensor-started run and a test can
+never write at once; readers use :func:`reader`, which opens the file read-only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+import pandas as pd
+
+from npr_pipeline.home import Home
+
+
+@contextmanager
+def writer(home: Home) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An exclusive read-write connection inside one transaction (rolled back on error)."""
+    home.root.mkdir(parents=True, exist_ok=True)
+    with open(home.root / ".warehouse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        con = duckdb.connect(str(home.warehouse))
+        try:
+            con.begin()
+            yield con
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        finally:
+            con.close()
+
+
+@contextmanager
+def reader(home: Home) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection; fails clearly if the warehouse does not exist yet."""
+    if not home.warehouse.exists():
+        raise FileNotFoundError(f"no warehouse yet at {home.warehouse}: run intake first")
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    """Replace table ``name`` with ``frame`` (inside the caller's transaction)."""
+    con.register("_incoming", frame)
+    con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _incoming')
+    con.unregister("_incoming")
