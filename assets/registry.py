@@ -1,6 +1,5 @@
 """Core asset: the unit registry in the warehouse, from the newest imported version."""
 
-
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets.resources import HomeResource
