@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Annotated
@@ -138,6 +139,102 @@ def registry_import(
 
 
 @app.command()
+def intake(
+    inbox: Annotated[Path, typer.Argument(help="Folder of received files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    workers: Annotated[int, typer.Option(help="Parallel readers (both cores by default).")] = 2,
+) -> None:
+    """Receive every file in INBOX: archive, gate, validate, parse into the lake, report."""
+    from npr_pipeline.intake.run import intake_directory
+
+    if not inbox.is_dir():
+        raise _fail(f"no such folder: {inbox}")
+    home = State.home.ensure()
+    files = sum(1 for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
+    with _progress() as progress:
+        task = progress.add_task("intake files", total=files)
+        summary = intake_directory(
+            home, inbox, workers=workers, progress=lambda n: progress.advance(task, n)
+        )
+    if as_json:
+        out.print_json(json.dumps(summary.as_json(), ensure_ascii=False))
+        return
+    _print_intake(summary)
+
+
+def _print_intake(summary) -> None:
+    doc = summary.as_json()
+    table = Table(title="npr intake")
+    for column in ("files", "accepted", "rejected", "duplicates", "test", "episodes", "MB", "s"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(str(doc[k]) for k in ("files", "accepted", "rejected", "duplicates", "test", "episodes")),
+        f"{summary.bytes / 1e6:.1f}",
+        f"{summary.seconds:.1f}",
+    )
+    out.print(table)
+    if doc["rejected_by_reason"]:
+        reasons = Table(title="rejected by reason")
+        reasons.add_column("reason")
+        reasons.add_column("files", justify="right")
+        for code, count in doc["rejected_by_reason"].items():
+            reasons.add_row(code, str(count))
+        out.print(reasons)
+
+
+@app.command()
+def feedback(
+    submission_id: Annotated[str, typer.Argument(help="Submission id (from npr intake).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Where a submission's XPR_VAL / XPR_ERR reports are, and what they found."""
+    from npr_pipeline.feedback.reports import read_report_summary
+    from npr_pipeline.intake.ledger import read_record
+
+    home = State.home
+    if not re.fullmatch(r"[0-9a-f]{16}", submission_id):
+        raise _fail(f"not a submission id: {submission_id!r} (16 hex characters)")
+    record = read_record(home, submission_id)
+    if record is None:
+        raise _fail(f"no submission {submission_id} in {home.ledger}")
+    folder = home.feedback / submission_id
+    reports = {
+        kind: {fmt: str(folder / f"{kind}.{fmt}") for fmt in ("xml", "html", "csv")}
+        for kind in ("XPR_VAL", "XPR_ERR")
+        if (folder / f"{kind}.xml").exists()
+    }
+    findings = [
+        {
+            "rule": r["code"],
+            "severity": r.get("severity", "error"),
+            "record": {k: r[k] for k in ("line", "element") if k in r},
+            "message": r["message"],
+        }
+        for r in record.reasons
+    ]
+    doc = {
+        "submission_id": submission_id,
+        "file": record.file,
+        "status": record.status,
+        "unit": record.unit,
+        "message_type": record.message_type,
+        "reports": reports,
+        "findings": findings,
+        "summary": read_report_summary(folder) if folder.exists() else {},
+    }
+    if as_json:
+        out.print_json(json.dumps(doc, ensure_ascii=False, default=str))
+        return
+    out.print(f"[bold]{record.file}[/bold]  {submission_id}  status: [bold]{record.status}[/bold]")
+    for kind, paths in reports.items():
+        out.print(f"{kind}: {paths['html']}")
+    for finding in findings[:20]:
+        out.print(f"  {finding['severity']:7} {finding['rule']:22} {finding['message']}")
+    if len(findings) > 20:
+        out.print(f"  ... {len(findings) - 20} more in the reports")
+
+
+@app.command()
 def demo(
     units: Annotated[int, typer.Option(help="Units in the demo year.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
@@ -145,6 +242,7 @@ def demo(
     """What ``make demo`` runs: a small synthetic year, loaded into HOME."""
     home = State.home.ensure()
     demo_dir = home / "demo-input"
+    shutil.rmtree(demo_dir, ignore_errors=True)
     synth(
         out_dir=demo_dir,
         year=2026,
@@ -155,4 +253,8 @@ def demo(
         defects=0.0,
     )
     registry_import(demo_dir / "registry.csv")
-    out.print(json.dumps({"home": str(home.root), "inbox": str(demo_dir / "inbox")}))
+    intake(demo_dir / "inbox", as_json=False, workers=2)
+    out.print(f"HOME: {home.root}")
+    out.print(f"  lake:     {home.lake}")
+    out.print(f"  feedback: {home.feedback}  (npr feedback SUBMISSION_ID)")
+    out.print(f"  ledger:   {home.ledger}")

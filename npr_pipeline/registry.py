@@ -81,8 +81,19 @@ def current_registry(home: Home) -> pd.DataFrame:
     """The newest imported registry, or the national reference registry if none."""
     versions = _versions(home)
     if not versions:
-        return reference.units()
+        return as_text(reference.units())
     return pd.read_csv(versions[-1], dtype=str, comment="#", keep_default_na=False)
+
+
+def as_text(units: pd.DataFrame) -> pd.DataFrame:
+    """The registry as a registry file holds it: ISO dates, lower-case flags, all text."""
+    frame = units.copy()
+    for column in ("valid_from", "valid_to"):
+        if column in frame and pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = frame[column].dt.strftime("%Y-%m-%d").fillna("")
+    if "isf_agreement" in frame and frame["isf_agreement"].dtype == bool:
+        frame["isf_agreement"] = frame["isf_agreement"].map({True: "true", False: "false"})
+    return frame.astype(str)
 
 
 def _versions(home: Home) -> list[Path]:

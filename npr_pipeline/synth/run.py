@@ -17,6 +17,7 @@ import pandas as pd
 
 from npr_pipeline import reference
 from npr_pipeline.atomic import atomic_open
+from npr_pipeline.registry import as_text
 from npr_pipeline.schemas import VERSIONS
 from npr_pipeline.synth.generate import generate_unit_year
 from npr_pipeline.synth.model import UnitInfo
@@ -122,10 +123,7 @@ def run_synth(options: SynthOptions, progress: Callable[[int], None] | None = No
 
 def _write_registry(units: pd.DataFrame, path: Path) -> None:
     """The subset as a registry file ``npr registry import`` takes: ISO dates, lower-case flags."""
-    frame = units.loc[:, list(REGISTRY_COLUMNS)].copy()
-    for column in ("valid_from", "valid_to"):
-        frame[column] = frame[column].dt.strftime("%Y-%m-%d").fillna("")
-    frame["isf_agreement"] = frame["isf_agreement"].map({True: "true", False: "false"})
+    frame = as_text(units.loc[:, list(REGISTRY_COLUMNS)])
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         frame.to_csv(fh, index=False)
 

@@ -1,0 +1,1 @@
+"""Intake (mottak): archive, gate, validate and parse every received submission."""

@@ -1,0 +1,63 @@
+"""The raw archive: every received file, content-addressed by SHA-256, never modified.
+
+Archiving is the first thing intake does, before any parsing, so nothing received can be
+lost whatever happens later. The copy is streamed (bounded memory for any size), written to a
+temporary name and renamed into place, then made read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Archived:
+    """Where a file's bytes are kept, and whether they were there already."""
+
+    checksum: str
+    size: int
+    path: Path
+    existed: bool
+
+    @property
+    def submission_id(self) -> str:
+        """Content-addressed id: the same bytes always get the same id."""
+        return self.checksum[:16]
+
+
+def archive_path(archive: Path, checksum: str) -> Path:
+    """``archive/ab/cd/abcd…``: two levels keep folders small at national scale."""
+    return archive / checksum[:2] / checksum[2:4] / checksum
+
+
+def archive_file(source: Path, archive: Path) -> Archived:
+    """Copy ``source`` into the archive (atomically) unless identical bytes are there."""
+    archive.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp_name = tempfile.mkstemp(dir=archive, prefix=".incoming-")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        checksum = digest.hexdigest()
+        target = archive_path(archive, checksum)
+        if target.exists():
+            return Archived(checksum, size, target, existed=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.chmod(0o444)
+        os.replace(tmp, target)
+        return Archived(checksum, size, target, existed=False)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,189 @@
+"""Gate checks: who sent this, what is it, and is it the right version for the right period.
+
+Run on the header and the ``Melding`` attributes before the body is read, so a file from an
+unknown sender or of the wrong version is turned away at once. Two routes never reach
+production but get full feedback: the validation service (receiver HER 121017) and vendor test
+data (organisation number 777777777).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+
+from npr_pipeline import reference
+from npr_pipeline.envelope import PRODUCTION_HER, TEST_ORGNR, VALIDATION_HER
+from npr_pipeline.intake.reasons import Reason, reason
+from npr_pipeline.periods import month_end
+from npr_pipeline.schemas import MSG_TYPES
+
+
+@dataclass(frozen=True)
+class Header:
+    """What intake reads from MsgHead/MsgInfo."""
+
+    msg_type: str | None
+    sender: dict[str, list[str]]
+    receiver: dict[str, list[str]]
+    sender_name: str | None = None
+
+
+@dataclass
+class GateResult:
+    """The sending unit (if known), the route, and every reason found."""
+
+    unit: dict[str, str] | None = None
+    test_route: str | None = None
+    reasons: list[Reason] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> bool:
+        return any(r.severity == "error" for r in self.reasons)
+
+
+class RegistryIndex:
+    """Units by HER-id, organisation number and RESH id."""
+
+    def __init__(self, registry: pd.DataFrame) -> None:
+        rows = registry.astype(str).to_dict("records")
+        self.by_kind: dict[str, dict[str, list[dict[str, str]]]] = {
+            "HER": {},
+            "ENH": {},
+            "RSH": {},
+        }
+        for row in rows:
+            for kind, column in (("HER", "herID"), ("ENH", "orgnr"), ("RSH", "reshID")):
+                self.by_kind[kind].setdefault(row[column], []).append(row)
+
+    def resolve(self, idents: dict[str, list[str]]) -> tuple[dict[str, str] | None, Reason | None]:
+        """The one unit all idents name, or the reason they do not."""
+        matches: dict[str, set[str]] = {}
+        units: dict[str, dict[str, str]] = {}
+        for kind, values in idents.items():
+            for value in values:
+                for row in self.by_kind.get(kind, {}).get(value, []):
+                    matches.setdefault(kind, set()).add(row["reshID"])
+                    units[row["reshID"]] = row
+        if not matches:
+            shown = ", ".join(f"{k} {'/'.join(v)}" for k, v in sorted(idents.items()) if v)
+            return None, reason("unknown_sender", f"Idents: {shown or 'none'}.")
+        unknown = [k for k, v in idents.items() if v and k in ("HER", "RSH") and k not in matches]
+        common = set.intersection(*matches.values())
+        if unknown or not common:
+            return None, reason("sender_mismatch", _describe(idents, matches))
+        if len(common) > 1 and "RSH" not in matches:
+            return None, reason("sender_mismatch", "The organisation number covers several units.")
+        resh = sorted(common)[0]
+        return units[resh], None
+
+
+def _describe(idents: dict[str, list[str]], matches: dict[str, set[str]]) -> str:
+    parts = []
+    for kind, values in sorted(idents.items()):
+        found = ", ".join(sorted(matches.get(kind, set()))) or "no unit"
+        parts.append(f"{kind} {'/'.join(values)} -> {found}")
+    return "; ".join(parts) + "."
+
+
+def check_header(header: Header, index: RegistryIndex) -> GateResult:
+    """Message type, receiver and sender."""
+    result = GateResult()
+    if header.msg_type not in MSG_TYPES:
+        result.reasons.append(reason("unknown_message_type", f"Type: {header.msg_type!r}."))
+        return result
+    receivers = set(header.receiver.get("HER", []))
+    if VALIDATION_HER in receivers:
+        result.test_route = "validation_service"
+    elif PRODUCTION_HER not in receivers:
+        result.reasons.append(
+            reason("unknown_receiver", f"Receiver HER: {', '.join(sorted(receivers)) or 'none'}.")
+        )
+        return result
+    if TEST_ORGNR in header.sender.get("ENH", []):
+        result.test_route = "test_orgnr"
+        return result
+    unit, problem = index.resolve(header.sender)
+    if problem:
+        result.reasons.append(problem)
+    result.unit = unit
+    return result
+
+
+def check_melding(
+    gate: GateResult,
+    msg_type: str,
+    payload: tuple[str, str] | None,
+    attrs: dict[str, str],
+    received: date,
+) -> None:
+    """Payload type, version for the data year, period, and the unit's obligations."""
+    if payload is None:
+        gate.reasons.append(reason("unknown_payload"))
+        return
+    version, msg = payload
+    if MSG_TYPES[msg_type] != msg:
+        gate.reasons.append(
+            reason("payload_mismatch", f"Header says {msg_type}, payload is '{msg}'.")
+        )
+        return
+    period = _period(attrs, received)
+    if isinstance(period, Reason):
+        gate.reasons.append(period)
+        return
+    start, end = period
+    try:
+        expected = reference.message_version(start.year)
+    except ValueError:
+        expected = None
+    if version != expected:
+        gate.reasons.append(
+            reason("wrong_version", f"Data year {start.year} needs {expected}, got {version}.")
+        )
+    if gate.unit is not None:
+        _check_unit(gate, gate.unit, msg_type, start, end)
+
+
+def _period(attrs: dict[str, str], received: date) -> tuple[date, date] | Reason:
+    try:
+        start = date.fromisoformat(attrs.get("fraDatoPeriode", ""))
+        end = date.fromisoformat(attrs.get("tilDatoPeriode", ""))
+        extracted = date.fromisoformat(attrs.get("uttakDato", ""))
+    except ValueError:
+        return reason("bad_period", "The period dates are missing or not ISO dates.")
+    if start != date(start.year, 1, 1):
+        return reason("bad_period", f"fraDatoPeriode must be 1 January (cumulative), got {start}.")
+    if end.year != start.year or end != month_end(end.year, end.month):
+        return reason("bad_period", f"tilDatoPeriode must be a month end of {start.year}: {end}.")
+    if extracted < end or extracted > received:
+        return reason(
+            "bad_period", f"uttakDato {extracted} must lie between {end} and receipt {received}."
+        )
+    return start, end
+
+
+def _check_unit(
+    gate: GateResult, unit: dict[str, str], msg_type: str, start: date, end: date
+) -> None:
+    valid_from = _date(unit.get("valid_from"))
+    valid_to = _date(unit.get("valid_to"))
+    if (valid_from and valid_from > end) or (valid_to and valid_to < start):
+        gate.reasons.append(
+            reason(
+                "inactive_sender",
+                f"Unit {unit['reshID']} is registered from {valid_from or '-'} "
+                f"to {valid_to or '-'}.",
+            )
+        )
+    reported = unit.get("message_types", "").split(";")
+    if msg_type not in reported:
+        gate.reasons.append(
+            reason("type_not_reported", f"Unit {unit['reshID']} reports {', '.join(reported)}.")
+        )
+
+
+def _date(value: str | None) -> date | None:
+    if not value or value in ("NaT", "nan"):
+        return None
+    return date.fromisoformat(value[:10])

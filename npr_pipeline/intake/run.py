@@ -1,0 +1,424 @@
+"""``npr intake DIR``: receive every file of an inbox, in parallel, idempotently.
+
+The main process archives each file first (content-addressed, so a file seen before is a
+duplicate at once), workers on both cores read, validate and stage the new ones, and the main
+process commits them in inbox order: ledger-level checks (lopenr reuse, late older files,
+ident coverage), the XPR_VAL report, then the ledger record. A run killed anywhere leaves at
+most staged or lake files without a ledger record; the rerun processes those files again and
+ends in the same state as one clean run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_val
+from npr_pipeline.home import Home
+from npr_pipeline.intake.archive import archive_file
+from npr_pipeline.intake.gate import RegistryIndex
+from npr_pipeline.intake.ledger import (
+    LedgerRecord,
+    has_record,
+    load_ledger,
+    read_record,
+    write_record,
+)
+from npr_pipeline.intake.reader import ReadResult, read_submission
+from npr_pipeline.intake.reasons import Reason, Status, reason
+from npr_pipeline.registry import current_registry
+
+DEFAULT_MAX_BYTES = 1 << 30
+EXAMPLES = 5
+
+
+@dataclass
+class SubmissionResult:
+    """One line of the intake summary."""
+
+    file: str
+    submission_id: str
+    unit: str | None
+    message_type: str | None
+    status: str
+    reasons: list[Reason]
+    episodes: int = 0
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "submission_id": self.submission_id,
+            "unit": self.unit,
+            "message_type": self.message_type,
+            "status": self.status,
+            "reasons": [r.as_json() for r in self.reasons],
+            "episodes": self.episodes,
+        }
+
+
+@dataclass
+class IntakeSummary:
+    """Counts of files by outcome; ``episodes`` counts episodes newly parsed."""
+
+    submissions: list[SubmissionResult] = field(default_factory=list)
+    seconds: float = 0.0
+    bytes: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.submissions if s.status == status)
+
+    @property
+    def episodes(self) -> int:
+        return sum(s.episodes for s in self.submissions)
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for sub in self.submissions:
+            if sub.status == Status.REJECTED:
+                for code in dict.fromkeys(r.code for r in sub.reasons if r.severity == "error"):
+                    counts[code] = counts.get(code, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "files": len(self.submissions),
+            "accepted": self.count(Status.ACCEPTED),
+            "rejected": self.count(Status.REJECTED),
+            "duplicates": self.count(Status.DUPLICATE),
+            "test": self.count(Status.TEST),
+            "episodes": self.episodes,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "rejected_by_reason": self.rejected_by_reason(),
+            "submissions": [s.as_json() for s in self.submissions],
+        }
+
+
+@dataclass(frozen=True)
+class _Task:
+    file: str
+    archived: Path
+    submission_id: str
+    checksum: str
+    size: int
+    received: str
+
+
+@dataclass
+class _Outcome:
+    read: ReadResult
+    lake: dict[str, Path]
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(registry: pd.DataFrame, home_root: str, max_bytes: int) -> None:
+    _WORKER["index"] = RegistryIndex(registry)
+    _WORKER["home"] = Home(root=Path(home_root))
+    _WORKER["max_bytes"] = max_bytes
+
+
+def _process(task: _Task) -> _Outcome:
+    """Read one archived file and, if it is production data, move its tables into the lake."""
+    home: Home = _WORKER["home"]  # type: ignore[assignment]
+    staging = home.root / "staging" / task.submission_id
+    shutil.rmtree(staging, ignore_errors=True)
+    received = datetime.fromisoformat(task.received).date()
+    read = read_submission(
+        task.archived,
+        _WORKER["index"],  # type: ignore[arg-type]
+        staging,
+        task.submission_id,
+        received,
+        _WORKER["max_bytes"],  # type: ignore[arg-type]
+    )
+    lake: dict[str, Path] = {}
+    if read.staged and read.gate.test_route is None and read.gate.unit is not None:
+        lake = _publish(home, read, task.submission_id)
+    shutil.rmtree(staging, ignore_errors=True)
+    return _Outcome(read, lake)
+
+
+def lake_file(home: Home, table: str, year: int, unit: str, submission_id: str) -> Path:
+    """Where a submission's rows of one table live; identities live in the vault."""
+    base = home.vault if table == "idents" else home.lake
+    return base / table / f"year={year}" / f"unit={unit}" / f"{submission_id}.parquet"
+
+
+def _publish(home: Home, read: ReadResult, submission_id: str) -> dict[str, Path]:
+    unit = read.gate.unit["reshID"]  # type: ignore[index]
+    moved = {}
+    for table, staged in read.staged.items():
+        target = lake_file(home, table, read.year or 0, unit, submission_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, target)
+        moved[table] = target
+    return moved
+
+
+def intake_directory(
+    home: Home,
+    inbox: Path,
+    workers: int = 2,
+    progress: Callable[[int], None] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> IntakeSummary:
+    """Receive every regular file in ``inbox`` (sorted by name)."""
+    started = time.perf_counter()
+    home.ensure()
+    registry = current_registry(home)
+    files = sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
+    summary = IntakeSummary()
+    state = _LedgerState(load_ledger(home))
+    tasks: list[_Task] = []
+    slots: list[SubmissionResult | _Task] = []
+    pending: set[str] = set()
+    for path in files:
+        archived = archive_file(path, home.archive)
+        summary.bytes += archived.size
+        sid = archived.submission_id
+        if has_record(home, sid) or sid in pending:
+            slots.append(_duplicate(home, path.name, sid))
+            if progress:
+                progress(1)
+            continue
+        pending.add(sid)
+        received = datetime.now(UTC).replace(microsecond=0).isoformat()
+        task = _Task(path.name, archived.path, sid, archived.checksum, archived.size, received)
+        tasks.append(task)
+        slots.append(task)
+    outcomes = _run(tasks, registry, home, workers, max_bytes)
+    by_id = {}
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        by_id[task.submission_id] = _commit(home, task, outcome, state)
+        if progress:
+            progress(1)
+    summary.submissions = [by_id[s.submission_id] if isinstance(s, _Task) else s for s in slots]
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run(
+    tasks: list[_Task], registry: pd.DataFrame, home: Home, workers: int, max_bytes: int
+) -> Iterator[_Outcome]:
+    """Outcomes in task order, as they complete; a pool only when there is work to share."""
+    if workers <= 1 or len(tasks) <= 1:
+        _init_worker(registry, str(home.root), max_bytes)
+        yield from map(_process, tasks)
+        return
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        initializer=_init_worker,
+        initargs=(registry, str(home.root), max_bytes),
+    ) as pool:
+        yield from pool.map(_process, tasks, chunksize=1)
+
+
+def _duplicate(home: Home, name: str, sid: str) -> SubmissionResult:
+    record = read_record(home, sid)
+    return SubmissionResult(
+        file=name,
+        submission_id=sid,
+        unit=record.unit if record else None,
+        message_type=record.message_type if record else None,
+        status=Status.DUPLICATE,
+        reasons=[reason("duplicate", f"First received as {record.file}." if record else "")],
+    )
+
+
+class _LedgerState:
+    """What the ledger knows, kept up to date as this run commits records."""
+
+    def __init__(self, ledger: pd.DataFrame) -> None:
+        accepted = ledger[ledger["status"] == Status.ACCEPTED]
+        self.accepted: list[dict[str, object]] = accepted.to_dict("records")
+
+    def lopenr_owner(self, unit: str, msg_type: str, year: int, lopenr: int) -> str | None:
+        for row in self.accepted:
+            if (row["unit"], row["message_type"], row["year"], row["lopenr"]) == (
+                unit,
+                msg_type,
+                year,
+                lopenr,
+            ):
+                return str(row["file"])
+        return None
+
+    def newest_lopenr(self, unit: str, msg_type: str, year: int) -> int | None:
+        values = [
+            int(r["lopenr"])
+            for r in self.accepted
+            if (r["unit"], r["message_type"], r["year"]) == (unit, msg_type, year)
+        ]
+        return max(values) if values else None
+
+    def partner(self, unit: str, msg_type: str, year: int, period_to: str) -> dict | None:
+        other = "NPR_IDE" if msg_type == "NPR_ORD" else "NPR_ORD"
+        candidates = [
+            r
+            for r in self.accepted
+            if (r["unit"], r["message_type"], r["year"], r["period_to"])
+            == (unit, other, year, period_to)
+        ]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda r: (int(r["lopenr"]), str(r["submission_id"])))
+
+    def add(self, record: LedgerRecord) -> None:
+        self.accepted.append(record.__dict__.copy())
+
+
+def _commit(home: Home, task: _Task, outcome: _Outcome, state: _LedgerState) -> SubmissionResult:
+    """Ledger-level checks, the XPR_VAL report, then the ledger record (the commit mark)."""
+    read = outcome.read
+    header = read.header
+    unit = read.gate.unit
+    record = LedgerRecord(
+        submission_id=task.submission_id,
+        checksum=task.checksum,
+        file=task.file,
+        size=task.size,
+        received=task.received,
+        status=Status.ACCEPTED,
+        unit=unit["reshID"] if unit else None,
+        her=unit["herID"] if unit else _first(header, "HER"),
+        orgnr=unit["orgnr"] if unit else _first(header, "ENH"),
+        message_type=header.msg_type if header else None,
+        version=read.version,
+        year=read.year,
+        period_from=read.attrs.get("fraDatoPeriode"),
+        period_to=read.attrs.get("tilDatoPeriode"),
+        extracted=read.attrs.get("uttakDato"),
+        lopenr=_int(read.attrs.get("lopenr")),
+        receiver=",".join(header.receiver.get("HER", [])) if header else None,
+        episodes=read.episodes,
+        patients=read.patients,
+    )
+    reasons = list(read.reasons) + list(read.gate.reasons)
+    if read.gate.test_route and not any(r.severity == "error" for r in reasons):
+        reasons.append(reason(read.gate.test_route, severity="info"))
+        record.status = Status.TEST
+    elif any(r.severity == "error" for r in reasons):
+        record.status = Status.REJECTED
+    else:
+        reasons += _ledger_checks(home, record, state, outcome)
+        if any(r.severity == "error" for r in reasons):
+            record.status = Status.REJECTED
+            for path in outcome.lake.values():
+                path.unlink(missing_ok=True)
+    record.reasons = [r.as_json() | {"severity": r.severity} for r in reasons]
+    if record.status != Status.ACCEPTED:
+        record.episodes = 0
+    _write_report(home, record, reasons, read)
+    write_record(home, record)
+    if record.status == Status.ACCEPTED:
+        state.add(record)
+    return SubmissionResult(
+        file=task.file,
+        submission_id=task.submission_id,
+        unit=record.unit,
+        message_type=record.message_type,
+        status=record.status,
+        reasons=reasons,
+        episodes=record.episodes,
+    )
+
+
+def _ledger_checks(
+    home: Home, record: LedgerRecord, state: _LedgerState, outcome: _Outcome
+) -> list[Reason]:
+    unit, msg_type, year = record.unit, record.message_type, record.year
+    assert unit and msg_type and year and record.lopenr is not None
+    owner = state.lopenr_owner(unit, msg_type, year, record.lopenr)
+    if owner:
+        return [reason("lopenr_reused", f"lopenr {record.lopenr} was used by {owner}.")]
+    found: list[Reason] = []
+    newest = state.newest_lopenr(unit, msg_type, year)
+    if newest is not None and newest > record.lopenr:
+        found.append(reason("older_than_current", f"Current lopenr: {newest}.", severity="info"))
+    partner = state.partner(unit, msg_type, year, record.period_to or "")
+    if partner is not None:
+        mismatch = _ident_mismatch(home, record, outcome, partner)
+        if mismatch:
+            found.append(mismatch)
+    return found
+
+
+def _ident_mismatch(
+    home: Home, record: LedgerRecord, outcome: _Outcome, partner: dict
+) -> Reason | None:
+    """Compare the patients of an ord with the idents of its ide (both ways)."""
+    own = _patient_set(outcome.lake, record.message_type or "")
+    other_paths = {
+        table: lake_file(
+            home, table, int(partner["year"]), str(partner["unit"]), partner["submission_id"]
+        )
+        for table in ("patients", "idents")
+    }
+    other = _patient_set(other_paths, str(partner["message_type"]))
+    patients, idents = (own, other) if record.message_type == "NPR_ORD" else (other, own)
+    without_ident = sorted(patients - idents)
+    without_patient = sorted(idents - patients)
+    if not without_ident and not without_patient:
+        return None
+    detail = (
+        f"{len(without_ident)} patient(s) in ord without ident"
+        f"{' (e.g. ' + ', '.join(without_ident[:EXAMPLES]) + ')' if without_ident else ''}; "
+        f"{len(without_patient)} ident(s) without a patient in ord"
+        f"{' (e.g. ' + ', '.join(without_patient[:EXAMPLES]) + ')' if without_patient else ''}."
+    )
+    return reason("ide_mismatch", detail, severity="warning")
+
+
+def _patient_set(paths: dict[str, Path], msg_type: str) -> set[str]:
+    table, column = ("patients", "pasientNr") if msg_type == "NPR_ORD" else ("idents", "pid")
+    path = paths.get(table)
+    if path is None or not path.exists():
+        return set()
+    return set(pq.read_table(path, columns=[column]).column(0).to_pylist())
+
+
+def _write_report(
+    home: Home, record: LedgerRecord, reasons: list[Reason], read: ReadResult
+) -> None:
+    info = SubmissionInfo(
+        submission_id=record.submission_id,
+        file=record.file,
+        received=record.received,
+        status=str(record.status),
+        unit=record.unit,
+        unit_name=read.gate.unit["name"] if read.gate.unit else None,
+        message_type=record.message_type,
+        version=record.version,
+        period=f"{record.period_from}/{record.period_to}" if record.period_to else None,
+        lopenr=record.lopenr,
+        checksum=record.checksum,
+        size=record.size,
+        episodes=read.episodes,
+        patients=read.patients,
+    )
+    write_xpr_val(home.feedback / record.submission_id, info, reasons)
+
+
+def _first(header, kind: str) -> str | None:
+    if header is None:
+        return None
+    values = header.sender.get(kind, [])
+    return values[0] if values else None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

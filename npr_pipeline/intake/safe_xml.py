@@ -1,0 +1,89 @@
+"""Hardened XML reading: what a hostile or broken file can never make the parser do.
+
+Every parser here refuses DTD loading, entity expansion, network access and libxml2's
+huge-tree mode. A DOCTYPE of any kind is rejected before the body is read (billion laughs,
+external entities and external DTDs all need one); only UTF-8 and ISO-8859-1 are accepted, as
+the national message standard allows; syntax errors are classified into reasons a unit can act
+on (truncated transfer, wrong encoding, not XML).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from lxml import etree
+
+from npr_pipeline.intake.reasons import Reason, reason
+from npr_pipeline.schemas import MSGHEAD_NS
+
+ACCEPTED_ENCODINGS = {"utf-8", "utf8", "iso-8859-1", "iso8859-1", "latin-1", "latin1"}
+_DECLARATION = re.compile(rb"^<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+_ENCODING_ERRORS = (9, 81)  # libxml2: not proper UTF-8 / invalid bytes in encoding
+_HARDENED = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "huge_tree": False,
+    "dtd_validation": False,
+}
+
+
+def hardened_iterparse(path: Path, events: tuple[str, ...], tag: object = None) -> Iterator:
+    """``lxml.etree.iterparse`` with every dangerous feature off."""
+    return etree.iterparse(
+        str(path), events=events, tag=tag, remove_comments=True, remove_pis=True, **_HARDENED
+    )
+
+
+def check_encoding(head: bytes) -> Reason | None:
+    """Reject BOM-marked UTF-16/32 and any declared encoding other than UTF-8 / ISO-8859-1."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")):
+        return reason("unsupported_encoding", "The file is UTF-16 or UTF-32.")
+    body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    match = _DECLARATION.match(body)
+    if match and match.group(1).decode("ascii").lower() not in ACCEPTED_ENCODINGS:
+        return reason("unsupported_encoding", f"Declared: {match.group(1).decode('ascii')}.")
+    return None
+
+
+def check_prolog(path: Path) -> Reason | None:
+    """Read up to the root element only: no DOCTYPE, and the root must be MsgHead."""
+    try:
+        for _, root in hardened_iterparse(path, events=("start",)):
+            docinfo = root.getroottree().docinfo
+            if docinfo.doctype or docinfo.internalDTD is not None or docinfo.system_url:
+                return reason("doctype_forbidden", f"Found: {docinfo.doctype[:200]}")
+            if root.tag != f"{{{MSGHEAD_NS}}}MsgHead":
+                return reason("not_msghead", f"Root element: {_short(root.tag)}.")
+            return None
+    except etree.XMLSyntaxError as exc:
+        return classify_syntax_error(exc, path, started=False)
+    return reason("not_xml", "No element found.")
+
+
+def classify_syntax_error(exc: etree.XMLSyntaxError, path: Path, started: bool) -> Reason:
+    """Turn a libxml2 error into the reason a unit can act on."""
+    line = exc.position[0] if exc.position else None
+    detail = f"Parser: {exc.msg}"
+    if exc.code in _ENCODING_ERRORS or "encoding" in exc.msg.lower():
+        return reason("encoding_error", detail, line=line)
+    if "entity" in exc.msg.lower():
+        return reason("entity_forbidden", detail, line=line)
+    if started and not _ends_with_root(path):
+        return reason("truncated", detail, line=line)
+    return reason("not_xml", detail, line=line)
+
+
+def _ends_with_root(path: Path) -> bool:
+    """A complete submission ends with the MsgHead end tag (whatever its prefix)."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 256))
+        return fh.read().rstrip().endswith(b"MsgHead>")
+
+
+def _short(tag: str) -> str:
+    """``{ns}Name`` as ``Name (ns)`` for messages."""
+    qname = etree.QName(tag)
+    return f"{qname.localname} ({qname.namespace})" if qname.namespace else qname.localname

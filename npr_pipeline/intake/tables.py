@@ -1,0 +1,146 @@
+"""The lake's tables: their columns and types, and a bounded-memory Parquet sink per table.
+
+Codes stay strings (fagområde "010" keeps its zero), dates become dates and timestamps. Rows
+are buffered as Python lists per column and flushed as a row group every ``FLUSH_ROWS`` rows,
+so memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+FLUSH_ROWS = 100_000
+S, D, TS, INT = pa.string(), pa.date32(), pa.timestamp("s"), pa.int32()
+
+# Every table starts with submission_id, unit (the sender's RESH id) and year.
+KEYS = (("submission_id", S), ("unit", S), ("year", INT))
+
+TABLES: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
+    "patients": (
+        ("pasientNr", S),
+        ("kjonn", S),
+        ("fodselsar", INT),
+        ("komNrHjem", S),
+        ("line", INT),
+    ),
+    "departments": (("reshID", S), ("navn", S), ("sektor", S), ("isfRefusjon", S), ("nace", S)),
+    "episodes": (
+        ("pasientNr", S),
+        ("episodeID", S),
+        ("reshID", S),
+        ("fagomrade", S),
+        ("omsorgsniva", S),
+        ("innmateHast", S),
+        ("kontaktType", S),
+        ("debitor", S),
+        ("komNrHjem", S),
+        ("innDatoTid", TS),
+        ("utDatoTid", TS),
+        ("henvisningsperiodeID", S),
+        ("drg", S),
+        ("drgKilde", S),
+        ("line", INT),
+    ),
+    "diagnoses": (
+        ("pasientNr", S),
+        ("episodeID", S),
+        ("tilstNr", INT),
+        ("kodeNr", S),
+        ("kodeverk", S),
+    ),
+    "procedures": (
+        ("pasientNr", S),
+        ("episodeID", S),
+        ("seq", INT),
+        ("kodeNr", S),
+        ("kodeverk", S),
+        ("dato", D),
+    ),
+    "referrals": (
+        ("pasientNr", S),
+        ("henvisningsperiodeID", S),
+        ("reshID", S),
+        ("fagomrade", S),
+        ("mottattDato", D),
+        ("ansiennitetsdato", D),
+        ("vurderingsdato", D),
+        ("fristStartHelsehjelp", D),
+        ("tjenestestart", D),
+        ("avviklingsdato", D),
+        ("avviklingskode", S),
+        ("prioritet", S),
+        ("line", INT),
+    ),
+    "postponements": (
+        ("pasientNr", S),
+        ("henvisningsperiodeID", S),
+        ("utsettelseskode", S),
+        ("utsettelsesdato", D),
+        ("utsettelseSluttdato", D),
+    ),
+    "idents": (("pid", S), ("fid", S), ("fidType", S), ("line", INT)),
+}
+ORD_TABLES = ("patients", "departments", "episodes", "diagnoses", "procedures", "referrals",
+              "postponements")  # fmt: skip
+IDE_TABLES = ("idents",)
+
+
+def schema_of(table: str) -> pa.Schema:
+    """The Parquet schema of a lake table."""
+    return pa.schema([pa.field(n, t) for n, t in KEYS + TABLES[table]])
+
+
+def _column(values: list, dtype: pa.DataType) -> pa.Array:
+    """Strings from the XML to typed Arrow arrays (ISO dates and timestamps parse in C)."""
+    if dtype == S:
+        return pa.array(values, type=S)
+    if dtype == INT:
+        return pa.array([None if v in (None, "") else int(v) for v in values], type=INT)
+    strings = pa.array([v or None for v in values], type=S)
+    if dtype == D:
+        return pc.cast(strings, D)
+    return pc.cast(strings, TS)
+
+
+class Sink:
+    """Rows of one table for one submission, written to ``path`` in row groups."""
+
+    def __init__(self, table: str, path: Path, keys: tuple[str, str, int]) -> None:
+        self.table, self.path, self.keys = table, path, keys
+        self.columns = TABLES[table]
+        self.buffers: list[list] = [[] for _ in self.columns]
+        self.appenders = [b.append for b in self.buffers]
+        self.rows = 0
+        self.writer: pq.ParquetWriter | None = None
+
+    def add(self, *values: object) -> None:
+        """One row, values in the table's column order."""
+        for append, value in zip(self.appenders, values, strict=True):
+            append(value)
+        if len(self.buffers[0]) >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        n = len(self.buffers[0])
+        if n == 0 and self.writer is not None:
+            return
+        schema = schema_of(self.table)
+        sid, unit, year = self.keys
+        arrays = [pa.array([sid] * n, S), pa.array([unit] * n, S), pa.array([year] * n, INT)]
+        arrays += [_column(buf, t) for buf, (_, t) in zip(self.buffers, self.columns, strict=True)]
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+        self.writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        self.rows += n
+        for buf in self.buffers:
+            buf.clear()
+
+    def close(self) -> None:
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
