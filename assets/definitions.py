@@ -1,13 +1,14 @@
 """The code location: every asset, check, schedule and sensor of npr-pipeline."""
 
-from __future__ import annotations
-
 from dagster import Definitions
 
+from assets.intake import inbox_sensor, intake_job, raw_submissions
 from assets.registry import unit_registry
 from assets.resources import HomeResource
 
 defs = Definitions(
-    assets=[unit_registry],
+    assets=[raw_submissions, unit_registry],
+    jobs=[intake_job],
+    sensors=[inbox_sensor],
     resources={"home": HomeResource()},
 )

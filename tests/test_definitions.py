@@ -32,3 +32,41 @@ def test_registry_asset_writes_the_warehouse(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     count = con.execute("SELECT count(*) FROM registry").fetchone()[0]
     assert 1800 <= count <= 2300
+
+
+def test_intake_asset_receives_an_inbox(tmp_path: Path, small_year: Path) -> None:
+    from assets.intake import raw_submissions
+
+    home = HomeResource(root=str(tmp_path / "home"))
+    config = {"ops": {"raw__submissions": {"config": {"inbox": str(small_year / "inbox")}}}}
+    result = materialize([raw_submissions], resources={"home": home}, run_config=config)
+    assert result.success
+    materialization = result.asset_materializations_for_node("raw__submissions")[0]
+    assert materialization.metadata["accepted"].value == 48
+    assert materialization.metadata["rejected"].value == 0
+    again = materialize([raw_submissions], resources={"home": home}, run_config=config)
+    assert (
+        again.asset_materializations_for_node("raw__submissions")[0].metadata["duplicates"].value
+        == 48
+    )
+
+
+def test_inbox_sensor_requests_a_run_only_for_new_files(tmp_path: Path, small_year: Path) -> None:
+    import shutil
+
+    from dagster import build_sensor_context
+
+    from assets.intake import inbox_sensor
+
+    home = HomeResource(root=str(tmp_path / "home"))
+    inbox = tmp_path / "home" / "inbox"
+    inbox.mkdir(parents=True)
+    first = sorted((small_year / "inbox").iterdir())[0]
+    shutil.copy(first, inbox / first.name)
+    context = build_sensor_context(resources={"home": home})
+    tick = inbox_sensor.evaluate_tick(context)
+    assert len(tick.run_requests) == 1 and tick.run_requests[0].run_key
+    again = inbox_sensor.evaluate_tick(
+        build_sensor_context(resources={"home": home}, cursor=tick.cursor)
+    )
+    assert not again.run_requests and again.skip_message == "inbox unchanged"

@@ -1,0 +1,102 @@
+"""Raw layer: intake of the inbox (the same core code as ``npr intake``) and its sensor."""
+
+import hashlib
+import json
+from pathlib import Path
+
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    asset,
+    define_asset_job,
+    sensor,
+)
+
+from assets.resources import HomeResource
+from npr_pipeline.intake.ledger import has_record
+from npr_pipeline.intake.run import intake_directory
+
+
+class IntakeConfig(Config):
+    """Which folder to receive from; empty means HOME/inbox."""
+
+    inbox: str = ""
+
+
+def _inbox(home: HomeResource, config_inbox: str) -> Path:
+    return Path(config_inbox) if config_inbox else home.home().root / "inbox"
+
+
+@asset(
+    key=["raw", "submissions"],
+    group_name="raw",
+    description="Every received file: archived, gate-checked, validated; accepted ones parsed "
+    "into the Parquet lake. Materialising it receives what is new in the inbox.",
+)
+def raw_submissions(
+    context: AssetExecutionContext, config: IntakeConfig, home: HomeResource
+) -> MaterializeResult:
+    inbox = _inbox(home, config.inbox)
+    inbox.mkdir(parents=True, exist_ok=True)
+    summary = intake_directory(home.home(), inbox)
+    doc = summary.as_json()
+    context.log.info(
+        "intake: %s files, %s accepted, %s rejected, %s duplicates, %s test",
+        doc["files"],
+        doc["accepted"],
+        doc["rejected"],
+        doc["duplicates"],
+        doc["test"],
+    )
+    return MaterializeResult(
+        metadata={
+            key: doc[key]
+            for key in ("files", "accepted", "rejected", "duplicates", "test", "episodes", "bytes")
+        }
+        | {
+            "rejected_by_reason": MetadataValue.json(doc["rejected_by_reason"]),
+            "rejected_files": MetadataValue.json(
+                [s.file for s in summary.submissions if s.status == "rejected"][:200]
+            ),
+            "seconds": round(summary.seconds, 2),
+        }
+    )
+
+
+intake_job = define_asset_job("intake_job", selection=[raw_submissions])
+
+
+@sensor(job=intake_job, minimum_interval_seconds=30)
+def inbox_sensor(context: SensorEvaluationContext, home: HomeResource):
+    """Request an intake run when the inbox holds files the ledger has not seen."""
+    home = home.home()
+    inbox = home.root / "inbox"
+    if not inbox.is_dir():
+        return SkipReason(f"no inbox at {inbox}")
+    listing = sorted(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns)
+        for p in inbox.iterdir()
+        if p.is_file() and not p.name.startswith(".")
+    )
+    fingerprint = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+    if fingerprint == context.cursor:
+        return SkipReason("inbox unchanged")
+    context.update_cursor(fingerprint)
+    new = [name for name, _, _ in listing if not _known(home, inbox / name)]
+    if not new:
+        return SkipReason("every file in the inbox is in the ledger")
+    return RunRequest(run_key=fingerprint, tags={"npr/new_files": str(len(new))})
+
+
+def _known(home, path: Path) -> bool:
+    """Whether these exact bytes were committed before (content-addressed id)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return has_record(home, digest.hexdigest()[:16])
