@@ -70,3 +70,22 @@ def test_inbox_sensor_requests_a_run_only_for_new_files(tmp_path: Path, small_ye
         build_sensor_context(resources={"home": home}, cursor=tick.cursor)
     )
     assert not again.run_requests and again.skip_message == "inbox unchanged"
+
+
+def test_current_submissions_per_period(tmp_path: Path, small_year: Path) -> None:
+    from assets.core import current_submissions
+    from assets.intake import raw_submissions
+
+    home = HomeResource(root=str(tmp_path / "home"))
+    config = {"ops": {"raw__submissions": {"config": {"inbox": str(small_year / "inbox")}}}}
+    assert materialize([raw_submissions], resources={"home": home}, run_config=config).success
+    for period in ("2026-T1", "2026-05"):
+        result = materialize([current_submissions], resources={"home": home}, partition_key=period)
+        assert result.success
+    con = duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True)
+    rows = dict(
+        con.execute(
+            "SELECT period, count(*) FILTER (WHERE covers) FROM current_submissions GROUP BY 1"
+        ).fetchall()
+    )
+    assert rows == {"2026-T1": 12, "2026-05": 0}  # 6 units x (ord, ide); April is the last month

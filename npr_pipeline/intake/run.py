@@ -35,6 +35,7 @@ from npr_pipeline.intake.ledger import (
 )
 from npr_pipeline.intake.reader import ReadResult, read_submission
 from npr_pipeline.intake.reasons import Reason, Status, reason
+from npr_pipeline.lake import lake_file
 from npr_pipeline.registry import current_registry
 
 DEFAULT_MAX_BYTES = 1 << 30
@@ -147,12 +148,6 @@ def _process(task: _Task) -> _Outcome:
         lake = _publish(home, read, task.submission_id)
     shutil.rmtree(staging, ignore_errors=True)
     return _Outcome(read, lake)
-
-
-def lake_file(home: Home, table: str, year: int, unit: str, submission_id: str) -> Path:
-    """Where a submission's rows of one table live; identities live in the vault."""
-    base = home.vault if table == "idents" else home.lake
-    return base / table / f"year={year}" / f"unit={unit}" / f"{submission_id}.parquet"
 
 
 def _publish(home: Home, read: ReadResult, submission_id: str) -> dict[str, Path]:

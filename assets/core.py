@@ -1,0 +1,45 @@
+"""Core layer: per period, which submission of each unit is current and whether it covers."""
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+
+from assets.partitions import period_partitions
+from assets.resources import HomeResource
+from npr_pipeline.intake.ledger import load_ledger
+from npr_pipeline.lake import current_for_period
+from npr_pipeline.periods import Period
+from npr_pipeline.warehouse import writer
+
+
+@asset(
+    key=["core", "current_submissions"],
+    group_name="core",
+    partitions_def=period_partitions,
+    deps=[AssetKey(["raw", "submissions"])],
+    pool="warehouse",
+    description="Per period: each unit's current ord and ide submission (newest lopenr) and "
+    "whether its data reach the period's end. Production reads the lake through this table.",
+)
+def current_submissions(context: AssetExecutionContext, home: HomeResource) -> MaterializeResult:
+    period = Period.parse(context.partition_key)
+    current = current_for_period(load_ledger(home.home()), period)
+    current.insert(0, "period", str(period))
+    with writer(home.home()) as con:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS current_submissions (period VARCHAR, unit VARCHAR, "
+            "message_type VARCHAR, submission_id VARCHAR, lopenr BIGINT, period_to VARCHAR, "
+            "episodes BIGINT, covers BOOLEAN)"
+        )
+        con.execute("DELETE FROM current_submissions WHERE period = ?", [str(period)])
+        con.register("_current", current)
+        con.execute("INSERT INTO current_submissions SELECT * FROM _current")
+    covering = current[current["covers"]]
+    return MaterializeResult(
+        metadata={
+            "units": int(current["unit"].nunique()),
+            "units_covering": int(covering["unit"].nunique()),
+            "episodes": int(covering.loc[covering["message_type"] == "NPR_ORD", "episodes"].sum()),
+            "not_covering": MetadataValue.json(
+                sorted(current.loc[~current["covers"], "unit"].unique().tolist())[:200]
+            ),
+        }
+    )

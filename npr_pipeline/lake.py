@@ -1,0 +1,36 @@
+"""The Parquet lake: where each submission's tables live, and which submissions are current.
+
+Files are per submission (``<table>/year=Y/unit=U/<submission_id>.parquet``), written once and
+never changed; "current" is a choice made from the ledger, so replacing a unit's data is a new
+file plus a different choice, never an edit, and any earlier state can be rebuilt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from npr_pipeline.home import Home
+from npr_pipeline.intake.ledger import current_submissions
+from npr_pipeline.periods import Period
+
+
+def lake_file(home: Home, table: str, year: int, unit: str, submission_id: str) -> Path:
+    """Where a submission's rows of one table live; identities live in the vault."""
+    base = home.vault if table == "idents" else home.lake
+    return base / table / f"year={year}" / f"unit={unit}" / f"{submission_id}.parquet"
+
+
+def current_for_period(ledger: pd.DataFrame, period: Period) -> pd.DataFrame:
+    """Per unit and message type: the current submission of the year and whether it covers.
+
+    Current is the newest accepted production submission (by lopenr, then extraction date) of
+    the unit, type and data year; it covers the period when its data reach the period's end.
+    """
+    columns = ["unit", "message_type", "submission_id", "lopenr", "period_to", "episodes"]
+    current = current_submissions(ledger[ledger["year"] == period.year])
+    if current.empty:
+        return pd.DataFrame(columns=[*columns, "covers"])
+    current = current[columns].assign(covers=current["period_to"] >= period.end.isoformat())
+    return current.sort_values(["unit", "message_type"]).reset_index(drop=True)
