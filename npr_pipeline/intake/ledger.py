@@ -93,15 +93,31 @@ def read_record(home: Home, submission_id: str) -> LedgerRecord | None:
     return LedgerRecord(**json.loads(path.read_text(encoding="utf-8")))
 
 
+def load_records(home: Home) -> list[LedgerRecord]:
+    """Every committed record, in submission id order."""
+    return [
+        LedgerRecord(**json.loads(path.read_text(encoding="utf-8")))
+        for path in sorted(home.ledger.glob("*.json"))
+    ]
+
+
 def load_ledger(home: Home) -> pd.DataFrame:
     """All records as a table (reasons flattened to their codes)."""
     rows = []
-    for path in sorted(home.ledger.glob("*.json")):
-        doc = json.loads(path.read_text(encoding="utf-8"))
+    for record in load_records(home):
+        doc = asdict(record)
         doc["reason_codes"] = ",".join(str(r["code"]) for r in doc.pop("reasons"))
         rows.append(doc)
     frame = pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))
-    return frame.astype({"size": "int64", "episodes": "int64", "patients": "int64"})
+    return frame.astype(
+        {
+            "size": "int64",
+            "episodes": "int64",
+            "patients": "int64",
+            "year": "Int64",
+            "lopenr": "Int64",
+        }
+    )
 
 
 def current_submissions(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -109,6 +125,5 @@ def current_submissions(ledger: pd.DataFrame) -> pd.DataFrame:
     accepted = ledger[ledger["status"] == "accepted"].copy()
     if accepted.empty:
         return accepted
-    accepted["lopenr"] = accepted["lopenr"].astype("int64")
     ordered = accepted.sort_values(["lopenr", "extracted", "submission_id"])
     return ordered.groupby(["unit", "message_type", "year"], as_index=False).tail(1)

@@ -38,9 +38,12 @@ def hardened_iterparse(path: Path, events: tuple[str, ...], tag: object = None) 
 
 
 def check_encoding(head: bytes) -> Reason | None:
-    """Reject BOM-marked UTF-16/32 and any declared encoding other than UTF-8 / ISO-8859-1."""
-    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")):
+    """Reject UTF-16/32 and EBCDIC (with or without a byte-order mark, XML 1.0 appendix F) and
+    any declared encoding other than UTF-8 / ISO-8859-1."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4]:
         return reason("unsupported_encoding", "The file is UTF-16 or UTF-32.")
+    if head.startswith(b"\x4c\x6f\xa7\x94"):
+        return reason("unsupported_encoding", "The file is EBCDIC.")
     body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
     match = _DECLARATION.match(body)
     if match and match.group(1).decode("ascii").lower() not in ACCEPTED_ENCODINGS:
@@ -65,12 +68,15 @@ def check_prolog(path: Path) -> Reason | None:
 
 def classify_syntax_error(exc: etree.XMLSyntaxError, path: Path, started: bool) -> Reason:
     """Turn a libxml2 error into the reason a unit can act on."""
-    line = exc.position[0] if exc.position else None
-    detail = f"Parser: {exc.msg}"
-    if exc.code in _ENCODING_ERRORS or "encoding" in exc.msg.lower():
-        return reason("encoding_error", detail, line=line)
-    if "entity" in exc.msg.lower():
+    first = exc.error_log[0] if len(exc.error_log) else None
+    code = first.type if first is not None else exc.code
+    message = first.message if first is not None else exc.msg
+    line = first.line if first is not None else (exc.position[0] if exc.position else None)
+    detail = f"Parser: {message}"
+    if any("ENTITY" in entry.type_name for entry in exc.error_log) or "entity" in message.lower():
         return reason("entity_forbidden", detail, line=line)
+    if code in _ENCODING_ERRORS or "encoding" in message.lower():
+        return reason("encoding_error", detail, line=line)
     if started and not _ends_with_root(path):
         return reason("truncated", detail, line=line)
     return reason("not_xml", detail, line=line)

@@ -1,0 +1,209 @@
+"""Build real, broken and hostile submissions for the intake tests.
+
+Everything starts from clean files of the synthetic generator, so a mutated file differs from
+an acceptable one in exactly the way a test names; the mutations work on decoded text (in the
+file's own declared encoding) or on raw bytes where the bytes themselves are the point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from npr_pipeline.home import Home
+from npr_pipeline.intake.run import IntakeSummary, intake_directory
+from npr_pipeline.schemas import MSGHEAD_NS
+from npr_pipeline.synth.run import SynthOptions, run_synth
+
+INTAKE_TIMEOUT = 60.0
+_DECLARATION = re.compile(rb'^<\?xml[^>]*encoding="([^"]+)"')
+_SENDER = re.compile(r"<Sender>.*?</Sender>", re.S)
+_IDENT = re.compile(r'<Ident><Id>([^<]*)</Id><TypeId V="(HER|ENH|RSH)"')
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One synthetic unit and its clean files, by ``(msg, month)``."""
+
+    resh: str
+    her: str
+    orgnr: str
+    files: dict[tuple[str, int], Path]
+
+    def file(self, msg: str, month: int) -> Path:
+        return self.files[(msg, month)]
+
+
+def make_year(
+    out: Path, units: int = 3, through: int = 2, seed: int = 5, episodes: float = 5.0
+) -> dict[str, Unit]:
+    """A small clean synthetic year; units by RESH id (read back from the files' headers)."""
+    options = SynthOptions(
+        out=out,
+        year=2026,
+        through=through,
+        units=units,
+        seed=seed,
+        episodes_per_unit_month=episodes,
+    )
+    run_synth(options)
+    found: dict[str, Unit] = {}
+    for path in sorted((out / "inbox").glob("*.xml")):
+        resh, period, msg = path.stem.split("_")
+        idents = sender_idents(decode(path.read_bytes()))
+        unit = found.setdefault(resh, Unit(resh, idents["HER"], idents["ENH"], files={}))
+        unit.files[(msg, int(period[-2:]))] = path
+    return found
+
+
+# -- text and bytes -------------------------------------------------------------------------
+def encoding_of(data: bytes) -> str:
+    """The encoding a file declares (UTF-8 when it declares none)."""
+    match = _DECLARATION.match(data)
+    return match.group(1).decode("ascii") if match else "UTF-8"
+
+
+def decode(data: bytes) -> str:
+    """A clean file's text, decoded as it declares."""
+    return data.decode(encoding_of(data))
+
+
+def encode(text: str) -> bytes:
+    """Text back to bytes in the encoding its declaration names."""
+    return text.encode(encoding_of(text.encode("ascii", "ignore")))
+
+
+def replace_once(text: str, old: str, new: str) -> str:
+    """Replace the first ``old``; failing loudly keeps a mutation from silently doing nothing."""
+    assert old in text, f"{old!r} not in the file"
+    return text.replace(old, new, 1)
+
+
+def mutate(path: Path, *edits: tuple[str, str]) -> bytes:
+    """A clean file with text edits applied, in its own encoding."""
+    text = decode(path.read_bytes())
+    for old, new in edits:
+        text = replace_once(text, old, new)
+    return encode(text)
+
+
+def declared(text: str, encoding: str) -> str:
+    """The same document declaring another encoding."""
+    return re.sub(r'encoding="[^"]+"', f'encoding="{encoding}"', text, count=1)
+
+
+def with_doctype(path: Path, doctype: str, *edits: tuple[str, str]) -> bytes:
+    """A clean file with a DOCTYPE right after the XML declaration (and optional edits)."""
+    text = decode(path.read_bytes())
+    decl, rest = text.split("\n", 1)
+    for old, new in edits:
+        rest = replace_once(rest, old, new)
+    return encode(f"{decl}\n{doctype}\n{rest}")
+
+
+def sender_idents(text: str) -> dict[str, str]:
+    """HER / ENH / RSH of the sender in a header."""
+    sender = _SENDER.search(text)
+    assert sender is not None
+    return {kind: value for value, kind in _IDENT.findall(sender.group(0))}
+
+
+def with_sender(
+    path: Path, her: str, orgnr: str, resh: str, institution: str | None = None
+) -> bytes:
+    """A clean file claiming other sender idents (and by default the matching institusjonID)."""
+    text = decode(path.read_bytes())
+    old = sender_idents(text)
+    sender = _SENDER.search(text)
+    assert sender is not None
+    block = sender.group(0)
+    for kind, value in (("HER", her), ("ENH", orgnr), ("RSH", resh)):
+        block = block.replace(
+            f'<Id>{old[kind]}</Id><TypeId V="{kind}"', f'<Id>{value}</Id><TypeId V="{kind}"'
+        )
+    text = text[: sender.start()] + block + text[sender.end() :]
+    text = replace_once(
+        text, f'institusjonID="{old["ENH"]}"', f'institusjonID="{institution or orgnr}"'
+    )
+    return encode(text)
+
+
+def line_of(data: bytes, needle: bytes) -> int:
+    """1-based line number of the first occurrence of ``needle``."""
+    index = data.index(needle)
+    return data.count(b"\n", 0, index) + 1
+
+
+MSGHEAD_XMLNS = f'xmlns="{MSGHEAD_NS}"'
+
+
+# -- running intake -------------------------------------------------------------------------
+def run_intake(
+    home: Home,
+    inbox: Path,
+    max_bytes: int | None = None,
+    workers: int = 2,
+    timeout: float = INTAKE_TIMEOUT,
+) -> IntakeSummary:
+    """Intake in a daemon thread, so a hanging parser fails the test instead of the suite."""
+    done: Future[IntakeSummary] = Future()
+
+    def target() -> None:
+        try:
+            done.set_result(intake_directory(home, inbox, workers=workers, max_bytes=max_bytes))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting test
+            done.set_exception(exc)
+
+    threading.Thread(target=target, name="intake-under-test", daemon=True).start()
+    return done.result(timeout=timeout)
+
+
+def fill_inbox(inbox: Path, files: Iterable[Path] = (), **named: bytes) -> Path:
+    """An inbox with copies of ``files`` and the given ``name=bytes`` files."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        shutil.copyfile(path, inbox / path.name)
+    for name, data in named.items():
+        (inbox / name).write_bytes(data)
+    return inbox
+
+
+# -- looking at HOME ------------------------------------------------------------------------
+def stored_tables(home: Home) -> dict[str, str]:
+    """Every lake and vault Parquet file (path relative to HOME) with its SHA-256."""
+    found = {}
+    for base in (home.lake, home.vault):
+        for path in sorted(base.rglob("*.parquet")):
+            found[str(path.relative_to(home.root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def tables_of(home: Home, submission_id: str) -> list[Path]:
+    """Lake and vault files of one submission, wherever they are."""
+    return [
+        path
+        for base in (home.lake, home.vault, home.root / "staging")
+        for path in base.rglob(f"{submission_id}*")
+    ]
+
+
+def ledger_bytes(home: Home) -> dict[str, bytes]:
+    """The ledger's record files, byte for byte."""
+    return {path.name: path.read_bytes() for path in sorted(home.ledger.glob("*.json"))}
+
+
+def table_contents(home: Home) -> dict[str, object]:
+    """Every lake and vault table as an Arrow table, by path relative to HOME."""
+    return {
+        str(path.relative_to(home.root)): pq.read_table(path)
+        for base in (home.lake, home.vault)
+        for path in sorted(base.rglob("*.parquet"))
+    }
