@@ -1,6 +1,8 @@
 """Atomic file writes: write to a temporary file beside the target, fsync, rename.
 
 A reader never sees half a file, and a run killed mid-write leaves the old file or none.
+``durable=False`` skips the fsync for files that can be rebuilt from the archive (reports,
+quality results): still atomic, but an fsync costs ~8 ms here and intake writes thousands.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import IO
 
 
 @contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
+def atomic_path(target: Path, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; renamed over ``target`` on success."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -22,27 +24,30 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp_path, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
 @contextmanager
-def atomic_open(target: Path, mode: str = "w", **kwargs: object) -> Iterator[IO]:
+def atomic_open(
+    target: Path, mode: str = "w", durable: bool = True, **kwargs: object
+) -> Iterator[IO]:
     """Open a temporary file for writing; it replaces ``target`` only if the block succeeds."""
-    with atomic_path(target) as tmp, open(tmp, mode, **kwargs) as fh:  # type: ignore[call-overload]
+    with atomic_path(target, durable) as tmp, open(tmp, mode, **kwargs) as fh:  # type: ignore[call-overload]
         yield fh
 
 
-def write_bytes(target: Path, data: bytes) -> None:
+def write_bytes(target: Path, data: bytes, durable: bool = True) -> None:
     """Atomically write ``data`` to ``target``."""
-    with atomic_open(target, "wb") as fh:
+    with atomic_open(target, "wb", durable=durable) as fh:
         fh.write(data)
 
 
-def write_text(target: Path, text: str) -> None:
+def write_text(target: Path, text: str, durable: bool = True) -> None:
     """Atomically write UTF-8 ``text`` to ``target``."""
-    with atomic_open(target, "w", encoding="utf-8") as fh:
+    with atomic_open(target, "w", durable=durable, encoding="utf-8") as fh:
         fh.write(text)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
+import pandas as pd
 from stdnum.no import fodselsnummer
 
 SYNTHETIC_MONTH_OFFSET = 80
@@ -86,3 +88,53 @@ def birth_date(fnr: str) -> date | None:
         return _birth_date(fnr, month)
     except ValueError:
         return None
+
+
+_W1 = np.array([3, 7, 6, 1, 8, 9, 4, 5, 2])
+_W2 = np.array([5, 4, 3, 2, 7, 6, 5, 4, 3, 2])
+
+
+def valid_mask(values: pd.Series, allow_synthetic: bool = False) -> np.ndarray:
+    """:func:`is_valid` for a whole column at once (same rules, checked against stdnum in tests).
+
+    A national ide file holds a million numbers; calling stdnum for each costs minutes, the same
+    mod-11 and date arithmetic on a digit matrix costs milliseconds.
+    """
+    text = values.astype("string").fillna("")
+    shaped = text.str.fullmatch(r"\d{11}").fillna(False).to_numpy(dtype=bool)
+    result = np.zeros(len(text), dtype=bool)
+    if not shaped.any():
+        return result
+    digits = (
+        np.frombuffer("".join(text[shaped]).encode("ascii"), dtype=np.uint8).reshape(-1, 11) - 48
+    ).astype(np.int64)
+    k1 = (11 - digits[:, :9] @ _W1 % 11) % 11
+    k2 = (11 - digits[:, :10] @ _W2 % 11) % 11
+    checksum = (k1 == digits[:, 9]) & (k2 == digits[:, 10])
+    day = digits[:, 0] * 10 + digits[:, 1]
+    month = digits[:, 2] * 10 + digits[:, 3]
+    yy = digits[:, 4] * 10 + digits[:, 5]
+    individual = digits[:, 6] * 100 + digits[:, 7] * 10 + digits[:, 8]
+    synthetic = month > SYNTHETIC_MONTH_OFFSET
+    month = np.where(
+        synthetic, month - SYNTHETIC_MONTH_OFFSET, np.where(month > 40, month - 40, month)
+    )
+    day = np.where(day > 40, day - 40, day)
+    century = np.select(
+        [
+            individual < 500,
+            (individual < 750) & (yy >= 54),
+            (individual < 1000) & (yy < 40),
+            (individual >= 900) & (yy >= 40),
+        ],
+        [1900, 1800, 2000, 1900],
+        default=0,
+    )
+    born = pd.to_datetime(
+        pd.DataFrame({"year": century + yy, "month": month, "day": day}), errors="coerce"
+    )
+    dated = born.notna().to_numpy() & (century > 0) & (born <= pd.Timestamp.today()).to_numpy()
+    fh_number = digits[:, 0] >= 8
+    ok = checksum & dated & ~fh_number & (allow_synthetic | ~synthetic)
+    result[shaped] = ok
+    return result

@@ -274,8 +274,8 @@ def _counts(counter: Counter[str]) -> dict[str, int]:
 def _write(folder: Path, report: _Report) -> dict[str, Path]:
     """Write the three files of one report, each atomically."""
     paths = {ext: folder / f"{report.kind}.{ext}" for ext in ("xml", "html", "csv")}
-    write_bytes(paths["xml"], _xml(report))
-    write_text(paths["html"], _html(report))
+    write_bytes(paths["xml"], _xml(report), durable=False)
+    write_text(paths["html"], _html(report), durable=False)
     _write_csv(paths["csv"], report)
     return paths
 
@@ -463,7 +463,7 @@ def _csv_cell(value: object | None) -> str:
 def _write_csv(path: Path, report: _Report) -> None:
     """The findings as CSV, UTF-8 with BOM so Excel detects the encoding."""
     sid = report.info.submission_id
-    with atomic_open(path, "w", encoding="utf-8-sig", newline="") as fh:
+    with atomic_open(path, "w", durable=False, encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(CSV_HEADER)
         for row in report.written:

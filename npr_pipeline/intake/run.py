@@ -29,16 +29,17 @@ from npr_pipeline.intake.gate import RegistryIndex
 from npr_pipeline.intake.ledger import (
     LedgerRecord,
     has_record,
-    load_ledger,
+    load_records,
     read_record,
     write_record,
 )
 from npr_pipeline.intake.reader import ReadResult, read_submission
 from npr_pipeline.intake.reasons import Reason, Status, reason
 from npr_pipeline.lake import lake_file
+from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_checked
 from npr_pipeline.registry import current_registry
+from npr_pipeline.settings import load_settings
 
-DEFAULT_MAX_BYTES = 1 << 30
 EXAMPLES = 5
 
 
@@ -53,9 +54,11 @@ class SubmissionResult:
     status: str
     reasons: list[Reason]
     episodes: int = 0
+    quality: dict[str, int] | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
+            "quality": self.quality,
             "file": self.file,
             "submission_id": self.submission_id,
             "unit": self.unit,
@@ -166,15 +169,17 @@ def intake_directory(
     inbox: Path,
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
 ) -> IntakeSummary:
     """Receive every regular file in ``inbox`` (sorted by name)."""
     started = time.perf_counter()
     home.ensure()
+    settings = load_settings(home)
+    max_bytes = max_bytes or settings.max_file_bytes
     registry = current_registry(home)
     files = sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
     summary = IntakeSummary()
-    state = _LedgerState(load_ledger(home))
+    state = _LedgerState(load_records(home))
     tasks: list[_Task] = []
     slots: list[SubmissionResult | _Task] = []
     pending: set[str] = set()
@@ -198,7 +203,16 @@ def intake_directory(
         by_id[task.submission_id] = _commit(home, task, outcome, state)
         if progress:
             progress(1)
+    deliveries = not_yet_checked(home, state.deliveries())
+    quality = check_deliveries(home, deliveries, settings.allow_synthetic_fnr)
+    for sid, found in quality.items():
+        if sid in by_id:
+            by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}
     summary.submissions = [by_id[s.submission_id] if isinstance(s, _Task) else s for s in slots]
+    for sub in summary.submissions:
+        first = by_id.get(sub.submission_id)
+        if sub.status == Status.DUPLICATE and first is not None:
+            sub.unit, sub.message_type = first.unit, first.message_type
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -232,45 +246,47 @@ def _duplicate(home: Home, name: str, sid: str) -> SubmissionResult:
 
 
 class _LedgerState:
-    """What the ledger knows, kept up to date as this run commits records."""
+    """The accepted records, kept up to date as this run commits more."""
 
-    def __init__(self, ledger: pd.DataFrame) -> None:
-        accepted = ledger[ledger["status"] == Status.ACCEPTED]
-        self.accepted: list[dict[str, object]] = accepted.to_dict("records")
+    def __init__(self, records: list[LedgerRecord]) -> None:
+        self.accepted = [r for r in records if r.status == Status.ACCEPTED]
+
+    def _same(self, record: LedgerRecord, unit: str, msg_type: str, year: int) -> bool:
+        return (record.unit, record.message_type, record.year) == (unit, msg_type, year)
 
     def lopenr_owner(self, unit: str, msg_type: str, year: int, lopenr: int) -> str | None:
-        for row in self.accepted:
-            if (row["unit"], row["message_type"], row["year"], row["lopenr"]) == (
-                unit,
-                msg_type,
-                year,
-                lopenr,
-            ):
-                return str(row["file"])
+        for record in self.accepted:
+            if self._same(record, unit, msg_type, year) and record.lopenr == lopenr:
+                return record.file
         return None
 
     def newest_lopenr(self, unit: str, msg_type: str, year: int) -> int | None:
-        values = [
-            int(r["lopenr"])
-            for r in self.accepted
-            if (r["unit"], r["message_type"], r["year"]) == (unit, msg_type, year)
-        ]
-        return max(values) if values else None
+        values = [r.lopenr for r in self.accepted if self._same(r, unit, msg_type, year)]
+        return max(v for v in values if v is not None) if values else None
 
-    def partner(self, unit: str, msg_type: str, year: int, period_to: str) -> dict | None:
+    def partner(self, unit: str, msg_type: str, year: int, period_to: str) -> LedgerRecord | None:
+        """The newest accepted other half (ord <-> ide) of the same unit and period."""
         other = "NPR_IDE" if msg_type == "NPR_ORD" else "NPR_ORD"
         candidates = [
             r
             for r in self.accepted
-            if (r["unit"], r["message_type"], r["year"], r["period_to"])
-            == (unit, other, year, period_to)
+            if self._same(r, unit, other, year) and r.period_to == period_to
         ]
-        if not candidates:
-            return None
-        return max(candidates, key=lambda r: (int(r["lopenr"]), str(r["submission_id"])))
+        return max(candidates, key=lambda r: (r.lopenr or 0, r.submission_id), default=None)
 
     def add(self, record: LedgerRecord) -> None:
-        self.accepted.append(record.__dict__.copy())
+        self.accepted.append(record)
+
+    def deliveries(self) -> list[Delivery]:
+        """Every accepted ord with the newest accepted ide of the same unit and period."""
+        found = []
+        for record in self.accepted:
+            if record.message_type != "NPR_ORD":
+                continue
+            ide = self.partner(record.unit, "NPR_ORD", record.year, record.period_to)
+            if ide is not None:
+                found.append(Delivery(record, ide))
+        return found
 
 
 def _commit(home: Home, task: _Task, outcome: _Outcome, state: _LedgerState) -> SubmissionResult:
@@ -350,17 +366,15 @@ def _ledger_checks(
 
 
 def _ident_mismatch(
-    home: Home, record: LedgerRecord, outcome: _Outcome, partner: dict
+    home: Home, record: LedgerRecord, outcome: _Outcome, partner: LedgerRecord
 ) -> Reason | None:
     """Compare the patients of an ord with the idents of its ide (both ways)."""
     own = _patient_set(outcome.lake, record.message_type or "")
     other_paths = {
-        table: lake_file(
-            home, table, int(partner["year"]), str(partner["unit"]), partner["submission_id"]
-        )
+        table: lake_file(home, table, partner.year, partner.unit, partner.submission_id)
         for table in ("patients", "idents")
     }
-    other = _patient_set(other_paths, str(partner["message_type"]))
+    other = _patient_set(other_paths, partner.message_type or "")
     patients, idents = (own, other) if record.message_type == "NPR_ORD" else (other, own)
     without_ident = sorted(patients - idents)
     without_patient = sorted(idents - patients)

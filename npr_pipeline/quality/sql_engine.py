@@ -1,0 +1,169 @@
+"""The catalogue as DuckDB SQL: per check, the rows that violate it.
+
+One query per check over views of the submission's lake files; the violating records become
+findings (XPR_ERR) and, for error rules, exclusions from production. The same catalogue is run
+by GX per period (``gx_suite``); this engine is the per-submission path, where every unit needs
+its answer within minutes and GX's per-expectation overhead buys nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from npr_pipeline.intake.tables import TABLES, schema_of
+from npr_pipeline.quality import reference_tables
+from npr_pipeline.quality.catalogue import Check, resolved_kwargs
+from npr_pipeline.quality.rules import PYTHON_RULES
+
+RECORD_ID = {"idents": "pid", "patients": "pasientNr"}
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, dict) and "sql" in value:
+        return f"({value['sql']})"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def violation_sql(check: Check) -> str:
+    """A query returning the rows of ``check.table`` that violate ``check``."""
+    kw = resolved_kwargs(check)
+    table = check.table
+    col = f'"{kw["column"]}"' if "column" in kw else None
+    match check.expectation:
+        case "expect_column_values_to_not_be_null":
+            where = f"{col} IS NULL OR CAST({col} AS VARCHAR) = ''"
+        case "expect_column_values_to_be_in_set":
+            values = ", ".join(_literal(v) for v in kw["value_set"])
+            where = f"{col} IS NOT NULL AND {col} NOT IN ({values})"
+        case "expect_column_values_to_be_between":
+            bounds = []
+            if kw.get("min_value") is not None:
+                bounds.append(f"{col} < {_literal(kw['min_value'])}")
+            if kw.get("max_value") is not None:
+                bounds.append(f"{col} > {_literal(kw['max_value'])}")
+            where = f"{col} IS NOT NULL AND ({' OR '.join(bounds)})"
+        case "expect_column_pair_values_a_to_be_greater_than_b":
+            a, b = f'"{kw["column_A"]}"', f'"{kw["column_B"]}"'
+            op = "<" if kw.get("or_equal") else "<="
+            where = f"{a} IS NOT NULL AND {b} IS NOT NULL AND {a} {op} {b}"
+        case "expect_column_values_to_match_regex":
+            where = f"{col} IS NOT NULL AND NOT regexp_full_match({col}, {_literal(kw['regex'])})"
+        case "expect_compound_columns_to_be_unique":
+            cols = ", ".join(f'"{c}"' for c in kw["column_list"])
+            where = (
+                f"({cols}) IN (SELECT ({cols}) FROM {table} GROUP BY {cols} HAVING count(*) > 1)"
+            )
+        case "unexpected_rows":
+            return kw["sql"].replace("{table}", table)
+        case _:
+            raise ValueError(f"{check.id}: {check.expectation} has no SQL form")
+    return f"SELECT * FROM {table} WHERE {where}"
+
+
+def register_tables(con: duckdb.DuckDBPyConnection, files: dict[str, list[Path]]) -> None:
+    """A view per lake table over the given files (an empty table where there are none)."""
+    for table in TABLES:
+        paths = [str(p) for p in files.get(table, []) if p.exists()]
+        if paths:
+            listing = ", ".join(_literal(p) for p in paths)
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM read_parquet([{listing}])"
+            )
+        else:
+            con.register(f"_{table}_empty", pa.Table.from_batches([], schema=schema_of(table)))
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM _{table}_empty")
+    reference_tables.register(con)
+
+
+RESULT_COLUMNS = [
+    "submission_id", "check_id", "table", "category", "severity", "threshold",
+    "element_count", "unexpected_count", "share", "status", "engine_error",
+]  # fmt: skip
+VIOLATION_COLUMNS = [
+    "check_id", "table", "severity", "submission_id", "unit", "pasientNr", "record_id", "line",
+]  # fmt: skip
+
+
+def run_checks(
+    con: duckdb.DuckDBPyConnection, checks: list[Check], allow_synthetic_fnr: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every check, per submission: result rows (one per check and submission) and the
+    violating records (check, table, submission, patient, record id, source line)."""
+    counts = pd.concat(
+        con.execute(
+            f"SELECT '{t}' AS tbl, submission_id, count(*) AS element_count FROM {t} GROUP BY 2"
+        ).df()
+        for t in TABLES
+    ).rename(columns={"tbl": "table"})
+    found: list[pd.DataFrame] = []
+    errors: dict[str, str] = {}
+    for check in checks:
+        try:
+            found.append(_violations(con, check, allow_synthetic_fnr))
+        except duckdb.Error as exc:
+            errors[check.id] = str(exc)
+    violations = pd.concat(found, ignore_index=True)[VIOLATION_COLUMNS]
+    return _results(checks, counts, violations, errors), violations
+
+
+def _results(
+    checks: list[Check], counts: pd.DataFrame, violations: pd.DataFrame, errors: dict[str, str]
+) -> pd.DataFrame:
+    """One row per check and submission that has rows in the check's table."""
+    meta = pd.DataFrame(
+        [
+            {
+                "check_id": c.id,
+                "table": c.table,
+                "category": c.category,
+                "severity": c.severity,
+                "threshold": c.threshold,
+                "engine_error": errors.get(c.id),
+            }
+            for c in checks
+        ]
+    )
+    frame = meta.merge(counts, on="table", how="inner")
+    unexpected = violations.groupby(["check_id", "submission_id"]).size()
+    frame = frame.join(unexpected.rename("unexpected_count"), on=["check_id", "submission_id"])
+    frame["unexpected_count"] = frame["unexpected_count"].fillna(0).astype("int64")
+    frame["share"] = (frame["unexpected_count"] / frame["element_count"]).fillna(0.0)
+    tolerated = (frame["threshold"] > 0) & (frame["share"] <= frame["threshold"])
+    frame["status"] = ((frame["unexpected_count"] == 0) | tolerated).map(
+        {True: "pass", False: "fail"}
+    )
+    frame.loc[frame["engine_error"].notna(), "status"] = "error"
+    return frame[RESULT_COLUMNS]
+
+
+def _violations(
+    con: duckdb.DuckDBPyConnection, check: Check, allow_synthetic: bool
+) -> pd.DataFrame:
+    """The violating records of one check, normalised to VIOLATION_COLUMNS."""
+    record = RECORD_ID.get(check.table, check.record[0])
+    patient = "pid" if check.table == "idents" else "pasientNr"
+    line = "line" if any(n == "line" for n, _ in TABLES[check.table]) else "NULL"
+    projection = (
+        f"'{check.id}' AS check_id, '{check.table}' AS tbl, '{check.severity}' AS severity, "
+        f'submission_id, unit, "{patient}" AS "pasientNr", '
+        f'CAST("{record}" AS VARCHAR) AS record_id, CAST({line} AS INTEGER) AS line'
+    )
+    if check.expectation == "python_rule":
+        column = check.kwargs["column"]
+        values = con.execute(f'SELECT DISTINCT "{column}" FROM {check.table}').df()[column]
+        rule = PYTHON_RULES[check.kwargs["function"]]
+        bad = values[rule(values, allow_synthetic)].astype(str).tolist()
+        con.register("_bad_values", pd.DataFrame({"value": bad}, dtype=object))
+        where = f'"{column}" IN (SELECT value FROM _bad_values)'
+        query = f"SELECT {projection} FROM {check.table} WHERE {where}"
+    else:
+        query = f"SELECT {projection} FROM ({violation_sql(check)})"
+    return con.execute(query).df().rename(columns={"tbl": "table"})
