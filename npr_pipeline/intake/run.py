@@ -278,15 +278,12 @@ class _LedgerState:
         self.accepted.append(record)
 
     def deliveries(self) -> list[Delivery]:
-        """Every accepted ord with the newest accepted ide of the same unit and period."""
-        found = []
-        for record in self.accepted:
-            if record.message_type != "NPR_ORD":
-                continue
-            ide = self.partner(record.unit, "NPR_ORD", record.year, record.period_to)
-            if ide is not None:
-                found.append(Delivery(record, ide))
-        return found
+        """Every accepted ord with the newest accepted ide of its unit and period, if any."""
+        return [
+            Delivery(r, self.partner(r.unit, "NPR_ORD", r.year, r.period_to))
+            for r in self.accepted
+            if r.message_type == "NPR_ORD"
+        ]
 
 
 def _commit(home: Home, task: _Task, outcome: _Outcome, state: _LedgerState) -> SubmissionResult:

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from npr_pipeline.atomic import atomic_path
 from npr_pipeline.feedback.reports import Finding, SubmissionInfo, write_xpr_err
@@ -32,10 +33,14 @@ EPISODE_TABLES = ("episodes", "diagnoses", "procedures")
 
 @dataclass(frozen=True)
 class Delivery:
-    """An ord and the ide of the same unit and period."""
+    """An ord and, once it has arrived, the ide of the same unit and period.
+
+    Content rules of the ord run as soon as it is accepted; the rules that compare the two
+    messages run when the ide is there too (the delivery is then checked again).
+    """
 
     ord: LedgerRecord
-    ide: LedgerRecord
+    ide: LedgerRecord | None
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,17 @@ def results_path(home: Home, record: LedgerRecord, kind: str) -> Path:
 
 
 def not_yet_checked(home: Home, deliveries: list[Delivery]) -> list[Delivery]:
-    """Deliveries whose results have not been written yet."""
-    return [d for d in deliveries if not results_path(home, d.ord, "results").exists()]
+    """Deliveries never checked, or checked before their ide arrived."""
+    todo = []
+    for delivery in deliveries:
+        path = results_path(home, delivery.ord, "results")
+        if not path.exists():
+            todo.append(delivery)
+        elif delivery.ide is not None:
+            checked_with = pq.read_table(path, columns=["ide_sid"]).column(0)[0].as_py()
+            if checked_with != delivery.ide.submission_id:
+                todo.append(delivery)
+    return todo
 
 
 def check_deliveries(
@@ -81,18 +95,26 @@ def _check_batch(
     by_check = {c.id: c for c in checks}
     outcomes: dict[str, QualityOutcome] = {}
     for delivery in batch:
-        sids = (delivery.ord.submission_id, delivery.ide.submission_id)
+        parts = [(delivery.ord, ORD_TABLES)]
+        if delivery.ide is not None:
+            parts.append((delivery.ide, IDE_TABLES))
+        sids = [record.submission_id for record, _ in parts]
         own_results = results[results["submission_id"].isin(sids)]
         own = violations[violations["submission_id"].isin(sids)]
         _write(results_path(home, delivery.ord, "violations"), own)
-        for record, tables in ((delivery.ord, ORD_TABLES), (delivery.ide, IDE_TABLES)):
+        for record, tables in parts:
             _report(home, record, own_results, own[own["table"].isin(tables)], by_check, tables)
             mine = own[own["submission_id"] == record.submission_id]
             outcomes[record.submission_id] = QualityOutcome(
                 errors=int((mine["severity"] == "error").sum()),
                 warnings=int((mine["severity"] == "warning").sum()),
             )
-        frame = own_results.assign(unit=delivery.ord.unit, period_to=delivery.ord.period_to)
+        frame = own_results.assign(
+            unit=delivery.ord.unit,
+            period_to=delivery.ord.period_to,
+            ord_sid=delivery.ord.submission_id,
+            ide_sid=delivery.ide.submission_id if delivery.ide else None,
+        )
         _write(results_path(home, delivery.ord, "results"), frame)  # last: the commit mark
     return outcomes
 
@@ -102,14 +124,15 @@ def _files(home: Home, batch: list[Delivery]) -> dict[str, list[Path]]:
     for d in batch:
         for table in ORD_TABLES:
             files[table].append(lake_file(home, table, d.ord.year, d.ord.unit, d.ord.submission_id))
-        files["idents"].append(
-            lake_file(home, "idents", d.ide.year, d.ide.unit, d.ide.submission_id)
-        )
+        if d.ide is not None:
+            files["idents"].append(
+                lake_file(home, "idents", d.ide.year, d.ide.unit, d.ide.submission_id)
+            )
     return files
 
 
 def _register_deliveries(con: duckdb.DuckDBPyConnection, batch: list[Delivery]) -> None:
-    records = [r for d in batch for r in (d.ord, d.ide)]
+    records = [r for d in batch for r in (d.ord, d.ide) if r is not None]
     submissions = pa.table(
         {
             "submission_id": [r.submission_id for r in records],
@@ -117,10 +140,11 @@ def _register_deliveries(con: duckdb.DuckDBPyConnection, batch: list[Delivery]) 
             "period_to": [date.fromisoformat(r.period_to) for r in records],
         }
     )
+    paired = [d for d in batch if d.ide is not None]
     pairs = pa.table(
         {
-            "ord_sid": [d.ord.submission_id for d in batch],
-            "ide_sid": [d.ide.submission_id for d in batch],
+            "ord_sid": pa.array([d.ord.submission_id for d in paired], pa.string()),
+            "ide_sid": pa.array([d.ide.submission_id for d in paired], pa.string()),
         }
     )
     for name, table in (("ref_submission", submissions), ("ref_pair", pairs)):

@@ -1,0 +1,126 @@
+"""Quality: the catalogue, its SQL engine, recall on labelled faults, no false alarms."""
+
+from __future__ import annotations
+
+import csv
+import glob
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from npr_pipeline.home import Home
+from npr_pipeline.intake.run import intake_directory
+from npr_pipeline.quality.catalogue import EXPECTATIONS, load_catalogue
+from npr_pipeline.quality.sql_engine import violation_sql
+from npr_pipeline.settings import Settings, save_settings
+
+# Where each labelled fault of `npr synth --defects` must surface: an intake reason (the file
+# is refused or routed to test) or a content rule naming the record.
+FILE_FAULTS = {
+    "schema_violation": "schema_error",
+    "truncated": "truncated",
+    "wrong_version": "wrong_version",
+    "unknown_sender": "unknown_sender",
+    "test_orgnr": "test_orgnr",
+}
+RECORD_FAULTS = {
+    "reversed_dates": "episode_dates_in_order",
+    "unknown_icd10": "icd10_code_valid",
+    "duplicate_episode_id": "episode_id_unique",
+    "patient_without_ident": "patient_has_ident",
+}
+
+
+def _received(inbox: Path, tmp: Path) -> tuple[Home, dict[str, dict]]:
+    home = Home(root=tmp / "home").ensure()
+    save_settings(home, Settings(allow_synthetic_fnr=True))
+    summary = intake_directory(home, inbox)
+    return home, {s.file: s for s in summary.submissions}
+
+
+def _violations(home: Home) -> pd.DataFrame:
+    files = glob.glob(str(home.root / "quality" / "*" / "*" / "*.violations.parquet"))
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def clean(small_year: Path, tmp_path_factory: pytest.TempPathFactory):
+    return _received(small_year / "inbox", tmp_path_factory.mktemp("clean"))
+
+
+@pytest.fixture(scope="module")
+def faulty(defect_year: Path, tmp_path_factory: pytest.TempPathFactory):
+    return _received(defect_year / "inbox", tmp_path_factory.mktemp("faulty"))
+
+
+def test_catalogue_is_complete_and_unique() -> None:
+    checks = load_catalogue()
+    assert len({c.id for c in checks}) == len(checks) >= 30
+    assert {c.category for c in checks} == {"conformance", "completeness", "plausibility"}
+    assert all(c.message and c.fix for c in checks)
+    assert {c.expectation for c in checks} <= set(EXPECTATIONS)
+
+
+def test_every_sql_check_compiles_against_the_lake_schema(clean) -> None:
+    import duckdb
+
+    from npr_pipeline.quality.sql_engine import register_tables
+
+    con = duckdb.connect()
+    register_tables(con, {})
+    con.execute("CREATE TEMP TABLE ref_submission (submission_id VARCHAR, extracted DATE)")
+    con.execute("CREATE TEMP TABLE ref_pair (ord_sid VARCHAR, ide_sid VARCHAR)")
+    for check in load_catalogue():
+        if check.expectation != "python_rule":
+            con.execute(f"SELECT count(*) FROM ({violation_sql(check)})").fetchone()
+
+
+def test_a_clean_year_gives_no_error_findings(clean) -> None:
+    home, results = clean
+    assert all(s.status == "accepted" for s in results.values())
+    violations = _violations(home)
+    assert violations[violations["severity"] == "error"].empty
+    assert all(s.quality == {"errors": 0, "warnings": 0} for s in results.values() if s.quality)
+
+
+def test_every_reachable_labelled_fault_is_found(defect_year: Path, faulty) -> None:
+    home, results = faulty
+    violations = _violations(home)
+    with open(defect_year / "defects.csv", encoding="utf-8") as fh:
+        labels = list(csv.DictReader(fh))
+    checked = content = 0
+    for label in labels:
+        result = results[label["file"]]
+        if label["defect"] in FILE_FAULTS:
+            codes = {r.code for r in result.reasons}
+            assert FILE_FAULTS[label["defect"]] in codes, (label, codes)
+        elif label["defect"] in RECORD_FAULTS and _reachable(label, results):
+            rule = RECORD_FAULTS[label["defect"]]
+            hits = violations[(violations["check_id"] == rule)]
+            column = "pasientNr" if rule == "patient_has_ident" else "record_id"
+            assert label["record"] in set(hits[column]), (label, rule)
+            content += 1
+        checked += 1
+    assert checked == len(labels) and checked > 10
+    assert content >= 4, "too few content faults reached the content rules to prove recall"
+
+
+def _reachable(label: dict, results: dict) -> bool:
+    """A content fault is findable once its file, and for ident faults its ord, is accepted."""
+    if results[label["file"]].status != "accepted":
+        return False
+    if label["defect"] == "patient_without_ident":
+        ord_file = label["file"].replace("_ide.xml", "_ord.xml")
+        return results[ord_file].status == "accepted"
+    return True
+
+
+def test_error_findings_name_the_record_and_the_fix(faulty) -> None:
+    home, _ = faulty
+    errors = _violations(home)
+    errors = errors[errors["severity"] == "error"]
+    assert not errors.empty
+    assert errors["record_id"].notna().all() and errors["pasientNr"].notna().all()
+    reports = list((home.feedback).glob("*/XPR_ERR.html"))
+    assert reports
