@@ -34,3 +34,14 @@ def current_for_period(ledger: pd.DataFrame, period: Period) -> pd.DataFrame:
         return pd.DataFrame(columns=[*columns, "covers"])
     current = current[columns].assign(covers=current["period_to"] >= period.end.isoformat())
     return current.sort_values(["unit", "message_type"]).reset_index(drop=True)
+
+
+def parquet_source(paths: list[Path], union_by_name: bool = False) -> str:
+    """A DuckDB ``read_parquet`` over explicit files.
+
+    Hive partitioning is off: the ``unit=`` folders would otherwise turn the unit column into
+    an integer (and drop leading zeros); the files carry their own typed columns.
+    """
+    listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    options = ", union_by_name = true" if union_by_name else ""
+    return f"read_parquet([{listing}], hive_partitioning = false{options})"

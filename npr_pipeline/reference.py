@@ -104,6 +104,12 @@ def message_version(year: int) -> str:
     return str(match.iloc[0])
 
 
+def rhf_names() -> dict[str, str]:
+    """RHF code -> name (Helse Sør-Øst RHF, ...)."""
+    table = _table("rhf.csv")
+    return dict(zip(table["rhf_code"], table["name"], strict=True))
+
+
 def calendar_years() -> list[int]:
     """The data years the reporting calendar covers: the years that can be produced."""
     return sorted({int(y) for y in _table("reporting_calendar.csv")["year"]})

@@ -20,8 +20,12 @@ def icd10_codes() -> tuple[str, ...]:
     return tuple(sorted(codes | set(reference.icd10_extensions())))
 
 
-def register(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``ref_icd10``, ``ref_municipality`` and ``ref_code_list`` in ``con``."""
+def register(con: duckdb.DuckDBPyConnection, persistent: bool = False) -> None:
+    """Create ``ref_icd10``, ``ref_municipality`` and ``ref_code_list`` in ``con``.
+
+    Temporary tables by default; ``persistent`` stores them in the database file (for GX).
+    """
+    kind = "TABLE" if persistent else "TEMP TABLE"
     municipalities = reference.municipalities()
     tables = {
         "ref_icd10": pa.table({"code": list(icd10_codes())}),
@@ -35,5 +39,5 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
     tables["ref_code_list"] = pa.table({"list": lists, "code": codes})
     for name, table in tables.items():
         con.register(f"_{name}", table)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _{name}")
+        con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM _{name}")
         con.unregister(f"_{name}")

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from npr_pipeline.intake.tables import TABLES, schema_of
+from npr_pipeline.lake import parquet_source
 from npr_pipeline.quality import reference_tables
 from npr_pipeline.quality.catalogue import Check, resolved_kwargs
 from npr_pipeline.quality.rules import PYTHON_RULES
@@ -71,12 +72,10 @@ def violation_sql(check: Check) -> str:
 def register_tables(con: duckdb.DuckDBPyConnection, files: dict[str, list[Path]]) -> None:
     """A view per lake table over the given files (an empty table where there are none)."""
     for table in TABLES:
-        paths = [str(p) for p in files.get(table, []) if p.exists()]
+        paths = [p for p in files.get(table, []) if p.exists()]
         if paths:
-            listing = ", ".join(_literal(p) for p in paths)
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM read_parquet([{listing}])"
-            )
+            source = parquet_source(paths)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {source}")
         else:
             con.register(f"_{table}_empty", pa.Table.from_batches([], schema=schema_of(table)))
             con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM _{table}_empty")

@@ -51,10 +51,14 @@ class QualityOutcome:
     warnings: int
 
 
-def results_path(home: Home, record: LedgerRecord, kind: str) -> Path:
+def results_path(home: Home, ord_record: LedgerRecord, kind: str) -> Path:
     """``quality/year=Y/unit=U/<ord submission id>.<kind>.parquet`` (results or violations)."""
-    folder = home.root / "quality" / f"year={record.year}" / f"unit={record.unit}"
-    return folder / f"{record.submission_id}.{kind}.parquet"
+    return quality_file(home, ord_record.year, ord_record.unit, ord_record.submission_id, kind)
+
+
+def quality_file(home: Home, year: int, unit: str, ord_sid: str, kind: str) -> Path:
+    """Where a delivery's quality results or violations are."""
+    return home.root / "quality" / f"year={year}" / f"unit={unit}" / f"{ord_sid}.{kind}.parquet"
 
 
 def not_yet_checked(home: Home, deliveries: list[Delivery]) -> list[Delivery]:

@@ -1,0 +1,3 @@
+"""Production: obligations and the completeness gate, period inputs, the four steps, deliveries."""
+
+STEPS = ("ventetider", "isf", "gjestepasient", "kjernejournal")

@@ -1,0 +1,128 @@
+"""Versioned deliveries: every run writes a new version, never overwrites one.
+
+Each delivery table in ``warehouse.duckdb`` carries ``period`` and ``version``; ``<table>_current``
+is a view of the newest version of each period; ``delivery_versions`` holds one row per step,
+period and version with the run id, time, override and the exact submissions (ids and
+checksums) it was built from, so any published number can be traced to the files behind it.
+Kjernejournal rows hold fødselsnummer and are written apart, under ``HOME/restricted``, with a
+manifest that says so; the warehouse keeps only their counts and version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from npr_pipeline.atomic import atomic_path, write_text
+from npr_pipeline.home import Home
+from npr_pipeline.warehouse import writer
+
+RESTRICTED_TABLES = ("kjernejournal",)
+VERSIONS_DDL = """CREATE TABLE IF NOT EXISTS delivery_versions (
+    step VARCHAR, period VARCHAR, version INTEGER, run_id VARCHAR, created VARCHAR,
+    official BOOLEAN, override VARCHAR, submissions VARCHAR, tables VARCHAR,
+    restricted_path VARCHAR)"""
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a version came from."""
+
+    run_id: str
+    submissions: list[dict[str, str]]
+    override: dict[str, object] | None
+    official: bool
+
+
+def write_delivery(
+    home: Home, step: str, period: str, tables: dict[str, pd.DataFrame], lineage: Lineage
+) -> int:
+    """Write all tables of one step's run as the next version; returns the version number."""
+    with writer(home) as con:
+        con.execute(VERSIONS_DDL)
+        version = _next_version(con, step, period)
+        restricted = None
+        counts = {}
+        for name, frame in tables.items():
+            counts[name] = len(frame)
+            if name in RESTRICTED_TABLES:
+                restricted = _write_restricted(home, step, period, version, frame, lineage)
+                continue
+            _insert(con, name, frame.assign(period=period, version=version))
+        con.execute(
+            "INSERT INTO delivery_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                step,
+                period,
+                version,
+                lineage.run_id,
+                datetime.now(UTC).isoformat(timespec="seconds"),
+                lineage.official,
+                json.dumps(lineage.override) if lineage.override else None,
+                json.dumps(lineage.submissions),
+                json.dumps(counts),
+                str(restricted) if restricted else None,
+            ],
+        )
+    return version
+
+
+def _next_version(con: duckdb.DuckDBPyConnection, step: str, period: str) -> int:
+    row = con.execute(
+        "SELECT max(version) FROM delivery_versions WHERE step = ? AND period = ?", [step, period]
+    ).fetchall()[0]
+    return (row[0] or 0) + 1
+
+
+def _insert(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    con.register("_rows", frame)
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+    ).fetchall()[0][0]
+    if exists:
+        con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM _rows')
+    else:
+        con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _rows')
+        con.execute(
+            f'CREATE OR REPLACE VIEW "{name}_current" AS SELECT * FROM "{name}" t '
+            f'WHERE version = (SELECT max(version) FROM "{name}" s WHERE s.period = t.period)'
+        )
+    con.unregister("_rows")
+
+
+def _write_restricted(
+    home: Home, step: str, period: str, version: int, frame: pd.DataFrame, lineage: Lineage
+) -> Path:
+    folder = home.restricted / step / f"period={period}"
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    target = folder / f"v{version:04d}.parquet"
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False)
+    target.chmod(0o600)
+    manifest = {
+        "step": step,
+        "period": period,
+        "version": version,
+        "run_id": lineage.run_id,
+        "rows": len(frame),
+        "contains_fodselsnummer": True,
+        "access": "restricted: owner-only files under HOME/restricted; never in the warehouse",
+        "submissions": lineage.submissions,
+        "file": target.name,
+    }
+    write_text(folder / f"v{version:04d}.manifest.json", json.dumps(manifest, indent=2))
+    return target
+
+
+def versions(con: duckdb.DuckDBPyConnection, step: str, period: str) -> pd.DataFrame:
+    """All versions of one step and period, oldest first."""
+    return con.execute(
+        "SELECT * FROM delivery_versions WHERE step = ? AND period = ? ORDER BY version",
+        [step, period],
+    ).df()

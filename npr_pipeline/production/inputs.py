@@ -1,0 +1,142 @@
+"""What production reads for a period: views over the current covering submissions.
+
+Per unit the current ord (and its ide, in the vault) whose data reach the period's end; rows
+after the period's end are cut (a later cumulative file also holds the months after it); records
+with an error finding are left out and counted. No data are copied: the views read the lake's
+Parquet files directly, so a unit's late correction changes production by changing which file
+is current, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from npr_pipeline.home import Home
+from npr_pipeline.intake.tables import ORD_TABLES, schema_of
+from npr_pipeline.lake import current_for_period, lake_file, parquet_source
+from npr_pipeline.periods import Period
+from npr_pipeline.quality.submission import quality_file
+
+EPISODE_TABLES = ("episodes", "diagnoses", "procedures")
+VIOLATION_TYPES = (
+    ("check_id", "VARCHAR"), ("table", "VARCHAR"), ("severity", "VARCHAR"),
+    ("submission_id", "VARCHAR"), ("unit", "VARCHAR"), ("pasientNr", "VARCHAR"),
+    ("record_id", "VARCHAR"), ("line", "INTEGER"),
+)  # fmt: skip
+SQL_TYPES = {"string": "VARCHAR", "date32[day]": "DATE", "timestamp[s]": "TIMESTAMP"}
+
+
+@dataclass(frozen=True)
+class PeriodInput:
+    """The submissions a period's production is built from (its lineage)."""
+
+    period: Period
+    ords: pd.DataFrame
+    ides: pd.DataFrame
+
+    @property
+    def submission_ids(self) -> list[str]:
+        return sorted([*self.ords["submission_id"], *self.ides["submission_id"]])
+
+
+def period_input(
+    ledger: pd.DataFrame, period: Period, units: list[str] | None = None
+) -> PeriodInput:
+    """Current covering ord and ide submissions (optionally only of ``units``)."""
+    current = current_for_period(ledger, period)
+    current = current[current["covers"]]
+    if units is not None:
+        current = current[current["unit"].isin(units)]
+    ords = current[current["message_type"] == "NPR_ORD"].reset_index(drop=True)
+    ides = current[current["message_type"] == "NPR_IDE"].reset_index(drop=True)
+    return PeriodInput(period, ords, ides)
+
+
+def register_period_views(
+    con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, temp: bool = True
+) -> None:
+    """Views ``episodes``, ``diagnoses``, ... and ``idents`` for the period, exclusions applied.
+
+    ``raw_<table>`` views hold the same rows before exclusion; ``excluded`` the error findings.
+    ``temp=False`` makes them part of a database file, for GX to read through SQLAlchemy.
+    """
+    kind = "TEMP VIEW" if temp else "VIEW"
+    year, end = inputs.period.year, inputs.period.end.isoformat()
+    _excluded_view(con, home, inputs, kind)
+    for table in ORD_TABLES:
+        paths = _existing(home, table, year, inputs.ords)
+        source = parquet_source(paths) if paths else f"({_empty(table)})"
+        con.execute(f"CREATE OR REPLACE {kind} raw_{table} AS SELECT * FROM {source}")
+        con.execute(f"CREATE OR REPLACE {kind} {table} AS {_filtered(table, end)}")
+    paths = _existing(home, "idents", year, inputs.ides)
+    source = parquet_source(paths) if paths else f"({_empty('idents')})"
+    con.execute(f"CREATE OR REPLACE {kind} idents AS SELECT * FROM {source}")
+
+
+def _existing(home: Home, table: str, year: int, submissions: pd.DataFrame) -> list[Path]:
+    paths = [
+        lake_file(home, table, year, row.unit, row.submission_id)
+        for row in submissions.itertuples(index=False)
+    ]
+    return [p for p in paths if p.exists()]
+
+
+def _empty(table: str) -> str:
+    """An empty relation with the lake table's columns."""
+    columns = ", ".join(
+        f'CAST(NULL AS {SQL_TYPES.get(str(f.type), "INTEGER")}) AS "{f.name}"'
+        for f in schema_of(table)
+    )
+    return f"SELECT {columns} WHERE FALSE"
+
+
+def _excluded_view(
+    con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, kind: str
+) -> None:
+    """Error findings of the included deliveries (their violations files)."""
+    year = inputs.period.year
+    files = [
+        path
+        for row in inputs.ords.itertuples(index=False)
+        if (path := quality_file(home, year, row.unit, row.submission_id, "violations")).exists()
+    ]
+    if not files:
+        columns = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in VIOLATION_TYPES)
+        con.execute(f"CREATE OR REPLACE {kind} excluded AS SELECT {columns} WHERE FALSE")
+        return
+    wanted = ", ".join(f"'{s}'" for s in inputs.submission_ids)
+    con.execute(
+        f"CREATE OR REPLACE {kind} excluded AS SELECT * FROM "
+        f"{parquet_source(files, union_by_name=True)} "
+        f"WHERE severity = 'error' AND submission_id IN ({wanted})"
+    )
+
+
+def _filtered(table: str, end: str) -> str:
+    """Rows up to the period's end, without excluded records or patients."""
+    conditions = ["TRUE"]
+    if table != "departments":
+        conditions.append(
+            '(unit, "pasientNr") NOT IN (SELECT unit, "pasientNr" FROM excluded '
+            "WHERE \"table\" IN ('patients', 'idents'))"
+        )
+    if table in EPISODE_TABLES:
+        conditions.append(
+            '(submission_id, "episodeID") NOT IN (SELECT submission_id, record_id FROM excluded '
+            "WHERE \"table\" IN ('episodes', 'diagnoses', 'procedures'))"
+        )
+        conditions.append(
+            '(submission_id, "episodeID") IN (SELECT submission_id, "episodeID" FROM raw_episodes '
+            f"WHERE CAST(\"utDatoTid\" AS DATE) <= DATE '{end}')"
+        )
+    if table == "referrals":
+        conditions.append(f"\"mottattDato\" <= DATE '{end}'")
+        conditions.append(
+            '(submission_id, "henvisningsperiodeID") NOT IN (SELECT submission_id, record_id '
+            "FROM excluded WHERE \"table\" = 'referrals')"
+        )
+    return f"SELECT * FROM raw_{table} WHERE " + " AND ".join(conditions)

@@ -1,0 +1,156 @@
+"""ISF (innsatsstyrt finansiering): stays and contacts, DRG, points and refund.
+
+RULES.md: inpatient episodes of one patient at one institution that follow each other (the
+next starts on the day the previous ends or the day after) form one stay; every other episode
+counts alone. One DRG per stay or contact: the official grouper's where the episode carries it
+(first episode that has one), else the simplified table grouper with the main condition of the
+stay's first episode that has one. Points = the DRG weight; refund = points x unit price x refund
+share for the activity kind (outpatient and day activity in mental health and TSB at their own
+rate). Rates marked assumed make every row that uses them say so.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from npr_pipeline.periods import Period
+
+PSYCH_SECTORS = "('641', '642', '651', '681')"
+PSYCH_FAGOMRADER = "('310', '320', '360', '365', '370')"
+
+ACTIVITIES = f"""
+CREATE OR REPLACE TEMP TABLE isf_episodes AS
+SELECT e.submission_id, e.unit, e."pasientNr", e."episodeID", e."reshID" AS department,
+       e.fagomrade, CASE WHEN e.omsorgsniva = '8' THEN '3' ELSE e.omsorgsniva END AS level,
+       e."innDatoTid", e."utDatoTid", e."komNrHjem", e.drg AS official_drg,
+       d."kodeNr" AS main_code, dep.sektor,
+       EXISTS (SELECT 1 FROM procedures p
+               WHERE p.submission_id = e.submission_id AND p."episodeID" = e."episodeID")
+         AS has_procedure
+FROM episodes e
+LEFT JOIN diagnoses d ON d.submission_id = e.submission_id AND d."episodeID" = e."episodeID"
+     AND d."tilstNr" = 1
+LEFT JOIN departments dep ON dep.submission_id = e.submission_id AND dep."reshID" = e."reshID";
+
+CREATE OR REPLACE TEMP TABLE isf_activities AS
+WITH inpatient AS (
+  SELECT *, max(CAST("utDatoTid" AS DATE)) OVER (
+      PARTITION BY unit, "pasientNr" ORDER BY "innDatoTid", "episodeID"
+      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_end
+  FROM isf_episodes WHERE level = '1'
+), numbered AS (
+  SELECT *, sum(CASE WHEN previous_end IS NULL
+                       OR CAST("innDatoTid" AS DATE) > previous_end + 1 THEN 1 ELSE 0 END)
+            OVER (PARTITION BY unit, "pasientNr" ORDER BY "innDatoTid", "episodeID"
+                  ROWS UNBOUNDED PRECEDING) AS stay_no
+  FROM inpatient
+), stays AS (
+  SELECT unit, "pasientNr", 'stay' AS kind,
+         arg_min("episodeID", "innDatoTid") AS activity_id,
+         string_agg("episodeID", ' ' ORDER BY "innDatoTid") AS episodes,
+         count(*) AS episode_count,
+         min("innDatoTid") AS start_time, max("utDatoTid") AS end_time, '1' AS level,
+         arg_min(fagomrade, "innDatoTid") AS fagomrade,
+         arg_min(sektor, "innDatoTid") AS sektor,
+         arg_min(department, "innDatoTid") AS department,
+         arg_min("komNrHjem", "innDatoTid") AS "komNrHjem",
+         arg_min(main_code, "innDatoTid") FILTER (WHERE main_code IS NOT NULL) AS main_code,
+         bool_or(has_procedure) AS has_procedure,
+         arg_min(official_drg, "innDatoTid") FILTER (WHERE official_drg IS NOT NULL)
+           AS official_drg
+  FROM numbered GROUP BY unit, "pasientNr", stay_no
+)
+SELECT * FROM stays
+UNION ALL BY NAME
+SELECT unit, "pasientNr", 'contact' AS kind, "episodeID" AS activity_id, "episodeID" AS episodes,
+       1 AS episode_count, "innDatoTid" AS start_time, "utDatoTid" AS end_time, level, fagomrade,
+       sektor, department, "komNrHjem", main_code, has_procedure, official_drg
+FROM isf_episodes WHERE level <> '1';
+
+CREATE OR REPLACE TEMP TABLE isf_drg_rules AS
+SELECT *, CASE WHEN icd10_chapter_or_prefix = '*' THEN 3
+               WHEN contains(icd10_chapter_or_prefix, '-') THEN 2 ELSE 1 END AS specificity,
+       split_part(icd10_chapter_or_prefix, '-', 1) AS low,
+       split_part(icd10_chapter_or_prefix, '-', 2) AS high
+FROM ref_drg;
+
+CREATE OR REPLACE TEMP TABLE isf_detail AS
+WITH grouped AS (
+  SELECT a.activity_id, r.drg, r.weight
+  FROM isf_activities a JOIN isf_drg_rules r
+    ON r.omsorgsniva = a.level
+   AND r.procedure_flag = CASE WHEN a.has_procedure THEN 'Y' ELSE 'N' END
+   AND (r.specificity = 3
+        OR (r.specificity = 1 AND starts_with(coalesce(a.main_code, ''), r.icd10_chapter_or_prefix))
+        OR (r.specificity = 2 AND left(coalesce(a.main_code, ''), 3) BETWEEN r.low AND r.high))
+  QUALIFY row_number() OVER (PARTITION BY a.unit, a.activity_id ORDER BY r.specificity) = 1
+), official AS (SELECT DISTINCT drg, weight FROM ref_drg)
+SELECT a.*, strftime(a.end_time, '%Y-%m') AS month,
+       coalesce(a.official_drg, g.drg) AS drg,
+       CASE WHEN a.official_drg IS NOT NULL THEN 'official' ELSE 'simplified' END AS drg_source,
+       coalesce(o.weight, CASE WHEN a.official_drg IS NULL THEN g.weight END) AS points,
+       CASE WHEN a.level IN ('2', '3') AND (a.sektor IN {PSYCH_SECTORS}
+                 OR a.fagomrade IN {PSYCH_FAGOMRADER})
+            THEN 'psych_tsb_outpatient' ELSE 'somatic' END AS activity
+FROM isf_activities a
+JOIN grouped g USING (activity_id)
+LEFT JOIN official o ON o.drg = a.official_drg;
+"""
+
+PRICED = """
+CREATE OR REPLACE TEMP TABLE isf_priced AS
+SELECT d.*, u.name AS unit_name, u.parent_trust AS trust, u.rhf, u.ownership,
+       r.unit_price_nok, r.refund_share, r.assumed AS rate_assumed,
+       round(d.points * r.unit_price_nok * r.refund_share, 2) AS refund
+FROM isf_detail d
+LEFT JOIN ref_units u ON u."reshID" = d.unit
+LEFT JOIN ref_rates r ON r.activity = d.activity;
+"""
+
+
+def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.DataFrame]:
+    """``isf_detail`` (one line per stay or contact in the window) and ``isf_summary``."""
+    con.execute(ACTIVITIES)
+    con.execute(PRICED)
+    start, end = (d.isoformat() for d in period.window)
+    window = f"CAST(end_time AS DATE) BETWEEN DATE '{start}' AND DATE '{end}'"
+    detail = con.execute(
+        f"""SELECT activity_id, kind, unit, unit_name, trust, rhf, ownership, "pasientNr",
+                   episodes, episode_count, start_time, end_time, month, level, fagomrade,
+                   main_code, has_procedure, drg, drg_source, points, activity,
+                   unit_price_nok, refund_share, refund, rate_assumed
+            FROM isf_priced WHERE {window} ORDER BY unit, activity_id"""
+    ).df()
+    parts = [
+        _summary(con, f"CAST(end_time AS DATE) <= DATE '{end}'", "month", by_month=True),
+        _summary(con, f"CAST(end_time AS DATE) <= DATE '{end}'", "'year_to_date'"),
+        _summary(con, window, "'period'"),
+    ]
+    return {"isf_detail": detail, "isf_summary": pd.concat(parts, ignore_index=True)}
+
+
+def _summary(
+    con: duckdb.DuckDBPyConnection, where: str, month: str, by_month: bool = False
+) -> pd.DataFrame:
+    """Stays, contacts, points and refund per unit, health trust, RHF and in all."""
+    extra = ", month" if by_month else ""
+    sets = ", ".join(f"({key}{extra})" for key in ("unit", "trust", "rhf")) + (
+        ", (month)" if by_month else ", ()"
+    )
+    return con.execute(
+        f"""SELECT CASE WHEN grouping(unit) = 0 THEN 'unit' WHEN grouping(trust) = 0 THEN 'trust'
+                        WHEN grouping(rhf) = 0 THEN 'rhf' ELSE 'all' END AS level,
+                   coalesce(unit, trust, rhf, 'all') AS key,
+                   {month} AS month,
+                   count(*) FILTER (WHERE kind = 'stay') AS stays,
+                   count(*) FILTER (WHERE kind = 'contact') AS contacts,
+                   round(sum(points), 4) AS points,
+                   round(sum(refund), 2) AS refund,
+                   round(sum(refund) FILTER (WHERE ownership = 'private'), 2) AS refund_private,
+                   round(sum(refund) FILTER (WHERE ownership <> 'private'), 2) AS refund_public,
+                   bool_or(rate_assumed) AS rate_assumed
+            FROM isf_priced WHERE {where}
+            GROUP BY GROUPING SETS ({sets})
+            ORDER BY level, key, 3"""
+    ).df()

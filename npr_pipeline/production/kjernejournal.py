@@ -1,0 +1,59 @@
+"""Kjernejournal: each person's contacts with specialist care (time and place only).
+
+RULES.md: one row per person, place and day: the person's fødselsnummer (from the identity
+vault), institution and unit, first and last date, care level and the number of contacts
+collapsed into the row. Left out: indirect contacts (kontaktType 5), units and fagområder on the
+exclusion list, and persons without a valid identity number (their records are already excluded
+by the quality rules; counted here). Full refresh of the year to date, each run. The only
+delivery that holds fødselsnummer: written apart, under HOME/restricted.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from npr_pipeline.periods import Period
+
+CONTACTS = """
+SELECT i.fid AS fodselsnummer, e.unit AS institution, u.name AS institution_name,
+       e."reshID" AS department, CAST(e."innDatoTid" AS DATE) AS contact_day,
+       min(CAST(e."innDatoTid" AS DATE)) AS first_date,
+       max(CAST(e."utDatoTid" AS DATE)) AS last_date,
+       min(e.omsorgsniva) AS care_level,
+       count(*) AS contacts
+FROM episodes e
+JOIN idents i ON i.unit = e.unit AND i.pid = e."pasientNr"
+LEFT JOIN ref_units u ON u."reshID" = e.unit
+WHERE e."kontaktType" <> '5'
+  AND e.fagomrade NOT IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'fagomrade')
+  AND e."reshID" NOT IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'reshID')
+  AND e.unit NOT IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'reshID')
+GROUP BY ALL
+ORDER BY fodselsnummer, contact_day, institution, department
+"""
+
+
+def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.DataFrame]:
+    """``kjernejournal`` rows and ``kjernejournal_counts`` (what was left out, and why)."""
+    rows = con.execute(CONTACTS).df()
+    counts = con.execute(
+        """SELECT
+             (SELECT count(*) FROM raw_episodes) AS episodes_received,
+             (SELECT count(*) FROM episodes) AS episodes_after_quality,
+             (SELECT count(*) FROM episodes WHERE "kontaktType" = '5') AS indirect_left_out,
+             (SELECT count(*) FROM episodes e WHERE e.fagomrade IN
+                 (SELECT value FROM ref_kj_exclusions WHERE kind = 'fagomrade')
+                 OR e."reshID" IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'reshID')
+                 OR e.unit IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'reshID'))
+               AS exclusion_list_left_out,
+             (SELECT count(*) FROM episodes e WHERE NOT EXISTS
+                 (SELECT 1 FROM idents i WHERE i.unit = e.unit AND i.pid = e."pasientNr"))
+               AS without_identity,
+             (SELECT count(DISTINCT "pasientNr") FROM excluded
+                 WHERE check_id = 'fodselsnummer_valid') AS persons_invalid_number"""
+    ).df()
+    counts.insert(0, "period", str(period))
+    counts["rows"] = len(rows)
+    counts["persons"] = rows["fodselsnummer"].nunique()
+    return {"kjernejournal": rows, "kjernejournal_counts": counts}

@@ -1,0 +1,152 @@
+"""One production step for one period, end to end, as plain functions the assets call.
+
+``produce`` reads the period's inputs (current covering submissions, exclusions applied),
+computes the step's tables with its rules module and writes them as a new delivery version
+with full lineage. ``input_quality`` is what the blocking checks before production look at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from npr_pipeline import reference
+from npr_pipeline.home import Home
+from npr_pipeline.intake.ledger import load_ledger
+from npr_pipeline.periods import Period
+from npr_pipeline.production import gjestepasient, isf, kjernejournal, reference_sql, ventetider
+from npr_pipeline.production.deliveries import Lineage, write_delivery
+from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
+from npr_pipeline.registry import current_registry
+
+
+@dataclass
+class StepResult:
+    """What a step produced."""
+
+    step: str
+    period: str
+    version: int
+    rows: dict[str, int] = field(default_factory=dict)
+    excluded: int = 0
+
+
+def open_period(home: Home, period: Period) -> tuple[duckdb.DuckDBPyConnection, PeriodInput]:
+    """An in-memory DuckDB session with the period's views and reference tables."""
+    ledger = load_ledger(home)
+    inputs = period_input(ledger, period)
+    con = duckdb.connect()
+    register_period_views(con, home, inputs)
+    reference_sql.register(con, current_registry(home), period.year)
+    return con, inputs
+
+
+def compute_step(
+    con: duckdb.DuckDBPyConnection, step: str, period: Period
+) -> dict[str, pd.DataFrame]:
+    """The step's output tables (pure: only reads the session's views)."""
+    if step == "ventetider":
+        return ventetider.compute(con, period, reference.suppression_threshold("published"))
+    if step == "isf":
+        return isf.compute(con, period)
+    if step == "gjestepasient":
+        isf.compute(con, period)
+        return gjestepasient.compute(con, period)
+    if step == "kjernejournal":
+        return kjernejournal.compute(con, period)
+    raise ValueError(f"unknown step {step!r}")
+
+
+def produce(
+    home: Home, period: Period, step: str, run_id: str, override: dict[str, object] | None = None
+) -> StepResult:
+    """Compute one step and write it as the next version of its delivery."""
+    con, inputs = open_period(home, period)
+    try:
+        tables = compute_step(con, step, period)
+        excluded = exclusion_summary(con)
+    finally:
+        con.close()
+    tables[f"{step}_exclusions"] = excluded
+    lineage = Lineage(
+        run_id=run_id,
+        submissions=_submissions(home, inputs),
+        override=override,
+        official=period.official,
+    )
+    version = write_delivery(home, step, str(period), tables, lineage)
+    rows = {name: len(frame) for name, frame in tables.items()}
+    return StepResult(step, str(period), version, rows, int(excluded["records"].sum()))
+
+
+def exclusion_summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Records left out of production, per rule, table and unit: what every number says."""
+    return con.execute(
+        """SELECT check_id, "table", unit, count(DISTINCT record_id) AS records
+           FROM excluded GROUP BY ALL ORDER BY ALL"""
+    ).df()
+
+
+def _submissions(home: Home, inputs: PeriodInput) -> list[dict[str, str]]:
+    ledger = load_ledger(home).set_index("submission_id")
+    return [
+        {
+            "submission_id": sid,
+            "checksum": str(ledger.at[sid, "checksum"]),
+            "unit": str(ledger.at[sid, "unit"]),
+            "message_type": str(ledger.at[sid, "message_type"]),
+            "file": str(ledger.at[sid, "file"]),
+        }
+        for sid in inputs.submission_ids
+    ]
+
+
+def input_quality(home: Home, period: Period, max_share: float) -> dict[str, object]:
+    """The facts the blocking checks before production need.
+
+    ``remaining_errors``: error findings still present in what production reads (must be 0:
+    exclusion worked); ``excluded_share``: per unit, the share of its episodes left out; units
+    above ``max_share`` sent a broken extract, not a few bad records.
+    """
+    con, _ = open_period(home, period)
+    try:
+        shares = con.execute(
+            """SELECT r.unit, count(*) AS episodes,
+                      count(*) - count(e."episodeID") AS excluded
+               FROM raw_episodes r
+               LEFT JOIN episodes e ON e.submission_id = r.submission_id
+                    AND e."episodeID" = r."episodeID"
+               WHERE CAST(r."utDatoTid" AS DATE) <= (SELECT max(CAST("utDatoTid" AS DATE))
+                                                     FROM raw_episodes)
+               GROUP BY r.unit ORDER BY r.unit"""
+        ).df()
+        by_rule = exclusion_summary(con)
+    finally:
+        con.close()
+    shares["share"] = (shares["excluded"] / shares["episodes"]).fillna(0.0)
+    return {
+        "shares": shares,
+        "over": shares[shares["share"] > max_share],
+        "by_rule": by_rule,
+    }
+
+
+def build_quality_database(home: Home, period: Period) -> Path:
+    """A DuckDB file of the period's (excluded-applied) views, for the GX suites."""
+    folder = home.root / "quality_runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{period}.duckdb"
+    path.unlink(missing_ok=True)
+    inputs = period_input(load_ledger(home), period)
+    con = duckdb.connect(str(path))
+    try:
+        register_period_views(con, home, inputs, temp=False)
+        from npr_pipeline.quality import reference_tables
+
+        reference_tables.register(con, persistent=True)
+    finally:
+        con.close()
+    return path
