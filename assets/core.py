@@ -1,6 +1,14 @@
 """Core layer: per period, which submission of each unit is current and whether it covers."""
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from assets.partitions import period_partitions
 from assets.resources import HomeResource
@@ -16,20 +24,26 @@ from npr_pipeline.warehouse import writer
     partitions_def=period_partitions,
     deps=[AssetKey(["raw", "submissions"])],
     pool="warehouse",
+    backfill_policy=BackfillPolicy.single_run(),
     description="Per period: each unit's current ord and ide submission (newest lopenr) and "
     "whether its data reach the period's end. Production reads the lake through this table.",
 )
 def current_submissions(context: AssetExecutionContext, home: HomeResource) -> MaterializeResult:
-    period = Period.parse(context.partition_key)
-    current = current_for_period(load_ledger(home.home()), period)
-    current.insert(0, "period", str(period))
+    ledger = load_ledger(home.home())
+    frames = []
+    for key in context.partition_keys:
+        frame = current_for_period(ledger, Period.parse(key))
+        frame.insert(0, "period", key)
+        frames.append(frame)
+    current = pd.concat(frames, ignore_index=True)
     with writer(home.home()) as con:
         con.execute(
             "CREATE TABLE IF NOT EXISTS current_submissions (period VARCHAR, unit VARCHAR, "
             "message_type VARCHAR, submission_id VARCHAR, lopenr BIGINT, period_to VARCHAR, "
             "episodes BIGINT, covers BOOLEAN)"
         )
-        con.execute("DELETE FROM current_submissions WHERE period = ?", [str(period)])
+        keys = list(context.partition_keys)
+        con.execute("DELETE FROM current_submissions WHERE list_contains(?, period)", [keys])
         con.register("_current", current)
         con.execute("INSERT INTO current_submissions SELECT * FROM _current")
     covering = current[current["covers"]]

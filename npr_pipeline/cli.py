@@ -234,14 +234,155 @@ def feedback(
         out.print(f"  ... {len(findings) - 20} more in the reports")
 
 
+def _period(text: str):
+    from npr_pipeline.periods import Period
+
+    try:
+        return Period.parse(text)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _steps(chosen: list[str] | None) -> list[str]:
+    from npr_pipeline.production import STEPS
+
+    unknown = [s for s in chosen or [] if s not in STEPS]
+    if unknown:
+        raise _fail(f"unknown step(s) {', '.join(unknown)}; steps: {', '.join(STEPS)}")
+    return list(chosen or STEPS)
+
+
+@app.command()
+def status(
+    period: Annotated[str, typer.Option(help="2026-03, 2026-T1 or 2026.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Per production step: units expected, delivered, missing, deadline, gate open or closed."""
+    from datetime import date
+
+    from npr_pipeline.intake.ledger import load_ledger
+    from npr_pipeline.production import STEPS
+    from npr_pipeline.production.gate import gate_status
+    from npr_pipeline.registry import current_registry
+
+    chosen = _period(period)
+    home = State.home.ensure()
+    registry, ledger = current_registry(home), load_ledger(home)
+    try:
+        statuses = [gate_status(registry, ledger, chosen, s, date.today()) for s in STEPS]
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    doc = {"period": str(chosen), "steps": [s.as_json() for s in statuses]}
+    if as_json:
+        out.print_json(json.dumps(doc, ensure_ascii=False))
+        return
+    table = Table(title=f"npr status {chosen}")
+    for column in ("step", "expected", "delivered", "missing", "deadline", "gate"):
+        table.add_column(column)
+    for step in doc["steps"]:
+        gate = "[green]open[/green]" if step["gate"] == "open" else "[red]closed[/red]"
+        table.add_row(
+            step["step"], str(step["expected"]), str(step["delivered"]),
+            str(len(step["missing"])), str(step["deadline"]), gate,
+        )  # fmt: skip
+    out.print(table)
+    missing = {m["reshID"]: m for step in doc["steps"] for m in step["missing"]}
+    if missing:
+        detail = Table(title="missing units")
+        for column in ("reshID", "name", "last submission", "deadline", "days"):
+            detail.add_column(column)
+        for m in list(missing.values())[:50]:
+            detail.add_row(
+                m["reshID"], m["name"], str(m["last_submission"] or "-"), str(m["deadline"]),
+                str(m["days_to_deadline"]),
+            )  # fmt: skip
+        out.print(detail)
+        if len(missing) > 50:
+            out.print(f"... and {len(missing) - 50} more (use --json)")
+
+
+@app.command()
+def run(
+    period: Annotated[str, typer.Option(help="2026-03, 2026-T1 or 2026.")],
+    step: Annotated[list[str] | None, typer.Option(help="Step(s); default all four.")] = None,
+    allow_missing: Annotated[
+        str, typer.Option(help="Audited override: RESH ids allowed to be missing, comma-separated.")
+    ] = "",
+    reason: Annotated[
+        str, typer.Option(help="Why the override is needed (required with it).")
+    ] = "",
+) -> None:
+    """Materialise the period's production through Dagster (exit 3 when a gate is closed)."""
+    chosen, steps = _period(period), _steps(step)
+    allowed = [r.strip() for r in allow_missing.split(",") if r.strip()]
+    if allowed and not reason.strip():
+        raise _fail("--allow-missing needs --reason (the override is audited)")
+    from assets.launch import run_period  # the CLI is the composition root: it starts Dagster
+
+    home = State.home.ensure()
+    with console.status(f"running {', '.join(steps)} for {chosen} through Dagster"):
+        outcome = run_period(home, str(chosen), steps, allowed, reason)
+    for name, missing in outcome.gate_missing.items():
+        names = ", ".join(f"{m['reshID']} {m['name']}" for m in missing[:20])
+        more = f" (+{len(missing) - 20} more)" if len(missing) > 20 else ""
+        console.print(f"[red]gate closed[/red] {name}: {len(missing)} missing: {names}{more}")
+    for check in outcome.quality_failures:
+        console.print(f"[red]blocked by quality check[/red] {check}")
+    for name in outcome.produced:
+        console.print(f"[green]delivered[/green] {name} {chosen}")
+    console.print(f"run {outcome.run_id}; warehouse: {home.warehouse}")
+    console.print(f"Dagster UI: DAGSTER_HOME={home.dagster_home} dagster dev -w workspace.yaml")
+    if outcome.refused:
+        raise typer.Exit(EXIT_REFUSED)
+    if not outcome.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def diff(
+    period: Annotated[str, typer.Option(help="2026-03, 2026-T1 or 2026.")],
+    step: Annotated[str, typer.Option(help="ventetider, isf, gjestepasient or kjernejournal.")],
+    from_version: Annotated[int | None, typer.Option("--from", help="Older version.")] = None,
+    to_version: Annotated[int | None, typer.Option("--to", help="Newer version.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """What changed between two versions of a delivery (default: the last two)."""
+    from npr_pipeline.production.diff import DiffError, diff_versions
+
+    chosen, steps = _period(period), _steps([step])
+    try:
+        doc = diff_versions(State.home, steps[0], str(chosen), from_version, to_version)
+    except (DiffError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        out.print_json(json.dumps(doc, ensure_ascii=False, default=str))
+        return
+    out.print(f"{step} {chosen}: version {doc['from']} -> {doc['to']}")
+    table = Table()
+    for column in ("table", "added", "removed", "changed"):
+        table.add_column(column)
+    for name, t in doc["tables"].items():
+        table.add_row(name, str(t["added"]), str(t["removed"]), str(t["changed"]))
+    out.print(table)
+    for name, t in doc["tables"].items():
+        for example in t["examples"][:10]:
+            out.print(f"  {name}: {example}")
+
+
 @app.command()
 def demo(
     units: Annotated[int, typer.Option(help="Units in the demo year.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
 ) -> None:
-    """What ``make demo`` runs: a small synthetic year, loaded into HOME."""
+    """What ``make demo`` runs: a synthetic year through intake, quality and a tertial run."""
+    from npr_pipeline.settings import Settings, load_settings, save_settings
+
     home = State.home.ensure()
-    demo_dir = home / "demo-input"
+    if not (home.root / "settings.json").exists():
+        # The demo's numbers are synthetic (month + 80); production settings would refuse them.
+        save_settings(home, Settings(allow_synthetic_fnr=True))
+    console.print(f"settings: {load_settings(home).model_dump()}")
+    demo_dir = home.root / "demo-input"
     shutil.rmtree(demo_dir, ignore_errors=True)
     synth(
         out_dir=demo_dir,
@@ -254,7 +395,12 @@ def demo(
     )
     registry_import(demo_dir / "registry.csv")
     intake(demo_dir / "inbox", as_json=False, workers=2)
+    status(period="2026-T1", as_json=False)
+    run(period="2026-T1", step=None, allow_missing="", reason="")
     out.print(f"HOME: {home.root}")
-    out.print(f"  lake:     {home.lake}")
+    out.print(f"  deliveries: {home.warehouse} (tables *_current; delivery_versions)")
+    out.print(f"  kjernejournal (restricted): {home.restricted}")
     out.print(f"  feedback: {home.feedback}  (npr feedback SUBMISSION_ID)")
-    out.print(f"  ledger:   {home.ledger}")
+    out.print(
+        f"  Dagster UI: DAGSTER_HOME={home.dagster_home} .venv/bin/dagster dev -w workspace.yaml"
+    )

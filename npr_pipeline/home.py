@@ -14,6 +14,16 @@ from pydantic import BaseModel
 
 DEFAULT_HOME = Path(__file__).resolve().parents[1] / "data" / "home"
 
+# DuckDB allows one writing process per file: every asset that writes the warehouse is in the
+# "warehouse" pool, limited to one step at a time across all runs of this instance.
+DAGSTER_INSTANCE = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
 
 class Home(BaseModel):
     """Paths under one runtime root; creating them is idempotent."""
@@ -91,4 +101,7 @@ class Home(BaseModel):
         for private in (self.vault, self.restricted):
             private.mkdir(parents=True, exist_ok=True)
             private.chmod(0o700)
+        instance = self.dagster_home / "dagster.yaml"
+        if not instance.exists():
+            instance.write_text(DAGSTER_INSTANCE, encoding="utf-8")
         return self

@@ -69,7 +69,9 @@ def test_every_sql_check_compiles_against_the_lake_schema(clean) -> None:
 
     con = duckdb.connect()
     register_tables(con, {})
-    con.execute("CREATE TEMP TABLE ref_submission (submission_id VARCHAR, extracted DATE)")
+    con.execute(
+        "CREATE TEMP TABLE ref_submission (submission_id VARCHAR, extracted DATE, period_to DATE)"
+    )
     con.execute("CREATE TEMP TABLE ref_pair (ord_sid VARCHAR, ide_sid VARCHAR)")
     for check in load_catalogue():
         if check.expectation != "python_rule":

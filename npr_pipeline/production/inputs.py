@@ -74,7 +74,11 @@ def register_period_views(
         con.execute(f"CREATE OR REPLACE {kind} {table} AS {_filtered(table, end)}")
     paths = _existing(home, "idents", year, inputs.ides)
     source = parquet_source(paths) if paths else f"({_empty('idents')})"
-    con.execute(f"CREATE OR REPLACE {kind} idents AS SELECT * FROM {source}")
+    con.execute(f"CREATE OR REPLACE {kind} raw_idents AS SELECT * FROM {source}")
+    con.execute(
+        f"CREATE OR REPLACE {kind} idents AS SELECT * FROM raw_idents WHERE (unit, pid) NOT IN "
+        "(SELECT unit, \"pasientNr\" FROM excluded WHERE \"table\" IN ('patients', 'idents'))"
+    )
 
 
 def _existing(home: Home, table: str, year: int, submissions: pd.DataFrame) -> list[Path]:

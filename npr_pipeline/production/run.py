@@ -20,6 +20,7 @@ from npr_pipeline.periods import Period
 from npr_pipeline.production import gjestepasient, isf, kjernejournal, reference_sql, ventetider
 from npr_pipeline.production.deliveries import Lineage, write_delivery
 from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
+from npr_pipeline.quality import reference_tables
 from npr_pipeline.registry import current_registry
 
 
@@ -144,9 +145,33 @@ def build_quality_database(home: Home, period: Period) -> Path:
     con = duckdb.connect(str(path))
     try:
         register_period_views(con, home, inputs, temp=False)
-        from npr_pipeline.quality import reference_tables
-
         reference_tables.register(con, persistent=True)
+        register_lineage_tables(con, home, period)
     finally:
         con.close()
     return path
+
+
+def register_lineage_tables(con: duckdb.DuckDBPyConnection, home: Home, period: Period) -> None:
+    """``ref_pair`` and ``ref_submission`` for the period's current deliveries (pair rules)."""
+    ledger = load_ledger(home)
+    inputs = period_input(ledger, period)
+    pairs = inputs.ords[["unit", "submission_id"]].merge(
+        inputs.ides[["unit", "submission_id"]], on="unit", how="left", suffixes=("_ord", "_ide")
+    )
+    pairs = pairs.rename(columns={"submission_id_ord": "ord_sid", "submission_id_ide": "ide_sid"})
+    chosen = ledger[ledger["submission_id"].isin(inputs.submission_ids)]
+    submissions = pd.DataFrame(
+        {
+            "submission_id": chosen["submission_id"],
+            "extracted": pd.to_datetime(chosen["extracted"]).dt.date,
+            "period_to": pd.to_datetime(chosen["period_to"]).dt.date,
+        }
+    )
+    for name, frame in (
+        ("ref_pair", pairs[["ord_sid", "ide_sid"]]),
+        ("ref_submission", submissions),
+    ):
+        con.register(f"_{name}", frame)
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _{name}")
+        con.unregister(f"_{name}")

@@ -8,6 +8,7 @@ file is missing, so a run killed halfway simply leaves work for the next one.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,9 +16,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from npr_pipeline.atomic import atomic_path
+from npr_pipeline.atomic import atomic_path, write_text
 from npr_pipeline.feedback.reports import Finding, SubmissionInfo, write_xpr_err
 from npr_pipeline.home import Home
 from npr_pipeline.intake.ledger import LedgerRecord
@@ -65,14 +65,19 @@ def not_yet_checked(home: Home, deliveries: list[Delivery]) -> list[Delivery]:
     """Deliveries never checked, or checked before their ide arrived."""
     todo = []
     for delivery in deliveries:
-        path = results_path(home, delivery.ord, "results")
-        if not path.exists():
+        marker = _marker(home, delivery.ord)
+        if not marker.exists():
             todo.append(delivery)
-        elif delivery.ide is not None:
-            checked_with = pq.read_table(path, columns=["ide_sid"]).column(0)[0].as_py()
-            if checked_with != delivery.ide.submission_id:
-                todo.append(delivery)
+            continue
+        checked_with = json.loads(marker.read_text(encoding="utf-8"))["ide_sid"]
+        if delivery.ide is not None and checked_with != delivery.ide.submission_id:
+            todo.append(delivery)
     return todo
+
+
+def _marker(home: Home, ord_record: LedgerRecord) -> Path:
+    """Written last for a delivery: which ide it was checked with (the commit mark)."""
+    return results_path(home, ord_record, "results").with_suffix(".json")
 
 
 def check_deliveries(
@@ -119,7 +124,12 @@ def _check_batch(
             ord_sid=delivery.ord.submission_id,
             ide_sid=delivery.ide.submission_id if delivery.ide else None,
         )
-        _write(results_path(home, delivery.ord, "results"), frame)  # last: the commit mark
+        _write(results_path(home, delivery.ord, "results"), frame)
+        write_text(
+            _marker(home, delivery.ord),
+            json.dumps({"ide_sid": delivery.ide.submission_id if delivery.ide else None}),
+            durable=False,
+        )
     return outcomes
 
 
