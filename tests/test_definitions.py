@@ -89,3 +89,37 @@ def test_current_submissions_per_period(tmp_path: Path, small_year: Path) -> Non
         ).fetchall()
     )
     assert rows == {"2026-T1": 12, "2026-05": 0}  # 6 units x (ord, ide); April is the last month
+
+
+def test_production_schedule_and_sensor_are_defined() -> None:
+    repo = defs.get_repository_def()
+    assert {s.name for s in repo.schedule_defs} == {"deadline_schedule"}
+    assert {s.name for s in repo.sensor_defs} == {"inbox_sensor", "completeness_sensor"}
+    checks = {key.name for key in repo.asset_graph.asset_check_keys}
+    assert {
+        "all_obligated_units_delivered",
+        "no_error_findings_after_exclusion",
+        "excluded_share_per_unit",
+    } <= checks
+
+
+def test_deadline_schedule_requests_the_period_on_its_deadline() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from dagster import build_schedule_context
+
+    from assets.automation import deadline_schedule
+
+    repo = defs.get_repository_def()
+    on_deadline = build_schedule_context(
+        scheduled_execution_time=datetime(2026, 5, 5, 7, tzinfo=ZoneInfo("Europe/Oslo")),
+        repository_def=repo,
+    )
+    requests = deadline_schedule.evaluate_tick(on_deadline).run_requests
+    assert {r.partition_key for r in requests} >= {"2026-T1", "2026-04"}
+    quiet = build_schedule_context(
+        scheduled_execution_time=datetime(2026, 5, 6, 7, tzinfo=ZoneInfo("Europe/Oslo")),
+        repository_def=repo,
+    )
+    assert not deadline_schedule.evaluate_tick(quiet).run_requests
