@@ -10,6 +10,7 @@ the schema's uniqueness rules (pasientNr, pid, Enhet reshID) are enforced with s
 from __future__ import annotations
 
 import shutil
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,6 +30,7 @@ from npr_pipeline.schemas import MSGHEAD_NS, parse_namespace, schema
 
 MH = f"{{{MSGHEAD_NS}}}"
 MAX_ERRORS = 1000
+BATCH = 256
 TAGS = (
     f"{MH}MsgInfo",
     f"{MH}Content",
@@ -131,6 +133,8 @@ class _Pass:
         self.shell_checked = False
         self.objektholder_seen = False
         self.contacts: list[etree._Element] = []
+        self.pending: list[etree._Element] = []
+        self.kept_department: etree._Element | None = None
 
     # -- events ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -207,7 +211,7 @@ class _Pass:
 
     def _end(self, elem: etree._Element) -> None:
         local = etree.QName(elem).localname
-        if elem.getparent() is not None and local != "Melding":
+        if local in ("Kontaktperson", "Enhet", "Institusjon"):
             self._unexpected_siblings(elem)
         if local == "Kontaktperson":
             if self.institutions:
@@ -241,7 +245,10 @@ class _Pass:
         self.seen_departments.add(resh)
         g = enhet.get
         self._row("departments", resh, g("navn"), g("sektor"), g("isfRefusjon"), g("nace"))
-        _release(enhet)
+        if self.kept_department is None:
+            self.kept_department = enhet  # keeps each validated Institusjon chunk schema-valid
+        else:
+            _release(enhet)
 
     def _patient(self, holder: etree._Element) -> None:
         self.objektholder_seen = True
@@ -251,15 +258,11 @@ class _Pass:
         if not self.shell_checked:
             self._schema_error(holder, "Institusjon needs at least one Enhet first.")
             self.shell_checked = True
-        ok = self._validate(holder)
         pnr = holder.get("pasientNr", "")
         if pnr in self.seen_patients:
             self._schema_error(holder, f"Duplicate pasientNr {pnr}.")
         self.seen_patients.add(pnr)
-        if ok and not self.result.errors:
-            self.result.episodes += _extract_patient(holder, pnr, self.sinks)
-            self.result.patients += 1
-        _release(holder)
+        self._queue(holder)
 
     def _ident(self, ident: etree._Element) -> None:
         if self.result.msg != "ide":
@@ -267,22 +270,58 @@ class _Pass:
             return
         if not self.shell_checked:
             self._check_shell(None)
-        ok = self._validate(ident)
         pid = ident.get("pid", "")
         if pid in self.seen_patients:
             self._schema_error(ident, f"Duplicate pid {pid}.")
         self.seen_patients.add(pid)
+        self._queue(ident)
+
+    def _queue(self, elem: etree._Element) -> None:
+        """Patients are validated and extracted in chunks of BATCH, with their Institusjon."""
+        self.pending.append(elem)
+        if len(self.pending) >= BATCH:
+            self._flush_pending(self._chunk(elem.getparent()))
+
+    def _chunk(self, institution: etree._Element) -> etree._Element:
+        """A detached Institusjon holding the queued (complete) patients.
+
+        The parser builds the tree ahead of its events, so the live Institusjon may already hold
+        half-read patients; moving the finished ones into a shell (with a copy of the first
+        Enhet, which the schema requires) validates exactly them, in one schema call.
+        """
+        shell = etree.Element(institution.tag, dict(institution.attrib))
+        if self.kept_department is not None:
+            shell.append(deepcopy(self.kept_department))
+        shell.extend(self.pending)
+        return shell
+
+    def _flush_pending(self, institution: etree._Element) -> None:
+        """Validate the chunk, then extract and free the queued patients."""
+        ok = self._validate(institution)
         if ok and not self.result.errors:
-            g = ident.get
-            self._row("idents", pid, g("fid"), g("fidType"), ident.sourceline)
-            self.result.patients += 1
-        _release(ident)
+            for elem in self.pending:
+                self._extract(elem)
+            for sink in self.sinks.values():
+                if sink.full():
+                    sink.flush()
+        for elem in self.pending:
+            _release(elem)
+        self.pending.clear()
+
+    def _extract(self, elem: etree._Element) -> None:
+        self.result.patients += 1
+        if self.result.msg == "ord":
+            self.result.episodes += _extract_patient(elem, elem.get("pasientNr", ""), self.sinks)
+        else:
+            g = elem.get
+            self._row("idents", g("pid"), g("fid"), g("fidType"), elem.sourceline)
 
     def _close_institution(self, inst: etree._Element) -> None:
         if not self.shell_checked:
             self._check_shell(None)
-        for child in inst:
-            self._schema_error(child, f"Unexpected element {etree.QName(child).localname}.")
+        kept = 1 if self.kept_department is not None else 0
+        if self.pending or len(inst) > kept:
+            self._flush_pending(inst)
 
     def _close_melding(self, melding: etree._Element) -> None:
         if self.institutions != 1:
@@ -315,7 +354,10 @@ class _Pass:
         previous = elem.getprevious()
         while previous is not None:
             local = etree.QName(previous).localname if isinstance(previous.tag, str) else None
-            if local not in ("Kontaktperson", "Institusjon"):
+            if (
+                local not in ("Kontaktperson", "Institusjon")
+                and previous is not self.kept_department
+            ):
                 self._schema_error(previous, f"Unexpected element {local}.")
                 parent = previous.getparent()
                 nxt = previous.getprevious()
@@ -350,7 +392,7 @@ class _Pass:
 
     def _row(self, table: str, *values: object) -> None:
         if not self.result.errors:
-            self.sinks[table].add(*values)
+            self.sinks[table].add_row(*values)
 
     def close_sinks(self) -> None:
         for name, sink in self.sinks.items():
@@ -389,54 +431,64 @@ def _release(elem: etree._Element) -> None:
 
 
 def _extract_patient(holder: etree._Element, pnr: str, sinks: dict[str, Sink]) -> int:
-    """Rows of one validated Objektholder into the table sinks; returns its episode count."""
-    episodes = 0
+    """Rows of one validated Objektholder into the table sinks; returns its episode count.
+
+    The hot path of intake: local names bound once, one tuple appended per row.
+    """
+    ns = holder.tag[: holder.tag.index("}") + 1]
+    episode_tag, referral_tag, patient_tag = (
+        f"{ns}Episode",
+        f"{ns}Henvisningsperiode",
+        f"{ns}Pasient",
+    )
+    condition_tag, procedure_tag = f"{ns}Tilstand", f"{ns}Prosedyre"
     add_episode = sinks["episodes"].add
     add_diagnosis = sinks["diagnoses"].add
     add_procedure = sinks["procedures"].add
+    episodes = 0
     for child in holder:
-        local = child.tag.rsplit("}", 1)[-1]
+        tag = child.tag
         g = child.get
-        if local == "Episode":
+        if tag == episode_tag:
             episode_id = g("episodeID")
-            add_episode(
+            add_episode((
                 pnr, episode_id, g("reshID"), g("fagomrade"), g("omsorgsniva"), g("innmateHast"),
                 g("kontaktType"), g("debitor"), g("komNrHjem"), g("innDatoTid"), g("utDatoTid"),
                 g("henvisningsperiodeID"), g("drg"), g("drgKilde"), child.sourceline,
-            )  # fmt: skip
+            ))  # fmt: skip
             episodes += 1
             seq = 0
             for part in child:
-                if part.tag.endswith("}Tilstand"):
+                if part.tag == condition_tag:
                     code = part[0]
-                    add_diagnosis(
+                    add_diagnosis((
                         pnr, episode_id, g_int(part.get("tilstNr")), code.get("kodeNr"),
                         code.get("kodeverk"),
-                    )  # fmt: skip
+                    ))  # fmt: skip
                 else:
-                    for prosedyre in part.iter("{*}Prosedyre"):
+                    for prosedyre in part.iter(procedure_tag):
                         seq += 1
                         code = prosedyre[0]
-                        add_procedure(
+                        add_procedure((
                             pnr, episode_id, seq, code.get("kodeNr"), code.get("kodeverk"),
                             prosedyre.get("dato"),
-                        )  # fmt: skip
-        elif local == "Henvisningsperiode":
+                        ))  # fmt: skip
+        elif tag == referral_tag:
             referral_id = g("henvisningsperiodeID")
-            sinks["referrals"].add(
+            sinks["referrals"].add((
                 pnr, referral_id, g("reshID"), g("fagomrade"), g("mottattDato"),
                 g("ansiennitetsdato"), g("vurderingsdato"), g("fristStartHelsehjelp"),
                 g("tjenestestart"), g("avviklingsdato"), g("avviklingskode"), g("prioritet"),
                 child.sourceline,
-            )  # fmt: skip
+            ))  # fmt: skip
             for post in child:
-                sinks["postponements"].add(
+                sinks["postponements"].add((
                     pnr, referral_id, post.get("utsettelseskode"), post.get("utsettelsesdato"),
                     post.get("utsettelseSluttdato"),
-                )  # fmt: skip
-        elif local == "Pasient":
+                ))  # fmt: skip
+        elif tag == patient_tag:
             sinks["patients"].add(
-                pnr, g("kjonn"), g("fodselsar"), g("komNrHjem"), holder.sourceline
+                (pnr, g("kjonn"), g("fodselsar"), g("komNrHjem"), holder.sourceline)
             )
     return episodes
 

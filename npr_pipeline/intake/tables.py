@@ -99,7 +99,10 @@ def _column(values: list, dtype: pa.DataType) -> pa.Array:
     if dtype == S:
         return pa.array(values, type=S)
     if dtype == INT:
-        return pa.array([None if v in (None, "") else int(v) for v in values], type=INT)
+        try:
+            return pa.array(values, type=INT)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # digits as text (fodselsar)
+            return pc.cast(pa.array([v or None for v in values], type=S), INT)
     strings = pa.array([v or None for v in values], type=S)
     if dtype == D:
         return pc.cast(strings, D)
@@ -107,38 +110,45 @@ def _column(values: list, dtype: pa.DataType) -> pa.Array:
 
 
 class Sink:
-    """Rows of one table for one submission, written to ``path`` in row groups."""
+    """Rows of one table for one submission, written to ``path`` in row groups.
+
+    Rows are kept as tuples and turned into columns only at flush (``zip`` in C): appending a
+    tuple costs a fraction of appending to one list per column.
+    """
 
     def __init__(self, table: str, path: Path, keys: tuple[str, str, int]) -> None:
         self.table, self.path, self.keys = table, path, keys
         self.columns = TABLES[table]
-        self.buffers: list[list] = [[] for _ in self.columns]
-        self.appenders = [b.append for b in self.buffers]
+        self.pending: list[tuple] = []
+        self.add = self.pending.append
         self.rows = 0
         self.writer: pq.ParquetWriter | None = None
 
-    def add(self, *values: object) -> None:
-        """One row, values in the table's column order."""
-        for append, value in zip(self.appenders, values, strict=True):
-            append(value)
-        if len(self.buffers[0]) >= FLUSH_ROWS:
+    def add_row(self, *values: object) -> None:
+        """One row, values in the table's column order (flushes when the buffer is full)."""
+        self.add(values)
+        if len(self.pending) >= FLUSH_ROWS:
             self.flush()
 
     def flush(self) -> None:
-        n = len(self.buffers[0])
+        n = len(self.pending)
         if n == 0 and self.writer is not None:
             return
         schema = schema_of(self.table)
         sid, unit, year = self.keys
+        columns = list(zip(*self.pending, strict=True)) if n else [[] for _ in self.columns]
         arrays = [pa.array([sid] * n, S), pa.array([unit] * n, S), pa.array([year] * n, INT)]
-        arrays += [_column(buf, t) for buf, (_, t) in zip(self.buffers, self.columns, strict=True)]
+        arrays += [_column(list(c), t) for c, (_, t) in zip(columns, self.columns, strict=True)]
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.writer = pq.ParquetWriter(self.path, schema, compression="zstd")
         self.writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
         self.rows += n
-        for buf in self.buffers:
-            buf.clear()
+        self.pending.clear()
+
+    def full(self) -> bool:
+        """Whether the buffer should be flushed (checked once per patient, not per row)."""
+        return len(self.pending) >= FLUSH_ROWS
 
     def close(self) -> None:
         self.flush()
