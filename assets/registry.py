@@ -1,6 +1,12 @@
 """Core asset: the unit registry in the warehouse, from the newest imported version."""
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AutomationCondition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from assets.resources import HomeResource
 from npr_pipeline.registry import current_registry
@@ -11,6 +17,8 @@ from npr_pipeline.warehouse import replace_table, writer
     key_prefix="core",
     group_name="core",
     pool="warehouse",
+    # Declarative where it fits: the registry copy refreshes itself every morning.
+    automation_condition=AutomationCondition.on_cron("0 5 * * *", "Europe/Oslo"),
     description="Reporting units (RESH, orgnr, HER, RHF, obligations) as the gate checks use them.",
 )
 def unit_registry(context: AssetExecutionContext, home: HomeResource) -> MaterializeResult:

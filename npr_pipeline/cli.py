@@ -370,6 +370,40 @@ def diff(
 
 
 @app.command()
+def extract(
+    spec: Annotated[Path, typer.Option("--spec", help="The project's extract spec (YAML).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the files and manifest.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Write a research extract: approved variables, pseudonyms, suppressed tables, manifest."""
+    from npr_pipeline.research.extract import run_extract
+    from npr_pipeline.research.pseudonym import PseudonymKeyError
+    from npr_pipeline.research.spec import SpecError
+
+    if not spec.is_file():
+        raise _fail(f"no such file: {spec}")
+    try:
+        result = run_extract(State.home, spec, out_dir)
+    except SpecError as exc:
+        raise _fail(str(exc)) from exc
+    except PseudonymKeyError as exc:
+        raise _fail(str(exc), EXIT_REFUSED) from exc
+    if as_json:
+        out.print_json(json.dumps(result.as_json(), ensure_ascii=False))
+        return
+    table = Table(title=f"npr extract {spec.name}")
+    for column in ("file", "period", "rows", "sha256"):
+        table.add_column(column)
+    for entry in result.files:
+        table.add_row(
+            str(entry["file"]), str(entry["period"]), str(entry["rows"]), str(entry["sha256"])[:16]
+        )
+    out.print(table)
+    out.print(f"suppressed cells: {result.suppressed}")
+    out.print(f"manifest: {result.manifest}")
+
+
+@app.command()
 def demo(
     units: Annotated[int, typer.Option(help="Units in the demo year.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,

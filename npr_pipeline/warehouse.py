@@ -52,3 +52,21 @@ def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
     con.register("_incoming", frame)
     con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _incoming')
     con.unregister("_incoming")
+
+
+def sync_intake(home: Home, ledger: pd.DataFrame) -> None:
+    """Refresh the warehouse's ``ledger`` and ``quality_results`` after an intake.
+
+    The per-submission files under HOME stay the source of truth (written atomically, one per
+    submission, by parallel workers); the warehouse gets one consistent copy per intake so
+    monitoring and the runbook can query it with SQL.
+    """
+    pattern = str(home.root / "quality" / "*" / "*" / "*.results.parquet")
+    with writer(home) as con:
+        replace_table(con, "ledger", ledger)
+        has_results = bool(list((home.root / "quality").glob("*/*/*.results.parquet")))
+        if has_results:
+            con.execute(
+                "CREATE OR REPLACE TABLE quality_results AS SELECT * FROM "
+                f"read_parquet('{pattern}', union_by_name = true, hive_partitioning = false)"
+            )

@@ -126,3 +126,20 @@ def test_error_findings_name_the_record_and_the_fix(faulty) -> None:
     assert errors["record_id"].notna().all() and errors["pasientNr"].notna().all()
     reports = list((home.feedback).glob("*/XPR_ERR.html"))
     assert reports
+
+
+def test_results_are_in_the_warehouse(clean) -> None:
+    import duckdb
+
+    home, results = clean
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT count(DISTINCT submission_id), count(DISTINCT check_id), "
+            "count(*) FILTER (WHERE status <> 'pass') FROM quality_results"
+        ).fetchall()[0]
+        ledger = con.execute("SELECT count(*) FROM ledger").fetchall()[0][0]
+    finally:
+        con.close()
+    assert rows[0] == len(results) and rows[1] == len(load_catalogue()) and rows[2] == 0
+    assert ledger == len(results)

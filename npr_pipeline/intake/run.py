@@ -29,6 +29,7 @@ from npr_pipeline.intake.gate import RegistryIndex
 from npr_pipeline.intake.ledger import (
     LedgerRecord,
     has_record,
+    load_ledger,
     load_records,
     read_record,
     write_record,
@@ -39,6 +40,7 @@ from npr_pipeline.lake import lake_file
 from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_checked
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
+from npr_pipeline.warehouse import sync_intake
 
 EXAMPLES = 5
 
@@ -208,6 +210,7 @@ def intake_directory(
     for sid, found in quality.items():
         if sid in by_id:
             by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}
+    sync_intake(home, load_ledger(home))
     summary.submissions = [by_id[s.submission_id] if isinstance(s, _Task) else s for s in slots]
     for sub in summary.submissions:
         first = by_id.get(sub.submission_id)

@@ -6,7 +6,10 @@ agreement it works under). A stay or contact is a guest-patient case when the tw
 amount = its DRG points x unit price x settlement share (somatic price; share 80 % by default).
 The home RHF pays the treating RHF. Patients living abroad (9000, 9900) or with an invalid
 municipality are listed apart with their counts, never dropped. Built on ISF's stays and
-contacts (``isf_priced``), so the two deliveries always count the same activity.
+contacts (``isf_priced``), so the two deliveries always count the same activity. Public and
+private providers are kept apart, as every delivery must allow: ``ownership`` on the detail
+lines, ``cases_private`` / ``amount_private`` / ``amount_public`` in the matrix and
+``cases_private`` in the list apart.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.Data
     start, end = (d.isoformat() for d in period.window)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE gp_cases AS
-        SELECT p.activity_id, p.kind, p.unit, p.unit_name, p."pasientNr", p.month, p.drg,
-               p.points, p."komNrHjem", p.rhf AS treating_rhf, c.rhf AS home_rhf,
+        SELECT p.activity_id, p.kind, p.unit, p.unit_name, p.ownership, p."pasientNr", p.month,
+               p.drg, p.points, p."komNrHjem", p.rhf AS treating_rhf, c.rhf AS home_rhf,
                CASE WHEN p."komNrHjem" IN ('9000', '9900') THEN 'abroad'
                     WHEN c.rhf IS NULL THEN 'invalid_municipality' END AS apart,
                s.unit_price_nok, s.settlement_share, s.assumed AS rate_assumed,
@@ -41,12 +44,16 @@ def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.Data
     matrix = con.execute(
         f"""SELECT month, treating_rhf, home_rhf, count(*) AS cases,
                    round(sum(points), 4) AS points, round(sum(amount), 2) AS amount,
+                   count(*) FILTER (WHERE ownership = 'private') AS cases_private,
+                   round(sum(amount) FILTER (WHERE ownership = 'private'), 2) AS amount_private,
+                   round(sum(amount) FILTER (WHERE ownership <> 'private'), 2) AS amount_public,
                    bool_or(rate_assumed) AS rate_assumed
             FROM gp_cases WHERE {guests}
             GROUP BY ALL ORDER BY month, treating_rhf, home_rhf"""
     ).df()
     apart = con.execute(
         """SELECT month, treating_rhf, apart AS category, count(*) AS cases,
+                  count(*) FILTER (WHERE ownership = 'private') AS cases_private,
                   round(sum(points), 4) AS points
            FROM gp_cases WHERE apart IS NOT NULL GROUP BY ALL ORDER BY ALL"""
     ).df()

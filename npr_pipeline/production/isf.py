@@ -6,7 +6,8 @@ counts alone. One DRG per stay or contact: the official grouper's where the epis
 (first episode that has one), else the simplified table grouper with the main condition of the
 stay's first episode that has one. Points = the DRG weight; refund = points x unit price x refund
 share for the activity kind (outpatient and day activity in mental health and TSB at their own
-rate). Rates marked assumed make every row that uses them say so.
+rate). Rates marked assumed make every row that uses them say so. Episode ids are the unit's
+own, so an activity is always identified by (unit, activity_id): two units may use one id.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ FROM ref_drg;
 
 CREATE OR REPLACE TEMP TABLE isf_detail AS
 WITH grouped AS (
-  SELECT a.activity_id, r.drg, r.weight
+  SELECT a.unit, a.activity_id, r.drg, r.weight
   FROM isf_activities a JOIN isf_drg_rules r
     ON r.omsorgsniva = a.level
    AND r.procedure_flag = CASE WHEN a.has_procedure THEN 'Y' ELSE 'N' END
@@ -94,7 +95,7 @@ SELECT a.*, strftime(a.end_time, '%Y-%m') AS month,
                  OR a.fagomrade IN {PSYCH_FAGOMRADER})
             THEN 'psych_tsb_outpatient' ELSE 'somatic' END AS activity
 FROM isf_activities a
-JOIN grouped g USING (activity_id)
+JOIN grouped g USING (unit, activity_id)
 LEFT JOIN official o ON o.drg = a.official_drg;
 """
 

@@ -2,9 +2,10 @@
 
 RULES.md: one row per person, place and day: the person's fødselsnummer (from the identity
 vault), institution and unit, first and last date, care level and the number of contacts
-collapsed into the row. Left out: indirect contacts (kontaktType 5), units and fagområder on the
-exclusion list, and persons without a valid identity number (their records are already excluded
-by the quality rules; counted here). Full refresh of the year to date, each run. The only
+collapsed into the row; the institution's ownership keeps public and private providers apart.
+Left out: indirect contacts (kontaktType 5), units and fagområder on the exclusion list, and
+persons without a valid identity number (their records are already excluded by the quality
+rules; counted here). Full refresh of the year to date, each run. The only
 delivery that holds fødselsnummer: written apart, under HOME/restricted.
 """
 
@@ -17,6 +18,7 @@ from npr_pipeline.periods import Period
 
 CONTACTS = """
 SELECT i.fid AS fodselsnummer, e.unit AS institution, u.name AS institution_name,
+       u.ownership,
        e."reshID" AS department, CAST(e."innDatoTid" AS DATE) AS contact_day,
        min(CAST(e."innDatoTid" AS DATE)) AS first_date,
        max(CAST(e."utDatoTid" AS DATE)) AS last_date,

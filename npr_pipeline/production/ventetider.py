@@ -1,7 +1,7 @@
 """Ventetider: waiting times and fristbrudd for planned care (RULES.md).
 
 Scope: referral periods on a waiting list with a deadline (fristStartHelsehjelp); referrals
-whose first episode was an emergency admission (innmateHast 1-3) never enter. The wait starts at
+with any linked episode that was an emergency admission (innmateHast 1-3) never enter. The wait starts at
 the ansiennitetsdato. Completed waits (avviklede) in the window W: care started in W; days =
 care start - ansiennitetsdato; a wait the patient chose to extend (a postponement with code
 4, 21 or 22) is counted apart as "completed, not ordinary" and left out of mean and median.

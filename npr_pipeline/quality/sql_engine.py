@@ -140,6 +140,7 @@ def _results(
         {True: "pass", False: "fail"}
     )
     frame.loc[frame["engine_error"].notna(), "status"] = "error"
+    frame["engine_error"] = frame["engine_error"].astype("string")
     return frame[RESULT_COLUMNS]
 
 

@@ -123,7 +123,7 @@ def _check_batch(
             period_to=delivery.ord.period_to,
             ord_sid=delivery.ord.submission_id,
             ide_sid=delivery.ide.submission_id if delivery.ide else None,
-        )
+        ).astype({"ide_sid": "string"})
         _write(results_path(home, delivery.ord, "results"), frame)
         write_text(
             _marker(home, delivery.ord),
