@@ -431,6 +431,14 @@ def demo(
     intake(demo_dir / "inbox", as_json=False, workers=2)
     status(period="2026-T1", as_json=False)
     run(period="2026-T1", step=None, allow_missing="", reason="")
+    from npr_pipeline.research.pseudonym import ensure_demo_key
+
+    ensure_demo_key(home)
+    extract(
+        spec=Path(__file__).resolve().parents[1] / "docs" / "example-extract.yaml",
+        out_dir=home.extracts / "demo",
+        as_json=False,
+    )
     out.print(f"HOME: {home.root}")
     out.print(f"  deliveries: {home.warehouse} (tables *_current; delivery_versions)")
     out.print(f"  kjernejournal (restricted): {home.restricted}")

@@ -8,6 +8,7 @@ they mark test data).
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -16,11 +17,25 @@ from npr_pipeline.home import Home
 
 
 class Settings(BaseModel):
-    """What may differ between deployments."""
+    """What may differ between deployments.
 
-    allow_synthetic_fnr: bool = False
+    ``environment`` is ``test`` until an installation says ``production``: a HOME made by
+    ``npr`` for synthetic data (the demo, a developer, the contract check) accepts synthetic
+    fødselsnummer; a production HOME rejects them as test data unless
+    ``allow_synthetic_fnr`` says otherwise explicitly.
+    """
+
+    environment: Literal["production", "test"] = "test"
+    allow_synthetic_fnr: bool | None = None
     max_file_bytes: int = Field(default=1 << 30, gt=0)
     max_excluded_share: float = Field(default=0.05, ge=0.0, le=1.0)
+
+    @property
+    def synthetic_fnr_accepted(self) -> bool:
+        """Synthetic numbers are valid data in a test environment, test data in production."""
+        if self.allow_synthetic_fnr is not None:
+            return self.allow_synthetic_fnr
+        return self.environment != "production"
 
 
 def load_settings(home: Home) -> Settings:

@@ -206,7 +206,7 @@ def intake_directory(
         if progress:
             progress(1)
     deliveries = not_yet_checked(home, state.deliveries())
-    quality = check_deliveries(home, deliveries, settings.allow_synthetic_fnr)
+    quality = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
     for sid, found in quality.items():
         if sid in by_id:
             by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}

@@ -51,7 +51,9 @@ def write_delivery(
         for name, frame in tables.items():
             counts[name] = len(frame)
             if name in RESTRICTED_TABLES:
-                restricted = _write_restricted(home, step, period, version, frame, lineage)
+                summary = tables.get(f"{name}_counts")
+                facts = summary.iloc[0].to_dict() if summary is not None and len(summary) else {}
+                restricted = _write_restricted(home, step, period, version, frame, lineage, facts)
                 continue
             _insert(con, name, frame.assign(period=period, version=version))
         con.execute(
@@ -80,6 +82,10 @@ def _next_version(con: duckdb.DuckDBPyConnection, step: str, period: str) -> int
 
 
 def _insert(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    # Text columns as pandas strings: an empty first version must still create VARCHAR
+    # columns (an all-None object column would become DuckDB's NULL type and refuse later rows).
+    text = [c for c in frame.columns if frame[c].dtype == object]
+    frame = frame.astype(dict.fromkeys(text, "string"))
     con.register("_rows", frame)
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
@@ -96,7 +102,13 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> N
 
 
 def _write_restricted(
-    home: Home, step: str, period: str, version: int, frame: pd.DataFrame, lineage: Lineage
+    home: Home,
+    step: str,
+    period: str,
+    version: int,
+    frame: pd.DataFrame,
+    lineage: Lineage,
+    facts: dict[str, object],
 ) -> Path:
     folder = home.restricted / step / f"period={period}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -115,6 +127,7 @@ def _write_restricted(
         "access": "restricted: owner-only files under HOME/restricted; never in the warehouse",
         "submissions": lineage.submissions,
         "file": target.name,
+        "counts": {k: v if isinstance(v, str) else int(v) for k, v in facts.items()},
     }
     write_text(folder / f"v{version:04d}.manifest.json", json.dumps(manifest, indent=2))
     return target

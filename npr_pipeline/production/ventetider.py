@@ -1,10 +1,10 @@
 """Ventetider: waiting times and fristbrudd for planned care (RULES.md).
 
-Scope: referral periods on a waiting list with a deadline (fristStartHelsehjelp); referrals
-with any linked episode that was an emergency admission (innmateHast 1-3) never enter. The wait starts at
-the ansiennitetsdato. Completed waits (avviklede) in the window W: care started in W; days =
-care start - ansiennitetsdato; a wait the patient chose to extend (a postponement with code
-4, 21 or 22) is counted apart as "completed, not ordinary" and left out of mean and median.
+Scope: referral periods on a waiting list with a deadline (fristStartHelsehjelp); referrals with
+any linked episode that was an emergency admission (innmateHast 1-3) never enter. The wait
+starts at the ansiennitetsdato. Completed waits (avviklede) in the window W: care started in W;
+days = care start - ansiennitetsdato; a wait the patient chose to extend (a postponement with
+code 4, 21 or 22) is counted apart as "completed, not ordinary" and left out of mean and median.
 Waits ended for other reasons in W are counted apart. Still waiting (ventende) at the snapshot
 date (the last day of W): started by then and not ended by then; days = snapshot -
 ansiennitetsdato. Dates after the snapshot are unknown at the snapshot, whatever later files

@@ -118,7 +118,6 @@ def _build(con: duckdb.DuckDBPyConnection, spec: Spec, key: bytes, period: Perio
         [(unit, pid, pseudonym(key, spec.project, fid)) for unit, pid, fid in idents],
         columns=["unit", "pid", "person_key"],
     )
-    del idents
     con.register("_rx_keys", keys)
     con.execute("CREATE OR REPLACE TEMP TABLE rx_keys AS SELECT * FROM _rx_keys")
     con.unregister("_rx_keys")
@@ -264,10 +263,10 @@ FROM people;
 """
 
 
-def _select(name: str, spec: Spec, catalogue: Dictionary) -> str:
-    """The output expression of a variable: dates at the approved precision, as text."""
+def _expression(name: str, spec: Spec, catalogue: Dictionary) -> str:
+    """The output value of a variable: dates at the approved precision, as text."""
     if catalogue.variables[name].is_date:
-        return f"strftime({name}, '{DATE_FORMATS[spec.date_precision]}') AS {name}"
+        return f"strftime({name}, '{DATE_FORMATS[spec.date_precision]}')"
     return name
 
 
@@ -283,7 +282,7 @@ def _rows(
     catalogue: Dictionary,
 ) -> pa.Table:
     """The level's rows with the spec's variables, in the spec's order, sorted."""
-    columns = ", ".join(_select(n, spec, catalogue) for n in names)
+    columns = ", ".join(f"{_expression(n, spec, catalogue)} AS {n}" for n in names)
     rows = con.execute(f"SELECT {columns} FROM {LEVEL_TABLES[level]} ORDER BY ALL").fetchall()
     values = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     schema = pa.schema([pa.field(n, _arrow_type(n, catalogue)) for n in names])
@@ -298,8 +297,7 @@ def _aggregate(
     dims = table.dimensions
     measures = list(dict.fromkeys(table.sum + table.mean))
     select = [
-        f"coalesce(CAST({_select(d, spec, catalogue).split(' AS ')[0]} AS VARCHAR), "
-        f"'{MISSING}') AS {d}"
+        f"coalesce(CAST({_expression(d, spec, catalogue)} AS VARCHAR), '{MISSING}') AS {d}"
         for d in dims
     ]
     select += [f"sum({m}) AS sum_{m}, count({m}) AS n_{m}" for m in measures]
