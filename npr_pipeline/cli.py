@@ -330,12 +330,25 @@ def run(
         console.print(f"[red]blocked by quality check[/red] {check}")
     for name in outcome.produced:
         console.print(f"[green]delivered[/green] {name} {chosen}")
+    if outcome.produced:
+        _print_headlines(home, str(chosen))
     console.print(f"run {outcome.run_id}; warehouse: {home.warehouse}")
     console.print(f"Dagster UI: DAGSTER_HOME={home.dagster_home} dagster dev -w workspace.yaml")
     if outcome.refused:
         raise typer.Exit(EXIT_REFUSED)
     if not outcome.success:
         raise typer.Exit(1)
+
+
+def _print_headlines(home: Home, period: str) -> None:
+    from npr_pipeline.production.headlines import headlines
+
+    table = Table(title=f"headline numbers {period} (current versions)")
+    for column in ("delivery", "measure", "value"):
+        table.add_column(column)
+    for row in headlines(home, period):
+        table.add_row(*row)
+    out.print(table)
 
 
 @app.command()
@@ -443,6 +456,7 @@ def demo(
     out.print(f"  deliveries: {home.warehouse} (tables *_current; delivery_versions)")
     out.print(f"  kjernejournal (restricted): {home.restricted}")
     out.print(f"  feedback: {home.feedback}  (npr feedback SUBMISSION_ID)")
+    out.print(f"  research extract: {home.extracts / 'demo'} (manifest.json)")
     out.print(
         f"  Dagster UI: DAGSTER_HOME={home.dagster_home} .venv/bin/dagster dev -w workspace.yaml"
     )

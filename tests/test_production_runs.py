@@ -108,6 +108,7 @@ def test_gate_opens_when_the_unit_delivers_and_versions_keep_lineage(late_unit, 
     assert {s["gate"] for s in status["steps"]} == {"open"}
     first = _npr(home, "run", "--period", "2026-T1")
     assert first.exit_code == 0, first.output
+    assert "headline numbers 2026-T1" in first.output and "refund (NOK)" in first.output
     second = _npr(home, "run", "--period", "2026-T1", "--step", "ventetider")
     assert second.exit_code == 0, second.output
     rows = _versions(home)
