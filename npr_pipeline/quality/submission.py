@@ -25,6 +25,7 @@ from npr_pipeline.intake.tables import IDE_TABLES, ORD_TABLES
 from npr_pipeline.lake import lake_file
 from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.sql_engine import register_tables, run_checks
+from npr_pipeline.registry import current_registry
 
 EXAMPLES = 10_000
 BATCH = 250
@@ -102,6 +103,8 @@ def _check_batch(
     finally:
         con.close()
     by_check = {c.id: c for c in checks}
+    registry = current_registry(home)
+    names = dict(zip(registry["reshID"], registry["name"], strict=True))
     outcomes: dict[str, QualityOutcome] = {}
     for delivery in batch:
         parts = [(delivery.ord, ORD_TABLES)]
@@ -112,7 +115,9 @@ def _check_batch(
         own = violations[violations["submission_id"].isin(sids)]
         _write(results_path(home, delivery.ord, "violations"), own)
         for record, tables in parts:
-            _report(home, record, own_results, own[own["table"].isin(tables)], by_check, tables)
+            rows = own[own["table"].isin(tables)]
+            info = _info(record, names.get(record.unit))
+            _report(home, info, own_results, rows, by_check, tables)
             mine = own[own["submission_id"] == record.submission_id]
             outcomes[record.submission_id] = QualityOutcome(
                 errors=int((mine["severity"] == "error").sum()),
@@ -174,7 +179,7 @@ def _write(path: Path, frame: pd.DataFrame) -> None:
 
 def _report(
     home: Home,
-    record: LedgerRecord,
+    info: SubmissionInfo,
     results: pd.DataFrame,
     violations: pd.DataFrame,
     by_check: dict[str, Check],
@@ -205,17 +210,17 @@ def _report(
         )
         for row in violations.head(EXAMPLES).itertuples(index=False)
     ]
-    write_xpr_err(home.feedback / record.submission_id, _info(record), findings, summary)
+    write_xpr_err(home.feedback / info.submission_id, info, findings, summary)
 
 
-def _info(record: LedgerRecord) -> SubmissionInfo:
+def _info(record: LedgerRecord, unit_name: str | None) -> SubmissionInfo:
     return SubmissionInfo(
         submission_id=record.submission_id,
         file=record.file,
         received=record.received,
         status=str(record.status),
         unit=record.unit,
-        unit_name=None,
+        unit_name=unit_name,
         message_type=record.message_type,
         version=record.version,
         period=f"{record.period_from}/{record.period_to}",
