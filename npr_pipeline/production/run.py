@@ -74,7 +74,7 @@ def produce(
     tables[f"{step}_exclusions"] = excluded
     lineage = Lineage(
         run_id=run_id,
-        submissions=_submissions(home, inputs),
+        submissions=submission_lineage(home, inputs),
         override=override,
         official=period.official,
     )
@@ -91,7 +91,8 @@ def exclusion_summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
-def _submissions(home: Home, inputs: PeriodInput) -> list[dict[str, str]]:
+def submission_lineage(home: Home, inputs: PeriodInput) -> list[dict[str, str]]:
+    """The submissions a period was read from, with the checksums of their archived bytes."""
     ledger = load_ledger(home).set_index("submission_id")
     return [
         {

@@ -28,11 +28,10 @@ import pyarrow.parquet as pq
 
 from npr_pipeline.atomic import atomic_path, write_bytes, write_text
 from npr_pipeline.home import Home
-from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.periods import Period
 from npr_pipeline.production import isf
 from npr_pipeline.production.inputs import PeriodInput
-from npr_pipeline.production.run import open_period
+from npr_pipeline.production.run import open_period, submission_lineage
 from npr_pipeline.research import suppression
 from npr_pipeline.research.dictionary import DICTIONARY, ColumnType, Dictionary, dictionary
 from npr_pipeline.research.pseudonym import key_id, load_key, pseudonym
@@ -393,17 +392,7 @@ def _lineage(
     home: Home, period: Period, inputs: PeriodInput, without_identity: int
 ) -> dict[str, object]:
     """The submissions (with checksums) the period was read from, and the current deliveries."""
-    ledger = load_ledger(home).set_index("submission_id")
-    submissions = [
-        {
-            "submission_id": sid,
-            "checksum": str(ledger.at[sid, "checksum"]),
-            "unit": str(ledger.at[sid, "unit"]),
-            "message_type": str(ledger.at[sid, "message_type"]),
-            "file": str(ledger.at[sid, "file"]),
-        }
-        for sid in inputs.submission_ids
-    ]
+    submissions = submission_lineage(home, inputs)
     start, end = period.window
     return {
         "period": str(period),
