@@ -43,6 +43,9 @@ from npr_pipeline.settings import load_settings
 from npr_pipeline.warehouse import sync_intake
 
 EXAMPLES = 5
+# A worker is replaced after this many files: allocator pools (Arrow, lxml) otherwise keep
+# the high-water mark of every file a worker has read, and a long inbox grows without bound.
+WORKER_FILES = 64
 
 
 @dataclass
@@ -232,6 +235,7 @@ def _run(
         max_workers=workers,
         initializer=_init_worker,
         initargs=(registry, str(home.root), max_bytes),
+        max_tasks_per_child=WORKER_FILES,
     ) as pool:
         yield from pool.map(_process, tasks, chunksize=1)
 

@@ -1,0 +1,420 @@
+"""Quality speed (issue 4 "Speed"): the GX suites against hand-written DuckDB SQL, one run.
+
+    python -m benchmarks.quality_bench [--units 2000] [--through 2026-01] [--episodes 300]
+
+A national month (every active unit, January, 300 episodes per unit-month on average) is
+generated once into ``.bench/quality/`` and reused. Each run intakes it into a fresh HOME, then
+measures, each in its own child process under GNU ``/usr/bin/time`` (``intake_bench.measure``:
+wall time, ``ru_maxrss``, sampled tree PSS):
+
+- ``gx full``: what ``core/production_input`` does per period: ``build_quality_database``,
+  ``run_suites`` over every table with Data Docs, ``input_quality``;
+- ``gx 11``: ``run_suites`` with only the 11 typical episode checks (no Data Docs), the
+  like-for-like case of the issue's figure;
+- ``sql engine full`` / ``sql engine 11``: ``sql_engine.run_checks`` over the same period views;
+- ``hand-written 11``: one hand-written DuckDB query counting the same 11 checks at once;
+- ``npr intake`` and ``produce`` of each of the four steps: the rest of intake-to-delivery.
+
+The children report their own time without interpreter start and imports ("work s"), which the
+ratios use, as the issue's figures did; wall times are shown too. Every engine's unexpected
+counts for the 11 checks are compared: a faster engine that counts differently proves nothing.
+Targets are PASS or MISS, the exit code is 0 either way: this is a measurement, not a gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from benchmarks.intake_bench import (
+    CACHE,
+    GIB,
+    MB,
+    TIME,
+    Measurement,
+    Scale,
+    ensure_dataset,
+    machine,
+    measure,
+)
+from npr_pipeline.production import STEPS
+
+QUALITY_CACHE = CACHE / "quality"
+MIB = 1 << 20
+TYPICAL = (
+    "episode_dates_in_order",
+    "episode_not_before_1900",
+    "episode_id_unique",
+    "care_level_in_code_list",
+    "urgency_in_code_list",
+    "contact_type_in_code_list",
+    "debitor_in_code_list",
+    "episode_fagomrade_in_code_list",
+    "episode_municipality_valid",
+    "inpatient_stay_length_plausible",
+    "outpatient_contact_same_day",
+)
+"""The issue's "11 typical expectations": every single-table check of the episodes file."""
+
+TARGET_GX_VS_SQL = 3.0
+TARGET_PEAK_GIB = 2.0
+TARGET_QUALITY_SHARE = 0.25
+
+HANDWRITTEN = """
+WITH e AS (
+    SELECT *, count(*) OVER (PARTITION BY submission_id, "episodeID") AS copies
+    FROM episodes
+)
+SELECT
+    count(*) AS element_count,
+    count_if(utDatoTid < innDatoTid) AS episode_dates_in_order,
+    count_if(innDatoTid < TIMESTAMP '1900-01-01') AS episode_not_before_1900,
+    count_if(copies > 1 AND submission_id IS NOT NULL AND "episodeID" IS NOT NULL)
+        AS episode_id_unique,
+    count_if(omsorgsniva NOT IN (SELECT code FROM ref_code_list WHERE list = 'omsorgsniva'))
+        AS care_level_in_code_list,
+    count_if(innmateHast NOT IN (SELECT code FROM ref_code_list WHERE list = 'innmateHast'))
+        AS urgency_in_code_list,
+    count_if(kontaktType NOT IN (SELECT code FROM ref_code_list WHERE list = 'kontaktType'))
+        AS contact_type_in_code_list,
+    count_if(debitor NOT IN (SELECT code FROM ref_code_list WHERE list = 'debitor'))
+        AS debitor_in_code_list,
+    count_if(fagomrade NOT IN (SELECT code FROM ref_code_list WHERE list = 'fagomrade'))
+        AS episode_fagomrade_in_code_list,
+    count_if(komNrHjem NOT IN (SELECT komnr FROM ref_municipality))
+        AS episode_municipality_valid,
+    count_if(omsorgsniva = '1' AND date_diff('day', innDatoTid, utDatoTid) > 365)
+        AS inpatient_stay_length_plausible,
+    count_if(omsorgsniva IN ('2', '3') AND CAST(utDatoTid AS DATE) <> CAST(innDatoTid AS DATE))
+        AS outpatient_contact_same_day
+FROM e
+"""
+"""The 11 checks as one scan, written the way a person writes them: NULLs compare as unknown
+and are not counted (as in the catalogue), code lists come from the same ``ref_*`` tables."""
+
+
+# -- the children (``python -m benchmarks.quality_bench child KIND HOME PERIOD``) -------------
+
+
+def _child(kind: str, home_dir: str, period_text: str) -> dict[str, object]:
+    """One contender's work, timed by phase after its imports; GX's chatter kept off stdout."""
+    from npr_pipeline.home import Home
+    from npr_pipeline.periods import Period
+
+    home, period = Home.resolve(home_dir), Period.parse(period_text)
+    with contextlib.redirect_stdout(sys.stderr):
+        if kind.startswith("gx"):
+            return _child_gx(home, period, full=kind == "gx-full")
+        if kind.startswith("sql-engine"):
+            return _child_sql_engine(home, period, full=kind == "sql-engine-full")
+        if kind == "handwritten":
+            return _child_handwritten(home, period)
+        if kind.startswith("produce-"):
+            return _child_produce(home, period, kind.removeprefix("produce-"))
+    raise ValueError(f"unknown child {kind!r}")
+
+
+def _checks(full: bool) -> list:
+    """All checks GX can run (what the period suite holds), or the 11 typical ones."""
+    from npr_pipeline.quality.catalogue import by_id, load_catalogue
+    from npr_pipeline.quality.gx_suite import NOT_IN_GX
+
+    if full:
+        return [c for c in load_catalogue() if c.expectation not in NOT_IN_GX]
+    return [by_id(check_id) for check_id in TYPICAL]
+
+
+def _child_gx(home, period, full: bool) -> dict[str, object]:
+    """``core/production_input`` (full) or the same machinery on the 11 episode checks."""
+    from assets.production import GX_TABLES
+    from npr_pipeline.production.run import build_quality_database, input_quality
+    from npr_pipeline.quality.gx_suite import run_suites
+    from npr_pipeline.settings import load_settings
+
+    checks = _checks(full)
+    started = time.perf_counter()
+    db = build_quality_database(home, period)
+    built = time.perf_counter()
+    docs = home.root / "data_docs" / str(period) if full else None
+    tables = GX_TABLES if full else ["episodes"]
+    results = run_suites(db, checks, tables, data_docs_dir=docs)
+    checked = time.perf_counter()
+    phases = {"setup": built - started, "checks": checked - built}
+    if full:
+        input_quality(home, period, load_settings(home).max_excluded_share)
+        phases["input_quality"] = time.perf_counter() - checked
+    errors = sorted({r.check_id for r in results if r.error})
+    counts = {r.check_id: r.unexpected_count for r in results}
+    return {"phases": phases, "checks": len(results), "counts": counts, "errors": errors}
+
+
+def _open_views(home, period):
+    """The period's views, reference and lineage tables in memory: what GX's file holds."""
+    import duckdb
+
+    from npr_pipeline.intake.ledger import load_ledger
+    from npr_pipeline.production.inputs import period_input, register_period_views
+    from npr_pipeline.production.run import register_lineage_tables
+    from npr_pipeline.quality import reference_tables
+
+    con = duckdb.connect()
+    register_period_views(con, home, period_input(load_ledger(home), period))
+    reference_tables.register(con)
+    register_lineage_tables(con, home, period)
+    return con
+
+
+def _child_sql_engine(home, period, full: bool) -> dict[str, object]:
+    """The per-submission engine, run once over the period's views."""
+    from npr_pipeline.quality.sql_engine import run_checks
+
+    checks = _checks(full)
+    started = time.perf_counter()
+    con = _open_views(home, period)
+    built = time.perf_counter()
+    results, _ = run_checks(con, checks, allow_synthetic_fnr=True)
+    checked = time.perf_counter()
+    counts = results.groupby("check_id")["unexpected_count"].sum()
+    errors = sorted(results.loc[results["status"] == "error", "check_id"].unique())
+    return {
+        "phases": {"setup": built - started, "checks": checked - built},
+        "checks": len(checks),
+        "counts": {k: int(v) for k, v in counts.items()},
+        "errors": errors,
+    }
+
+
+def _child_handwritten(home, period) -> dict[str, object]:
+    """The one hand-written query over the same views."""
+    started = time.perf_counter()
+    con = _open_views(home, period)
+    built = time.perf_counter()
+    cursor = con.execute(HANDWRITTEN)
+    row = cursor.fetchone()
+    checked = time.perf_counter()
+    names = [d[0] for d in cursor.description]
+    counts = {n: int(v) for n, v in zip(names, row, strict=True) if n != "element_count"}
+    return {
+        "phases": {"setup": built - started, "checks": checked - built},
+        "checks": len(counts),
+        "counts": counts,
+        "errors": [],
+        "rows": int(row[0]),
+    }
+
+
+def _child_produce(home, period, step: str) -> dict[str, object]:
+    """One production step as ``out/<step>`` runs it: a new delivery version."""
+    from npr_pipeline.production.run import produce
+
+    started = time.perf_counter()
+    result = produce(home, period, step, f"bench-{step}")
+    return {"phases": {"produce": time.perf_counter() - started}, "rows": result.rows}
+
+
+# -- the harness ------------------------------------------------------------------------------
+
+
+def run_quality_bench(
+    units: int = 2000, month: int = 1, episodes: float = 300.0, seed: int = 1
+) -> dict[str, object]:
+    """Generate (or reuse) the month, intake it, measure every contender; the whole record.
+
+    The period is the generated month itself (``2026-MM``): every unit's file covers it.
+    """
+    if shutil.which(TIME) is None:
+        sys.exit(f"needs {TIME} (Debian: apt-get install time)")
+    scale = Scale(units, month, episodes, seed)
+    dataset = ensure_dataset(scale, QUALITY_CACHE)
+    period = f"2026-{month:02d}"
+    files = dataset.files
+    work = Path(tempfile.mkdtemp(prefix="work-", dir=QUALITY_CACHE))
+    try:
+        home = work / "home"
+        home.mkdir()
+        (home / "settings.json").write_text(json.dumps({"allow_synthetic_fnr": True}) + "\n")
+        npr = Path(sys.executable).with_name("npr")
+        subprocess.run(
+            [npr, "--home", home, "registry", "import", dataset.registry],
+            check=True,
+            capture_output=True,
+        )
+        _say(f"intake of {len(files)} files ...")
+        intake = measure(
+            "npr intake", "month", [npr, "--home", home, "intake", dataset.inbox, "--json"],
+            files, True,
+        )  # fmt: skip
+        _check_ok(intake)
+        intake.output["quality_s"] = _quality_in_intake(home, time.time())
+        measurements = {"intake": intake}
+        contenders = ["gx-full", "gx-11", "sql-engine-full", "sql-engine-11", "handwritten"]
+        for kind in contenders + [f"produce-{step}" for step in STEPS]:
+            _say(f"{kind} ...")
+            argv = [sys.executable, "-m", "benchmarks.quality_bench", "child", kind, home, period]
+            measurements[kind] = _check_ok(measure(kind, "month", argv, [], True))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return _record(dataset, period, measurements)
+
+
+def _quality_in_intake(home: Path, ended: float) -> float:
+    """Seconds intake spent after its last ledger record: the per-delivery content checks.
+
+    Intake commits every file (ledger record, XPR_VAL) and only then runs the SQL engine on the
+    new deliveries (XPR_ERR, violations), serially in its main process; the ledger's newest
+    entry therefore marks where that phase starts, without touching intake's code.
+    """
+    ledger = home / "ledger"
+    last_commit = max(p.stat().st_mtime for p in [ledger, *ledger.iterdir()])
+    return ended - last_commit
+
+
+def _say(text: str) -> None:
+    print(f"  {datetime.now():%H:%M:%S} {text}", flush=True)
+
+
+def _check_ok(m: Measurement) -> Measurement:
+    """A failed child is no figure: stop with its error rather than print a ratio of it."""
+    if not m.ok:
+        sys.exit(f"{m.name} failed: {m.note}")
+    return m
+
+
+def _work(m: Measurement) -> float:
+    """Seconds of work inside a child (all its phases), without interpreter start and imports;
+    for intake, a command of its own, its wall time."""
+    phases = m.output.get("phases")
+    return sum(float(v) for v in phases.values()) if phases else m.seconds
+
+
+def _verdict(value: float, limit: float) -> str:
+    return "PASS" if value < limit else "MISS"
+
+
+def _record(dataset, period: str, ms: dict[str, Measurement]) -> dict[str, object]:
+    """Figures, agreement of the engines' counts, and the three targets."""
+    intake = ms["intake"]
+    hand, gx11, gx_full = ms["handwritten"], ms["gx-11"], ms["gx-full"]
+    # Work seconds for what runs inside the already started Dagster process; intake's wall
+    # time, because it is a command of its own (its content checks are part of it).
+    produce_s = sum(_work(ms[f"produce-{s}"]) for s in STEPS)
+    gx_s = _work(gx_full)
+    in_intake = float(intake.output["quality_s"])
+    total = intake.seconds + gx_s + produce_s
+    peak = max(ms[k].peak for k in ("gx-full", "gx-11", "sql-engine-full", "handwritten"))
+    rows = [
+        ("GX / hand-written SQL, same 11 checks (work s)", _work(gx11) / _work(hand),
+         TARGET_GX_VS_SQL),
+        ("quality peak memory (GiB)", peak / GIB, TARGET_PEAK_GIB),
+        ("quality share of intake-to-delivery (intake's checks + GX per period)",
+         (in_intake + gx_s) / total, TARGET_QUALITY_SHARE),
+    ]  # fmt: skip
+    targets = [
+        {"target": name, "value": value, "limit": f"< {limit}", "verdict": _verdict(value, limit)}
+        for name, value, limit in rows
+    ]
+    counts = {k: ms[k].output["counts"] for k in ("handwritten", "gx-11", "sql-engine-11")}
+    disagree = {
+        check: {k: c.get(check) for k, c in counts.items()}
+        for check in TYPICAL
+        if len({c.get(check) for c in counts.values()}) > 1
+    }
+    return {
+        "machine": machine(),
+        "scale": dataset.scale.__dict__ | {"key": dataset.scale.key},
+        "period": period,
+        "data": {
+            "files": len(dataset.files),
+            "bytes": sum(p.stat().st_size for p in dataset.files),
+            "episodes_in_period_view": hand.output["rows"],
+            "accepted": intake.output["accepted"],
+            "rejected": intake.output["rejected"],
+            "episodes_read": intake.output["episodes"],
+        },
+        "measurements": {k: m.as_json() | {"work_s": _work(m)} for k, m in ms.items()},
+        "gx_full_vs_handwritten": _work(gx_full) / _work(hand),
+        "intake_to_delivery_s": {
+            "intake": intake.seconds,
+            "of which content checks": in_intake,
+            "quality per period (gx full)": gx_s,
+            "produce (4 steps)": produce_s,
+            "total": total,
+        },
+        "counts": counts["handwritten"],
+        "counts_disagree": disagree,
+        "targets": targets,
+    }
+
+
+def _print(record: dict) -> None:
+    """The record as plain tables, for the log and for docs/benchmarks.md."""
+    data = record["data"]
+    print(
+        f"\nperiod {record['period']}: {data['files']} files, {data['bytes'] / MB:.1f} MB, "
+        f"{data['episodes_read']} episodes read, {data['episodes_in_period_view']} episodes in "
+        f"the period view ({data['accepted']} files accepted, {data['rejected']} rejected)"
+    )
+    print(f"\n{'contender':21} {'checks':>6} {'wall s':>8} {'work s':>8} {'max RSS MiB':>12}"
+          f" {'tree PSS MiB':>13} {'load':>5}  phases")  # fmt: skip
+    for name, m in record["measurements"].items():
+        output = m["output"]
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in output.get("phases", {}).items())
+        checks = str(output.get("checks", "")) if "checks" in output else "-"
+        print(
+            f"{name:21} {checks:>6} {m['seconds']:8.1f} {m['work_s']:8.1f} "
+            f"{m['max_rss'] / MIB:12.0f} {m['tree_pss'] / MIB:13.0f} {m['load']:5.1f}  {phases}"
+        )
+    flow = record["intake_to_delivery_s"]
+    print("\nintake to delivery: " + ", ".join(f"{k} {v:.1f} s" for k, v in flow.items()))
+    print(f"GX full suite / hand-written 11 (work s): {record['gx_full_vs_handwritten']:.1f}")
+    print(f"unexpected counts (hand-written): {record['counts']}")
+    if record["counts_disagree"]:
+        print(f"ENGINES DISAGREE: {record['counts_disagree']}")
+    else:
+        print("hand-written, GX and the SQL engine agree on all 11 counts")
+    print("\ntargets (a MISS is a finding, not a failure: exit code stays 0)")
+    for t in record["targets"]:
+        print(f"  {t['verdict']:4}  {t['target']}: {t['value']:.3f} (needed {t['limit']})")
+
+
+def _args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quality_bench", description=__doc__)
+    parser.add_argument("--units", type=int, default=2000, help="2000: every active unit")
+    parser.add_argument("--through", default="2026-01", help="the month to generate, YYYY-MM")
+    parser.add_argument("--episodes", type=float, default=300.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    match = re.fullmatch(r"2026-(0[1-9]|1[0-2])", args.through)
+    if not match:
+        parser.error("--through must be a month of 2026 as YYYY-MM")
+    args.month = int(match[1])
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m benchmarks.quality_bench``: measure, print, store the JSON record."""
+    args = _args(argv)
+    QUALITY_CACHE.mkdir(parents=True, exist_ok=True)
+    print(f"quality benchmark, data set in {QUALITY_CACHE} (generated once, then reused)")
+    record = run_quality_bench(args.units, args.month, args.episodes, args.seed)
+    _print(record)
+    path = QUALITY_CACHE / f"results-{datetime.now():%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["child"]:
+        print(json.dumps(_child(*sys.argv[2:5]), default=str))
+    else:
+        main()

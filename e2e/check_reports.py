@@ -1,0 +1,414 @@
+"""``make e2e``: the pages a coordinator opens, opened in headless Chromium and checked.
+
+The unit tests read the report HTML as text; only a browser shows whether the page renders,
+whether what it shows agrees with the XML report of the same submission, and whether it needs
+anything it cannot have. The register's network has no internet, so every page is rendered
+with name resolution switched off: what this sees is what a coordinator there sees.
+
+    python -m e2e.check_reports
+
+Generates a small faulty year into a temporary HOME (``npr synth --units 8 --through 2026-03
+--defects 0.3 --episodes-per-unit-month 20``, intake with ``allow_synthetic_fnr``), builds the
+GX Data Docs of the last month, then checks four pages: an accepted XPR_VAL, a rejected
+XPR_VAL, an XPR_ERR with findings and the Data Docs index. Per page: the rendered DOM
+(``--dump-dom``) has the expected headings and the counts the XML report states; every
+``a``/``link``/``img``/``script`` reference resolves to an existing local file (or an anchor of
+the page) and none leaves the machine; the screenshot (``.e2e/<page>.png``, 1280x2000) is a real
+PNG with drawn content. Exits 1 listing every problem, 0 when all pages pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from lxml import html
+
+from npr_pipeline.feedback.reports import XPR_ERR, XPR_VAL, read_report_summary
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / ".e2e"
+PERIOD = "2026-03"  # the last month of the generated year: the tertial is not yet covered
+SYNTH = (
+    "--units", "8", "--through", PERIOD, "--defects", "0.3", "--episodes-per-unit-month", "20",
+)  # fmt: skip
+WINDOW = (1280, 2000)
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",  # we run as root in a container
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND",  # no internet, as on the register's network
+    "--virtual-time-budget=5000",  # let a page's scripts finish before the DOM is taken
+)
+CHROMIUM_SECONDS = 120
+MIN_PNG_BYTES = 20_000  # a blank 1280x2000 page is ~12 kB
+MIN_DISTINCT_ROWS = 50  # a single-colour page has 2; a rendered report several hundred
+PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+REFERENCES = (("a", "href"), ("link", "href"), ("img", "src"), ("script", "src"))
+LOCAL_SCHEMES = ("", "file")
+IGNORED_SCHEMES = ("data", "javascript", "mailto")
+
+
+@dataclass
+class Page:
+    """One page to open, and what its rendered DOM must show."""
+
+    name: str
+    path: Path
+    expect: Callable[[html.HtmlElement], list[str]]
+    problems: list[str] = field(default_factory=list)
+
+
+def main() -> None:
+    """Generate, render, check; print a summary and exit non-zero on any problem."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        sys.exit("e2e: chromium not found (Debian: apt-get install chromium)")
+    OUT.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="npr-e2e-") as tmp:
+        home = Path(tmp) / "home"
+        print(f"e2e: generating a faulty year and running intake into {home} ...")
+        _generate(Path(tmp), home)
+        print(f"e2e: building the GX Data Docs of {PERIOD} ...")
+        pages = _pick_reports(home) + [_data_docs_page(home)]
+        for page in pages:
+            print(f"e2e: opening {page.name} ({page.path.relative_to(home)}) ...")
+            page.problems = _check_page(chromium, page)
+    _print_summary(pages)
+    if any(page.problems for page in pages):
+        sys.exit(1)
+
+
+# -- the data ---------------------------------------------------------------------------------
+
+
+def _generate(tmp: Path, home: Path) -> None:
+    """The operator's commands, as documented: synth, then intake with synthetic fnr allowed."""
+    npr = Path(sys.executable).with_name("npr")
+    synth = tmp / "synth"
+    _run([npr, "synth", "--out", synth, *SYNTH])
+    home.mkdir()
+    (home / "settings.json").write_text(json.dumps({"allow_synthetic_fnr": True}) + "\n")
+    _run([npr, "--home", home, "intake", synth / "inbox"])
+
+
+def _run(argv: list[str | Path]) -> str:
+    """A child that must succeed; its output is shown only when it does not."""
+    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"e2e: {' '.join(map(str, argv))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc.stdout
+
+
+def _pick_reports(home: Path) -> list[Page]:
+    """An accepted XPR_VAL, a rejected XPR_VAL and an XPR_ERR with findings.
+
+    Each the one with the most findings (then by file name), so the pages show tables rather
+    than "no findings" wherever the year has something to show.
+    """
+    reports = [
+        (folder, kind, summary)
+        for folder in sorted(home.joinpath("feedback").iterdir())
+        for kind, summary in read_report_summary(folder).items()
+    ]
+
+    def pick(name: str, kind: str, wanted: Callable[[dict], bool]) -> Page:
+        found = [(f, s) for f, k, s in reports if k == kind and wanted(s)]
+        if not found:
+            sys.exit(f"e2e: the generated year has no {name.replace('_', ' ')} report")
+        folder, summary = min(found, key=lambda fs: (-fs[1]["findings"], fs[1]["file"]))
+        return Page(name, folder / f"{kind}.html", lambda doc: _expect_report(doc, kind, summary))
+
+    return [
+        pick("xpr_val_accepted", XPR_VAL, lambda s: s["status"] == "accepted"),
+        pick("xpr_val_rejected", XPR_VAL, lambda s: s["status"] == "rejected"),
+        pick("xpr_err", XPR_ERR, lambda s: s["findings"] > 0),
+    ]
+
+
+def _data_docs_page(home: Path) -> Page:
+    """The Data Docs index of ``PERIOD``, built as ``core/production_input`` builds it.
+
+    Built in a child process: GX and duckdb-engine stay out of this one (and so does the
+    nanobind leak report GX's cached connections print at interpreter exit).
+    """
+    code = "import sys; from e2e.check_reports import build_data_docs; build_data_docs(sys.argv[1])"
+    tables = json.loads(_run([sys.executable, "-c", code, home]).splitlines()[-1])
+    index = home / "data_docs" / PERIOD / "index.html"
+    return Page("data_docs_index", index, lambda doc: _expect_data_docs(doc, tables))
+
+
+def build_data_docs(home: str) -> None:
+    """Run the GX suites over ``PERIOD`` into ``HOME/data_docs/<period>``; print the tables."""
+    from assets.production import GX_TABLES
+    from npr_pipeline.home import Home
+    from npr_pipeline.periods import Period
+    from npr_pipeline.production.run import build_quality_database
+    from npr_pipeline.quality.catalogue import load_catalogue
+    from npr_pipeline.quality.gx_suite import run_suites
+
+    npr_home = Home.resolve(home)
+    period = Period.parse(PERIOD)
+    db = build_quality_database(npr_home, period)
+    docs = npr_home.root / "data_docs" / str(period)
+    run_suites(db, list(load_catalogue()), GX_TABLES, data_docs_dir=docs)
+    print(json.dumps(GX_TABLES))
+
+
+# -- the browser ------------------------------------------------------------------------------
+
+
+def _chromium(chromium: str, *args: str) -> str:
+    """One headless Chromium run with a fresh profile; its stdout.
+
+    Started in its own session so a hung browser and its helper processes can be ended
+    together, by that session's process group, when the time is up.
+    """
+    with tempfile.TemporaryDirectory(prefix="npr-e2e-profile-") as profile:
+        argv = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+        try:
+            out, err = proc.communicate(timeout=CHROMIUM_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise RuntimeError(f"chromium did not finish within {CHROMIUM_SECONDS} s") from None
+    if proc.returncode != 0:
+        tail = err.decode(errors="replace").strip().splitlines()[-5:]
+        raise RuntimeError(f"chromium exited {proc.returncode}: " + " | ".join(tail))
+    return out.decode("utf-8", errors="replace")
+
+
+def _check_page(chromium: str, page: Page) -> list[str]:
+    """Render the page twice (DOM, screenshot) and collect every problem found."""
+    url = page.path.as_uri()
+    shot = OUT / f"{page.name}.png"
+    shot.unlink(missing_ok=True)
+    try:
+        dom = _chromium(chromium, "--dump-dom", url)
+        width, height = WINDOW
+        _chromium(chromium, f"--screenshot={shot}", f"--window-size={width},{height}", url)
+    except RuntimeError as exc:
+        return [str(exc)]
+    (OUT / f"{page.name}.dom.html").write_text(dom, encoding="utf-8")
+    if not dom.strip():
+        return ["chromium returned an empty DOM"]
+    doc = html.document_fromstring(dom)
+    return page.expect(doc) + _check_references(doc, page.path) + _check_png(shot)
+
+
+# -- what a page must show --------------------------------------------------------------------
+
+
+def _text(element: html.HtmlElement) -> str:
+    """The rendered text of an element, whitespace collapsed."""
+    return " ".join(element.text_content().split())
+
+
+def _section_start(doc: html.HtmlElement, heading: str) -> html.HtmlElement | None:
+    """The first element after the ``h2`` titled ``heading``."""
+    found = doc.xpath(f"//h2[normalize-space()='{heading}']/following-sibling::*[1]")
+    return found[0] if found else None
+
+
+def _rows(table: html.HtmlElement) -> list[list[str]]:
+    """The data rows of a table, as the text of their ``td`` cells."""
+    return [[_text(td) for td in tr.findall("td")] for tr in table.xpath(".//tr[td]")]
+
+
+def _expect_report(doc: html.HtmlElement, kind: str, xml: dict) -> list[str]:
+    """Headings, and every count of the report's XML (``read_report_summary``) on the page."""
+    problems = []
+    h1 = doc.find(".//h1")
+    if h1 is None or f"({kind})" not in _text(h1):
+        problems.append(f"the h1 does not name {kind}")
+    summary, findings = _section_start(doc, "Sammendrag"), _section_start(doc, "Funn")
+    if summary is None:
+        problems.append("no heading 'Sammendrag'")
+    else:
+        problems += _expect_summary(summary, xml)
+    if findings is None:
+        problems.append("no heading 'Funn'")
+    elif kind == XPR_VAL:
+        problems += _expect_val_findings(findings, xml)
+    else:
+        problems += _expect_err_rules(doc, findings, xml)
+    if xml["omitted"] and f"{xml['omitted']} more findings" not in _text(doc.body):
+        problems.append(f"the page does not say that {xml['omitted']} findings were left out")
+    return problems
+
+
+def _expect_summary(table: html.HtmlElement, xml: dict) -> list[str]:
+    """The Sammendrag table: identity, status and counts as the XML states them."""
+    cells = {_text(tr.find("th")): _text(tr.find("td")) for tr in table.xpath(".//tr[th][td]")}
+    expected = {
+        "Fil (file)": xml["file"],
+        "Innsending (submission)": xml["submission_id"],
+        "Episoder / pasienter (episodes / patients)": f"{xml['episodes']} / {xml['patients']}",
+        "Feil (errors)": str(xml["errors"]),
+        "Advarsler (warnings)": str(xml["warnings"]),
+        "Merknader (notes)": str(xml["infos"]),
+    }
+    problems = [
+        f"Sammendrag shows {label} = {cells.get(label)!r}, the XML {value!r}"
+        for label, value in expected.items()
+        if cells.get(label) != value
+    ]
+    if not cells.get("Status", "").endswith(f"({xml['status']})"):
+        problems.append(f"Sammendrag shows Status = {cells.get('Status')!r}, not {xml['status']}")
+    return problems
+
+
+def _expect_val_findings(start: html.HtmlElement, xml: dict) -> list[str]:
+    """The Funn table lists exactly the XML's findings, code by code."""
+    if xml["written"] == 0:
+        if start.tag == "table" or not _text(start).startswith("Ingen funn"):
+            return ["Funn: the XML has no findings but the page does not say 'Ingen funn'"]
+        return []
+    shown = Counter(row[0] for row in _rows(start)) if start.tag == "table" else Counter()
+    if shown != Counter(xml["codes"]):
+        return [f"Funn: the page lists {dict(shown)}, the XML {xml['codes']}"]
+    return []
+
+
+def _expect_err_rules(doc: html.HtmlElement, start: html.HtmlElement, xml: dict) -> list[str]:
+    """The rule table and one ``h3`` per rule carry the XML's count of each rule."""
+    if start.tag != "table":
+        return ["Funn: the XML has rules but the page shows no rule table"]
+    shown = {row[0]: row[3] for row in _rows(start) if len(row) >= 4}
+    wanted = {rule["rule"]: str(rule["count"]) for rule in xml["rules"]}
+    problems = []
+    if shown != wanted:
+        problems.append(f"Funn: the rule table shows {shown}, the XML {wanted}")
+    headings = {_text(h3) for h3 in doc.iter("h3")}
+    for rule, count in wanted.items():
+        if not any(h.startswith(f"{rule}: {count} ") for h in headings):
+            problems.append(f"Funn: no heading '{rule}: {count} …' for the rule's findings")
+    return problems
+
+
+def _expect_data_docs(doc: html.HtmlElement, tables: list[str]) -> list[str]:
+    """Both tabs, and one row per validated table in each of their tables."""
+    problems = []
+    text = _text(doc.body)
+    for tab in ("Validation Results", "Expectation Suites"):
+        if tab not in text:
+            problems.append(f"the index has no '{tab}' tab")
+    for kind in ("validation-results", "expectation_suites"):
+        rows = doc.xpath(f"//table[contains(@class, 'ge-index-page-{kind}-table')]//tr[td]")
+        if len(rows) != len(tables):
+            problems.append(
+                f"the {kind} table shows {len(rows)} rows, expected {len(tables)} (one per "
+                "table; the rows are drawn by the page's scripts)"
+            )
+    missing = [f"npr_{table}" for table in tables if f"npr_{table}" not in text]
+    if missing:
+        problems.append(f"suites not shown on the page: {', '.join(missing)}")
+    return problems
+
+
+# -- links and the screenshot -----------------------------------------------------------------
+
+
+def _check_references(doc: html.HtmlElement, page: Path) -> list[str]:
+    """Every reference resolves on this machine: a local file, an anchor, or inline data.
+
+    A resource from the internet breaks the page on the register's network and tells a third
+    party that, and when, the page was opened; a link out is a dead end there too.
+    """
+    anchors = set(doc.xpath("//@id | //a/@name"))
+    broken, outside = [], []
+    targets = [(tag, el.get(attr)) for tag, attr in REFERENCES for el in doc.iter(tag)]
+    targets += [("row", value) for value in doc.xpath("//@data-href")]
+    for tag, value in targets:
+        if value is None or not value.strip():
+            continue
+        parts = urlsplit(value.strip())
+        if parts.scheme in IGNORED_SCHEMES:
+            continue
+        if parts.scheme not in LOCAL_SCHEMES or parts.netloc:
+            outside.append(f"<{tag}> {value}")
+        elif not parts.path:
+            if parts.fragment and parts.fragment not in anchors:
+                broken.append(f"<{tag}> {value} (no such anchor)")
+        elif not (page.parent / unquote(parts.path)).exists():
+            broken.append(f"<{tag}> {value}")
+    problems = []
+    if outside:
+        problems.append(_listing(f"{len(outside)} reference(s) leave the machine:", outside))
+    if broken:
+        problems.append(_listing(f"{len(broken)} broken reference(s):", broken))
+    return problems
+
+
+def _listing(title: str, items: list[str]) -> str:
+    """A problem with one item per line, so a long list stays readable in a CI log."""
+    return "\n".join([title, *(f"    {item}" for item in items)])
+
+
+def _check_png(path: Path) -> list[str]:
+    """A PNG of the window's size, not tiny, and with drawn content.
+
+    "Drawn content" without an image library: the PNG's decompressed scanlines (filter byte
+    plus pixels) of a single-colour image take only a couple of distinct values whatever the
+    filters, while a page of text gives hundreds.
+    """
+    if not path.is_file():
+        return ["no screenshot was written"]
+    data = path.read_bytes()
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return [f"{path.name} is not a PNG"]
+    header, idat, pos = b"", bytearray(), 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header[:13])
+    problems = []
+    if len(data) < MIN_PNG_BYTES:
+        problems.append(f"screenshot is only {len(data)} bytes (blank page?)")
+    if (width, height) != WINDOW:
+        problems.append(f"screenshot is {width}x{height}, not {WINDOW[0]}x{WINDOW[1]}")
+    if depth == 8 and colour in PNG_CHANNELS and interlace == 0:
+        raw = zlib.decompress(bytes(idat))
+        stride = 1 + width * PNG_CHANNELS[colour]
+        distinct = len({raw[i : i + stride] for i in range(0, len(raw), stride)})
+        if distinct < MIN_DISTINCT_ROWS:
+            problems.append(f"screenshot has {distinct} distinct pixel rows: nothing drawn")
+    return problems
+
+
+def _print_summary(pages: list[Page]) -> None:
+    print(f"\ne2e summary (screenshots and DOMs in {OUT}):")
+    for page in pages:
+        verdict = "FAIL" if page.problems else "ok"
+        print(f"  {verdict:4}  {page.name:18} {page.path.name}  -> .e2e/{page.name}.png")
+        for problem in page.problems:
+            print("          - " + problem.replace("\n", "\n          "))
+    failed = sum(1 for page in pages if page.problems)
+    print(f"{len(pages) - failed} of {len(pages)} pages passed")
+
+
+if __name__ == "__main__":
+    main()
