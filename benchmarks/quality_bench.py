@@ -168,9 +168,10 @@ def _open_views(home, period):
     from npr_pipeline.quality import reference_tables
 
     con = duckdb.connect()
-    register_period_views(con, home, period_input(load_ledger(home), period))
+    inputs = period_input(load_ledger(home), period)
+    register_period_views(con, home, inputs)
     reference_tables.register(con)
-    register_lineage_tables(con, home, period)
+    register_lineage_tables(con, inputs)
     return con
 
 

@@ -37,6 +37,7 @@ class PeriodInput:
     period: Period
     ords: pd.DataFrame
     ides: pd.DataFrame
+    submissions: pd.DataFrame  # their ledger rows (checksum, file, extraction date, ...)
 
     @property
     def submission_ids(self) -> list[str]:
@@ -53,7 +54,9 @@ def period_input(
         current = current[current["unit"].isin(units)]
     ords = current[current["message_type"] == "NPR_ORD"].reset_index(drop=True)
     ides = current[current["message_type"] == "NPR_IDE"].reset_index(drop=True)
-    return PeriodInput(period, ords, ides)
+    chosen = ledger["submission_id"].isin(current["submission_id"])
+    submissions = ledger[chosen].sort_values("submission_id").reset_index(drop=True)
+    return PeriodInput(period, ords, ides, submissions)
 
 
 def register_period_views(

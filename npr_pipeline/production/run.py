@@ -74,7 +74,7 @@ def produce(
     tables[f"{step}_exclusions"] = excluded
     lineage = Lineage(
         run_id=run_id,
-        submissions=submission_lineage(home, inputs),
+        submissions=submission_lineage(inputs),
         override=override,
         official=period.official,
     )
@@ -91,19 +91,10 @@ def exclusion_summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
-def submission_lineage(home: Home, inputs: PeriodInput) -> list[dict[str, str]]:
+def submission_lineage(inputs: PeriodInput) -> list[dict[str, str]]:
     """The submissions a period was read from, with the checksums of their archived bytes."""
-    ledger = load_ledger(home).set_index("submission_id")
-    return [
-        {
-            "submission_id": sid,
-            "checksum": str(ledger.at[sid, "checksum"]),
-            "unit": str(ledger.at[sid, "unit"]),
-            "message_type": str(ledger.at[sid, "message_type"]),
-            "file": str(ledger.at[sid, "file"]),
-        }
-        for sid in inputs.submission_ids
-    ]
+    columns = ["submission_id", "checksum", "unit", "message_type", "file"]
+    return inputs.submissions[columns].astype(str).to_dict("records")
 
 
 def input_quality(home: Home, period: Period, max_share: float) -> dict[str, object]:
@@ -147,21 +138,19 @@ def build_quality_database(home: Home, period: Period) -> Path:
     try:
         register_period_views(con, home, inputs, temp=False)
         reference_tables.register(con, persistent=True)
-        register_lineage_tables(con, home, period)
+        register_lineage_tables(con, inputs)
     finally:
         con.close()
     return path
 
 
-def register_lineage_tables(con: duckdb.DuckDBPyConnection, home: Home, period: Period) -> None:
+def register_lineage_tables(con: duckdb.DuckDBPyConnection, inputs: PeriodInput) -> None:
     """``ref_pair`` and ``ref_submission`` for the period's current deliveries (pair rules)."""
-    ledger = load_ledger(home)
-    inputs = period_input(ledger, period)
     pairs = inputs.ords[["unit", "submission_id"]].merge(
         inputs.ides[["unit", "submission_id"]], on="unit", how="left", suffixes=("_ord", "_ide")
     )
     pairs = pairs.rename(columns={"submission_id_ord": "ord_sid", "submission_id_ide": "ide_sid"})
-    chosen = ledger[ledger["submission_id"].isin(inputs.submission_ids)]
+    chosen = inputs.submissions
     submissions = pd.DataFrame(
         {
             "submission_id": chosen["submission_id"],

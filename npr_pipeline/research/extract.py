@@ -392,7 +392,7 @@ def _lineage(
     home: Home, period: Period, inputs: PeriodInput, without_identity: int
 ) -> dict[str, object]:
     """The submissions (with checksums) the period was read from, and the current deliveries."""
-    submissions = submission_lineage(home, inputs)
+    submissions = submission_lineage(inputs)
     start, end = period.window
     return {
         "period": str(period),
