@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from npr_pipeline.home import Home
+from npr_pipeline.intake import run as intake_run
 from npr_pipeline.intake.ledger import current_submissions, load_ledger
 from npr_pipeline.intake.reasons import Status
 from npr_pipeline.intake.run import IntakeSummary, lake_file
@@ -228,3 +229,19 @@ def test_current_is_per_unit_type_and_year(units: dict[str, Unit], clean_run: Ho
             row = current[(current["unit"] == unit.resh) & (current["message_type"] == msg_type)]
             assert row["lopenr"].tolist() == [lopenr]
             assert row["period_to"].tolist() == ["2026-03-31"]
+
+
+def test_an_inbox_longer_than_one_pool_generation_completes(
+    full_inbox: Path, clean_run: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers are replaced every few files without hanging, and the result is unchanged.
+
+    With one file per worker per pool the 20 files need ten pools; ``max_tasks_per_child``
+    hung exactly here (python/cpython#115634), so ``run_intake``'s timeout is the assertion.
+    """
+    monkeypatch.setattr(intake_run, "WORKER_FILES", 1)
+    home = Home(root=tmp_path / "home")
+    summary = run_intake(home, full_inbox, workers=2)
+    _check_full_summary(summary)
+    assert _records(home) == _records(clean_run)
+    assert table_contents(home) == table_contents(clean_run)

@@ -304,9 +304,10 @@ class _Pass:
             for sink in self.sinks.values():
                 if sink.full():
                     sink.flush()
-        for elem in self.pending:
-            _release(elem)
-        self.pending.clear()
+        if institution.getparent() is not None:  # the live tree (last chunk): free in place
+            for elem in self.pending:
+                _release(elem)
+        self.pending.clear()  # a detached chunk is freed as a whole when it goes
 
     def _extract(self, elem: etree._Element) -> None:
         self.result.patients += 1

@@ -43,7 +43,7 @@ from npr_pipeline.settings import load_settings
 from npr_pipeline.warehouse import sync_intake
 
 EXAMPLES = 5
-# A worker is replaced after this many files: allocator pools (Arrow, lxml) otherwise keep
+# Workers are replaced after this many files each: allocator pools (Arrow, lxml) otherwise keep
 # the high-water mark of every file a worker has read, and a long inbox grows without bound.
 WORKER_FILES = 64
 
@@ -226,18 +226,24 @@ def intake_directory(
 def _run(
     tasks: list[_Task], registry: pd.DataFrame, home: Home, workers: int, max_bytes: int
 ) -> Iterator[_Outcome]:
-    """Outcomes in task order, as they complete; a pool only when there is work to share."""
+    """Outcomes in task order, as they complete; a pool only when there is work to share.
+
+    Workers are replaced by starting a fresh pool for every ``workers * WORKER_FILES`` files,
+    not with ``max_tasks_per_child``: in CPython 3.11 to 3.15b3 that option deadlocks once a
+    worker retires with tasks still queued (python/cpython#115634), which hung whole inboxes.
+    """
     if workers <= 1 or len(tasks) <= 1:
         _init_worker(registry, str(home.root), max_bytes)
         yield from map(_process, tasks)
         return
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        initializer=_init_worker,
-        initargs=(registry, str(home.root), max_bytes),
-        max_tasks_per_child=WORKER_FILES,
-    ) as pool:
-        yield from pool.map(_process, tasks, chunksize=1)
+    size = workers * WORKER_FILES
+    for start in range(0, len(tasks), size):
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            initializer=_init_worker,
+            initargs=(registry, str(home.root), max_bytes),
+        ) as pool:
+            yield from pool.map(_process, tasks[start : start + size], chunksize=1)
 
 
 def _duplicate(home: Home, name: str, sid: str) -> SubmissionResult:

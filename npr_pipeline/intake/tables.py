@@ -94,19 +94,20 @@ def schema_of(table: str) -> pa.Schema:
     return pa.schema([pa.field(n, t) for n, t in KEYS + TABLES[table]])
 
 
-def _column(values: list, dtype: pa.DataType) -> pa.Array:
-    """Strings from the XML to typed Arrow arrays (ISO dates and timestamps parse in C)."""
+def _column(values: tuple, dtype: pa.DataType) -> pa.Array:
+    """Strings from the XML to typed Arrow arrays (ISO dates and timestamps parse in C).
+
+    The schema has already refused empty dates and non-numeric years, so every conversion
+    here is a cast of the whole column, never a Python loop over its values.
+    """
     if dtype == S:
         return pa.array(values, type=S)
     if dtype == INT:
         try:
             return pa.array(values, type=INT)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # digits as text (fodselsar)
-            return pc.cast(pa.array([v or None for v in values], type=S), INT)
-    strings = pa.array([v or None for v in values], type=S)
-    if dtype == D:
-        return pc.cast(strings, D)
-    return pc.cast(strings, TS)
+            return pc.cast(pa.array(values, type=S), INT)
+    return pc.cast(pa.array(values, type=S), dtype)
 
 
 class Sink:
@@ -136,9 +137,9 @@ class Sink:
             return
         schema = schema_of(self.table)
         sid, unit, year = self.keys
-        columns = list(zip(*self.pending, strict=True)) if n else [[] for _ in self.columns]
-        arrays = [pa.array([sid] * n, S), pa.array([unit] * n, S), pa.array([year] * n, INT)]
-        arrays += [_column(list(c), t) for c, (_, t) in zip(columns, self.columns, strict=True)]
+        columns = list(zip(*self.pending, strict=True)) if n else [() for _ in self.columns]
+        arrays = [pa.repeat(pa.scalar(v, t), n) for v, t in ((sid, S), (unit, S), (year, INT))]
+        arrays += [_column(c, t) for c, (_, t) in zip(columns, self.columns, strict=True)]
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.writer = pq.ParquetWriter(self.path, schema, compression="zstd")
