@@ -463,7 +463,7 @@ def _extract_patient(holder: etree._Element, pnr: str, sinks: dict[str, Sink]) -
                 if part.tag == condition_tag:
                     code = part[0]
                     add_diagnosis((
-                        pnr, episode_id, g_int(part.get("tilstNr")), code.get("kodeNr"),
+                        pnr, episode_id, part.get("tilstNr"), code.get("kodeNr"),
                         code.get("kodeverk"),
                     ))  # fmt: skip
                 else:
@@ -492,8 +492,3 @@ def _extract_patient(holder: etree._Element, pnr: str, sinks: dict[str, Sink]) -
                 (pnr, g("kjonn"), g("fodselsar"), g("komNrHjem"), holder.sourceline)
             )
     return episodes
-
-
-def g_int(value: str | None) -> int | None:
-    """An optional integer attribute."""
-    return int(value) if value else None

@@ -94,32 +94,31 @@ def schema_of(table: str) -> pa.Schema:
     return pa.schema([pa.field(n, t) for n, t in KEYS + TABLES[table]])
 
 
-def _column(values: tuple, dtype: pa.DataType) -> pa.Array:
-    """Strings from the XML to typed Arrow arrays (ISO dates and timestamps parse in C).
+def _raw_type(name: str) -> pa.DataType:
+    """How the reader hands a column over: source lines and sequence numbers as ints, every
+    attribute as the string the XML holds."""
+    return INT if name in ("line", "seq") else S
 
-    The schema has already refused empty dates and non-numeric years, so every conversion
-    here is a cast of the whole column, never a Python loop over its values.
-    """
-    if dtype == S:
-        return pa.array(values, type=S)
-    if dtype == INT:
-        try:
-            return pa.array(values, type=INT)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # digits as text (fodselsar)
-            return pc.cast(pa.array(values, type=S), INT)
-    return pc.cast(pa.array(values, type=S), dtype)
+
+def _row_type(table: str) -> pa.StructType:
+    """One reader tuple as an Arrow struct, so a whole buffer converts in one C++ call."""
+    return pa.struct([pa.field(n, _raw_type(n)) for n, _ in TABLES[table]])
 
 
 class Sink:
     """Rows of one table for one submission, written to ``path`` in row groups.
 
-    Rows are kept as tuples and turned into columns only at flush (``zip`` in C): appending a
-    tuple costs a fraction of appending to one list per column.
+    Rows are kept as tuples and turned into columns only at flush, by one conversion of the
+    buffer to an Arrow struct array (appending a tuple costs a fraction of appending to one
+    list per column, and the conversion never touches a value from Python). Dates, timestamps
+    and numbers are then cast column by column in Arrow: the schema has already refused empty
+    or malformed ones.
     """
 
     def __init__(self, table: str, path: Path, keys: tuple[str, str, int]) -> None:
         self.table, self.path, self.keys = table, path, keys
         self.columns = TABLES[table]
+        self.row_type = _row_type(table)
         self.pending: list[tuple] = []
         self.add = self.pending.append
         self.rows = 0
@@ -137,9 +136,12 @@ class Sink:
             return
         schema = schema_of(self.table)
         sid, unit, year = self.keys
-        columns = list(zip(*self.pending, strict=True)) if n else [() for _ in self.columns]
+        rows = pa.array(self.pending, type=self.row_type)
         arrays = [pa.repeat(pa.scalar(v, t), n) for v, t in ((sid, S), (unit, S), (year, INT))]
-        arrays += [_column(c, t) for c, (_, t) in zip(columns, self.columns, strict=True)]
+        arrays += [
+            column if column.type == dtype else pc.cast(column, dtype)
+            for column, (_, dtype) in zip(rows.flatten(), self.columns, strict=True)
+        ]
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.writer = pq.ParquetWriter(self.path, schema, compression="zstd")
