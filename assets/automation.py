@@ -34,7 +34,8 @@ from npr_pipeline.production.gate import gate_status
 from npr_pipeline.registry import current_registry
 
 PRODUCTION = (
-    AssetSelection.assets(AssetKey(["core", "current_submissions"]))
+    AssetSelection.assets(AssetKey(["raw", "lake"]))
+    | AssetSelection.assets(AssetKey(["core", "current_submissions"]))
     | AssetSelection.assets(AssetKey(["core", "production_input"]))
     | AssetSelection.groups("gate", "out")
 )

@@ -22,7 +22,7 @@ from npr_pipeline.warehouse import writer
     key=["core", "current_submissions"],
     group_name="core",
     partitions_def=period_partitions,
-    deps=[AssetKey(["raw", "submissions"])],
+    deps=[AssetKey(["raw", "lake"])],
     pool="warehouse",
     backfill_policy=BackfillPolicy.single_run(),
     description="Per period: each unit's current ord and ide submission (newest lopenr) and "

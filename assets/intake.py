@@ -6,6 +6,8 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
     Config,
     MaterializeResult,
     MetadataValue,
@@ -17,9 +19,12 @@ from dagster import (
     sensor,
 )
 
+from assets.partitions import period_partitions
 from assets.resources import HomeResource
-from npr_pipeline.intake.ledger import has_record
+from npr_pipeline.intake.ledger import has_record, load_ledger
+from npr_pipeline.intake.receipts import period_receipts, receipt_summary
 from npr_pipeline.intake.run import intake_directory
+from npr_pipeline.periods import Period
 
 
 class IntakeConfig(Config):
@@ -64,6 +69,49 @@ def raw_submissions(
                 [s.file for s in summary.submissions if s.status == "rejected"][:200]
             ),
             "seconds": round(summary.seconds, 2),
+        }
+    )
+
+
+@asset(
+    key=["raw", "lake"],
+    group_name="raw",
+    partitions_def=period_partitions,
+    deps=[AssetKey(["raw", "submissions"])],
+    backfill_policy=BackfillPolicy.single_run(),
+    description="Per period: the submissions whose data end in the period's window and the "
+    "lake tables parsed from them (accepted), with what was refused and why. Receiving itself "
+    "is one step for the whole inbox; this is its account per period.",
+)
+def raw_lake(context: AssetExecutionContext, home: HomeResource) -> MaterializeResult:
+    ledger = load_ledger(home.home())
+    periods = {}
+    for key in context.partition_keys:
+        summary = receipt_summary(period_receipts(ledger, Period.parse(key)))
+        periods[key] = summary
+        context.log.info(
+            "%s: %s files, %s accepted, %s rejected, %s episodes",
+            key,
+            summary["files"],
+            summary["accepted"],
+            summary["rejected"],
+            summary["episodes"],
+        )
+    last = periods[context.partition_keys[-1]]
+    return MaterializeResult(
+        metadata={
+            key: last[key]
+            for key in ("files", "accepted", "rejected", "test", "bytes", "episodes", "units")
+        }
+        | {
+            "rejected_by_reason": MetadataValue.json(last["rejected_by_reason"]),
+            "rejected_files": MetadataValue.json(last["rejected_files"][:200]),
+            "periods": MetadataValue.json(
+                {
+                    k: {n: v[n] for n in ("files", "accepted", "rejected")}
+                    for k, v in periods.items()
+                }
+            ),
         }
     )
 

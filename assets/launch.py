@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from assets.core import current_submissions
+from assets.intake import raw_lake
 from assets.production import gates, outs, production_input
 from assets.resources import HomeResource
 from npr_pipeline.home import Home
@@ -39,7 +40,8 @@ def run_period(
     reason: str,
     requested_by: str | None = None,
 ) -> RunOutcome:
-    """One Dagster run: current submissions, production input, the steps' gates and outputs."""
+    """One Dagster run: the period's lake account, current submissions, production input, the
+    steps' gates and outputs."""
     home.ensure()
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     instance = DagsterInstance.get()
@@ -55,7 +57,7 @@ def run_period(
     if allow_missing:
         tags |= {"npr/allow_missing": ",".join(allow_missing), "npr/override_reason": reason}
     result = materialize(
-        [current_submissions, production_input, *chosen_gates, *chosen_outs],
+        [raw_lake, current_submissions, production_input, *chosen_gates, *chosen_outs],
         instance=instance,
         partition_key=period,
         run_config=run_config,

@@ -49,6 +49,22 @@ def test_intake_asset_receives_an_inbox(tmp_path: Path, small_year: Path) -> Non
         again.asset_materializations_for_node("raw__submissions")[0].metadata["duplicates"].value
         == 48
     )
+    _check_lake_partitions(home)
+
+
+def _check_lake_partitions(home: HomeResource) -> None:
+    """The period-partitioned lake asset accounts for each period's own files: a month holds
+    that month's ord and ide of six units, the tertial all four months."""
+    from assets.intake import raw_lake
+
+    found = {}
+    for key in ("2026-03", "2026-T1"):
+        result = materialize([raw_lake], resources={"home": home}, partition_key=key)
+        found[key] = result.asset_materializations_for_node("raw__lake")[0].metadata
+    assert found["2026-03"]["files"].value == 12
+    assert found["2026-03"]["units"].value == 6
+    assert found["2026-T1"]["accepted"].value == 48
+    assert 0 < found["2026-03"]["episodes"].value < found["2026-T1"]["episodes"].value
 
 
 def test_inbox_sensor_requests_a_run_only_for_new_files(tmp_path: Path, small_year: Path) -> None:
