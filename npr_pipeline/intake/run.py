@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain, islice
 from pathlib import Path
 
 import pandas as pd
@@ -185,26 +186,32 @@ def intake_directory(
     files = sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
     summary = IntakeSummary()
     state = _LedgerState(load_records(home))
-    tasks: list[_Task] = []
     slots: list[SubmissionResult | _Task] = []
-    pending: set[str] = set()
-    for path in files:
-        archived = archive_file(path, home.archive)
-        summary.bytes += archived.size
-        sid = archived.submission_id
-        if has_record(home, sid) or sid in pending:
-            slots.append(_duplicate(home, path.name, sid))
-            if progress:
-                progress(1)
-            continue
-        pending.add(sid)
-        received = datetime.now(UTC).replace(microsecond=0).isoformat()
-        task = _Task(path.name, archived.path, sid, archived.checksum, archived.size, received)
-        tasks.append(task)
-        slots.append(task)
-    outcomes = _run(tasks, registry, home, workers, max_bytes)
+
+    def receive() -> Iterator[_Task]:
+        """Archive each file before anything else happens to it; duplicates end here.
+
+        A generator, so the main process archives the next files while the workers already
+        read the first ones.
+        """
+        pending: set[str] = set()
+        for path in files:
+            archived = archive_file(path, home.archive)
+            summary.bytes += archived.size
+            sid = archived.submission_id
+            if has_record(home, sid) or sid in pending:
+                slots.append(_duplicate(home, path.name, sid))
+                if progress:
+                    progress(1)
+                continue
+            pending.add(sid)
+            received = datetime.now(UTC).replace(microsecond=0).isoformat()
+            task = _Task(path.name, archived.path, sid, archived.checksum, archived.size, received)
+            slots.append(task)
+            yield task
+
     by_id = {}
-    for task, outcome in zip(tasks, outcomes, strict=True):
+    for task, outcome in _run(receive(), registry, home, workers, max_bytes):
         by_id[task.submission_id] = _commit(home, task, outcome, state)
         if progress:
             progress(1)
@@ -224,26 +231,42 @@ def intake_directory(
 
 
 def _run(
-    tasks: list[_Task], registry: pd.DataFrame, home: Home, workers: int, max_bytes: int
-) -> Iterator[_Outcome]:
-    """Outcomes in task order, as they complete; a pool only when there is work to share.
+    tasks: Iterator[_Task], registry: pd.DataFrame, home: Home, workers: int, max_bytes: int
+) -> Iterator[tuple[_Task, _Outcome]]:
+    """Each task with its outcome, in task order; a pool only when there is work to share.
 
     Workers are replaced by starting a fresh pool for every ``workers * WORKER_FILES`` files,
     not with ``max_tasks_per_child``: in CPython 3.11 to 3.15b3 that option deadlocks once a
     worker retires with tasks still queued (python/cpython#115634), which hung whole inboxes.
     """
-    if workers <= 1 or len(tasks) <= 1:
+    first = list(islice(tasks, 2))
+    if workers <= 1 or len(first) <= 1:
         _init_worker(registry, str(home.root), max_bytes)
-        yield from map(_process, tasks)
+        for task in chain(first, tasks):
+            yield task, _process(task)
         return
-    size = workers * WORKER_FILES
-    for start in range(0, len(tasks), size):
+    remaining = chain(first, tasks)
+    while True:
+        batch: list[_Task] = []
         with ProcessPoolExecutor(
             max_workers=workers,
             initializer=_init_worker,
             initargs=(registry, str(home.root), max_bytes),
         ) as pool:
-            yield from pool.map(_process, tasks[start : start + size], chunksize=1)
+            # map() submits the whole batch at once, taking tasks (archiving files) as it goes
+            outcomes = pool.map(
+                _process, _recorded(islice(remaining, workers * WORKER_FILES), batch)
+            )
+            yield from zip(batch, outcomes, strict=True)
+        if len(batch) < workers * WORKER_FILES:
+            return
+
+
+def _recorded(tasks: Iterator[_Task], into: list[_Task]) -> Iterator[_Task]:
+    """Pass tasks on, keeping each, so outcomes can be paired with them afterwards."""
+    for task in tasks:
+        into.append(task)
+        yield task
 
 
 def _duplicate(home: Home, name: str, sid: str) -> SubmissionResult:
