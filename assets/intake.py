@@ -58,19 +58,19 @@ def raw_submissions(
         doc["duplicates"],
         doc["test"],
     )
+    refused = [s.file for s in summary.submissions if s.status == "rejected"]
+    counts = ("files", "accepted", "rejected", "duplicates", "test", "episodes", "bytes")
     return MaterializeResult(
-        metadata={
-            key: doc[key]
-            for key in ("files", "accepted", "rejected", "duplicates", "test", "episodes", "bytes")
-        }
-        | {
-            "rejected_by_reason": MetadataValue.json(doc["rejected_by_reason"]),
-            "rejected_files": MetadataValue.json(
-                [s.file for s in summary.submissions if s.status == "rejected"][:200]
-            ),
-            "seconds": round(summary.seconds, 2),
-        }
+        metadata=_metadata(doc, counts, refused) | {"seconds": round(summary.seconds, 2)}
     )
+
+
+def _metadata(doc: dict, counts: tuple[str, ...], refused: list) -> dict[str, object]:
+    """What a data engineer reads on a materialisation: the counts, and what was refused."""
+    return {key: doc[key] for key in counts} | {
+        "rejected_by_reason": MetadataValue.json(doc["rejected_by_reason"]),
+        "rejected_files": MetadataValue.json(refused[:200]),
+    }
 
 
 @asset(
@@ -98,14 +98,10 @@ def raw_lake(context: AssetExecutionContext, home: HomeResource) -> MaterializeR
             summary["episodes"],
         )
     last = periods[context.partition_keys[-1]]
+    counts = ("files", "accepted", "rejected", "test", "bytes", "episodes", "units")
     return MaterializeResult(
-        metadata={
-            key: last[key]
-            for key in ("files", "accepted", "rejected", "test", "bytes", "episodes", "units")
-        }
+        metadata=_metadata(last, counts, last["rejected_files"])
         | {
-            "rejected_by_reason": MetadataValue.json(last["rejected_by_reason"]),
-            "rejected_files": MetadataValue.json(last["rejected_files"][:200]),
             "periods": MetadataValue.json(
                 {
                     k: {n: v[n] for n in ("files", "accepted", "rejected")}
