@@ -9,7 +9,7 @@ that no error finding survived exclusion and no unit lost more than a set share 
 
 import getpass
 import json
-from datetime import date
+from datetime import date, datetime
 
 import pandas as pd
 from dagster import (
@@ -33,6 +33,7 @@ from npr_pipeline.production.gate import gate_status
 from npr_pipeline.production.run import build_quality_database, input_quality, produce
 from npr_pipeline.quality.catalogue import load_catalogue
 from npr_pipeline.quality.gx_suite import run_suites
+from npr_pipeline.quality.results_page import GX_DOCS, write_results_page
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
 from npr_pipeline.warehouse import reader, writer
@@ -172,10 +173,14 @@ def production_input(context: AssetExecutionContext, home: HomeResource) -> Mate
     failed_errors: list[dict] = []
     over: list[dict] = []
     by_rule = []
+    pages: dict[str, str] = {}
     for period in _periods(context):
         db = build_quality_database(npr_home, period)
         docs = npr_home.root / "data_docs" / str(period)
-        results = run_suites(db, list(load_catalogue()), GX_TABLES, data_docs_dir=docs)
+        checks = list(load_catalogue())
+        run_at = datetime.now().astimezone()
+        results = run_suites(db, checks, GX_TABLES, data_docs_dir=docs / GX_DOCS)
+        pages[str(period)] = str(write_results_page(docs, str(period), checks, results, run_at))
         failed_errors += [
             {"period": str(period), "check": r.check_id, "unexpected": r.unexpected_count}
             for r in results
@@ -194,7 +199,10 @@ def production_input(context: AssetExecutionContext, home: HomeResource) -> Mate
             "excluded_by_rule_and_unit": MetadataValue.md(rules.to_markdown(index=False))
             if len(rules)
             else MetadataValue.md("nothing excluded"),
-            "data_docs": MetadataValue.path(str(npr_home.root / "data_docs")),
+            **{
+                f"quality_results {period}": MetadataValue.path(page)
+                for period, page in pages.items()
+            },
         },
         check_results=[
             AssetCheckResult(

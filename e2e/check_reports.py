@@ -8,19 +8,22 @@ with name resolution switched off: what this sees is what a coordinator there se
     python -m e2e.check_reports
 
 Generates a small faulty year into a temporary HOME (``npr synth --units 8 --through 2026-03
---defects 0.3 --episodes-per-unit-month 20``, intake with ``allow_synthetic_fnr``), builds the
-GX Data Docs of the last month, then checks four pages: an accepted XPR_VAL, a rejected
-XPR_VAL, an XPR_ERR with findings and the Data Docs index. Per page: the rendered DOM
-(``--dump-dom``) has the expected headings and the counts the XML report states; every
-``a``/``link``/``img``/``script`` reference resolves to an existing local file (or an anchor of
-the page) and none leaves the machine; the screenshot (``.e2e/<page>.png``, 1280x2000) is a real
-PNG with drawn content. Exits 1 listing every problem, 0 when all pages pass.
+--defects 0.3 --episodes-per-unit-month 20``, intake with ``allow_synthetic_fnr``), runs the GX
+suites of the last month as ``core/production_input`` does (quality results page plus GX's raw
+Data Docs in ``gx/``), then checks four pages: an accepted XPR_VAL, a rejected XPR_VAL, an
+XPR_ERR with findings and the quality results page. Per page: the rendered DOM (``--dump-dom``)
+has the expected headings and the counts the XML report (or the GX run) states; every reference
+(``a``/``link``/``img``/``script``/frames/objects/forms, CSS ``url()`` and ``@import``)
+resolves to an existing local file (or an anchor of the page) and none leaves the machine; the
+screenshot (``.e2e/<page>.png``, 1280x2000) is a real PNG with drawn content. Exits 1 listing
+every problem, 0 when all pages pass.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -59,7 +62,19 @@ CHROMIUM_SECONDS = 120
 MIN_PNG_BYTES = 20_000  # a blank 1280x2000 page is ~12 kB
 MIN_DISTINCT_ROWS = 50  # a single-colour page has 2; a rendered report several hundred
 PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
-REFERENCES = (("a", "href"), ("link", "href"), ("img", "src"), ("script", "src"))
+REFERENCES = (
+    ("a", "href"),
+    ("link", "href"),
+    ("img", "src"),
+    ("script", "src"),
+    ("iframe", "src"),
+    ("embed", "src"),
+    ("source", "src"),
+    ("object", "data"),
+    ("form", "action"),
+    ("base", "href"),
+)
+CSS_REFERENCE = re.compile(r"""url\(\s*['"]?([^'")\s]+)|@import\s+['"]([^'"]+)""")
 LOCAL_SCHEMES = ("", "file")
 IGNORED_SCHEMES = ("data", "javascript", "mailto")
 
@@ -84,8 +99,8 @@ def main() -> None:
         home = Path(tmp) / "home"
         print(f"e2e: generating a faulty year and running intake into {home} ...")
         _generate(Path(tmp), home)
-        print(f"e2e: building the GX Data Docs of {PERIOD} ...")
-        pages = _pick_reports(home) + [_data_docs_page(home)]
+        print(f"e2e: running the GX suites of {PERIOD} (quality results page) ...")
+        pages = _pick_reports(home) + [_results_page(home)]
         for page in pages:
             print(f"e2e: opening {page.name} ({page.path.relative_to(home)}) ...")
             page.problems = _check_page(chromium, page)
@@ -141,33 +156,55 @@ def _pick_reports(home: Path) -> list[Page]:
     ]
 
 
-def _data_docs_page(home: Path) -> Page:
-    """The Data Docs index of ``PERIOD``, built as ``core/production_input`` builds it.
+def _results_page(home: Path) -> Page:
+    """The quality results page of ``PERIOD``, written as ``core/production_input`` writes it.
 
     Built in a child process: GX and duckdb-engine stay out of this one (and so does the
     nanobind leak report GX's cached connections print at interpreter exit).
     """
-    code = "import sys; from e2e.check_reports import build_data_docs; build_data_docs(sys.argv[1])"
-    tables = json.loads(_run([sys.executable, "-c", code, home]).splitlines()[-1])
-    index = home / "data_docs" / PERIOD / "index.html"
-    return Page("data_docs_index", index, lambda doc: _expect_data_docs(doc, tables))
+    code = "import sys; from e2e.check_reports import build_results_page as b; b(sys.argv[1])"
+    run = json.loads(_run([sys.executable, "-c", code, home]).splitlines()[-1])
+    page = home / "data_docs" / PERIOD / "index.html"
+    return Page("quality_results", page, lambda doc: _expect_results_page(doc, run))
 
 
-def build_data_docs(home: str) -> None:
-    """Run the GX suites over ``PERIOD`` into ``HOME/data_docs/<period>``; print the tables."""
+def build_results_page(home: str) -> None:
+    """Run the GX suites over ``PERIOD`` and write its page; print what the page must show.
+
+    The same calls as ``core/production_input``: the page in ``HOME/data_docs/<period>/``, GX's
+    own Data Docs in its ``gx/`` folder. Printed as one JSON line: the GX version and, per
+    catalogue check in order, its id, severity, message and result (null if GX did not run it).
+    """
+    from datetime import datetime
+    from importlib.metadata import version
+
     from assets.production import GX_TABLES
     from npr_pipeline.home import Home
     from npr_pipeline.periods import Period
     from npr_pipeline.production.run import build_quality_database
     from npr_pipeline.quality.catalogue import load_catalogue
     from npr_pipeline.quality.gx_suite import run_suites
+    from npr_pipeline.quality.results_page import GX_DOCS, write_results_page
 
     npr_home = Home.resolve(home)
     period = Period.parse(PERIOD)
     db = build_quality_database(npr_home, period)
     docs = npr_home.root / "data_docs" / str(period)
-    run_suites(db, list(load_catalogue()), GX_TABLES, data_docs_dir=docs)
-    print(json.dumps(GX_TABLES))
+    checks = list(load_catalogue())
+    run_at = datetime.now().astimezone()
+    results = run_suites(db, checks, GX_TABLES, data_docs_dir=docs / GX_DOCS)
+    write_results_page(docs, str(period), checks, results, run_at)
+    by_id = {r.check_id: r for r in results}
+    rows = [
+        {
+            "id": c.id,
+            "severity": c.severity,
+            "message": c.message,
+            "result": vars(by_id[c.id]) if c.id in by_id else None,
+        }
+        for c in checks
+    ]
+    print(json.dumps({"gx_version": version("great_expectations"), "checks": rows}))
 
 
 # -- the browser ------------------------------------------------------------------------------
@@ -255,9 +292,14 @@ def _expect_report(doc: html.HtmlElement, kind: str, xml: dict) -> list[str]:
     return problems
 
 
+def _labelled(table: html.HtmlElement) -> dict[str, str]:
+    """A two-column table's rows as label (``th``) -> value (``td``)."""
+    return {_text(tr.find("th")): _text(tr.find("td")) for tr in table.xpath(".//tr[th][td]")}
+
+
 def _expect_summary(table: html.HtmlElement, xml: dict) -> list[str]:
     """The Sammendrag table: identity, status and counts as the XML states them."""
-    cells = {_text(tr.find("th")): _text(tr.find("td")) for tr in table.xpath(".//tr[th][td]")}
+    cells = _labelled(table)
     expected = {
         "Fil (file)": xml["file"],
         "Innsending (submission)": xml["submission_id"],
@@ -304,23 +346,92 @@ def _expect_err_rules(doc: html.HtmlElement, start: html.HtmlElement, xml: dict)
     return problems
 
 
-def _expect_data_docs(doc: html.HtmlElement, tables: list[str]) -> list[str]:
-    """Both tabs, and one row per validated table in each of their tables."""
+STATUS_TEXT = {
+    "passed": "(passed)",
+    "failed": "(failed)",
+    "gx_error": "(GX error)",
+    "not_run": "(not run by GX)",
+}
+
+
+def _status(result: dict | None) -> str:
+    """A check's status from its GX result, as the page must state it."""
+    if result is None:
+        return "not_run"
+    if result["error"] is not None:
+        return "gx_error"
+    return "passed" if result["success"] else "failed"
+
+
+def _expect_results_page(doc: html.HtmlElement, run: dict) -> list[str]:
+    """Headings, the summary's counts, and one row per catalogue check with its GX counts."""
     problems = []
-    text = _text(doc.body)
-    for tab in ("Validation Results", "Expectation Suites"):
-        if tab not in text:
-            problems.append(f"the index has no '{tab}' tab")
-    for kind in ("validation-results", "expectation_suites"):
-        rows = doc.xpath(f"//table[contains(@class, 'ge-index-page-{kind}-table')]//tr[td]")
-        if len(rows) != len(tables):
-            problems.append(
-                f"the {kind} table shows {len(rows)} rows, expected {len(tables)} (one per "
-                "table; the rows are drawn by the page's scripts)"
-            )
-    missing = [f"npr_{table}" for table in tables if f"npr_{table}" not in text]
-    if missing:
-        problems.append(f"suites not shown on the page: {', '.join(missing)}")
+    h1 = doc.find(".//h1")
+    if h1 is None or "Kvalitetskontroll" not in _text(h1) or PERIOD not in _text(h1):
+        problems.append(f"the h1 does not name the quality results of {PERIOD}")
+    summary, table = _section_start(doc, "Sammendrag"), _section_start(doc, "Kontroller")
+    if summary is None:
+        problems.append("no heading 'Sammendrag'")
+    else:
+        problems += _expect_results_summary(summary, run)
+    if table is None or table.tag != "table":
+        return problems + ["no heading 'Kontroller' followed by the table of checks"]
+    return problems + _expect_check_rows(table, run["checks"])
+
+
+def _expect_results_summary(table: html.HtmlElement, run: dict) -> list[str]:
+    """Period, GX version, run time, and the counts of checks by outcome and severity."""
+    checks = run["checks"]
+    statuses = [(_status(c["result"]), c["severity"]) for c in checks]
+
+    def failed(severity: str) -> str:
+        return str(sum(s in ("failed", "gx_error") and v == severity for s, v in statuses))
+
+    cells = _labelled(table)
+    expected = {
+        "Periode (period)": PERIOD,
+        "Great Expectations": run["gx_version"],
+        "Kontroller i katalogen (catalogue checks)": str(len(checks)),
+        "Kjørt (checks run)": str(sum(c["result"] is not None for c in checks)),
+        "Bestått (passed)": str(sum(s == "passed" for s, _ in statuses)),
+        "Feilet, feil (failed, error)": failed("error"),
+        "Feilet, advarsel (failed, warning)": failed("warning"),
+        "Ikke kjørt her (not run by GX)": str(sum(s == "not_run" for s, _ in statuses)),
+    }
+    problems = [
+        f"Sammendrag shows {label} = {cells.get(label)!r}, the run {value!r}"
+        for label, value in expected.items()
+        if cells.get(label) != value
+    ]
+    if not cells.get("Kjørt (run at)"):
+        problems.append("Sammendrag does not show when the checks ran")
+    return problems
+
+
+def _expect_check_rows(table: html.HtmlElement, checks: list[dict]) -> list[str]:
+    """One row per catalogue check, in order, with its counts, status and failure text."""
+    trs = table.xpath(".//tr[@data-check]")
+    shown = [tr.get("data-check") for tr in trs]
+    rows = dict(zip(shown, trs, strict=True))
+    wanted = [c["id"] for c in checks]
+    if shown != wanted:
+        missing, extra = sorted(set(wanted) - set(shown)), sorted(set(shown) - set(wanted))
+        return [f"the check rows are not the catalogue's: missing {missing}, extra {extra}"]
+    problems = []
+    for check in checks:
+        cells = [_text(td) for td in rows[check["id"]].findall("td")]
+        result, status = check["result"], _status(check["result"])
+        if not cells[-1].endswith(STATUS_TEXT[status]):
+            problems.append(f"{check['id']}: status {cells[-1]!r}, the run {status}")
+        if status in ("passed", "failed"):
+            counts = [re.sub(r"\D", "", cell) for cell in cells[5:7]]
+            wanted_counts = [str(result["unexpected_count"]), str(result["element_count"])]
+            if counts != wanted_counts:
+                problems.append(f"{check['id']}: counts {cells[5:7]}, the run {wanted_counts}")
+        if status in ("failed", "gx_error"):
+            detail = table.xpath(f".//tr[@data-detail='{check['id']}']")
+            if not detail or check["message"] not in _text(detail[0]):
+                problems.append(f"{check['id']} failed but its message is not shown")
     return problems
 
 
@@ -337,6 +448,8 @@ def _check_references(doc: html.HtmlElement, page: Path) -> list[str]:
     broken, outside = [], []
     targets = [(tag, el.get(attr)) for tag, attr in REFERENCES for el in doc.iter(tag)]
     targets += [("row", value) for value in doc.xpath("//@data-href")]
+    css = [el.text or "" for el in doc.iter("style")] + doc.xpath("//@style")
+    targets += [("css", "".join(m)) for text in css for m in CSS_REFERENCE.findall(text)]
     for tag, value in targets:
         if value is None or not value.strip():
             continue

@@ -320,7 +320,9 @@ def run_suites(
     """Validate ``tables`` of the DuckDB file against their catalogue checks with GX.
 
     Results come back in catalogue order; ``data_docs_dir`` (if given) receives a GX Data Docs
-    site whose ``index.html`` links the suites and validation results of this run.
+    site whose ``index.html`` links the suites and validation results of this run. That site
+    loads its CSS and scripts from public CDNs, so it is the raw record for a data engineer;
+    the page people open is ``results_page.write_results_page``'s, rendered from these results.
     """
     apply_workaround()
     results, counts = _validate(db_path, checks, tables, data_docs_dir)
