@@ -1,23 +1,29 @@
 """Content validation of deliveries (an ord and its ide): results, findings, XPR_ERR.
 
-Set-based: one DuckDB session checks every pending delivery at once (views over all their lake
-files), then results and violating records are split per delivery and written as Parquet under
-``HOME/quality``, with an XPR_ERR report per submission. A delivery is pending while its results
-file is missing, so a run killed halfway simply leaves work for the next one.
+Set-based: one DuckDB session checks a whole batch of pending deliveries at once (their lake
+files read into tables once), then results and violating records are split per delivery and
+written as Parquet under ``HOME/quality``, with an XPR_ERR report per submission; batches run in
+worker processes. A delivery is pending while its results file is missing, so a run killed
+halfway simply leaves work for the next one.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from npr_pipeline.atomic import atomic_path, write_text
+from npr_pipeline.atomic import write_bytes, write_text
 from npr_pipeline.feedback.reports import Finding, SubmissionInfo, write_xpr_err
 from npr_pipeline.home import Home
 from npr_pipeline.intake.ledger import LedgerRecord
@@ -29,6 +35,13 @@ from npr_pipeline.registry import current_registry
 
 EXAMPLES = 10_000
 BATCH = 250
+"""Most deliveries per batch: each batch pays for a DuckDB session, the reference tables and
+one query per check, so bigger batches are cheaper per delivery."""
+BATCH_EPISODES = 50_000
+"""Most episodes per batch: a batch's lake rows are held in memory, and cumulative files grow
+through the year (a December ord holds twelve months); this keeps a worker near 300 MB."""
+WORKERS = 2
+"""Processes checking batches side by side (both cores), when there is more than one batch."""
 EPISODE_TABLES = ("episodes", "diagnoses", "procedures")
 
 
@@ -84,11 +97,41 @@ def _marker(home: Home, ord_record: LedgerRecord) -> Path:
 def check_deliveries(
     home: Home, deliveries: list[Delivery], allow_synthetic_fnr: bool
 ) -> dict[str, QualityOutcome]:
-    """Run the catalogue on deliveries, in batches; outcome per ord and ide submission id."""
+    """Run the catalogue on deliveries, in batches; outcome per ord and ide submission id.
+
+    Batches are independent (each writes only its own deliveries' files), so with more than
+    one they run in ``WORKERS`` processes side by side: most of the time goes to Python
+    writing ~9 files per delivery, which threads could not overlap.
+    """
+    batches = _batches(deliveries)
+    if len(batches) > 1 and WORKERS > 1:
+        spawn = multiprocessing.get_context("spawn")  # no fork of a process with live threads
+        with ProcessPoolExecutor(min(WORKERS, len(batches)), mp_context=spawn) as pool:
+            homes, flags = [home] * len(batches), [allow_synthetic_fnr] * len(batches)
+            found = list(pool.map(_check_batch, homes, batches, flags))
+    else:
+        found = [_check_batch(home, batch, allow_synthetic_fnr) for batch in batches]
     outcomes: dict[str, QualityOutcome] = {}
-    for start in range(0, len(deliveries), BATCH):
-        outcomes |= _check_batch(home, deliveries[start : start + BATCH], allow_synthetic_fnr)
+    for batch_outcomes in found:
+        outcomes |= batch_outcomes
     return outcomes
+
+
+def _batches(deliveries: list[Delivery]) -> list[list[Delivery]]:
+    """Consecutive deliveries, at most ``BATCH`` of them and ``BATCH_EPISODES`` episodes."""
+    batches: list[list[Delivery]] = []
+    episodes = 0
+    for delivery in deliveries:
+        if (
+            not batches
+            or len(batches[-1]) == BATCH
+            or episodes + delivery.ord.episodes > BATCH_EPISODES
+        ):
+            batches.append([])
+            episodes = 0
+        batches[-1].append(delivery)
+        episodes += delivery.ord.episodes
+    return batches
 
 
 def _check_batch(
@@ -105,37 +148,117 @@ def _check_batch(
     by_check = {c.id: c for c in checks}
     registry = current_registry(home)
     names = dict(zip(registry["reshID"], registry["name"], strict=True))
+    split = _Split(results, violations, batch)
     outcomes: dict[str, QualityOutcome] = {}
-    for delivery in batch:
+    for number, delivery in enumerate(batch):
         parts = [(delivery.ord, ORD_TABLES)]
         if delivery.ide is not None:
             parts.append((delivery.ide, IDE_TABLES))
         sids = [record.submission_id for record, _ in parts]
-        own_results = results[results["submission_id"].isin(sids)]
-        own = violations[violations["submission_id"].isin(sids)]
-        _write(results_path(home, delivery.ord, "violations"), own)
+        write_bytes(
+            results_path(home, delivery.ord, "violations"),
+            split.violations_file(sids),
+            durable=False,
+        )
         for record, tables in parts:
-            rows = own[own["table"].isin(tables)]
             info = _info(record, names.get(record.unit))
-            _report(home, info, own_results, rows, by_check, tables)
-            mine = own[own["submission_id"] == record.submission_id]
-            outcomes[record.submission_id] = QualityOutcome(
-                errors=int((mine["severity"] == "error").sum()),
-                warnings=int((mine["severity"] == "warning").sum()),
-            )
-        frame = own_results.assign(
-            unit=delivery.ord.unit,
-            period_to=delivery.ord.period_to,
-            ord_sid=delivery.ord.submission_id,
-            ide_sid=delivery.ide.submission_id if delivery.ide else None,
-        ).astype({"ide_sid": "string"})
-        _write(results_path(home, delivery.ord, "results"), frame)
+            summary, findings = split.report_rows(sids, tables)
+            _report(home, info, summary, findings, by_check)
+            outcomes[record.submission_id] = split.outcome(record.submission_id)
+        write_bytes(
+            results_path(home, delivery.ord, "results"),
+            _parquet(split.results_file(number)),
+            durable=False,
+        )
         write_text(
             _marker(home, delivery.ord),
             json.dumps({"ide_sid": delivery.ide.submission_id if delivery.ide else None}),
             durable=False,
         )
     return outcomes
+
+
+class _Split:
+    """A batch's results and violations, cut per delivery.
+
+    Grouped once per batch (row positions per submission id) instead of a boolean mask per
+    delivery, which made the split O(deliveries x rows); the results files are converted to
+    Arrow once for the whole batch. Every file keeps exactly the rows, order and types that
+    filtering the batch frame and ``to_parquet`` gave.
+    """
+
+    def __init__(self, results: pd.DataFrame, violations: pd.DataFrame, batch: list[Delivery]):
+        flagged = results[results["unexpected_count"] > 0]
+        self._flagged, self._flagged_at = list(flagged.itertuples(index=False)), _positions(flagged)
+        self._violations, self._violations_at = violations, _positions(violations)
+        self._violation_rows = list(violations.itertuples(index=False))
+        self._no_violations = _parquet(
+            pa.Table.from_pandas(violations.iloc[:0], preserve_index=False)
+        )
+        self._found = violations.groupby(["submission_id", "severity"]).size().to_dict()
+        self._results, self._starts = _results_files(results, batch)
+
+    def violations_file(self, sids: list[str]) -> bytes:
+        """The violations file of the delivery's submissions.
+
+        Converted per delivery, because pandas types an all-missing column by its content;
+        most deliveries have no violations, and they share one serialised empty file.
+        """
+        own = _rows(self._violations_at, sids)
+        if not len(own):
+            return self._no_violations
+        return _parquet(pa.Table.from_pandas(self._violations.take(own), preserve_index=False))
+
+    def report_rows(self, sids: list[str], tables: tuple[str, ...]) -> tuple[list, list]:
+        """Result rows with findings and violation rows of ``tables``, for one XPR_ERR."""
+        summary = [self._flagged[p] for p in _rows(self._flagged_at, sids)]
+        findings = [self._violation_rows[p] for p in _rows(self._violations_at, sids)]
+        return [r for r in summary if r.table in tables], [r for r in findings if r.table in tables]
+
+    def outcome(self, sid: str) -> QualityOutcome:
+        errors, warnings = self._found.get((sid, "error"), 0), self._found.get((sid, "warning"), 0)
+        return QualityOutcome(errors=int(errors), warnings=int(warnings))
+
+    def results_file(self, number: int) -> pa.Table:
+        """The results file of the batch's ``number``-th delivery (a slice of the batch's)."""
+        start, stop = self._starts[number], self._starts[number + 1]
+        return self._results.slice(start, stop - start)
+
+
+Positions = dict[str, np.ndarray]
+_NONE = np.empty(0, dtype=np.int64)
+
+
+def _positions(frame: pd.DataFrame) -> Positions:
+    """Row positions per submission id."""
+    return frame.groupby("submission_id", sort=False).indices
+
+
+def _rows(positions: Positions, sids: list[str]) -> np.ndarray:
+    """Positions of the rows of any of ``sids``, ascending, as a boolean mask selects them."""
+    return np.unique(np.concatenate([positions.get(s, _NONE) for s in sids]))
+
+
+def _results_files(results: pd.DataFrame, batch: list[Delivery]) -> tuple[pa.Table, np.ndarray]:
+    """Every delivery's results rows end to end, as one Arrow table, and where each starts.
+
+    A delivery's rows are the results of its ord and ide, with the delivery's unit, period and
+    submission ids added, typed as ``assign`` of a scalar types them.
+    """
+    at = _positions(results)
+    chosen = [_rows(at, [r.submission_id for r in (d.ord, d.ide) if r is not None]) for d in batch]
+    counts = [len(c) for c in chosen]
+
+    def repeat(values: list[str | None], dtype: str) -> pd.api.extensions.ExtensionArray:
+        return pd.array(np.repeat(np.array(values, dtype=object), counts), dtype=dtype)
+
+    rows = results.take(np.concatenate([_NONE, *chosen])).assign(
+        unit=repeat([d.ord.unit for d in batch], "str"),
+        period_to=repeat([d.ord.period_to for d in batch], "str"),
+        ord_sid=repeat([d.ord.submission_id for d in batch], "str"),
+        ide_sid=repeat([d.ide.submission_id if d.ide else None for d in batch], "string"),
+    )
+    return pa.Table.from_pandas(rows, preserve_index=False), np.cumsum([0, *counts])
 
 
 def _files(home: Home, batch: list[Delivery]) -> dict[str, list[Path]]:
@@ -171,22 +294,22 @@ def _register_deliveries(con: duckdb.DuckDBPyConnection, batch: list[Delivery]) 
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _{name}")
 
 
-def _write(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, durable=False) as tmp:
-        frame.to_parquet(tmp, index=False)
+def _parquet(table: pa.Table) -> bytes:
+    """The bytes ``DataFrame.to_parquet(index=False)`` writes, from the Arrow table it makes."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
 
 
 def _report(
     home: Home,
     info: SubmissionInfo,
-    results: pd.DataFrame,
-    violations: pd.DataFrame,
+    summary: list[Any],
+    violations: list[Any],
     by_check: dict[str, Check],
-    tables: tuple[str, ...],
 ) -> None:
-    mine = results[(results["table"].isin(tables)) & (results["unexpected_count"] > 0)]
-    summary = [
+    """XPR_ERR of one submission from its result rows with findings and its violation rows."""
+    rules = [
         {
             "rule": row.check_id,
             "severity": row.severity,
@@ -196,7 +319,7 @@ def _report(
             "message": by_check[row.check_id].message,
             "fix": by_check[row.check_id].fix,
         }
-        for row in mine.itertuples(index=False)
+        for row in summary
     ]
     findings = [
         Finding(
@@ -208,9 +331,9 @@ def _report(
             patient_nr=row.pasientNr,
             line=None if pd.isna(row.line) else int(row.line),
         )
-        for row in violations.head(EXAMPLES).itertuples(index=False)
+        for row in violations[:EXAMPLES]
     ]
-    write_xpr_err(home.feedback / info.submission_id, info, findings, summary)
+    write_xpr_err(home.feedback / info.submission_id, info, findings, rules)
 
 
 def _info(record: LedgerRecord, unit_name: str | None) -> SubmissionInfo:

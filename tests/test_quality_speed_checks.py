@@ -1,0 +1,136 @@
+"""Faster per-delivery checks change no outcome.
+
+``check_deliveries`` splits each batch's results per delivery with one grouping and runs several
+batches in worker processes; whatever the batches, every delivery must get the same results and
+violations rows, XPR_ERR reports, marker and outcome as when it is checked alone, and its files
+must be exactly what filtering the batch's frames and ``DataFrame.to_parquet`` wrote before.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from npr_pipeline.home import Home
+from npr_pipeline.intake.ledger import load_records
+from npr_pipeline.intake.run import _LedgerState, intake_directory
+from npr_pipeline.quality import submission
+from npr_pipeline.quality.catalogue import load_catalogue
+from npr_pipeline.quality.sql_engine import register_tables, run_checks
+from npr_pipeline.quality.submission import (
+    Delivery,
+    QualityOutcome,
+    check_deliveries,
+    results_path,
+)
+from npr_pipeline.registry import import_registry
+from npr_pipeline.settings import Settings, save_settings
+
+
+@pytest.fixture(scope="module")
+def received(defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """The defect year through intake (its content checks included), registry imported."""
+    home = Home(root=tmp_path_factory.mktemp("speed") / "home").ensure()
+    save_settings(home, Settings(allow_synthetic_fnr=True))
+    import_registry(home, defect_year / "registry.csv")
+    intake_directory(home, defect_year / "inbox")
+    return home
+
+
+def _deliveries(home: Home) -> list[Delivery]:
+    return _LedgerState(load_records(home)).deliveries()
+
+
+def _outputs(home: Home) -> dict[str, object]:
+    """Every file the checks write, by path: Parquet as rows, reports and markers as bytes.
+
+    Parquet is compared by value: how pandas types an all-missing column depends on what else
+    shares the batch, so the column types (not the values) of these files already varied with
+    the batch before this work.
+    """
+    found: dict[str, object] = {}
+    for path in sorted((home.root / "quality").rglob("*.*")):
+        key = str(path.relative_to(home.root))
+        found[key] = (
+            pq.read_table(path).to_pylist() if path.suffix == ".parquet" else path.read_bytes()
+        )
+    for path in sorted(home.feedback.glob("*/XPR_ERR.*")):
+        found[str(path.relative_to(home.root))] = path.read_bytes()
+    return found
+
+
+def _recheck(
+    home: Home, monkeypatch: pytest.MonkeyPatch, batch: int, workers: int, episodes: int = 10**9
+) -> tuple[dict[str, QualityOutcome], dict[str, object]]:
+    """All deliveries checked again from scratch with the given batch bounds and workers."""
+    shutil.rmtree(home.root / "quality")
+    for report in home.feedback.glob("*/XPR_ERR.*"):
+        report.unlink()
+    monkeypatch.setattr(submission, "BATCH", batch)
+    monkeypatch.setattr(submission, "BATCH_EPISODES", episodes)
+    monkeypatch.setattr(submission, "WORKERS", workers)
+    outcomes = check_deliveries(home, _deliveries(home), allow_synthetic_fnr=True)
+    return outcomes, _outputs(home)
+
+
+def test_batches_and_workers_give_each_delivery_what_it_gets_alone(
+    received: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliveries = _deliveries(received)
+    assert len(deliveries) > 8
+    assert any(d.ide is not None for d in deliveries) and any(d.ide is None for d in deliveries)
+    alone, alone_files = _recheck(received, monkeypatch, batch=1, workers=1)
+    # batches of at most 6 deliveries and 60 episodes (both bounds cut), in two processes
+    together, together_files = _recheck(received, monkeypatch, batch=6, workers=2, episodes=60)
+    assert together == alone
+    assert together_files.keys() == alone_files.keys()
+    assert together_files == alone_files
+    assert any(o.errors for o in alone.values()), "the defect year must exercise error findings"
+    violations = [v for k, v in alone_files.items() if k.endswith(".violations.parquet")]
+    assert sum(len(v) for v in violations) > 0 and any(len(v) == 0 for v in violations)
+
+
+def test_files_are_the_batch_frames_filtered_per_delivery(
+    received: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Byte for byte what filtering the batch's frames per delivery and ``to_parquet`` wrote."""
+    deliveries = _deliveries(received)
+    _recheck(received, monkeypatch, batch=len(deliveries), workers=1)
+    con = duckdb.connect()
+    register_tables(con, submission._files(received, deliveries))
+    submission._register_deliveries(con, deliveries)
+    results, violations = run_checks(con, list(load_catalogue()), allow_synthetic_fnr=True)
+    con.close()
+    for d in deliveries:
+        sids = [r.submission_id for r in (d.ord, d.ide) if r is not None]
+        own = violations[violations["submission_id"].isin(sids)]
+        frame = results[results["submission_id"].isin(sids)].assign(
+            unit=d.ord.unit,
+            period_to=d.ord.period_to,
+            ord_sid=d.ord.submission_id,
+            ide_sid=d.ide.submission_id if d.ide else None,
+        )
+        frame = frame.astype({"ide_sid": "string"})
+        for kind, expected in (("violations", own), ("results", frame)):
+            written = results_path(received, d.ord, kind).read_bytes()
+            assert written == expected.to_parquet(index=False), (kind, d.ord.file)
+
+
+def test_outcomes_count_the_violations_written(received: Home) -> None:
+    """Each submission's error and warning counts are its rows in its delivery's file."""
+    deliveries = _deliveries(received)
+    outcomes = check_deliveries(received, deliveries, allow_synthetic_fnr=True)
+    counted: dict[str, QualityOutcome] = {}
+    for delivery in deliveries:
+        rows = pq.read_table(results_path(received, delivery.ord, "violations")).to_pylist()
+        for record in (delivery.ord, delivery.ide):
+            if record is not None:
+                mine = [r["severity"] for r in rows if r["submission_id"] == record.submission_id]
+                counted[record.submission_id] = QualityOutcome(
+                    errors=mine.count("error"), warnings=mine.count("warning")
+                )
+    assert outcomes == counted
