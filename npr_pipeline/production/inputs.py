@@ -2,9 +2,10 @@
 
 Per unit the current ord (and its ide, in the vault) whose data reach the period's end; rows
 after the period's end are cut (a later cumulative file also holds the months after it); records
-with an error finding are left out and counted. No data are copied: the views read the lake's
-Parquet files directly, so a unit's late correction changes production by changing which file
-is current, nothing else.
+with an error finding are left out and counted. Production copies no data: its views read the
+lake's Parquet files directly, so a unit's late correction changes production by changing which
+file is current, nothing else. Only the per-period quality database that GX validates holds a
+materialised copy, rebuilt from the lake on every run.
 """
 
 from __future__ import annotations
@@ -60,24 +61,24 @@ def period_input(
 
 
 def register_period_views(
-    con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, temp: bool = True
+    con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, materialise: bool = False
 ) -> None:
     """Views ``episodes``, ``diagnoses``, ... and ``idents`` for the period, exclusions applied.
 
     ``raw_<table>`` views hold the same rows before exclusion; ``excluded`` the error findings.
-    ``temp=False`` makes them part of a database file, for GX to read through SQLAlchemy.
+    ``materialise=True`` creates the same relations as tables in the connection's database
+    file instead: read from the lake once, then every query (GX runs dozens per period) scans
+    one columnar table rather than thousands of small Parquet files and violation files.
     """
-    kind = "TEMP VIEW" if temp else "VIEW"
+    kind = "TABLE" if materialise else "TEMP VIEW"
     year, end = inputs.period.year, inputs.period.end.isoformat()
     _excluded_view(con, home, inputs, kind)
-    for table in ORD_TABLES:
-        paths = _existing(home, table, year, inputs.ords)
+    for table, submissions in [*((t, inputs.ords) for t in ORD_TABLES), ("idents", inputs.ides)]:
+        paths = _existing(home, table, year, submissions)
         source = parquet_source(paths) if paths else f"({_empty(table)})"
         con.execute(f"CREATE OR REPLACE {kind} raw_{table} AS SELECT * FROM {source}")
+    for table in ORD_TABLES:
         con.execute(f"CREATE OR REPLACE {kind} {table} AS {_filtered(table, end)}")
-    paths = _existing(home, "idents", year, inputs.ides)
-    source = parquet_source(paths) if paths else f"({_empty('idents')})"
-    con.execute(f"CREATE OR REPLACE {kind} raw_idents AS SELECT * FROM {source}")
     con.execute(
         f"CREATE OR REPLACE {kind} idents AS SELECT * FROM raw_idents WHERE (unit, pid) NOT IN "
         "(SELECT unit, \"pasientNr\" FROM excluded WHERE \"table\" IN ('patients', 'idents'))"
