@@ -65,14 +65,15 @@ def register_period_views(
 ) -> None:
     """Views ``episodes``, ``diagnoses``, ... and ``idents`` for the period, exclusions applied.
 
-    ``raw_<table>`` views hold the same rows before exclusion; ``excluded`` the error findings.
+    ``raw_<table>`` views hold the same rows before exclusion; ``excluded`` (a temporary table,
+    read once) the error findings.
     ``materialise=True`` creates the same relations as tables in the connection's database
     file instead: read from the lake once, then every query (GX runs dozens per period) scans
     one columnar table rather than thousands of small Parquet files and violation files.
     """
     kind = "TABLE" if materialise else "TEMP VIEW"
     year, end = inputs.period.year, inputs.period.end.isoformat()
-    _excluded_view(con, home, inputs, kind)
+    _excluded(con, home, inputs, "TABLE" if materialise else "TEMP TABLE")
     for table, submissions in [*((t, inputs.ords) for t in ORD_TABLES), ("idents", inputs.ides)]:
         paths = _existing(home, table, year, submissions)
         source = parquet_source(paths) if paths else f"({_empty(table)})"
@@ -102,10 +103,13 @@ def _empty(table: str) -> str:
     return f"SELECT {columns} WHERE FALSE"
 
 
-def _excluded_view(
-    con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, kind: str
-) -> None:
-    """Error findings of the included deliveries (their violations files)."""
+def _excluded(con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, kind: str) -> None:
+    """Error findings of the included deliveries (their violations files), as a table.
+
+    A table even beside views: it is small (error findings only), while its source is one
+    violations file per delivery (~2,000 a month) read by name; as a view every filtered view
+    re-read all of them twice, when it was created and in every query.
+    """
     year = inputs.period.year
     files = [
         path
