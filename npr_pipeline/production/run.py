@@ -134,9 +134,8 @@ def build_quality_database(home: Home, period: Period) -> Path:
     of them read ~2,000 lake files per table and ~2,000 violation files again; here the lake
     is read once and every query scans one table. Rebuilt from scratch on every call.
     """
-    folder = home.root / "quality_runs"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{period}.duckdb"
+    path = quality_database_path(home, period)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     inputs = period_input(load_ledger(home), period)
     con = duckdb.connect(str(path))
@@ -147,6 +146,11 @@ def build_quality_database(home: Home, period: Period) -> Path:
     finally:
         con.close()
     return path
+
+
+def quality_database_path(home: Home, period: Period) -> Path:
+    """Where ``build_quality_database`` writes the period's file (replaced on every build)."""
+    return home.root / "quality_runs" / f"{period}.duckdb"
 
 
 def register_lineage_tables(con: duckdb.DuckDBPyConnection, inputs: PeriodInput) -> None:
