@@ -13,6 +13,7 @@ benchmarks.intake_bench iterparse|pandas LIST``), so each contender's code is he
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -172,6 +173,18 @@ class _PssSampler(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join()
+
+
+def parse_with_month(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """Parse ``argv``; ``--through`` (a month of 2026, the synthetic year) also as ``month``."""
+    args = parser.parse_args(argv)
+    match = re.fullmatch(r"2026-(0[1-9]|1[0-2])", args.through)
+    if not match:
+        parser.error("--through must be a month of 2026 as YYYY-MM")
+    args.month = int(match[1])
+    return args
 
 
 def tree_pss(root: int) -> int:

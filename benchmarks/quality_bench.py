@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from benchmarks.intake_bench import (
     ensure_dataset,
     machine,
     measure,
+    parse_with_month,
 )
 from npr_pipeline.production import STEPS
 
@@ -466,12 +466,7 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--through", default="2026-01", help="the month to generate, YYYY-MM")
     parser.add_argument("--episodes", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-    match = re.fullmatch(r"2026-(0[1-9]|1[0-2])", args.through)
-    if not match:
-        parser.error("--through must be a month of 2026 as YYYY-MM")
-    args.month = int(match[1])
-    return args
+    return parse_with_month(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

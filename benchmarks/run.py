@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from benchmarks.intake_bench import (
     machine,
     pandas,
     pandas_sample,
+    parse_with_month,
     xmllint,
 )
 
@@ -67,12 +67,7 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=PANDAS_SAMPLE_BYTES // MB,
         help="Bytes of ord files pandas.read_xml reads in the inbox case.",
     )
-    args = parser.parse_args(argv)
-    match = re.fullmatch(r"2026-(0[1-9]|1[0-2])", args.through)
-    if not match:
-        parser.error("--through must be a month of 2026 as YYYY-MM")
-    args.month = int(match[1])
-    return args
+    return parse_with_month(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

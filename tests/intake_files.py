@@ -20,7 +20,9 @@ import pyarrow.parquet as pq
 
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import IntakeSummary, intake_directory
+from npr_pipeline.registry import import_registry
 from npr_pipeline.schemas import MSGHEAD_NS
+from npr_pipeline.settings import Settings, save_settings
 from npr_pipeline.synth.run import SynthOptions, run_synth
 
 INTAKE_TIMEOUT = 60.0
@@ -164,6 +166,16 @@ def run_intake(
 
     threading.Thread(target=target, name="intake-under-test", daemon=True).start()
     return done.result(timeout=timeout)
+
+
+def received_year(root: Path, synth_out: Path) -> Home:
+    """A HOME that has received a whole synthetic year: its registry imported, synthetic
+    fødselsnummer allowed, its inbox through intake (content checks included)."""
+    home = Home(root=root).ensure()
+    save_settings(home, Settings(allow_synthetic_fnr=True))
+    import_registry(home, synth_out / "registry.csv")
+    intake_directory(home, synth_out / "inbox")
+    return home
 
 
 def fill_inbox(inbox: Path, files: Iterable[Path] = (), **named: bytes) -> Path:

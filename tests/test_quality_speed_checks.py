@@ -17,7 +17,7 @@ import pytest
 
 from npr_pipeline.home import Home
 from npr_pipeline.intake.ledger import load_records
-from npr_pipeline.intake.run import _LedgerState, intake_directory
+from npr_pipeline.intake.run import _LedgerState
 from npr_pipeline.quality import submission
 from npr_pipeline.quality.catalogue import load_catalogue
 from npr_pipeline.quality.sql_engine import register_tables, run_checks
@@ -27,18 +27,13 @@ from npr_pipeline.quality.submission import (
     check_deliveries,
     results_path,
 )
-from npr_pipeline.registry import import_registry
-from npr_pipeline.settings import Settings, save_settings
+from tests.intake_files import received_year
 
 
 @pytest.fixture(scope="module")
 def received(defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
     """The defect year through intake (its content checks included), registry imported."""
-    home = Home(root=tmp_path_factory.mktemp("speed") / "home").ensure()
-    save_settings(home, Settings(allow_synthetic_fnr=True))
-    import_registry(home, defect_year / "registry.csv")
-    intake_directory(home, defect_year / "inbox")
-    return home
+    return received_year(tmp_path_factory.mktemp("speed") / "home", defect_year)
 
 
 def _deliveries(home: Home) -> list[Delivery]:

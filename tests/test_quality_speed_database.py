@@ -12,11 +12,9 @@ import duckdb
 import pytest
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
 from npr_pipeline.production.run import build_quality_database, open_period
-from npr_pipeline.registry import import_registry
-from npr_pipeline.settings import Settings, save_settings
+from tests.intake_files import received_year
 
 PERIOD_TABLES = (
     "excluded", "patients", "departments", "episodes", "diagnoses", "procedures", "referrals",
@@ -27,11 +25,7 @@ PERIOD_TABLES = (
 @pytest.fixture(scope="module")
 def received(defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
     """The defect year through intake (error records to exclude), registry imported."""
-    home = Home(root=tmp_path_factory.mktemp("speed-db") / "home").ensure()
-    save_settings(home, Settings(allow_synthetic_fnr=True))
-    import_registry(home, defect_year / "registry.csv")
-    intake_directory(home, defect_year / "inbox")
-    return home
+    return received_year(tmp_path_factory.mktemp("speed-db") / "home", defect_year)
 
 
 def test_quality_database_holds_the_period_views_as_tables(received: Home) -> None:

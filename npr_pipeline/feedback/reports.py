@@ -23,10 +23,10 @@ from lxml import etree
 
 from npr_pipeline.atomic import atomic_open, write_bytes, write_text
 from npr_pipeline.intake.reasons import CODES, Reason, Status
+from npr_pipeline.templating import html_environment
 
 NAMESPACE = "http://npr-pipeline.example/xmlstds/xpr_feedback/1"
 XSD_PATH = Path(__file__).resolve().parent / "schema" / "xpr_feedback.xsd"
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 XPR_VAL = "XPR_VAL"
 XPR_ERR = "XPR_ERR"
@@ -400,15 +400,8 @@ _STATUS_TEXT = {
 
 @functools.cache
 def _environment() -> jinja2.Environment:
-    """One jinja2 environment; autoescape is on because every value may be hostile."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    """One environment per process: templates are parsed once."""
+    return html_environment()
 
 
 def _html(report: _Report) -> str:

@@ -31,11 +31,11 @@ from markupsafe import Markup, escape
 
 from npr_pipeline.atomic import write_text
 from npr_pipeline.quality.catalogue import Check
+from npr_pipeline.templating import html_environment
 
 if TYPE_CHECKING:  # importing gx_suite imports GX (seconds); rendering needs only the type
     from npr_pipeline.quality.gx_suite import CheckResult
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 PAGE = "index.html"
 GX_DOCS = "gx"
 """The folder, beside the page, that receives GX's own (CDN-dependent) Data Docs site."""
@@ -107,14 +107,7 @@ def write_results_page(
 @functools.cache
 def _environment() -> jinja2.Environment:
     """Autoescape on: catalogue texts and GX's exception messages are not HTML."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = html_environment()
     env.filters["breakable"] = _breakable
     env.filters["count"] = _count
     env.filters["share"] = _share
