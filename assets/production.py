@@ -2,14 +2,15 @@
 
 For each step a ``gate/<step>`` asset records who has delivered, with a blocking check that
 passes only when every obligated unit has (or an audited override names the missing ones);
-``core/production_input`` runs the GX suites over what production reads, with blocking checks
-that no error finding survived exclusion and no unit lost more than a set share of its records;
-``out/<step>`` writes a new delivery version. Partitioned by period; units are data.
+``core/production_input`` builds the period's input snapshot and runs the GX suites over it,
+with blocking checks that no error finding survived exclusion and no unit lost more than a set
+share of its records; ``out/<step>`` writes a new delivery version from that same snapshot.
+Partitioned by period; units are data.
 """
 
 import getpass
 import json
-from datetime import date, datetime
+from datetime import date
 
 import pandas as pd
 from dagster import (
@@ -30,17 +31,14 @@ from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
 from npr_pipeline.production.gate import gate_status
-from npr_pipeline.production.run import build_quality_database, input_quality, produce
-from npr_pipeline.quality.catalogue import load_catalogue
-from npr_pipeline.quality.gx_suite import run_suites
-from npr_pipeline.quality.results_page import GX_DOCS, write_results_page
+from npr_pipeline.production.input_checks import check_period
+from npr_pipeline.production.run import produce
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
 from npr_pipeline.warehouse import reader, writer
 
 CURRENT = AssetKey(["core", "current_submissions"])
 INPUT = AssetKey(["core", "production_input"])
-GX_TABLES = ["episodes", "diagnoses", "procedures", "referrals", "patients", "idents"]
 
 
 class GateConfig(Config):
@@ -164,35 +162,19 @@ gates = [_gate_asset(step) for step in STEPS]
         AssetCheckSpec("no_error_findings_after_exclusion", asset=INPUT, blocking=True),
         AssetCheckSpec("excluded_share_per_unit", asset=INPUT, blocking=True),
     ],
-    description="What production reads for the period: current covering submissions, rows "
-    "up to the period's end, error records excluded; validated by the GX suites.",
+    description="What production reads for the period: a snapshot of the current covering "
+    "submissions (rows up to the period's end, error records excluded), validated by the GX "
+    "suites; every out/<step> of the run reads this snapshot, never the lake.",
 )
 def production_input(context: AssetExecutionContext, home: HomeResource) -> MaterializeResult:
     npr_home = home.home()
     max_share = load_settings(npr_home).max_excluded_share
-    failed_errors: list[dict] = []
-    over: list[dict] = []
-    by_rule = []
-    pages: dict[str, str] = {}
-    for period in _periods(context):
-        db = build_quality_database(npr_home, period)
-        docs = npr_home.root / "data_docs" / str(period)
-        checks = list(load_catalogue())
-        run_at = datetime.now().astimezone()
-        results = run_suites(db, checks, GX_TABLES, data_docs_dir=docs / GX_DOCS)
-        pages[str(period)] = str(write_results_page(docs, str(period), checks, results, run_at))
-        failed_errors += [
-            {"period": str(period), "check": r.check_id, "unexpected": r.unexpected_count}
-            for r in results
-            if r.severity == "error" and not r.success
-        ]
-        facts = input_quality(npr_home, period, max_share)
-        over += [
-            {"period": str(period), "unit": row.unit, "share": round(float(row.share), 4)}
-            for row in facts["over"].itertuples(index=False)
-        ]
-        by_rule.append(facts["by_rule"].assign(period=str(period)))
-    rules = pd.concat(by_rule, ignore_index=True) if by_rule else pd.DataFrame()
+    outcomes = [
+        check_period(npr_home, period, context.run_id, max_share) for period in _periods(context)
+    ]
+    failed_errors = [row for outcome in outcomes for row in outcome.failed_errors]
+    over = [row for outcome in outcomes for row in outcome.over]
+    rules = pd.concat([outcome.by_rule for outcome in outcomes], ignore_index=True)
     return MaterializeResult(
         metadata={
             "excluded_records": int(rules["records"].sum()) if len(rules) else 0,
@@ -200,9 +182,10 @@ def production_input(context: AssetExecutionContext, home: HomeResource) -> Mate
             if len(rules)
             else MetadataValue.md("nothing excluded"),
             **{
-                f"quality_results {period}": MetadataValue.path(page)
-                for period, page in pages.items()
+                f"quality_results {outcome.period}": MetadataValue.path(str(outcome.page))
+                for outcome in outcomes
             },
+            "seconds": MetadataValue.json({o.period: o.seconds for o in outcomes}),
         },
         check_results=[
             AssetCheckResult(

@@ -171,29 +171,21 @@ def _results_page(home: Path) -> Page:
 def build_results_page(home: str) -> None:
     """Run the GX suites over ``PERIOD`` and write its page; print what the page must show.
 
-    The same calls as ``core/production_input``: the page in ``HOME/data_docs/<period>/``, GX's
-    own Data Docs in its ``gx/`` folder. Printed as one JSON line: the GX version and, per
-    catalogue check in order, its id, severity, message and result (null if GX did not run it).
+    The same call as ``core/production_input`` (``check_period``): the page in
+    ``HOME/data_docs/<period>/``, GX's own Data Docs in its ``gx/`` folder. Printed as one JSON
+    line: the GX version and, per catalogue check in order, its id, severity, message and result
+    (null if GX did not run it).
     """
-    from datetime import datetime
     from importlib.metadata import version
 
-    from assets.production import GX_TABLES
     from npr_pipeline.home import Home
     from npr_pipeline.periods import Period
-    from npr_pipeline.production.run import build_quality_database
+    from npr_pipeline.production.input_checks import check_period
     from npr_pipeline.quality.catalogue import load_catalogue
-    from npr_pipeline.quality.gx_suite import run_suites
-    from npr_pipeline.quality.results_page import GX_DOCS, write_results_page
 
     npr_home = Home.resolve(home)
-    period = Period.parse(PERIOD)
-    db = build_quality_database(npr_home, period)
-    docs = npr_home.root / "data_docs" / str(period)
-    checks = list(load_catalogue())
-    run_at = datetime.now().astimezone()
-    results = run_suites(db, checks, GX_TABLES, data_docs_dir=docs / GX_DOCS)
-    write_results_page(docs, str(period), checks, results, run_at)
+    outcome = check_period(npr_home, Period.parse(PERIOD), "e2e", max_share=1.0)
+    checks, results = list(load_catalogue()), outcome.results
     by_id = {r.check_id: r for r in results}
     rows = [
         {

@@ -1,7 +1,7 @@
 """The per-period quality results page: written from a real GX run of a small period, one row
 per catalogue check, nothing that needs the internet, and a failing check's coordinator text.
 
-The real run is one synthetic month of two units through intake, ``build_quality_database`` and
+The real run is one synthetic month of two units through intake, ``build_snapshot`` and
 ``run_suites``, as ``core/production_input`` does it; one catalogue check is tightened so that it
 fails on real rows (the catalogue passes on clean synthetic data).
 """
@@ -18,7 +18,7 @@ from lxml import html
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
-from npr_pipeline.production.run import build_quality_database
+from npr_pipeline.production.snapshot import build_snapshot
 from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.gx_suite import NOT_IN_GX, CheckResult, run_suites
 from npr_pipeline.quality.results_page import GX_DOCS, write_results_page
@@ -60,7 +60,7 @@ def period_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Che
     intake_directory(home, root / "synth" / "inbox", workers=1)
     checks = _tightened_catalogue()
     tables = list(dict.fromkeys(c.table for c in checks))
-    results = run_suites(build_quality_database(home, Period.parse(PERIOD)), checks, tables)
+    results = run_suites(build_snapshot(home, Period.parse(PERIOD)), checks, tables)
     page = write_results_page(home.root / "data_docs" / PERIOD, PERIOD, checks, results, RUN_AT)
     return page, results
 

@@ -1,14 +1,15 @@
 """One production step for one period, end to end, as plain functions the assets call.
 
-``produce`` reads the period's inputs (current covering submissions, exclusions applied),
-computes the step's tables with its rules module and writes them as a new delivery version
-with full lineage. ``input_quality`` is what the blocking checks before production look at.
+``produce`` reads the period's input snapshot (current covering submissions, exclusions
+applied, as the checks saw them), computes the step's tables with its rules module and writes
+them as a new delivery version with full lineage. ``input_quality`` is what the blocking
+checks before production look at. ``open_period`` reads the same relations as views straight
+from the lake (research extracts, tests).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -20,7 +21,7 @@ from npr_pipeline.periods import Period
 from npr_pipeline.production import gjestepasient, isf, kjernejournal, reference_sql, ventetider
 from npr_pipeline.production.deliveries import Lineage, write_delivery
 from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
-from npr_pipeline.quality import reference_tables
+from npr_pipeline.production.snapshot import LINEAGE_COLUMNS, open_snapshot
 from npr_pipeline.registry import current_registry
 
 
@@ -64,8 +65,12 @@ def compute_step(
 def produce(
     home: Home, period: Period, step: str, run_id: str, override: dict[str, object] | None = None
 ) -> StepResult:
-    """Compute one step and write it as the next version of its delivery."""
-    con, inputs = open_period(home, period)
+    """Compute one step from the period's snapshot; write it as the next delivery version.
+
+    The snapshot (``build_snapshot``) is what the blocking checks passed: a step never reads
+    the lake directly, so nothing received after the checks reaches a delivery unchecked.
+    """
+    con, submissions = open_snapshot(home, period)
     try:
         tables = compute_step(con, step, period)
         excluded = exclusion_summary(con)
@@ -74,7 +79,7 @@ def produce(
     tables[f"{step}_exclusions"] = excluded
     lineage = Lineage(
         run_id=run_id,
-        submissions=submission_lineage(inputs),
+        submissions=submissions.to_dict("records"),
         override=override,
         official=period.official,
     )
@@ -93,18 +98,17 @@ def exclusion_summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def submission_lineage(inputs: PeriodInput) -> list[dict[str, str]]:
     """The submissions a period was read from, with the checksums of their archived bytes."""
-    columns = ["submission_id", "checksum", "unit", "message_type", "file"]
-    return inputs.submissions[columns].astype(str).to_dict("records")
+    return inputs.submissions[LINEAGE_COLUMNS].astype(str).to_dict("records")
 
 
 def input_quality(home: Home, period: Period, max_share: float) -> dict[str, object]:
-    """The facts the blocking checks before production need.
+    """The facts the blocking checks before production need, read from the period's snapshot.
 
-    ``remaining_errors``: error findings still present in what production reads (must be 0:
-    exclusion worked); ``excluded_share``: per unit, the share of its episodes left out; units
-    above ``max_share`` sent a broken extract, not a few bad records.
+    ``shares``: per unit, the share of its episodes left out; ``over``: units above
+    ``max_share`` (a broken extract, not a few bad records); ``by_rule``: the exclusions per
+    rule, table and unit.
     """
-    con, _ = open_period(home, period)
+    con, _ = open_snapshot(home, period, checked=False)
     try:
         shares = con.execute(
             """SELECT r.unit, count(*) AS episodes,
@@ -125,52 +129,3 @@ def input_quality(home: Home, period: Period, max_share: float) -> dict[str, obj
         "over": shares[shares["share"] > max_share],
         "by_rule": by_rule,
     }
-
-
-def build_quality_database(home: Home, period: Period) -> Path:
-    """A DuckDB file of the period's tables (exclusions applied), for the GX suites.
-
-    Materialised, not views: GX issues several queries per expectation, and over views each
-    of them read ~2,000 lake files per table and ~2,000 violation files again; here the lake
-    is read once and every query scans one table. Rebuilt from scratch on every call.
-    """
-    path = quality_database_path(home, period)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    inputs = period_input(load_ledger(home), period)
-    con = duckdb.connect(str(path))
-    try:
-        register_period_views(con, home, inputs, materialise=True)
-        reference_tables.register(con, persistent=True)
-        register_lineage_tables(con, inputs)
-    finally:
-        con.close()
-    return path
-
-
-def quality_database_path(home: Home, period: Period) -> Path:
-    """Where ``build_quality_database`` writes the period's file (replaced on every build)."""
-    return home.root / "quality_runs" / f"{period}.duckdb"
-
-
-def register_lineage_tables(con: duckdb.DuckDBPyConnection, inputs: PeriodInput) -> None:
-    """``ref_pair`` and ``ref_submission`` for the period's current deliveries (pair rules)."""
-    pairs = inputs.ords[["unit", "submission_id"]].merge(
-        inputs.ides[["unit", "submission_id"]], on="unit", how="left", suffixes=("_ord", "_ide")
-    )
-    pairs = pairs.rename(columns={"submission_id_ord": "ord_sid", "submission_id_ide": "ide_sid"})
-    chosen = inputs.submissions
-    submissions = pd.DataFrame(
-        {
-            "submission_id": chosen["submission_id"],
-            "extracted": pd.to_datetime(chosen["extracted"]).dt.date,
-            "period_to": pd.to_datetime(chosen["period_to"]).dt.date,
-        }
-    )
-    for name, frame in (
-        ("ref_pair", pairs[["ord_sid", "ide_sid"]]),
-        ("ref_submission", submissions),
-    ):
-        con.register(f"_{name}", frame)
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _{name}")
-        con.unregister(f"_{name}")

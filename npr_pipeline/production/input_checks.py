@@ -1,0 +1,81 @@
+"""The blocking checks before production, for one period: build the snapshot, check it, judge.
+
+``core/production_input`` calls ``check_period`` for each period it materialises (and the
+quality benchmark times the same call): the period's input snapshot is built from the lake,
+the GX suites of the catalogue run over it (Data Docs and our offline results page under
+HOME/data_docs/<period>), the exclusion shares are computed, and the verdict is written into
+the snapshot so no step publishes rows that failed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from npr_pipeline.home import Home
+from npr_pipeline.periods import Period
+from npr_pipeline.production.run import input_quality
+from npr_pipeline.production.snapshot import build_snapshot, record_verdict
+from npr_pipeline.quality.catalogue import load_catalogue
+from npr_pipeline.quality.gx_suite import CheckResult, run_suites
+from npr_pipeline.quality.results_page import GX_DOCS, write_results_page
+
+GX_TABLES = ["episodes", "diagnoses", "procedures", "referrals", "patients", "idents"]
+
+
+@dataclass
+class PeriodChecks:
+    """What the two blocking checks report for one period."""
+
+    period: str
+    results: list[CheckResult]
+    failed_errors: list[dict[str, object]]  # error-severity checks still failing
+    over: list[dict[str, object]]  # units above the excluded share
+    by_rule: pd.DataFrame  # exclusions per rule, table and unit
+    page: Path  # the offline results page
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase, for the operator
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed_errors and not self.over
+
+
+def check_period(home: Home, period: Period, run_id: str, max_share: float) -> PeriodChecks:
+    """Snapshot, GX suites, results page, exclusion shares and verdict for one period."""
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
+    db = build_snapshot(home, period)
+    seconds = {"snapshot": lap()}
+    checks = list(load_catalogue())
+    docs = home.root / "data_docs" / str(period)
+    results = run_suites(db, checks, GX_TABLES, data_docs_dir=docs / GX_DOCS)
+    seconds["gx_suites"] = lap()
+    page = write_results_page(docs, str(period), checks, results, datetime.now().astimezone())
+    facts = input_quality(home, period, max_share)
+    seconds["page_and_shares"] = lap()
+    outcome = PeriodChecks(
+        period=str(period),
+        results=results,
+        failed_errors=[
+            {"period": str(period), "check": r.check_id, "unexpected": r.unexpected_count}
+            for r in results
+            if r.severity == "error" and not r.success
+        ],
+        over=[
+            {"period": str(period), "unit": row.unit, "share": round(float(row.share), 4)}
+            for row in facts["over"].itertuples(index=False)
+        ],
+        by_rule=facts["by_rule"].assign(period=str(period)),
+        page=page,
+        seconds=seconds,
+    )
+    record_verdict(home, period, run_id, outcome.passed)
+    return outcome

@@ -1,0 +1,138 @@
+"""The period's input snapshot: what the blocking checks validate is what production reads.
+
+``build_snapshot`` reads the period's current covering submissions from the lake once
+(exclusions applied, the same relations as ``register_period_views``) into one DuckDB file,
+with the submissions it was built from. The GX suites and the blocking checks run on it, and
+every production step of the run reads it read-only. Two reasons:
+
+- correctness: a submission received between the checks and a step cannot reach a delivery
+  unchecked; a step publishes exactly the rows the checks passed, with their lineage;
+- speed: the lake holds one small Parquet file per table and submission (~16,000 for a
+  national month); the snapshot pays for reading them once per run instead of once per
+  GX query and once per step.
+
+The file is rebuilt from the lake at the start of every run (replaced atomically, so a step
+still reading the previous one is not disturbed) and can always be rebuilt: it is not a record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from npr_pipeline.atomic import atomic_path
+from npr_pipeline.home import Home
+from npr_pipeline.intake.ledger import load_ledger
+from npr_pipeline.periods import Period
+from npr_pipeline.production import reference_sql
+from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
+from npr_pipeline.quality import reference_tables
+from npr_pipeline.registry import current_registry
+
+LINEAGE_COLUMNS = ["submission_id", "checksum", "unit", "message_type", "file"]
+
+
+class SnapshotNotReady(RuntimeError):
+    """A step asked for a period whose snapshot is missing or did not pass the checks."""
+
+
+def snapshot_path(home: Home, period: Period) -> Path:
+    """Where the period's snapshot lives (replaced on every build)."""
+    return home.root / "period_inputs" / f"{period}.duckdb"
+
+
+def build_snapshot(home: Home, period: Period) -> Path:
+    """Materialise the period's input tables, reference tables and lineage into one file."""
+    inputs = period_input(load_ledger(home), period)
+    target = snapshot_path(home, period)
+    with atomic_path(target) as tmp:
+        tmp.unlink()  # DuckDB refuses an existing empty file
+        con = duckdb.connect(str(tmp))
+        try:
+            register_period_views(con, home, inputs, materialise=True)
+            reference_tables.register(con, persistent=True)
+            _register_lineage(con, inputs)
+        finally:
+            con.close()
+    return target
+
+
+def record_verdict(home: Home, period: Period, run_id: str, passed: bool) -> None:
+    """Write the blocking checks' verdict into the snapshot they validated.
+
+    Dagster skips a step when a blocking check fails in the same run; the verdict in the file
+    also stops a step started later on its own (say, from the UI) from publishing rows that
+    failed their checks.
+    """
+    con = duckdb.connect(str(snapshot_path(home, period)))
+    try:
+        con.execute(
+            "CREATE OR REPLACE TABLE verdict AS SELECT ? AS run_id, ? AS passed, now() AS at",
+            [run_id, passed],
+        )
+    finally:
+        con.close()
+
+
+def open_snapshot(
+    home: Home, period: Period, checked: bool = True
+) -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
+    """A session reading the period's snapshot (read-only) with the registry's tables.
+
+    Returns the connection and the submissions the snapshot was built from (the lineage every
+    delivery records). Temporary tables of the rules live in the session, never in the file.
+    ``checked``: refuse a snapshot whose blocking checks have not passed.
+    """
+    path = snapshot_path(home, period)
+    if not path.exists():
+        raise SnapshotNotReady(
+            f"No input snapshot for {period} ({path}): core/production_input builds and "
+            "checks it (npr run does this before every step)."
+        )
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{path}' AS snapshot (READ_ONLY)")
+    con.execute("USE snapshot")
+    if checked and not _passed(con):
+        con.close()
+        raise SnapshotNotReady(
+            f"The input snapshot for {period} has not passed the blocking checks: "
+            "rerun core/production_input (npr run) and see its check results."
+        )
+    reference_sql.register(con, current_registry(home), period.year)
+    lineage = con.execute("SELECT * FROM input_submissions ORDER BY submission_id").df()
+    return con, lineage
+
+
+def _passed(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the snapshot carries a passing verdict (none yet: the checks have not run)."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE database_name = 'snapshot' AND table_name = 'verdict'"
+    ).fetchall()[0][0]
+    return bool(found) and bool(con.execute("SELECT passed FROM verdict").fetchall()[0][0])
+
+
+def _register_lineage(con: duckdb.DuckDBPyConnection, inputs: PeriodInput) -> None:
+    """``input_submissions`` (lineage), ``ref_pair`` and ``ref_submission`` (pair rules)."""
+    pairs = inputs.ords[["unit", "submission_id"]].merge(
+        inputs.ides[["unit", "submission_id"]], on="unit", how="left", suffixes=("_ord", "_ide")
+    )
+    pairs = pairs.rename(columns={"submission_id_ord": "ord_sid", "submission_id_ide": "ide_sid"})
+    chosen = inputs.submissions
+    submissions = pd.DataFrame(
+        {
+            "submission_id": chosen["submission_id"],
+            "extracted": pd.to_datetime(chosen["extracted"]).dt.date,
+            "period_to": pd.to_datetime(chosen["period_to"]).dt.date,
+        }
+    )
+    for name, frame in (
+        ("input_submissions", chosen[LINEAGE_COLUMNS].astype(str)),
+        ("ref_pair", pairs[["ord_sid", "ide_sid"]]),
+        ("ref_submission", submissions),
+    ):
+        con.register(f"_{name}", frame)
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _{name}")
+        con.unregister(f"_{name}")

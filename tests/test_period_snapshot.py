@@ -1,0 +1,129 @@
+"""The period's input snapshot: the period views, materialised; what production reads.
+
+``build_snapshot`` reads the lake once into tables, so GX's many queries each scan one table
+and the steps do not read ~16,000 small files again; the tables must hold exactly the rows of
+the views over the lake. A step reads only a snapshot whose checks passed, and publishes what
+was checked even when a unit resubmits in between.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from npr_pipeline.home import Home
+from npr_pipeline.periods import Period
+from npr_pipeline.production.run import open_period, produce
+from npr_pipeline.production.snapshot import SnapshotNotReady, build_snapshot, record_verdict
+from tests.handbuilt import HAUKELAND, Episode, Patient, Submission, at, fnr, new_home, receive
+from tests.handbuilt import query as warehouse_query
+from tests.intake_files import received_year
+
+PERIOD_TABLES = (
+    "excluded", "patients", "departments", "episodes", "diagnoses", "procedures", "referrals",
+    "postponements", "idents", "raw_episodes", "raw_patients", "raw_idents",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def received(defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """The defect year through intake (error records to exclude), registry imported."""
+    return received_year(tmp_path_factory.mktemp("speed-db") / "home", defect_year)
+
+
+def test_snapshot_holds_the_period_views_as_tables(received: Home) -> None:
+    """Row for row, per month; at least one month has exclusions, which must stay applied."""
+    with_exclusions = 0
+    for month in ("2026-01", "2026-02", "2026-03"):
+        period = Period.parse(month)
+        path = build_snapshot(received, period)
+        views, _ = open_period(received, period)
+        stored = duckdb.connect(str(path), read_only=True)
+        try:
+            tables = {
+                t for (t,) in stored.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
+            assert set(PERIOD_TABLES) <= tables
+            assert not stored.execute("SELECT 1 FROM duckdb_views() WHERE NOT internal").fetchall()
+            for table in PERIOD_TABLES:
+                query = f"SELECT * FROM {table} ORDER BY ALL"
+                assert stored.execute(query).fetchall() == views.execute(query).fetchall(), table
+            excluded, kept, raw = stored.execute(
+                "SELECT (SELECT count(*) FROM excluded), (SELECT count(*) FROM episodes), "
+                "(SELECT count(*) FROM raw_episodes)"
+            ).fetchall()[0]
+        finally:
+            stored.close()
+            views.close()
+        assert kept > 0
+        with_exclusions += excluded > 0 and kept < raw
+    assert with_exclusions, "no month with excluded episodes: the exclusions are not exercised"
+
+
+def _patients(extra: bool) -> list[Patient]:
+    """One patient; the resubmission adds a second contact."""
+    episodes = [Episode("E1", at("2026-03-02", "09:00"), at("2026-03-02", "09:30"))]
+    if extra:
+        episodes.append(Episode("E2", at("2026-03-09", "09:00"), at("2026-03-09", "09:30")))
+    return [Patient("P1", fnr(date(1960, 1, 1)), episodes=tuple(episodes))]
+
+
+def _received_episodes(home: Home, version: int) -> int:
+    return int(
+        warehouse_query(
+            home,
+            "SELECT episodes_received FROM kjernejournal_counts "
+            "WHERE period = '2026-03' AND version = ?",
+            [version],
+        ).iloc[0, 0]
+    )
+
+
+def _lineage(home: Home, version: int) -> list[str]:
+    raw = warehouse_query(
+        home,
+        "SELECT submissions FROM delivery_versions "
+        "WHERE step = 'kjernejournal' AND period = '2026-03' AND version = ?",
+        [version],
+    ).iloc[0, 0]
+    return sorted(row["submission_id"] for row in json.loads(raw))
+
+
+def test_a_step_publishes_the_checked_snapshot_not_a_later_submission(tmp_path: Path) -> None:
+    """A resubmission received after the checks waits for the next run's snapshot."""
+    home = new_home(tmp_path, [HAUKELAND])
+    first = receive(home, tmp_path / "in1", Submission(HAUKELAND, 3, 1, _patients(False)))
+    period = Period.parse("2026-03")
+    build_snapshot(home, period)
+    record_verdict(home, period, "run-1", passed=True)
+    second = receive(home, tmp_path / "in2", Submission(HAUKELAND, 3, 2, _patients(True)))
+
+    assert produce(home, period, "kjernejournal", "run-1").version == 1
+    assert _received_episodes(home, 1) == 1
+    assert _lineage(home, 1) == sorted(s.submission_id for s in first.submissions)
+
+    build_snapshot(home, period)
+    record_verdict(home, period, "run-2", passed=True)
+    assert produce(home, period, "kjernejournal", "run-2").version == 2
+    assert _received_episodes(home, 2) == 2
+    assert _lineage(home, 2) == sorted(s.submission_id for s in second.submissions)
+
+
+def test_a_step_refuses_a_snapshot_without_passing_checks(tmp_path: Path) -> None:
+    home = new_home(tmp_path, [HAUKELAND])
+    receive(home, tmp_path / "in", Submission(HAUKELAND, 3, 1, _patients(False)))
+    period = Period.parse("2026-03")
+    with pytest.raises(SnapshotNotReady, match="No input snapshot for 2026-03"):
+        produce(home, period, "kjernejournal", "run-1")
+    build_snapshot(home, period)
+    with pytest.raises(SnapshotNotReady, match="has not passed the blocking checks"):
+        produce(home, period, "kjernejournal", "run-1")
+    record_verdict(home, period, "run-1", passed=False)
+    with pytest.raises(SnapshotNotReady, match="has not passed the blocking checks"):
+        produce(home, period, "kjernejournal", "run-1")
+    record_verdict(home, period, "run-1", passed=True)
+    assert produce(home, period, "kjernejournal", "run-1").version == 1
