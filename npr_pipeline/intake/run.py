@@ -282,36 +282,42 @@ def _duplicate(home: Home, name: str, sid: str) -> SubmissionResult:
 
 
 class _LedgerState:
-    """The accepted records, kept up to date as this run commits more."""
+    """The accepted records, kept up to date as this run commits more.
+
+    Indexed by unit, message type and year: every commit asks about its own unit's records,
+    and a scan of all of them per commit made intake quadratic in the ledger (a national year
+    holds ~50,000 accepted records; a month's 4,000 commits each scanned them all).
+    """
 
     def __init__(self, records: list[LedgerRecord]) -> None:
-        self.accepted = [r for r in records if r.status == Status.ACCEPTED]
+        self.accepted: list[LedgerRecord] = []
+        self._by_key: dict[tuple[str | None, str | None, int | None], list[LedgerRecord]] = {}
+        for record in records:
+            if record.status == Status.ACCEPTED:
+                self.add(record)
 
-    def _same(self, record: LedgerRecord, unit: str, msg_type: str, year: int) -> bool:
-        return (record.unit, record.message_type, record.year) == (unit, msg_type, year)
+    def _group(self, unit: str, msg_type: str, year: int) -> list[LedgerRecord]:
+        return self._by_key.get((unit, msg_type, year), [])
 
     def lopenr_owner(self, unit: str, msg_type: str, year: int, lopenr: int) -> str | None:
-        for record in self.accepted:
-            if self._same(record, unit, msg_type, year) and record.lopenr == lopenr:
+        for record in self._group(unit, msg_type, year):
+            if record.lopenr == lopenr:
                 return record.file
         return None
 
     def newest_lopenr(self, unit: str, msg_type: str, year: int) -> int | None:
-        values = [r.lopenr for r in self.accepted if self._same(r, unit, msg_type, year)]
+        values = [r.lopenr for r in self._group(unit, msg_type, year)]
         return max(v for v in values if v is not None) if values else None
 
     def partner(self, unit: str, msg_type: str, year: int, period_to: str) -> LedgerRecord | None:
         """The newest accepted other half (ord <-> ide) of the same unit and period."""
         other = "NPR_IDE" if msg_type == "NPR_ORD" else "NPR_ORD"
-        candidates = [
-            r
-            for r in self.accepted
-            if self._same(r, unit, other, year) and r.period_to == period_to
-        ]
+        candidates = [r for r in self._group(unit, other, year) if r.period_to == period_to]
         return max(candidates, key=lambda r: (r.lopenr or 0, r.submission_id), default=None)
 
     def add(self, record: LedgerRecord) -> None:
         self.accepted.append(record)
+        self._by_key.setdefault((record.unit, record.message_type, record.year), []).append(record)
 
     def deliveries(self) -> list[Delivery]:
         """Every accepted ord with the newest accepted ide of its unit and period, if any."""
