@@ -8,13 +8,16 @@ never write at once; readers use :func:`reader`, which opens the file read-only.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from npr_pipeline.home import Home
+from npr_pipeline.lake import parquet_source
 
 
 @contextmanager
@@ -54,19 +57,79 @@ def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
     con.unregister("_incoming")
 
 
-def sync_intake(home: Home, ledger: pd.DataFrame) -> None:
-    """Refresh the warehouse's ``ledger`` and ``quality_results`` after an intake.
+def sync_intake(home: Home, ledger: pd.DataFrame, fresh: Sequence[pa.Table] = ()) -> None:
+    """Refresh the warehouse's ``ledger`` and bring ``quality_results`` up to date.
 
-    The per-submission files under HOME stay the source of truth (written atomically, one per
-    submission, by parallel workers); the warehouse gets one consistent copy per intake so
-    monitoring and the runbook can query it with SQL.
+    The per-delivery results files under HOME stay the source of truth (written atomically by
+    parallel workers); the warehouse holds one copy for SQL. It keeps the modification time of
+    every results file it has loaded (``quality_results_files``) and replaces only the rows of
+    files that are new or changed since: reloading all of them would read every delivery of
+    the year at every intake (~24,000 files by December). Rows of the deliveries this intake
+    checked come from ``fresh`` (the tables their files were written from); changed files
+    without fresh rows (a run killed before its sync) are read back.
     """
-    pattern = str(home.root / "quality" / "*" / "*" / "*.results.parquet")
+    stamps = _results_stamps(home)
     with writer(home) as con:
         replace_table(con, "ledger", ledger)
-        has_results = bool(list((home.root / "quality").glob("*/*/*.results.parquet")))
-        if has_results:
-            con.execute(
-                "CREATE OR REPLACE TABLE quality_results AS SELECT * FROM "
-                f"read_parquet('{pattern}', union_by_name = true, hive_partitioning = false)"
-            )
+        if stamps.empty:
+            return
+        synced = _synced_stamps(con)
+        merged = stamps.merge(synced, on="ord_sid", how="left", suffixes=("", "_synced"))
+        changed = (merged["mtime_ns"] != merged["mtime_ns_synced"]).fillna(True)  # NA: new file
+        stale = merged[changed.astype(bool)]
+        if not stale.empty:
+            _replace_results(con, stale, fresh)
+        replace_table(con, "quality_results_files", stamps[["ord_sid", "mtime_ns"]])
+
+
+def _results_stamps(home: Home) -> pd.DataFrame:
+    """Every delivery's results file: its ord submission id, path and modification time."""
+    paths = sorted((home.root / "quality").glob("*/*/*.results.parquet"))
+    return pd.DataFrame(
+        {
+            "ord_sid": [p.name.removesuffix(".results.parquet") for p in paths],
+            "path": [str(p) for p in paths],
+            "mtime_ns": pd.array([p.stat().st_mtime_ns for p in paths], dtype="Int64"),
+        }
+    )
+
+
+def _synced_stamps(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The files the warehouse's rows came from (none yet: everything is new)."""
+    present = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'quality_results_files'"
+    ).fetchall()[0][0]
+    if not present:
+        return pd.DataFrame({"ord_sid": pd.Series(dtype=str), "mtime_ns": pd.Series(dtype="Int64")})
+    synced = con.execute("SELECT ord_sid, mtime_ns FROM quality_results_files").df()
+    return synced.astype({"mtime_ns": "Int64"})
+
+
+def _replace_results(
+    con: duckdb.DuckDBPyConnection, stale: pd.DataFrame, fresh: Sequence[pa.Table]
+) -> None:
+    """Delete the stale deliveries' rows and insert their current ones."""
+    con.register("_stale", stale[["ord_sid"]])
+    parts = []
+    held: set[str] = set()
+    if fresh:
+        table = pa.concat_tables(fresh, promote_options="permissive")
+        held = set(table.column("ord_sid").to_pylist())
+        con.register("_fresh", table)
+        parts.append("SELECT * FROM _fresh WHERE ord_sid IN (SELECT ord_sid FROM _stale)")
+    unread = [Path(p) for sid, p in zip(stale["ord_sid"], stale["path"], strict=True)
+              if sid not in held]  # fmt: skip
+    if unread:
+        parts.append(f"SELECT * FROM {parquet_source(unread, union_by_name=True)}")
+    source = " UNION ALL BY NAME ".join(parts)
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'quality_results'"
+    ).fetchall()[0][0]
+    if exists:
+        con.execute("DELETE FROM quality_results WHERE ord_sid IN (SELECT ord_sid FROM _stale)")
+        con.execute(f"INSERT INTO quality_results BY NAME {source}")
+    else:
+        con.execute(f"CREATE TABLE quality_results AS {source}")
+    con.unregister("_stale")
+    if fresh:
+        con.unregister("_fresh")

@@ -68,7 +68,7 @@ def _recheck(
     monkeypatch.setattr(submission, "BATCH", batch)
     monkeypatch.setattr(submission, "BATCH_EPISODES", episodes)
     monkeypatch.setattr(submission, "WORKERS", workers)
-    outcomes = check_deliveries(home, _deliveries(home), allow_synthetic_fnr=True)
+    outcomes = check_deliveries(home, _deliveries(home), allow_synthetic_fnr=True).outcomes
     return outcomes, _outputs(home)
 
 
@@ -118,7 +118,7 @@ def test_files_are_the_batch_frames_filtered_per_delivery(
 def test_outcomes_count_the_violations_written(received: Home) -> None:
     """Each submission's error and warning counts are its rows in its delivery's file."""
     deliveries = _deliveries(received)
-    outcomes = check_deliveries(received, deliveries, allow_synthetic_fnr=True)
+    outcomes = check_deliveries(received, deliveries, allow_synthetic_fnr=True).outcomes
     counted: dict[str, QualityOutcome] = {}
     for delivery in deliveries:
         rows = pq.read_table(results_path(received, delivery.ord, "violations")).to_pylist()

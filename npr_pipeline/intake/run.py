@@ -216,11 +216,11 @@ def intake_directory(
         if progress:
             progress(1)
     deliveries = not_yet_checked(home, state.deliveries())
-    quality = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
-    for sid, found in quality.items():
+    checked = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
+    for sid, found in checked.outcomes.items():
         if sid in by_id:
             by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}
-    sync_intake(home, load_ledger(home))
+    sync_intake(home, load_ledger(home), checked.results)
     summary.submissions = [by_id[s.submission_id] if isinstance(s, _Task) else s for s in slots]
     for sub in summary.submissions:
         first = by_id.get(sub.submission_id)

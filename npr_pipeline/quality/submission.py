@@ -65,6 +65,16 @@ class QualityOutcome:
     warnings: int
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What one run of the content checks wrote: outcome per submission id, and the results
+    rows of every delivery (per batch, the tables its results files were cut from), so the
+    warehouse can take them without reading the files back."""
+
+    outcomes: dict[str, QualityOutcome]
+    results: list[pa.Table]
+
+
 def results_path(home: Home, ord_record: LedgerRecord, kind: str) -> Path:
     """``quality/year=Y/unit=U/<ord submission id>.<kind>.parquet`` (results or violations)."""
     return quality_file(home, ord_record.year, ord_record.unit, ord_record.submission_id, kind)
@@ -94,9 +104,7 @@ def _marker(home: Home, ord_record: LedgerRecord) -> Path:
     return results_path(home, ord_record, "results").with_suffix(".json")
 
 
-def check_deliveries(
-    home: Home, deliveries: list[Delivery], allow_synthetic_fnr: bool
-) -> dict[str, QualityOutcome]:
+def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr: bool) -> Checked:
     """Run the catalogue on deliveries, in batches; outcome per ord and ide submission id.
 
     Batches are independent (each writes only its own deliveries' files), so with more than
@@ -115,9 +123,9 @@ def check_deliveries(
     else:
         found = [_check_batch(home, batch, allow_synthetic_fnr) for batch in batches]
     outcomes: dict[str, QualityOutcome] = {}
-    for batch_outcomes in found:
+    for batch_outcomes, _ in found:
         outcomes |= batch_outcomes
-    return outcomes
+    return Checked(outcomes, [results for _, results in found])
 
 
 def _batches(deliveries: list[Delivery]) -> list[list[Delivery]]:
@@ -139,7 +147,7 @@ def _batches(deliveries: list[Delivery]) -> list[list[Delivery]]:
 
 def _check_batch(
     home: Home, batch: list[Delivery], allow_synthetic_fnr: bool, threads: int | None = None
-) -> dict[str, QualityOutcome]:
+) -> tuple[dict[str, QualityOutcome], pa.Table]:
     checks = list(load_catalogue())
     con = duckdb.connect(config={"threads": threads} if threads else {})
     try:
@@ -178,7 +186,7 @@ def _check_batch(
             json.dumps({"ide_sid": delivery.ide.submission_id if delivery.ide else None}),
             durable=False,
         )
-    return outcomes
+    return outcomes, split.results
 
 
 class _Split:
@@ -199,7 +207,7 @@ class _Split:
             pa.Table.from_pandas(violations.iloc[:0], preserve_index=False)
         )
         self._found = violations.groupby(["submission_id", "severity"]).size().to_dict()
-        self._results, self._starts = _results_files(results, batch)
+        self.results, self._starts = _results_files(results, batch)
 
     def violations_file(self, sids: list[str]) -> bytes:
         """The violations file of the delivery's submissions.
@@ -225,7 +233,7 @@ class _Split:
     def results_file(self, number: int) -> pa.Table:
         """The results file of the batch's ``number``-th delivery (a slice of the batch's)."""
         start, stop = self._starts[number], self._starts[number + 1]
-        return self._results.slice(start, stop - start)
+        return self.results.slice(start, stop - start)
 
 
 Positions = dict[str, np.ndarray]
