@@ -350,8 +350,7 @@ def run_step(home: Home, period: str, step: str) -> int:
     ``core/production_input`` would after green checks (their own tests run them for real).
     """
     built = Period.parse(period)
-    build_snapshot(home, built)
-    record_verdict(home, built, "test-run", passed=True)
+    record_verdict(home, built, build_snapshot(home, built), "test-run", passed=True)
     return produce(home, built, step, "test-run").version
 
 

@@ -18,7 +18,12 @@ import pytest
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.production.run import open_period, produce
-from npr_pipeline.production.snapshot import SnapshotNotReady, build_snapshot, record_verdict
+from npr_pipeline.production.snapshot import (
+    SnapshotNotReady,
+    build_snapshot,
+    record_verdict,
+    snapshot_path,
+)
 from tests.handbuilt import HAUKELAND, Episode, Patient, Submission, at, fnr, new_home, receive
 from tests.handbuilt import query as warehouse_query
 from tests.intake_files import received_year
@@ -40,7 +45,8 @@ def test_snapshot_holds_the_period_views_as_tables(received: Home) -> None:
     with_exclusions = 0
     for month in ("2026-01", "2026-02", "2026-03"):
         period = Period.parse(month)
-        path = build_snapshot(received, period)
+        build_snapshot(received, period)
+        path = snapshot_path(received, period)
         views, _ = open_period(received, period)
         stored = duckdb.connect(str(path), read_only=True)
         try:
@@ -98,16 +104,14 @@ def test_a_step_publishes_the_checked_snapshot_not_a_later_submission(tmp_path: 
     home = new_home(tmp_path, [HAUKELAND])
     first = receive(home, tmp_path / "in1", Submission(HAUKELAND, 3, 1, _patients(False)))
     period = Period.parse("2026-03")
-    build_snapshot(home, period)
-    record_verdict(home, period, "run-1", passed=True)
+    record_verdict(home, period, build_snapshot(home, period), "run-1", passed=True)
     second = receive(home, tmp_path / "in2", Submission(HAUKELAND, 3, 2, _patients(True)))
 
     assert produce(home, period, "kjernejournal", "run-1").version == 1
     assert _received_episodes(home, 1) == 1
     assert _lineage(home, 1) == sorted(s.submission_id for s in first.submissions)
 
-    build_snapshot(home, period)
-    record_verdict(home, period, "run-2", passed=True)
+    record_verdict(home, period, build_snapshot(home, period), "run-2", passed=True)
     assert produce(home, period, "kjernejournal", "run-2").version == 2
     assert _received_episodes(home, 2) == 2
     assert _lineage(home, 2) == sorted(s.submission_id for s in second.submissions)
@@ -119,11 +123,26 @@ def test_a_step_refuses_a_snapshot_without_passing_checks(tmp_path: Path) -> Non
     period = Period.parse("2026-03")
     with pytest.raises(SnapshotNotReady, match="No input snapshot for 2026-03"):
         produce(home, period, "kjernejournal", "run-1")
-    build_snapshot(home, period)
+    build = build_snapshot(home, period)
     with pytest.raises(SnapshotNotReady, match="has not passed the blocking checks"):
         produce(home, period, "kjernejournal", "run-1")
-    record_verdict(home, period, "run-1", passed=False)
+    record_verdict(home, period, build, "run-1", passed=False)
     with pytest.raises(SnapshotNotReady, match="has not passed the blocking checks"):
         produce(home, period, "kjernejournal", "run-1")
-    record_verdict(home, period, "run-1", passed=True)
+    record_verdict(home, period, build, "run-1", passed=True)
     assert produce(home, period, "kjernejournal", "run-1").version == 1
+
+
+def test_a_verdict_belongs_to_the_build_it_judged(tmp_path: Path) -> None:
+    """Two runs of one period: the first run's verdict cannot land on the second's snapshot."""
+    home = new_home(tmp_path, [HAUKELAND])
+    receive(home, tmp_path / "in", Submission(HAUKELAND, 3, 1, _patients(False)))
+    period = Period.parse("2026-03")
+    first = build_snapshot(home, period)
+    second = build_snapshot(home, period)
+    with pytest.raises(SnapshotNotReady, match="replaced by another run"):
+        record_verdict(home, period, first, "run-1", passed=True)
+    with pytest.raises(SnapshotNotReady, match="has not passed the blocking checks"):
+        produce(home, period, "kjernejournal", "run-1")
+    record_verdict(home, period, second, "run-2", passed=True)
+    assert produce(home, period, "kjernejournal", "run-2").version == 1

@@ -18,7 +18,7 @@ from lxml import html
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
-from npr_pipeline.production.snapshot import build_snapshot
+from npr_pipeline.production.snapshot import build_snapshot, snapshot_path
 from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.gx_suite import NOT_IN_GX, CheckResult, run_suites
 from npr_pipeline.quality.results_page import GX_DOCS, write_results_page
@@ -60,7 +60,8 @@ def period_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Che
     intake_directory(home, root / "synth" / "inbox", workers=1)
     checks = _tightened_catalogue()
     tables = list(dict.fromkeys(c.table for c in checks))
-    results = run_suites(build_snapshot(home, Period.parse(PERIOD)), checks, tables)
+    build_snapshot(home, Period.parse(PERIOD))
+    results = run_suites(snapshot_path(home, Period.parse(PERIOD)), checks, tables)
     page = write_results_page(home.root / "data_docs" / PERIOD, PERIOD, checks, results, RUN_AT)
     return page, results
 

@@ -19,7 +19,7 @@ import pandas as pd
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.production.run import input_quality
-from npr_pipeline.production.snapshot import build_snapshot, record_verdict
+from npr_pipeline.production.snapshot import build_snapshot, record_verdict, snapshot_path
 from npr_pipeline.quality.catalogue import load_catalogue
 from npr_pipeline.quality.gx_suite import CheckResult, run_suites
 from npr_pipeline.quality.results_page import GX_DOCS, write_results_page
@@ -52,10 +52,11 @@ def check_period(home: Home, period: Period, run_id: str, max_share: float) -> P
         clock.append(time.perf_counter())
         return clock[-1] - clock[-2]
 
-    db = build_snapshot(home, period)
+    build_id = build_snapshot(home, period)
     seconds = {"snapshot": lap()}
     checks = list(load_catalogue())
     docs = home.root / "data_docs" / str(period)
+    db = snapshot_path(home, period)
     results = run_suites(db, checks, GX_TABLES, data_docs_dir=docs / GX_DOCS)
     seconds["gx_suites"] = lap()
     page = write_results_page(docs, str(period), checks, results, datetime.now().astimezone())
@@ -77,5 +78,5 @@ def check_period(home: Home, period: Period, run_id: str, max_share: float) -> P
         page=page,
         seconds=seconds,
     )
-    record_verdict(home, period, run_id, outcome.passed)
+    record_verdict(home, period, build_id, run_id, outcome.passed)
     return outcome

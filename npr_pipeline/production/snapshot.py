@@ -17,6 +17,7 @@ still reading the previous one is not disturbed) and can always be rebuilt: it i
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -43,31 +44,43 @@ def snapshot_path(home: Home, period: Period) -> Path:
     return home.root / "period_inputs" / f"{period}.duckdb"
 
 
-def build_snapshot(home: Home, period: Period) -> Path:
-    """Materialise the period's input tables, reference tables and lineage into one file."""
+def build_snapshot(home: Home, period: Period) -> str:
+    """Materialise the period's input tables, reference tables and lineage into one file.
+
+    Returns the build's id, which ``record_verdict`` must be given: two runs of one period
+    (a sensor and a schedule, say) each replace the file, and a verdict belongs to the build
+    it judged.
+    """
     inputs = period_input(load_ledger(home), period)
-    target = snapshot_path(home, period)
-    with atomic_path(target) as tmp:
+    build_id = uuid.uuid4().hex
+    with atomic_path(snapshot_path(home, period)) as tmp:
         tmp.unlink()  # DuckDB refuses an existing empty file
         con = duckdb.connect(str(tmp))
         try:
             register_period_views(con, home, inputs, materialise=True)
             reference_tables.register(con, persistent=True)
             _register_lineage(con, inputs)
+            con.execute("CREATE TABLE build AS SELECT ? AS build_id, now() AS at", [build_id])
         finally:
             con.close()
-    return target
+    return build_id
 
 
-def record_verdict(home: Home, period: Period, run_id: str, passed: bool) -> None:
+def record_verdict(home: Home, period: Period, build_id: str, run_id: str, passed: bool) -> None:
     """Write the blocking checks' verdict into the snapshot they validated.
 
     Dagster skips a step when a blocking check fails in the same run; the verdict in the file
     also stops a step started later on its own (say, from the UI) from publishing rows that
-    failed their checks.
+    failed their checks. Refused if another run has replaced the file since ``build_id``.
     """
     con = duckdb.connect(str(snapshot_path(home, period)))
     try:
+        current = con.execute("SELECT build_id FROM build").fetchall()[0][0]
+        if current != build_id:
+            raise SnapshotNotReady(
+                f"The input snapshot for {period} was replaced by another run while it was "
+                "being checked; run again."
+            )
         con.execute(
             "CREATE OR REPLACE TABLE verdict AS SELECT ? AS run_id, ? AS passed, now() AS at",
             [run_id, passed],
