@@ -17,12 +17,18 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from npr_pipeline.atomic import atomic_path, write_text
 from npr_pipeline.home import Home
 from npr_pipeline.warehouse import writer
 
 RESTRICTED_TABLES = ("kjernejournal",)
+
+Frame = pd.DataFrame | pa.Table
+"""A delivery table: small ones as pandas frames, the detail tables (a row per stay or
+contact, over a million in a national tertial) as Arrow tables, which take a third of the
+memory and skip pandas' object conversion."""
 VERSIONS_DDL = """CREATE TABLE IF NOT EXISTS delivery_versions (
     step VARCHAR, period VARCHAR, version INTEGER, run_id VARCHAR, created VARCHAR,
     official BOOLEAN, override VARCHAR, submissions VARCHAR, tables VARCHAR,
@@ -40,7 +46,7 @@ class Lineage:
 
 
 def write_delivery(
-    home: Home, step: str, period: str, tables: dict[str, pd.DataFrame], lineage: Lineage
+    home: Home, step: str, period: str, tables: dict[str, Frame], lineage: Lineage
 ) -> int:
     """Write all tables of one step's run as the next version; returns the version number."""
     with writer(home) as con:
@@ -55,7 +61,7 @@ def write_delivery(
                 facts = summary.iloc[0].to_dict() if summary is not None and len(summary) else {}
                 restricted = _write_restricted(home, step, period, version, frame, lineage, facts)
                 continue
-            _insert(con, name, frame.assign(period=period, version=version))
+            _insert(con, name, _stamped(frame, period, version))
         con.execute(
             "INSERT INTO delivery_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -81,11 +87,22 @@ def _next_version(con: duckdb.DuckDBPyConnection, step: str, period: str) -> int
     return (row[0] or 0) + 1
 
 
-def _insert(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
-    # Text columns as pandas strings: an empty first version must still create VARCHAR
-    # columns (an all-None object column would become DuckDB's NULL type and refuse later rows).
-    text = [c for c in frame.columns if frame[c].dtype == object]
-    frame = frame.astype(dict.fromkeys(text, "string"))
+def _stamped(frame: Frame, period: str, version: int) -> Frame:
+    """The rows with their period and version columns."""
+    if isinstance(frame, pa.Table):
+        rows = frame.num_rows
+        frame = frame.append_column("period", pa.array([period] * rows, pa.string()))
+        return frame.append_column("version", pa.array([version] * rows, pa.int64()))
+    return frame.assign(period=period, version=version)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, name: str, frame: Frame) -> None:
+    if isinstance(frame, pd.DataFrame):
+        # Text columns as pandas strings: an empty first version must still create VARCHAR
+        # columns (an all-None object column would become DuckDB's NULL type and refuse later
+        # rows). Arrow tables carry their types.
+        text = [c for c in frame.columns if frame[c].dtype == object]
+        frame = frame.astype(dict.fromkeys(text, "string"))
     con.register("_rows", frame)
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]

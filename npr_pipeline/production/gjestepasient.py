@@ -15,12 +15,12 @@ lines, ``cases_private`` / ``amount_private`` / ``amount_public`` in the matrix 
 from __future__ import annotations
 
 import duckdb
-import pandas as pd
 
 from npr_pipeline.periods import Period
+from npr_pipeline.production.deliveries import Frame
 
 
-def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.DataFrame]:
+def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Frame]:
     """``gjestepasient_matrix``, ``gjestepasient_detail`` and ``gjestepasient_apart``."""
     start, end = (d.isoformat() for d in period.window)
     con.execute(
@@ -38,9 +38,9 @@ def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.Data
         WHERE CAST(p.end_time AS DATE) BETWEEN DATE '{start}' AND DATE '{end}'"""
     )
     guests = "apart IS NULL AND home_rhf <> treating_rhf"
-    detail = con.execute(
+    detail = con.sql(
         f"SELECT * EXCLUDE (apart) FROM gp_cases WHERE {guests} ORDER BY month, unit, activity_id"
-    ).df()
+    ).to_arrow_table()
     matrix = con.execute(
         f"""SELECT month, treating_rhf, home_rhf, count(*) AS cases,
                    round(sum(points), 4) AS points, round(sum(amount), 2) AS amount,

@@ -16,6 +16,7 @@ import duckdb
 import pandas as pd
 
 from npr_pipeline.periods import Period
+from npr_pipeline.production.deliveries import Frame
 
 PSYCH_SECTORS = "('641', '642', '651', '681')"
 PSYCH_FAGOMRADER = "('310', '320', '360', '365', '370')"
@@ -110,19 +111,19 @@ LEFT JOIN ref_rates r ON r.activity = d.activity;
 """
 
 
-def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.DataFrame]:
+def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Frame]:
     """``isf_detail`` (one line per stay or contact in the window) and ``isf_summary``."""
     con.execute(ACTIVITIES)
     con.execute(PRICED)
     start, end = (d.isoformat() for d in period.window)
     window = f"CAST(end_time AS DATE) BETWEEN DATE '{start}' AND DATE '{end}'"
-    detail = con.execute(
+    detail = con.sql(
         f"""SELECT activity_id, kind, unit, unit_name, trust, rhf, ownership, "pasientNr",
                    episodes, episode_count, start_time, end_time, month, level, fagomrade,
                    main_code, has_procedure, drg, drg_source, points, activity,
                    unit_price_nok, refund_share, refund, rate_assumed
             FROM isf_priced WHERE {window} ORDER BY unit, activity_id"""
-    ).df()
+    ).to_arrow_table()
     parts = [
         _summary(con, f"CAST(end_time AS DATE) <= DATE '{end}'", "month", by_month=True),
         _summary(con, f"CAST(end_time AS DATE) <= DATE '{end}'", "'year_to_date'"),

@@ -19,7 +19,7 @@ from npr_pipeline.home import Home
 from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.periods import Period
 from npr_pipeline.production import gjestepasient, isf, kjernejournal, reference_sql, ventetider
-from npr_pipeline.production.deliveries import Lineage, write_delivery
+from npr_pipeline.production.deliveries import Frame, Lineage, write_delivery
 from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
 from npr_pipeline.production.snapshot import LINEAGE_COLUMNS, open_snapshot
 from npr_pipeline.registry import current_registry
@@ -46,9 +46,7 @@ def open_period(home: Home, period: Period) -> tuple[duckdb.DuckDBPyConnection, 
     return con, inputs
 
 
-def compute_step(
-    con: duckdb.DuckDBPyConnection, step: str, period: Period
-) -> dict[str, pd.DataFrame]:
+def compute_step(con: duckdb.DuckDBPyConnection, step: str, period: Period) -> dict[str, Frame]:
     """The step's output tables (pure: only reads the session's views)."""
     if step == "ventetider":
         return ventetider.compute(con, period, reference.suppression_threshold("published"))
