@@ -57,6 +57,16 @@ def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
     con.unregister("_incoming")
 
 
+def has_table(con: duckdb.DuckDBPyConnection, name: str, database: str | None = None) -> bool:
+    """Whether table ``name`` exists (in ``database``, if given)."""
+    query = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?"
+    params = [name]
+    if database is not None:
+        query += " AND database_name = ?"
+        params.append(database)
+    return bool(con.execute(query, params).fetchall()[0][0])
+
+
 def sync_intake(home: Home, ledger: pd.DataFrame, fresh: Sequence[pa.Table] = ()) -> None:
     """Refresh the warehouse's ``ledger`` and bring ``quality_results`` up to date.
 
@@ -96,10 +106,7 @@ def _results_stamps(home: Home) -> pd.DataFrame:
 
 def _synced_stamps(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The files the warehouse's rows came from (none yet: everything is new)."""
-    present = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'quality_results_files'"
-    ).fetchall()[0][0]
-    if not present:
+    if not has_table(con, "quality_results_files"):
         return pd.DataFrame({"ord_sid": pd.Series(dtype=str), "mtime_ns": pd.Series(dtype="Int64")})
     synced = con.execute("SELECT ord_sid, mtime_ns FROM quality_results_files").df()
     return synced.astype({"mtime_ns": "Int64"})
@@ -122,10 +129,7 @@ def _replace_results(
     if unread:
         parts.append(f"SELECT * FROM {parquet_source(unread, union_by_name=True)}")
     source = " UNION ALL BY NAME ".join(parts)
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'quality_results'"
-    ).fetchall()[0][0]
-    if exists:
+    if has_table(con, "quality_results"):
         con.execute("DELETE FROM quality_results WHERE ord_sid IN (SELECT ord_sid FROM _stale)")
         con.execute(f"INSERT INTO quality_results BY NAME {source}")
     else:

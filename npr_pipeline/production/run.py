@@ -21,7 +21,7 @@ from npr_pipeline.periods import Period
 from npr_pipeline.production import gjestepasient, isf, kjernejournal, reference_sql, ventetider
 from npr_pipeline.production.deliveries import Frame, Lineage, write_delivery
 from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
-from npr_pipeline.production.snapshot import LINEAGE_COLUMNS, open_snapshot
+from npr_pipeline.production.snapshot import LINEAGE_COLUMNS, open_snapshot, snapshot_path
 from npr_pipeline.registry import current_registry
 
 
@@ -106,7 +106,7 @@ def input_quality(home: Home, period: Period, max_share: float) -> dict[str, obj
     ``max_share`` (a broken extract, not a few bad records); ``by_rule``: the exclusions per
     rule, table and unit.
     """
-    con, _ = open_snapshot(home, period, checked=False)
+    con = duckdb.connect(str(snapshot_path(home, period)), read_only=True)  # before the verdict
     try:
         shares = con.execute(
             """SELECT r.unit, count(*) AS episodes,

@@ -31,6 +31,7 @@ from npr_pipeline.production import reference_sql
 from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
 from npr_pipeline.quality import reference_tables
 from npr_pipeline.registry import current_registry
+from npr_pipeline.warehouse import has_table, replace_table
 
 LINEAGE_COLUMNS = ["submission_id", "checksum", "unit", "message_type", "file"]
 
@@ -89,14 +90,12 @@ def record_verdict(home: Home, period: Period, build_id: str, run_id: str, passe
         con.close()
 
 
-def open_snapshot(
-    home: Home, period: Period, checked: bool = True
-) -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
+def open_snapshot(home: Home, period: Period) -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
     """A session reading the period's snapshot (read-only) with the registry's tables.
 
     Returns the connection and the submissions the snapshot was built from (the lineage every
     delivery records). Temporary tables of the rules live in the session, never in the file.
-    ``checked``: refuse a snapshot whose blocking checks have not passed.
+    Refuses a snapshot whose blocking checks have not passed.
     """
     path = snapshot_path(home, period)
     if not path.exists():
@@ -107,7 +106,7 @@ def open_snapshot(
     con = duckdb.connect()
     con.execute(f"ATTACH '{path}' AS snapshot (READ_ONLY)")
     con.execute("USE snapshot")
-    if checked and not _passed(con):
+    if not _passed(con):
         con.close()
         raise SnapshotNotReady(
             f"The input snapshot for {period} has not passed the blocking checks: "
@@ -120,11 +119,9 @@ def open_snapshot(
 
 def _passed(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the snapshot carries a passing verdict (none yet: the checks have not run)."""
-    found = con.execute(
-        "SELECT count(*) FROM duckdb_tables() "
-        "WHERE database_name = 'snapshot' AND table_name = 'verdict'"
-    ).fetchall()[0][0]
-    return bool(found) and bool(con.execute("SELECT passed FROM verdict").fetchall()[0][0])
+    return has_table(con, "verdict", "snapshot") and bool(
+        con.execute("SELECT passed FROM verdict").fetchall()[0][0]
+    )
 
 
 def _register_lineage(con: duckdb.DuckDBPyConnection, inputs: PeriodInput) -> None:
@@ -141,11 +138,6 @@ def _register_lineage(con: duckdb.DuckDBPyConnection, inputs: PeriodInput) -> No
             "period_to": pd.to_datetime(chosen["period_to"]).dt.date,
         }
     )
-    for name, frame in (
-        ("input_submissions", chosen[LINEAGE_COLUMNS].astype(str)),
-        ("ref_pair", pairs[["ord_sid", "ide_sid"]]),
-        ("ref_submission", submissions),
-    ):
-        con.register(f"_{name}", frame)
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _{name}")
-        con.unregister(f"_{name}")
+    replace_table(con, "input_submissions", chosen[LINEAGE_COLUMNS].astype(str))
+    replace_table(con, "ref_pair", pairs[["ord_sid", "ide_sid"]])
+    replace_table(con, "ref_submission", submissions)
