@@ -143,23 +143,45 @@ def intake(
     inbox: Annotated[Path, typer.Argument(help="Folder of received files.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
     workers: Annotated[int, typer.Option(help="Parallel readers (both cores by default).")] = 2,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for another intake of this HOME to finish.")
+    ] = 600.0,
 ) -> None:
-    """Receive every file in INBOX: archive, gate, validate, parse into the lake, report."""
+    """Receive every file in INBOX: archive, gate, validate, parse into the lake, report.
+
+    Exit 1 if any file failed on the register's side (listed as ``failed``: the next intake
+    retries it), 3 if another intake held this HOME for longer than ``--wait`` seconds.
+    """
     from npr_pipeline.intake.run import intake_directory
+    from npr_pipeline.locking import HomeLocked
 
     if not inbox.is_dir():
         raise _fail(f"no such folder: {inbox}")
     home = State.home.ensure()
     files = sum(1 for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
-    with _progress() as progress:
-        task = progress.add_task("intake files", total=files)
-        summary = intake_directory(
-            home, inbox, workers=workers, progress=lambda n: progress.advance(task, n)
-        )
+
+    def waiting(holder: str) -> None:
+        console.print(f"waiting up to {wait:.0f} s for the intake of {holder}")
+
+    try:
+        with _progress() as progress:
+            task = progress.add_task("intake files", total=files)
+            summary = intake_directory(
+                home,
+                inbox,
+                workers=workers,
+                progress=lambda n: progress.advance(task, n),
+                wait=wait,
+                on_wait=waiting,
+            )
+    except HomeLocked as exc:
+        raise _fail(str(exc), EXIT_REFUSED) from None
     if as_json:
         out.print_json(json.dumps(summary.as_json(), ensure_ascii=False))
-        return
-    _print_intake(summary)
+    else:
+        _print_intake(summary)
+    if summary.count("failed"):
+        raise _fail(f"{summary.count('failed')} file(s) failed; the next intake retries them", 1)
 
 
 def _print_intake(summary) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from npr_pipeline import reference
 from npr_pipeline.envelope import PRODUCTION_HER, TEST_ORGNR, VALIDATION_HER
+from npr_pipeline.intake.lexical import LexicalError, xs_date
 from npr_pipeline.intake.reasons import Reason, reason
 from npr_pipeline.periods import month_end
 from npr_pipeline.schemas import MSG_TYPES
@@ -147,10 +148,10 @@ def check_melding(
 
 def _period(attrs: dict[str, str], received: date) -> tuple[date, date] | Reason:
     try:
-        start = date.fromisoformat(attrs.get("fraDatoPeriode", ""))
-        end = date.fromisoformat(attrs.get("tilDatoPeriode", ""))
-        extracted = date.fromisoformat(attrs.get("uttakDato", ""))
-    except ValueError:
+        start = xs_date(attrs.get("fraDatoPeriode", ""))
+        end = xs_date(attrs.get("tilDatoPeriode", ""))
+        extracted = xs_date(attrs.get("uttakDato", ""))
+    except LexicalError:
         return reason("bad_period", "The period dates are missing or not ISO dates.")
     if start != date(start.year, 1, 1):
         return reason("bad_period", f"fraDatoPeriode must be 1 January (cumulative), got {start}.")

@@ -4,12 +4,17 @@ A record is written last, after the lake and the reports, so it is the commit ma
 submission: a run killed before it leaves no record and the file is simply processed again.
 Records are never rewritten; "current" is derived from them (newest lopenr, then extraction
 date, per unit, message type and year), so an older file arriving late never replaces a newer.
+
+Every field is typed and bounded when the record is written (:func:`typed`), so reading the
+ledger cannot fail on a record that was written: one absurd file must never make a HOME
+unusable. A file that failed on our side (status ``failed``) is not a record: its marker lives
+in ``ledger/failed/`` until a later intake commits the file for good.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
@@ -67,6 +72,30 @@ class LedgerRecord:
     reasons: list[dict[str, object]] = field(default_factory=list)
 
 
+INT64_MAX = 2**63 - 1
+_INTS = ("size", "year", "lopenr", "episodes", "patients")
+_TEXTS = tuple(f.name for f in fields(LedgerRecord) if f.name not in _INTS + ("reasons",))
+
+
+class LedgerTypeError(ValueError):
+    """A record field of the wrong type or out of range: a bug, refused before it is written."""
+
+
+def typed(record: LedgerRecord) -> LedgerRecord:
+    """The record with every field checked: texts are text, counts and numbers fit int64."""
+    for name in _INTS:
+        value = getattr(record, name)
+        if value is None and name in ("year", "lopenr"):
+            continue
+        if type(value) is not int or not 0 <= value <= INT64_MAX:
+            raise LedgerTypeError(f"ledger field {name}={value!r} is not an int64 count")
+    for name in _TEXTS:
+        value = getattr(record, name)
+        if value is not None and not isinstance(value, str):
+            raise LedgerTypeError(f"ledger field {name}={value!r} is not text")
+    return record
+
+
 def record_path(home: Home, submission_id: str) -> Path:
     """One file per submission: concurrent writers never touch the same file."""
     return home.ledger / f"{submission_id}.json"
@@ -77,12 +106,24 @@ def has_record(home: Home, submission_id: str) -> bool:
     return record_path(home, submission_id).exists()
 
 
+def failed_path(home: Home, submission_id: str) -> Path:
+    """The marker of a file that failed on our side (replaced at every retry)."""
+    return home.ledger / "failed" / f"{submission_id}.json"
+
+
 def write_record(home: Home, record: LedgerRecord) -> None:
     """Commit a submission (atomic; never overwrites an existing record)."""
     path = record_path(home, record.submission_id)
     if path.exists():
         return
-    write_text(path, json.dumps(asdict(record), sort_keys=True, ensure_ascii=False))
+    write_text(path, json.dumps(asdict(typed(record)), sort_keys=True, ensure_ascii=False))
+    failed_path(home, record.submission_id).unlink(missing_ok=True)
+
+
+def write_failed(home: Home, record: LedgerRecord) -> None:
+    """Mark a file as failed: archived, not final; the next intake reads it again."""
+    doc = json.dumps(asdict(typed(record)), sort_keys=True, ensure_ascii=False)
+    write_text(failed_path(home, record.submission_id), doc)
 
 
 def read_record(home: Home, submission_id: str) -> LedgerRecord | None:
@@ -90,15 +131,28 @@ def read_record(home: Home, submission_id: str) -> LedgerRecord | None:
     path = record_path(home, submission_id)
     if not path.exists():
         return None
-    return LedgerRecord(**json.loads(path.read_text(encoding="utf-8")))
+    return _record(path)
 
 
 def load_records(home: Home) -> list[LedgerRecord]:
     """Every committed record, in submission id order."""
-    return [
-        LedgerRecord(**json.loads(path.read_text(encoding="utf-8")))
-        for path in sorted(home.ledger.glob("*.json"))
-    ]
+    return [_record(path) for path in sorted(home.ledger.glob("*.json"))]
+
+
+def load_failed(home: Home) -> list[LedgerRecord]:
+    """Files that failed on our side and have not been committed since."""
+    return [_record(path) for path in sorted((home.ledger / "failed").glob("*.json"))]
+
+
+def _record(path: Path) -> LedgerRecord:
+    """A record as written; a number no int64 holds (written before records were typed) is
+    read as unknown, so no old record can stop the ledger from loading."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    for name in _INTS:
+        value = doc.get(name)
+        if value is not None and not (type(value) is int and abs(value) <= INT64_MAX):
+            doc[name] = None if name in ("year", "lopenr") else 0
+    return LedgerRecord(**{f.name: doc[f.name] for f in fields(LedgerRecord) if f.name in doc})
 
 
 def load_ledger(home: Home) -> pd.DataFrame:

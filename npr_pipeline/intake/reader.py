@@ -18,6 +18,7 @@ from pathlib import Path
 from lxml import etree
 
 from npr_pipeline.intake.gate import GateResult, Header, RegistryIndex, check_header, check_melding
+from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
 from npr_pipeline.intake.reasons import Reason, reason
 from npr_pipeline.intake.safe_xml import (
     check_encoding,
@@ -25,11 +26,12 @@ from npr_pipeline.intake.safe_xml import (
     classify_syntax_error,
     hardened_iterparse,
 )
-from npr_pipeline.intake.tables import IDE_TABLES, ORD_TABLES, Sink
+from npr_pipeline.intake.tables import IDE_TABLES, ORD_TABLES, Sink, ValueRejected
 from npr_pipeline.schemas import MSGHEAD_NS, parse_namespace, schema
 
 MH = f"{{{MSGHEAD_NS}}}"
 MAX_ERRORS = 1000
+LOPENR_MAX = 999_999_999  # the schema's bound (NPR.xsd, type lopenr)
 BATCH = 256
 TAGS = (
     f"{MH}MsgInfo",
@@ -62,10 +64,25 @@ class ReadResult:
     def errors(self) -> list[Reason]:
         return [r for r in self.reasons if r.severity == "error"]
 
+    def date_attr(self, name: str) -> date | None:
+        """A date attribute of Melding by its XSD lexical rules, or None if absent or invalid."""
+        try:
+            return xs_date(self.attrs[name])
+        except (KeyError, LexicalError):
+            return None
+
     @property
     def year(self) -> int | None:
-        value = self.attrs.get("fraDatoPeriode", "")
-        return int(value[:4]) if value[:4].isdigit() else None
+        start = self.date_attr("fraDatoPeriode")
+        return start.year if start else None
+
+    @property
+    def lopenr(self) -> int | None:
+        """The message's serial number (the schema bounds it to nine digits)."""
+        try:
+            return xs_integer(self.attrs["lopenr"], maximum=LOPENR_MAX)
+        except (KeyError, LexicalError):
+            return None
 
 
 class _Stop(Exception):
@@ -102,6 +119,8 @@ def read_submission(
         pass
     except etree.XMLSyntaxError as exc:
         result.reasons.append(classify_syntax_error(exc, path, started=True))
+    except ValueRejected as exc:
+        result.reasons.append(reason("value_out_of_range", str(exc)))
     finally:
         pass_.close_sinks()
     if result.errors or result.gate.rejected:
@@ -397,7 +416,10 @@ class _Pass:
 
     def close_sinks(self) -> None:
         for name, sink in self.sinks.items():
-            sink.close()
+            try:
+                sink.close()
+            except ValueRejected as exc:
+                self._error(reason("value_out_of_range", str(exc)))
             if sink.writer is not None:
                 self.result.staged[name] = sink.path
 

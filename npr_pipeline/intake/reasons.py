@@ -17,6 +17,7 @@ class Status(StrEnum):
     REJECTED = "rejected"
     DUPLICATE = "duplicate"
     TEST = "test"
+    FAILED = "failed"  # our error, not the unit's: not final, the next intake retries the file
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ CODES: dict[str, str] = {
     "bad_period": "fraDatoPeriode/tilDatoPeriode/uttakDato do not describe a valid period.",
     "lopenr_reused": "The same lopenr was already used by another file of this unit and year.",
     "schema_error": "The payload does not validate against the message schema.",
+    "value_out_of_range": "A value is valid XML Schema but outside what the register can store.",
+    "lopenr_jump": "The lopenr is over 1,000 above the current one of this unit, type and year.",
+    "internal_error": "The register failed handling the file; not final, the next intake retries.",
     "validation_service": "Sent to the validation service (HER 121017): checked, never produced.",
     "test_orgnr": "Vendor test data (organisation number 777777777): checked, never produced.",
     "duplicate": "The same bytes were received before; nothing changed.",

@@ -14,9 +14,9 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import chain, islice
 from pathlib import Path
 
@@ -33,11 +33,14 @@ from npr_pipeline.intake.ledger import (
     load_ledger,
     load_records,
     read_record,
+    write_failed,
     write_record,
 )
 from npr_pipeline.intake.reader import ReadResult, read_submission
 from npr_pipeline.intake.reasons import Reason, Status, reason
 from npr_pipeline.lake import lake_file
+from npr_pipeline.locking import home_lock
+from npr_pipeline.processes import die_with_parent
 from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_checked
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
@@ -47,6 +50,10 @@ EXAMPLES = 5
 # Workers are replaced after this many files each: allocator pools (Arrow, lxml) otherwise keep
 # the high-water mark of every file a worker has read, and a long inbox grows without bound.
 WORKER_FILES = 64
+# A lopenr this far above the unit's current one is a typo or garbage, not the next message:
+# accepted, it would stay the unit's current file for the rest of the year.
+LOPENR_JUMP = 1_000
+LOCK_WAIT = 600.0  # seconds a second intake waits for the first before it gives up
 
 
 @dataclass
@@ -105,6 +112,7 @@ class IntakeSummary:
             "rejected": self.count(Status.REJECTED),
             "duplicates": self.count(Status.DUPLICATE),
             "test": self.count(Status.TEST),
+            "failed": self.count(Status.FAILED),
             "episodes": self.episodes,
             "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
@@ -127,18 +135,46 @@ class _Task:
 class _Outcome:
     read: ReadResult
     lake: dict[str, Path]
+    error: str | None = None  # an unexpected failure handling this file (ours, not the unit's)
+
+
+def _failed(error: BaseException) -> _Outcome:
+    return _Outcome(ReadResult(), {}, f"{type(error).__name__}: {error}")
 
 
 _WORKER: dict[str, object] = {}
 
 
-def _init_worker(registry: pd.DataFrame, home_root: str, max_bytes: int) -> None:
+def _init_worker(
+    registry: pd.DataFrame, home_root: str, max_bytes: int, parent: int | None = None
+) -> None:
+    if parent is not None:
+        die_with_parent(parent)
     _WORKER["index"] = RegistryIndex(registry)
     _WORKER["home"] = Home(root=Path(home_root))
     _WORKER["max_bytes"] = max_bytes
 
 
 def _process(task: _Task) -> _Outcome:
+    """One file, isolated: whatever goes wrong while handling it is this file's outcome
+    (``failed``, retried by the next intake), never the end of the run for the others."""
+    try:
+        return _read_and_publish(task)
+    except Exception as exc:  # noqa: BLE001 - any failure must stay this file's
+        home: Home = _WORKER["home"]  # type: ignore[assignment]
+        _discard(home, task.submission_id)
+        return _failed(exc)
+
+
+def _discard(home: Home, submission_id: str) -> None:
+    """Remove what an unfinished submission left: its staging folder and lake files."""
+    shutil.rmtree(home.root / "staging" / submission_id, ignore_errors=True)
+    for base in (home.lake, home.vault):
+        for path in base.glob(f"*/*/*/{submission_id}.parquet"):
+            path.unlink(missing_ok=True)
+
+
+def _read_and_publish(task: _Task) -> _Outcome:
     """Read one archived file and, if it is production data, move its tables into the lake."""
     home: Home = _WORKER["home"]  # type: ignore[assignment]
     staging = home.root / "staging" / task.submission_id
@@ -176,10 +212,41 @@ def intake_directory(
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
     max_bytes: int | None = None,
+    wait: float = LOCK_WAIT,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IntakeSummary:
-    """Receive every regular file in ``inbox`` (sorted by name)."""
+    """Receive every regular file in ``inbox`` (sorted by name), one intake per HOME at a time.
+
+    A second intake waits up to ``wait`` seconds for the first (``on_wait`` is told who holds
+    HOME), then raises :class:`~npr_pipeline.locking.HomeLocked`. Under the lock, whatever an
+    interrupted intake left half-done is swept first; the lopenr rule and every other ledger
+    check see all committed records, so any interleaving ends as a sequential run would.
+    """
     started = time.perf_counter()
     home.ensure()
+    with home_lock(home, "intake", wait, on_wait):
+        sweep_interrupted(home)
+        summary = _intake(home, inbox, workers, progress, max_bytes)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def sweep_interrupted(home: Home) -> None:
+    """Remove what a killed intake left: staging folders and temporary files of atomic writes
+    in the ledger and the feedback folders (only intake writes there, and it holds the lock)."""
+    shutil.rmtree(home.root / "staging", ignore_errors=True)
+    for base in (home.ledger, home.feedback):
+        for tmp in base.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def _intake(
+    home: Home,
+    inbox: Path,
+    workers: int,
+    progress: Callable[[int], None] | None,
+    max_bytes: int | None,
+) -> IntakeSummary:
     settings = load_settings(home)
     max_bytes = max_bytes or settings.max_file_bytes
     registry = current_registry(home)
@@ -212,7 +279,7 @@ def intake_directory(
 
     by_id = {}
     for task, outcome in _run(receive(), registry, home, workers, max_bytes):
-        by_id[task.submission_id] = _commit(home, task, outcome, state)
+        by_id[task.submission_id] = _commit_or_fail(home, task, outcome, state)
         if progress:
             progress(1)
     deliveries = not_yet_checked(home, state.deliveries())
@@ -226,7 +293,6 @@ def intake_directory(
         first = by_id.get(sub.submission_id)
         if sub.status == Status.DUPLICATE and first is not None:
             sub.unit, sub.message_type = first.unit, first.message_type
-    summary.seconds = time.perf_counter() - started
     return summary
 
 
@@ -247,26 +313,28 @@ def _run(
         return
     remaining = chain(first, tasks)
     while True:
-        batch: list[_Task] = []
         with ProcessPoolExecutor(
             max_workers=workers,
             initializer=_init_worker,
-            initargs=(registry, str(home.root), max_bytes),
+            initargs=(registry, str(home.root), max_bytes, os.getpid()),
         ) as pool:
-            # map() submits the whole batch at once, taking tasks (archiving files) as it goes
-            outcomes = pool.map(
-                _process, _recorded(islice(remaining, workers * WORKER_FILES), batch)
-            )
-            yield from zip(batch, outcomes, strict=True)
+            # the whole batch is submitted at once, taking tasks (archiving files) as it goes
+            batch = [
+                (task, pool.submit(_process, task))
+                for task in islice(remaining, workers * WORKER_FILES)
+            ]
+            for task, future in batch:
+                yield task, _outcome_of(future)
         if len(batch) < workers * WORKER_FILES:
             return
 
 
-def _recorded(tasks: Iterator[_Task], into: list[_Task]) -> Iterator[_Task]:
-    """Pass tasks on, keeping each, so outcomes can be paired with them afterwards."""
-    for task in tasks:
-        into.append(task)
-        yield task
+def _outcome_of(future: Future[_Outcome]) -> _Outcome:
+    """A worker's outcome; a worker that died (killed, out of memory) fails its files only."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - BrokenProcessPool and the like: ours, retried
+        return _failed(exc)
 
 
 def _duplicate(home: Home, name: str, sid: str) -> SubmissionResult:
@@ -328,6 +396,30 @@ class _LedgerState:
         ]
 
 
+def _commit_or_fail(
+    home: Home, task: _Task, outcome: _Outcome, state: _LedgerState
+) -> SubmissionResult:
+    """Commit the file, or record it as failed (not final) if anything on our side broke."""
+    if outcome.error is None:
+        try:
+            return _commit(home, task, outcome, state)
+        except Exception as exc:  # noqa: BLE001 - one file's failure must stay its own
+            outcome = _failed(exc)
+    _discard(home, task.submission_id)
+    found = reason("internal_error", outcome.error or "")
+    record = LedgerRecord(
+        submission_id=task.submission_id,
+        checksum=task.checksum,
+        file=task.file,
+        size=task.size,
+        received=task.received,
+        status=Status.FAILED,
+        reasons=[found.as_json() | {"severity": found.severity}],
+    )
+    write_failed(home, record)
+    return SubmissionResult(task.file, task.submission_id, None, None, Status.FAILED, [found])
+
+
 def _commit(home: Home, task: _Task, outcome: _Outcome, state: _LedgerState) -> SubmissionResult:
     """Ledger-level checks, the XPR_VAL report, then the ledger record (the commit mark)."""
     read = outcome.read
@@ -346,10 +438,10 @@ def _commit(home: Home, task: _Task, outcome: _Outcome, state: _LedgerState) -> 
         message_type=header.msg_type if header else None,
         version=read.version,
         year=read.year,
-        period_from=read.attrs.get("fraDatoPeriode"),
-        period_to=read.attrs.get("tilDatoPeriode"),
-        extracted=read.attrs.get("uttakDato"),
-        lopenr=_int(read.attrs.get("lopenr")),
+        period_from=_iso(read.date_attr("fraDatoPeriode")),
+        period_to=_iso(read.date_attr("tilDatoPeriode")),
+        extracted=_iso(read.date_attr("uttakDato")),
+        lopenr=read.lopenr,
         receiver=",".join(header.receiver.get("HER", [])) if header else None,
         episodes=read.episodes,
         patients=read.patients,
@@ -392,8 +484,10 @@ def _ledger_checks(
     owner = state.lopenr_owner(unit, msg_type, year, record.lopenr)
     if owner:
         return [reason("lopenr_reused", f"lopenr {record.lopenr} was used by {owner}.")]
-    found: list[Reason] = []
     newest = state.newest_lopenr(unit, msg_type, year)
+    if newest is not None and record.lopenr > newest + LOPENR_JUMP:
+        return [reason("lopenr_jump", f"lopenr {record.lopenr}; current: {newest}.")]
+    found: list[Reason] = []
     if newest is not None and newest > record.lopenr:
         found.append(reason("older_than_current", f"Current lopenr: {newest}.", severity="info"))
     partner = state.partner(unit, msg_type, year, record.period_to or "")
@@ -465,8 +559,5 @@ def _first(header, kind: str) -> str | None:
     return values[0] if values else None
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None

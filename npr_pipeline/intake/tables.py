@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_datetime, xs_integer
+
 FLUSH_ROWS = 100_000
 S, D, TS, INT = pa.string(), pa.date32(), pa.timestamp("s"), pa.int32()
 
@@ -100,6 +102,37 @@ def _raw_type(name: str) -> pa.DataType:
     return INT if name in ("line", "seq") else S
 
 
+class ValueRejected(ValueError):
+    """A schema-valid value that cannot be stored; names the table, column and value."""
+
+    def __init__(self, table: str, column: str, problem: LexicalError) -> None:
+        super().__init__(f"{table}.{column}: {problem}")
+        self.table, self.column = table, column
+
+
+_READERS = {INT: xs_integer, D: xs_date, TS: xs_datetime}
+
+
+def convert(column: pa.Array, dtype: pa.DataType, table: str, name: str) -> pa.Array:
+    """A column of XML strings as ``dtype``, by the XSD lexical rules of the value's type.
+
+    Arrow's cast reads the plain spellings (nearly every value) in C++; a column holding any
+    other schema-valid spelling (a sign, whitespace, a zone, fractional seconds, 24:00:00) is
+    read value by value in Python instead, so no spelling the schema allows can fail here.
+    """
+    if column.type == dtype:
+        return column
+    try:
+        return pc.cast(column, dtype)
+    except pa.ArrowInvalid:
+        read = _READERS[dtype]
+        try:
+            values = [None if v is None else read(v) for v in column.to_pylist()]
+        except LexicalError as problem:
+            raise ValueRejected(table, name, problem) from None
+        return pa.array(values, type=dtype)
+
+
 def _row_type(table: str) -> pa.StructType:
     """One reader tuple as an Arrow struct, so a whole buffer converts in one C++ call."""
     return pa.struct([pa.field(n, _raw_type(n)) for n, _ in TABLES[table]])
@@ -111,8 +144,8 @@ class Sink:
     Rows are kept as tuples and turned into columns only at flush, by one conversion of the
     buffer to an Arrow struct array (appending a tuple costs a fraction of appending to one
     list per column, and the conversion never touches a value from Python). Dates, timestamps
-    and numbers are then cast column by column in Arrow: the schema has already refused empty
-    or malformed ones.
+    and numbers are then converted column by column (:func:`convert`): the schema has already
+    refused empty or malformed ones.
     """
 
     def __init__(self, table: str, path: Path, keys: tuple[str, str, int]) -> None:
@@ -137,23 +170,25 @@ class Sink:
         schema = schema_of(self.table)
         sid, unit, year = self.keys
         rows = pa.array(self.pending, type=self.row_type)
+        self.pending.clear()  # a value that cannot be stored must not be tried again at close
         arrays = [pa.repeat(pa.scalar(v, t), n) for v, t in ((sid, S), (unit, S), (year, INT))]
         arrays += [
-            column if column.type == dtype else pc.cast(column, dtype)
-            for column, (_, dtype) in zip(rows.flatten(), self.columns, strict=True)
+            convert(column, dtype, self.table, name)
+            for column, (name, dtype) in zip(rows.flatten(), self.columns, strict=True)
         ]
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.writer = pq.ParquetWriter(self.path, schema, compression="zstd")
         self.writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
         self.rows += n
-        self.pending.clear()
 
     def full(self) -> bool:
         """Whether the buffer should be flushed (checked once per patient, not per row)."""
         return len(self.pending) >= FLUSH_ROWS
 
     def close(self) -> None:
-        self.flush()
-        if self.writer is not None:
-            self.writer.close()
+        try:
+            self.flush()
+        finally:
+            if self.writer is not None:
+                self.writer.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +30,7 @@ from npr_pipeline.home import Home
 from npr_pipeline.intake.ledger import LedgerRecord
 from npr_pipeline.intake.tables import IDE_TABLES, ORD_TABLES
 from npr_pipeline.lake import lake_file
+from npr_pipeline.processes import die_with_parent
 from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.sql_engine import register_tables, run_checks
 from npr_pipeline.registry import current_registry
@@ -114,7 +116,12 @@ def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr
     batches = _batches(deliveries)
     if len(batches) > 1 and WORKERS > 1:
         spawn = multiprocessing.get_context("spawn")  # no fork of a process with live threads
-        with ProcessPoolExecutor(min(WORKERS, len(batches)), mp_context=spawn) as pool:
+        with ProcessPoolExecutor(
+            min(WORKERS, len(batches)),
+            mp_context=spawn,
+            initializer=die_with_parent,  # a killed intake leaves no checker behind
+            initargs=(os.getpid(),),
+        ) as pool:
             homes, flags = [home] * len(batches), [allow_synthetic_fnr] * len(batches)
             # one DuckDB thread per worker: the workers already fill the cores, and two
             # threads each cost ~10 % more CPU per batch for nothing
