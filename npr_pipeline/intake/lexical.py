@@ -22,12 +22,13 @@ OSLO = ZoneInfo("Europe/Oslo")
 INT32_MAX = 2**31 - 1
 
 _WS = re.compile(r"[ \t\r\n]+")
-_INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
 _ZONE = r"(?P<zone>Z|[+-](?:\d{2}):(?:\d{2}))?"
-_DATE = re.compile(r"(?P<y>-?\d{4,})-(?P<m>\d{2})-(?P<d>\d{2})" + _ZONE)
+_DATE = re.compile(r"(?P<y>-?\d{4,})-(?P<m>\d{2})-(?P<d>\d{2})" + _ZONE, re.ASCII)
 _DATETIME = re.compile(
     r"(?P<y>-?\d{4,})-(?P<m>\d{2})-(?P<d>\d{2})"
-    r"T(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})(?:\.(?P<frac>\d+))?" + _ZONE
+    r"T(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})(?:\.(?P<frac>\d+))?" + _ZONE,
+    re.ASCII,  # the XSD lexical spaces are ASCII digits; \d alone would read any script's
 )
 
 
