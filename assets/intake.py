@@ -59,9 +59,13 @@ def raw_submissions(
         doc["test"],
     )
     refused = [s.file for s in summary.submissions if s.status == "rejected"]
-    counts = ("files", "accepted", "rejected", "duplicates", "test", "episodes", "bytes")
+    failed = [s.file for s in summary.submissions if s.status == "failed"]
+    if failed:
+        context.log.warning("%s file(s) failed on our side; the next intake retries them", failed)
+    counts = ("files", "accepted", "rejected", "duplicates", "test", "failed", "episodes", "bytes")
     return MaterializeResult(
-        metadata=_metadata(doc, counts, refused) | {"seconds": round(summary.seconds, 2)}
+        metadata=_metadata(doc, counts, refused)
+        | {"seconds": round(summary.seconds, 2), "failed_files": MetadataValue.json(failed[:200])}
     )
 
 

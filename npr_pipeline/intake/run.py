@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import chain, islice
@@ -320,13 +320,23 @@ def _run(
         ) as pool:
             # the whole batch is submitted at once, taking tasks (archiving files) as it goes
             batch = [
-                (task, pool.submit(_process, task))
-                for task in islice(remaining, workers * WORKER_FILES)
+                (task, _submit(pool, task)) for task in islice(remaining, workers * WORKER_FILES)
             ]
             for task, future in batch:
                 yield task, _outcome_of(future)
         if len(batch) < workers * WORKER_FILES:
             return
+
+
+def _submit(pool: ProcessPoolExecutor, task: _Task) -> Future[_Outcome]:
+    """The task's future; once a worker has died the pool takes no more, and the rest of the
+    batch fails with it (retried by the next intake) instead of ending the run."""
+    try:
+        return pool.submit(_process, task)
+    except BrokenExecutor as exc:
+        future: Future[_Outcome] = Future()
+        future.set_exception(exc)
+        return future
 
 
 def _outcome_of(future: Future[_Outcome]) -> _Outcome:
