@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint e2e clean
+.PHONY: demo test soak bench lint e2e clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+soak: $(STAMP)
+	NPR_SOAK=1 $(BIN)/pytest -m soak
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

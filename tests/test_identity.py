@@ -5,21 +5,25 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.no import fodselsnummer
 
 from npr_pipeline import identity
+from tests.soak import examples
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.soak
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.text(alphabet="0123456789", min_size=11, max_size=11), min_size=1, max_size=50))
 def test_vectorised_check_matches_stdnum_on_any_digits(numbers: list[str]) -> None:
     mask = identity.valid_mask(pd.Series(numbers))
     assert mask.tolist() == [identity.is_valid(n) for n in numbers]
 
 
-@settings(max_examples=200, deadline=None)
+@pytest.mark.soak
+@settings(max_examples=examples(200), deadline=None)
 @given(st.dates(min_value=date(1901, 1, 1), max_value=date(2025, 12, 31)), st.integers(0, 999))
 def test_valid_real_numbers_agree_with_stdnum(born: date, individual: int) -> None:
     first_nine = f"{born:%d%m%y}{individual:03d}"

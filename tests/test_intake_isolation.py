@@ -36,6 +36,7 @@ from tests.intake_files import (
     run_intake,
     table_contents,
 )
+from tests.soak import SOAK
 
 NPR = Path(sys.executable).with_name("npr")
 
@@ -184,6 +185,7 @@ with home_lock(Home(root=sys.argv[1]), "intake", wait=0):
 """
 
 
+@pytest.mark.soak
 def test_two_intakes_at_once_end_as_a_sequential_run(year, tmp_path: Path) -> None:
     """Two inboxes claim the same (unit, type, year, lopenr) with different bytes: exactly one
     is accepted, whichever runs first, and the end state equals a sequential run."""
@@ -240,8 +242,11 @@ def test_interrupted_files_are_swept_at_the_next_start(tmp_path: Path) -> None:
 # Where to kill: as soon as the reading workers exist; halfway through the commits; after the
 # last commit, while the content checks and the warehouse sync run.
 KILL_POINTS = {"workers": (True, 0), "half-committed": (False, 5), "checking": (False, 12)}
+if SOAK:  # every commit of the twelve
+    KILL_POINTS |= {f"after-{n}-commits": (False, n) for n in range(1, 12)}
 
 
+@pytest.mark.soak
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_kill_9_of_intake_then_rerun_equals_a_clean_run(year, tmp_path: Path, point: str) -> None:
     """kill -9 of the main process only: its workers die with it, the lock is free, and the

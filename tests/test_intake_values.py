@@ -33,6 +33,7 @@ from npr_pipeline.lake import lake_file
 from npr_pipeline.registry import current_registry, import_registry
 from npr_pipeline.schemas import schema_path
 from tests.intake_files import Unit, decode, encode, fill_inbox, make_year, run_intake
+from tests.soak import examples
 
 MUTATED = "zz_mutated.xml"
 
@@ -236,8 +237,11 @@ def _arrow(values: list[str], dtype: pa.DataType, column: str) -> object:
     return convert(pa.array(values, pa.string()), dtype, "t", column)[0].as_py()
 
 
+@pytest.mark.soak
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     sign=SIGN,
@@ -270,8 +274,11 @@ def test_every_valid_datetime_is_stored_as_its_oslo_time(
     assert xs_datetime(text) == expected
 
 
+@pytest.mark.soak
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     sign=SIGN,
@@ -291,8 +298,11 @@ def test_every_valid_date_is_stored_as_its_day(
     assert xs_date(text) == date(year, month, day)
 
 
+@pytest.mark.soak
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     attribute=st.sampled_from(["nummer", "lopenr", "aarstall"]),
@@ -336,8 +346,11 @@ def test_ledger_written_before_typing_still_loads(tmp_path: Path, units) -> None
     assert load_ledger(home)["lopenr"].isna().all()
 
 
+@pytest.mark.soak
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     attribute=st.sampled_from(["innDatoTid", "mottattDato", "tilstNr", "fodselsar"]),
