@@ -26,13 +26,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from npr_pipeline import suppression
 from npr_pipeline.atomic import atomic_path, write_bytes, write_text
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.production import isf
 from npr_pipeline.production.inputs import PeriodInput
 from npr_pipeline.production.run import open_period, submission_lineage
-from npr_pipeline.research import suppression
 from npr_pipeline.research.dictionary import DICTIONARY, ColumnType, Dictionary, dictionary
 from npr_pipeline.research.pseudonym import key_id, load_key, pseudonym
 from npr_pipeline.research.spec import AGE_BANDS, Spec, TableSpec, check_periods, load_spec
