@@ -54,8 +54,12 @@ def haukeland(v3_care: date) -> list[Patient]:
     """
     return [
         # completed, ordinary, in March
+        # 20 d, ends on the last day; the patient pays the treatment (debitor 30): who pays
+        # does not matter for waiting times (RULES.md)
         _patient("V1", 1, Referral("V1", d("2026-03-11"), d("2026-04-15"),
-                                   care_start=d("2026-03-31"))),  # 20 d, ends on the last day
+                                   care_start=d("2026-03-31")),
+                 Episode("E1", at("2026-03-31", "10:00"), at("2026-03-31", "10:30"),
+                         referral="V1", debitor="30")),
         _patient("V2", 2, Referral("V2", d("2026-02-08"), d("2026-03-20"),
                                    care_start=d("2026-03-10"))),  # 20 + 10 = 30 d
         _patient("V3", 3, Referral("V3", d("2026-02-05"), d("2026-03-14"),
