@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
@@ -128,22 +129,24 @@ def calendar(year: int) -> pd.DataFrame:
 
 
 def isf_rates(year: int) -> pd.DataFrame:
-    """Unit price, refund and settlement shares per activity kind; ``assumed`` flags guesses."""
+    """Unit price, refund and settlement shares per activity kind (``Decimal``: exact, as the
+    csv writes them); ``assumed`` flags guesses."""
     table = _table("isf_rates.csv")
     rows = table[table["year"] == str(year)].copy()
     if rows.empty:
         raise ValueError(f"no ISF rates for {year}")
     rows["year"] = rows["year"].astype(int)
     for column in ("unit_price_nok", "refund_share", "settlement_share"):
-        rows[column] = rows[column].astype(float)
+        rows[column] = rows[column].map(Decimal)  # money: exact, never binary floating point
     rows["assumed"] = _flags(rows["assumed"])
     return rows.reset_index(drop=True)
 
 
 def drg_table() -> pd.DataFrame:
-    """The simplified, synthetic grouper table (not NordDRG); weight float, valid_year int."""
+    """The simplified, synthetic grouper table (not NordDRG); weight ``Decimal`` (it multiplies
+    money, so it is read exactly), valid_year int."""
     frame = _table("drg_table.csv").copy()
-    frame["weight"] = frame["weight"].astype(float)
+    frame["weight"] = frame["weight"].map(Decimal)
     frame["valid_year"] = frame["valid_year"].astype(int)
     return frame
 

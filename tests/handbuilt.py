@@ -158,6 +158,7 @@ class Episode:
     drg: str | None = None
     resh: str | None = None
     komnr: str | None = None
+    debitor: str = "1"  # who pays: 1 ordinary; 30/32 the patient, 60 an insurer
 
     def xml(self, default_resh: str, komnr: str) -> str:
         attrs = {
@@ -167,7 +168,7 @@ class Episode:
             "omsorgsniva": self.level,
             "innmateHast": self.urgency,
             "kontaktType": self.contact,
-            "debitor": "1",
+            "debitor": self.debitor,
             "komNrHjem": self.komnr or komnr,
             "innDatoTid": self.start.isoformat(timespec="seconds"),
             "utDatoTid": self.end.isoformat(timespec="seconds"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -145,7 +146,7 @@ def test_message_versions() -> None:
 def test_isf_rates_and_assumed_years() -> None:
     rates = reference.isf_rates(2024).set_index("activity")
     assert rates.loc["somatic", "unit_price_nok"] == 52248
-    assert rates.loc["somatic", "refund_share"] == pytest.approx(0.40)
+    assert rates.loc["somatic", "refund_share"] == Decimal("0.40")  # exact, never a float
     assert rates.loc["psych_tsb_outpatient", "unit_price_nok"] == 3675
     assert not rates["assumed"].any()
     assert reference.isf_rates(2020).set_index("activity").loc["somatic", "unit_price_nok"] == 45808

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from npr_pipeline import suppression
 from npr_pipeline.cli import app
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import intake_directory
@@ -24,7 +25,6 @@ from npr_pipeline.periods import Period
 from npr_pipeline.production.deliveries import VERSIONS_DDL
 from npr_pipeline.production.run import compute_step, exclusion_summary, open_period
 from npr_pipeline.registry import import_registry
-from npr_pipeline.research import suppression
 from npr_pipeline.research.dictionary import Sensitivity, dictionary
 from npr_pipeline.research.docs import DOC, render
 from npr_pipeline.research.pseudonym import (

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from npr_pipeline.home import Home
+from npr_pipeline.production.headlines import headlines
 from tests.handbuilt import (
     ALERIS,
     HAUKELAND,
@@ -224,3 +225,121 @@ def test_delivery_versions_and_exclusions(home: Home) -> None:
     assert json.loads(versions["tables"].iloc[0])["isf_detail"] == 7
     assert json.loads(versions["tables"].iloc[1])["isf_detail"] == 6
     assert current(home, "isf_exclusions", "2026-03").empty  # nothing left out
+
+
+# -- RULES.md, clarified: exact money, activity kind, who pays --------------------------------
+def rules_patients() -> list[Patient]:
+    """Haukeland's March cases for the clarified rules (komNrHjem matters for the settlement)."""
+    dps = PSYCH_DEPT.resh
+    return [
+        # Tromsø: DPS outpatient contact with a procedure: F329 -> 058O, 0.06 points, mental
+        # health rate: 0.06 x 3,937 x 0.25 = 59.055 -> 59.06 (binary floating point gave 59.05)
+        Patient("R1", fnr(date(1951, 4, 1)), "5501", episodes=(
+            Episode("Q1", at("2026-03-09", "10:00"), at("2026-03-09", "11:00"), fagomrade="320",
+                    diagnoses=("F329",), procedures=("ZXA10",), resh=dps),
+        )),
+        # Tromsø: DPS day treatment (care level 2): F329, no procedure -> 054D, 0.30 points,
+        # mental health rate (RULES.md: care level 2, 3 or 8): 0.30 x 984.25 = 295.275 -> 295.28
+        Patient("R2", fnr(date(1951, 4, 2)), "5501", episodes=(
+            Episode("Q2", at("2026-03-10", "08:00"), at("2026-03-10", "15:00"), level="2",
+                    fagomrade="320", diagnoses=("F329",), resh=dps),
+        )),
+        # 1899 is not a municipality (county 18, Nordland, is real): M171 outpatient -> 139O,
+        # 0.05 x 22,387.60 = 1,119.38 in ISF; listed apart in the settlement, never guessed
+        Patient("R3", fnr(date(1951, 4, 3)), "1899", episodes=(
+            Episode("Q3", at("2026-03-11", "09:00"), at("2026-03-11", "09:30")),
+        )),
+        # Bodø: a stay whose first episode an insurer pays (debitor 60): the stay is left out
+        Patient("R4", fnr(date(1951, 4, 4)), "1804", episodes=(
+            Episode("Q41", at("2026-03-02", "10:00"), at("2026-03-04", "12:00"), level="1",
+                    diagnoses=("J189",), debitor="60"),
+            Episode("Q42", at("2026-03-04", "12:00"), at("2026-03-06", "10:00"), level="1",
+                    urgency="5", diagnoses=("J189",)),
+        )),
+        # Bodø: a stay whose first episode is ordinary (its second is self-pay, 30): the stay
+        # counts: J189 inpatient -> 233B, 0.92 x 22,387.60 = 20,596.592 -> 20,596.59
+        Patient("R5", fnr(date(1951, 4, 5)), "1804", episodes=(
+            Episode("Q51", at("2026-03-16", "10:00"), at("2026-03-18", "12:00"), level="1",
+                    diagnoses=("J189",)),
+            Episode("Q52", at("2026-03-18", "12:00"), at("2026-03-20", "10:00"), level="1",
+                    urgency="5", diagnoses=("J189",), debitor="30"),
+        )),
+        # Bergen: a self-paying patient (30) at home: left out of ISF
+        Patient("R6", fnr(date(1951, 4, 6)), "4601", episodes=(
+            Episode("Q6", at("2026-03-12", "09:00"), at("2026-03-12", "09:30"), debitor="30"),
+        )),
+        # abroad (9900): M171 outpatient -> 139O, 1,119.38 in ISF; apart in the settlement
+        Patient("R7", fnr(date(1951, 4, 7)), "9900", episodes=(
+            Episode("Q7", at("2026-03-13", "09:00"), at("2026-03-13", "09:30")),
+        )),
+    ]  # fmt: skip
+
+
+def produce_rules_cases(tmp_path_factory: pytest.TempPathFactory, step: str) -> Home:
+    """A HOME with Haukeland's March file of ``rules_patients`` and ``step`` produced (v1)."""
+    root = tmp_path_factory.mktemp(f"{step}-rules")
+    home = new_home(root, [HAUKELAND])
+    receive(home, root / "inbox", Submission(HAUKELAND, 3, 3, rules_patients(), HAUKELAND_DEPTS))
+    assert run_step(home, "2026-03", step) == 1
+    return home
+
+
+@pytest.fixture(scope="module")
+def rules_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    return produce_rules_cases(tmp_path_factory, "isf")
+
+
+def test_money_is_exact_and_rounded_half_up_per_line(rules_home: Home) -> None:
+    detail = current(rules_home, "isf_detail", "2026-03").set_index("activity_id")
+    got = detail[["drg", "points", "activity", "refund"]].to_dict("index")
+    assert got == {
+        "Q1": dict(drg="058O", points=0.06, activity="psych_tsb_outpatient", refund=59.06),
+        "Q2": dict(drg="054D", points=0.30, activity="psych_tsb_outpatient", refund=295.28),
+        "Q3": dict(drg="139O", points=0.05, activity="somatic", refund=1119.38),
+        "Q51": dict(drg="233B", points=0.92, activity="somatic", refund=20596.59),
+        "Q7": dict(drg="139O", points=0.05, activity="somatic", refund=1119.38),
+    }
+    assert detail.loc["Q51", "episodes"] == "Q51 Q52"
+    # the total is the sum of the rounded lines: 59.06 + 295.28 + 1,119.38 + 20,596.59 +
+    # 1,119.38 = 23,189.69 (the unrounded sum 23,189.682 would round to 23,189.68); points
+    # 0.06 + 0.30 + 0.05 + 0.92 + 0.05 = 1.38
+    row = query(
+        rules_home,
+        "SELECT * FROM isf_summary_current WHERE level = 'all' AND month = 'period'",
+    ).iloc[0]
+    assert (row["stays"], row["contacts"], round(row["points"], 4), row["refund"]) == (
+        1, 4, 1.38, 23189.69,
+    )  # fmt: skip
+
+
+def test_money_columns_are_decimal_in_the_warehouse(rules_home: Home) -> None:
+    types = query(
+        rules_home,
+        "SELECT table_name || '.' || column_name AS col, data_type FROM duckdb_columns() "
+        "WHERE table_name LIKE 'isf_%'",
+    ).set_index("col")["data_type"]
+    money = ["isf_detail.refund", "isf_detail.unit_price_nok", "isf_summary.refund",
+             "isf_summary.refund_private", "isf_summary.refund_public"]  # fmt: skip
+    assert set(types[money]) == {"DECIMAL(18,2)"}
+    assert types["isf_detail.refund_share"] == "DECIMAL(9,4)"
+    exact = query(rules_home, "SELECT refund FROM isf_detail WHERE activity_id = 'Q1'")
+    assert exact["refund"].iloc[0] == 59.06
+
+
+def test_activity_paid_by_the_patient_or_an_insurer_is_left_out_and_counted(
+    rules_home: Home,
+) -> None:
+    detail = current(rules_home, "isf_detail", "2026-03")
+    # R4's stay (first episode: insurer) and R6's self-paid contact are not in ISF; R5's stay
+    # counts (its first episode is ordinary, whoever pays the second)
+    assert not {"Q41", "Q6"} & set(detail["activity_id"])
+    summary = query(
+        rules_home, "SELECT * FROM isf_summary_current WHERE month = 'period'"
+    ).set_index(["level", "key"])
+    assert summary.loc[("all", "all"), "left_out_paid_privately"] == 2
+    assert summary.loc[("unit", HAUKELAND.resh), "left_out_paid_privately"] == 2
+    lines = dict(
+        (measure, value) for step, measure, value in headlines(rules_home, "2026-03")
+        if step == "isf"
+    )  # fmt: skip
+    assert lines["left out: paid by the patient or an insurer"] == "2 stays and contacts"

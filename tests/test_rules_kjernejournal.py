@@ -34,7 +34,7 @@ from tests.handbuilt import (
 
 SURGERY = Department("48029603", "Haukeland, kirurgisk poliklinikk")
 DEPTS = [Department(HAUKELAND.resh, HAUKELAND.name), SURGERY]
-F1, F2, F4, F5 = (fnr(date(1970, 5, k)) for k in (1, 2, 4, 5))
+F1, F2, F4, F5, F6 = (fnr(date(1970, 5, k)) for k in (1, 2, 4, 5, 6))
 VALID_K3 = fnr(date(1970, 5, 3))
 BAD_K3 = VALID_K3[:10] + str((int(VALID_K3[10]) + 1) % 10)  # wrong second check digit
 
@@ -69,13 +69,23 @@ def haukeland(resubmitted: bool = False) -> list[Patient]:
         )),
         # the same day at two departments: two places, two rows
         Patient("K4", F4, episodes=tuple(k4)),
+        # missing from the ide (see ``idents``): no identity, excluded by the quality rules
+        Patient("K6", F6, episodes=(
+            Episode("E60", at("2026-03-08", "09:00"), at("2026-03-08", "09:30")),
+        )),
     ]  # fmt: skip
 
 
+def idents(patients: list[Patient]) -> list[tuple[str, str]]:
+    """The ide of Haukeland's file: every patient but K6."""
+    return [(p.nr, p.fnr) for p in patients if p.nr != "K6"]
+
+
 ALERIS_PATIENTS = [
+    # an insurer pays (debitor 60): still a contact in the summary care record (RULES.md)
     Patient("K5", F5, episodes=(
         Episode("E50", at("2026-03-20", "08:00"), at("2026-03-20", "15:00"), level="2",
-                fagomrade="010", diagnoses=("K802",), procedures=("JKA21",)),
+                fagomrade="010", diagnoses=("K802",), procedures=("JKA21",), debitor="60"),
     )),
 ]  # fmt: skip
 
@@ -88,11 +98,14 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     receive(
         home,
         root / "inbox1",
-        Submission(HAUKELAND, 3, 3, haukeland(), DEPTS),
+        Submission(HAUKELAND, 3, 3, haukeland(), DEPTS, idents(haukeland())),
         Submission(ALERIS, 3, 3, ALERIS_PATIENTS),
     )
     assert run_step(home, "2026-03", "kjernejournal") == 1
-    receive(home, root / "inbox2", Submission(HAUKELAND, 3, 4, haukeland(True), DEPTS))
+    resubmitted = haukeland(True)
+    receive(
+        home, root / "inbox2", Submission(HAUKELAND, 3, 4, resubmitted, DEPTS, idents(resubmitted))
+    )
     assert run_step(home, "2026-03", "kjernejournal") == 2
     return home
 
@@ -132,14 +145,16 @@ def test_counts_of_what_was_left_out(home: Home) -> None:
     counts = query(
         home, "SELECT * FROM kjernejournal_counts WHERE period = '2026-03' AND version = 1"
     ).iloc[0]
-    # received: K1 4 + K2 2 + K3 1 + K4 2 + K5 1 = 10 episodes; K3's one is excluded by the
-    # quality rules (invalid fødselsnummer) -> 9; of these E13 is indirect (1) and E21 is on
-    # the exclusion list (1); 6 rows for 4 persons (F1, F2, F4, F5)
+    # received: K1 4 + K2 2 + K3 1 + K4 2 + K6 1 + K5 1 = 11 episodes; K3's (invalid
+    # fødselsnummer) and K6's (missing from the ide) are excluded by the quality rules -> 9;
+    # of these E13 is indirect (1) and E21 is on the exclusion list (1); 6 rows for 4 persons
+    # (F1, F2, F4, F5). Persons without a valid identity number: K3 (check digits) + K6 (not
+    # in the ide) = 2, each counted under its own name.
     assert counts[[
         "episodes_received", "episodes_after_quality", "indirect_left_out",
-        "exclusion_list_left_out", "without_identity", "persons_invalid_number", "rows",
-        "persons",
-    ]].tolist() == [10, 9, 1, 1, 0, 1, 6, 4]  # fmt: skip
+        "exclusion_list_left_out", "without_identity", "persons_invalid_number",
+        "persons_missing_from_ide", "persons_without_valid_identity", "rows", "persons",
+    ]].tolist() == [11, 9, 1, 1, 0, 1, 1, 2, 6, 4]  # fmt: skip
     excluded = current(home, "kjernejournal_exclusions", "2026-03")
     assert "fodselsnummer_valid" in set(excluded["check_id"])
 
@@ -152,6 +167,10 @@ def test_restricted_file_and_manifest(home: Home) -> None:
         "kjernejournal", "2026-03", 1, 6,
     )  # fmt: skip
     assert len(manifest["submissions"]) == 4
+    assert {k: manifest["counts"][k] for k in (
+        "persons_invalid_number", "persons_missing_from_ide", "persons_without_valid_identity"
+    )} == {"persons_invalid_number": 1, "persons_missing_from_ide": 1,
+           "persons_without_valid_identity": 2}  # fmt: skip
     assert stat.S_IMODE((folder / "v0001.parquet").stat().st_mode) == 0o600
     versions = query(
         home,
@@ -167,7 +186,7 @@ def test_restricted_file_and_manifest(home: Home) -> None:
 def test_no_fodselsnummer_in_the_warehouse(home: Home) -> None:
     tables = query(home, "SELECT table_name FROM duckdb_tables()")["table_name"].tolist()
     assert "kjernejournal" not in tables
-    numbers = {F1, F2, F4, F5, BAD_K3}
+    numbers = {F1, F2, F4, F5, F6, BAD_K3}
     for table in tables:
         text = query(home, f'SELECT * FROM "{table}"').astype(str)
         found = {n for n in numbers if text.apply(lambda c, n=n: c.str.contains(n)).any().any()}
@@ -184,4 +203,4 @@ def test_resubmission_full_refresh(home: Home) -> None:
     }
     assert after - before == {(F2, hk, "public", hk, "2026-03-06", "2026-03-06", "3", 1)}
     counts = current(home, "kjernejournal_counts", "2026-03").iloc[0]
-    assert (counts["version"], counts["episodes_received"], counts["rows"]) == (2, 9, 5)
+    assert (counts["version"], counts["episodes_received"], counts["rows"]) == (2, 10, 5)

@@ -15,9 +15,11 @@ import json
 import math
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from npr_pipeline import reference
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.production import ventetider
@@ -37,6 +39,7 @@ from tests.handbuilt import (
     query,
     receive,
     run_step,
+    unit,
 )
 
 
@@ -51,8 +54,12 @@ def haukeland(v3_care: date) -> list[Patient]:
     """
     return [
         # completed, ordinary, in March
+        # 20 d, ends on the last day; the patient pays the treatment (debitor 30): who pays
+        # does not matter for waiting times (RULES.md)
         _patient("V1", 1, Referral("V1", d("2026-03-11"), d("2026-04-15"),
-                                   care_start=d("2026-03-31"))),  # 20 d, ends on the last day
+                                   care_start=d("2026-03-31")),
+                 Episode("E1", at("2026-03-31", "10:00"), at("2026-03-31", "10:30"),
+                         referral="V1", debitor="30")),
         _patient("V2", 2, Referral("V2", d("2026-02-08"), d("2026-03-20"),
                                    care_start=d("2026-03-10"))),  # 20 + 10 = 30 d
         _patient("V3", 3, Referral("V3", d("2026-02-05"), d("2026-03-14"),
@@ -255,3 +262,104 @@ def test_delivery_versions_carry_the_lineage(home: Home) -> None:
         s["submission_id"] for s in second if s["unit"] == ALERIS.resh
     }
     assert json.loads(versions["tables"].iloc[0])["ventetider"] > 0
+
+
+# -- small cells: no published total gives a hidden count away --------------------------------
+VOSS = unit("5951165")  # Helse Bergen HF, Voss sjukehus: Haukeland's sister site
+STAVANGER = unit("5270652")  # Helse Stavanger HF, Stavanger universitetssjukehus
+
+
+def _waiting(prefix: str, month: int, count: int) -> list[Patient]:
+    """``count`` referrals still waiting on 31 March (seniority 1 March, deadline 30 April)."""
+    return [
+        Patient(f"{prefix}{i}", fnr(date(1962, month, i)),
+                referrals=(Referral(f"{prefix}{i}", d("2026-03-01"), d("2026-04-30")),))
+        for i in range(1, count + 1)
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def hierarchy_home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """Helse Vest: Helse Bergen HF (Haukeland 10 waiting, Voss 3) and Helse Stavanger HF
+    (Stavanger 6); every referral fagområde 110, every unit public and somatic."""
+    root = tmp_path_factory.mktemp("vt-hierarchy")
+    home = new_home(root, [HAUKELAND, VOSS, STAVANGER])
+    receive(
+        home,
+        root / "inbox",
+        Submission(HAUKELAND, 3, 3, _waiting("H", 1, 10)),
+        Submission(VOSS, 3, 3, _waiting("S", 2, 3)),
+        Submission(STAVANGER, 3, 3, _waiting("T", 3, 6)),
+    )
+    assert run_step(home, "2026-03", "ventetider") == 1
+    return home
+
+
+def test_a_unit_is_not_given_away_by_its_trust(hierarchy_home: Home) -> None:
+    rows = query(hierarchy_home, "SELECT * FROM ventetider_current WHERE measure = 'ventende'")
+    shown = {(r.group_type, r.group_value): (None if r.suppressed else int(r.n))
+             for r in rows.itertuples()}  # fmt: skip
+    # Voss' 3 is hidden (primary). Hiding another unit is not enough: Helse Bergen's 13 minus
+    # Haukeland's 10 would give 3 back, so Haukeland is hidden (the smallest other part of
+    # Helse Bergen HF); Stavanger's 6 and every total stay published.
+    assert shown == {
+        ("all", "all"): 19, ("rhf", "HV"): 19,
+        ("trust", "Helse Bergen HF"): 13, ("trust", "Helse Stavanger HF"): 6,
+        ("unit", VOSS.resh): None, ("unit", HAUKELAND.resh): None, ("unit", STAVANGER.resh): 6,
+        ("fagomrade", "110"): 19, ("sector", "somatic"): 19, ("ownership", "public"): 19,
+    }  # fmt: skip
+
+
+def _published_lines(rows: pd.DataFrame) -> list[list[int]]:
+    """Every published total with its parts (row positions, total last), from the registry:
+    unit within trust within RHF within all; fagområde, sector, ownership within all."""
+    registry = reference.units().set_index("reshID")
+    keys = zip(rows["group_type"], rows["group_value"], strict=True)
+    where = {(g, v): i for i, (g, v) in enumerate(keys)}
+    lines = [[i for (g, _), i in where.items() if g == kind] + [where[("all", "all")]]
+             for kind in ("rhf", "fagomrade", "sector", "ownership")]  # fmt: skip
+    units = [v for g, v in where if g == "unit"]
+    trust = {u: registry.loc[u, "parent_trust"] for u in units}
+    rhf = {u: registry.loc[u, "rhf"] for u in units}
+    for t in set(trust.values()):  # a trust (or '': units without one) and its units
+        lines.append([where[("unit", u)] for u in units if trust[u] == t] + [where[("trust", t)]])
+    for r in set(rhf.values()):  # an RHF and its trusts, where they lie wholly inside it
+        inside = {trust[u] for u in units if rhf[u] == r}
+        if all(rhf[u] == r for u in units if trust[u] in inside):
+            lines.append([where[("trust", t)] for t in sorted(inside)] + [where[("rhf", r)]])
+    return lines
+
+
+def _recoverable(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """Hidden cells the published values fix through the lines (rank test, independent of the
+    production code): e_h in the row space of the line equations restricted to hidden cells."""
+    hidden = np.flatnonzero(rows["suppressed"].to_numpy())
+    if not len(hidden):
+        return []
+    equations = []
+    for line in _published_lines(rows):
+        row = np.zeros(len(rows))
+        row[line[:-1]], row[line[-1]] = 1.0, -1.0
+        equations.append(row[hidden])
+    matrix = np.array(equations)
+    rank = np.linalg.matrix_rank(matrix)
+    found = []
+    for i, h in enumerate(hidden):
+        unit_vector = np.zeros(len(hidden))
+        unit_vector[i] = 1.0
+        if np.linalg.matrix_rank(np.vstack([matrix, unit_vector])) == rank:
+            found.append((rows["group_type"].iloc[h], rows["group_value"].iloc[h]))
+    return found
+
+
+@pytest.mark.parametrize("fixture", ["home", "hierarchy_home"])
+def test_no_suppressed_cell_is_recoverable_from_its_totals(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    home = request.getfixturevalue(fixture)
+    table = query(home, "SELECT * FROM ventetider ORDER BY period, version, measure")
+    for (_, _, measure), rows in table.groupby(["period", "version", "measure"]):
+        rows = rows.reset_index(drop=True)
+        assert not _recoverable(rows), (measure, _recoverable(rows))
+        for line in _published_lines(rows):  # by plain subtraction, the auditor's way
+            assert rows["suppressed"].iloc[line].sum() != 1, (measure, rows.iloc[line])

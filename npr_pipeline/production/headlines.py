@@ -23,18 +23,26 @@ QUERIES = {
         FROM isf_summary_current WHERE period = ? AND level = 'all' AND month = 'period'
         UNION ALL
         SELECT 'refund (NOK)' || CASE WHEN rate_assumed THEN ', assumed rate' ELSE '' END,
-               printf('%,.0f', refund)
+               printf('%,.2f', refund)
+        FROM isf_summary_current WHERE period = ? AND level = 'all' AND month = 'period'
+        UNION ALL
+        SELECT 'left out: paid by the patient or an insurer',
+               printf('%d stays and contacts', left_out_paid_privately)
         FROM isf_summary_current WHERE period = ? AND level = 'all' AND month = 'period'
     """,
     "gjestepasient": """
         SELECT 'guest-patient cases / settlement (NOK)',
-               printf('%d / %,.0f', coalesce(sum(cases), 0), coalesce(sum(amount), 0))
-        FROM gjestepasient_matrix_current WHERE period = ? AND ? IS NOT NULL
+               printf('%d / %,.2f', coalesce(sum(cases), 0), coalesce(sum(amount), 0))
+        FROM gjestepasient_matrix_current WHERE period = ?
+        UNION ALL
+        SELECT 'left out: paid by the patient or an insurer',
+               printf('%d stays and contacts', coalesce(sum(cases), 0))
+        FROM gjestepasient_apart_current WHERE period = ? AND category = 'paid_privately'
     """,
     "kjernejournal": """
         SELECT 'contact rows / persons',
                printf('%d / %d', rows, persons)
-        FROM kjernejournal_counts_current WHERE period = ? AND ? IS NOT NULL
+        FROM kjernejournal_counts_current WHERE period = ?
     """,
 }
 
@@ -52,6 +60,6 @@ def headlines(home: Home, period: str) -> list[tuple[str, str, str]]:
                       "kjernejournal": "kjernejournal_counts_current"}[step]  # fmt: skip
             if needed not in tables:
                 continue
-            rows = con.execute(query, [period, period]).fetchall()
+            rows = con.execute(query, [period] * query.count("?")).fetchall()
             found += [(step, measure, value) for measure, value in rows]
     return found

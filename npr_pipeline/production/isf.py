@@ -5,27 +5,33 @@ next starts on the day the previous ends or the day after) form one stay; every 
 counts alone. One DRG per stay or contact: the official grouper's where the episode carries it
 (first episode that has one), else the simplified table grouper with the main condition of the
 stay's first episode that has one. Points = the DRG weight; refund = points x unit price x refund
-share for the activity kind (outpatient and day activity in mental health and TSB at their own
-rate). Rates marked assumed make every row that uses them say so. Episode ids are the unit's
-own, so an activity is always identified by (unit, activity_id): two units may use one id.
+share for the activity kind (outpatient contacts and day treatment, care level 2, 3 or 8, in
+mental health and TSB at their own rate; everything else, stays included, somatic). Money is
+exact: DECIMAL arithmetic, each line rounded half up to øre, every total the sum of its rounded
+lines. Rates marked assumed make every row that uses them say so. A stay or contact whose payer
+(debitor; a stay takes its first episode's) is the patient or a private insurer (30, 32, 60) is
+left out of ISF and of the settlement, and counted. Episode ids are the unit's own, so an
+activity is always identified by (unit, activity_id): two units may use one id.
 """
 
 from __future__ import annotations
 
 import duckdb
-import pandas as pd
 
 from npr_pipeline.periods import Period
 from npr_pipeline.production.deliveries import Frame
 
 PSYCH_SECTORS = "('641', '642', '651', '681')"
 PSYCH_FAGOMRADER = "('310', '320', '360', '365', '370')"
+PRIVATE_PAYERS = "('30', '32', '60')"  # debitor: the patient (30, 32) or an insurer (60) pays
+MONEY = "DECIMAL(18, 2)"
+POINTS = "DECIMAL(18, 4)"
 
 ACTIVITIES = f"""
 CREATE OR REPLACE TEMP TABLE isf_episodes AS
 SELECT e.submission_id, e.unit, e."pasientNr", e."episodeID", e."reshID" AS department,
        e.fagomrade, CASE WHEN e.omsorgsniva = '8' THEN '3' ELSE e.omsorgsniva END AS level,
-       e."innDatoTid", e."utDatoTid", e."komNrHjem", e.drg AS official_drg,
+       e."innDatoTid", e."utDatoTid", e."komNrHjem", e.debitor, e.drg AS official_drg,
        d."kodeNr" AS main_code, dep.sektor,
        EXISTS (SELECT 1 FROM procedures p
                WHERE p.submission_id = e.submission_id AND p."episodeID" = e."episodeID")
@@ -57,6 +63,7 @@ WITH inpatient AS (
          arg_min(sektor, "innDatoTid") AS sektor,
          arg_min(department, "innDatoTid") AS department,
          arg_min("komNrHjem", "innDatoTid") AS "komNrHjem",
+         arg_min(debitor, ("innDatoTid", "episodeID")) AS debitor,
          arg_min(main_code, "innDatoTid") FILTER (WHERE main_code IS NOT NULL) AS main_code,
          bool_or(has_procedure) AS has_procedure,
          arg_min(official_drg, "innDatoTid") FILTER (WHERE official_drg IS NOT NULL)
@@ -67,7 +74,7 @@ SELECT * FROM stays
 UNION ALL BY NAME
 SELECT unit, "pasientNr", 'contact' AS kind, "episodeID" AS activity_id, "episodeID" AS episodes,
        1 AS episode_count, "innDatoTid" AS start_time, "utDatoTid" AS end_time, level, fagomrade,
-       sektor, department, "komNrHjem", main_code, has_procedure, official_drg
+       sektor, department, "komNrHjem", debitor, main_code, has_procedure, official_drg
 FROM isf_episodes WHERE level <> '1';
 
 CREATE OR REPLACE TEMP TABLE isf_drg_rules AS
@@ -94,17 +101,18 @@ SELECT a.*, strftime(a.end_time, '%Y-%m') AS month,
        coalesce(o.weight, CASE WHEN a.official_drg IS NULL THEN g.weight END) AS points,
        CASE WHEN a.level IN ('2', '3') AND (a.sektor IN {PSYCH_SECTORS}
                  OR a.fagomrade IN {PSYCH_FAGOMRADER})
-            THEN 'psych_tsb_outpatient' ELSE 'somatic' END AS activity
+            THEN 'psych_tsb_outpatient' ELSE 'somatic' END AS activity,
+       coalesce(a.debitor IN {PRIVATE_PAYERS}, false) AS paid_privately
 FROM isf_activities a
 JOIN grouped g USING (unit, activity_id)
 LEFT JOIN official o ON o.drg = a.official_drg;
 """
 
-PRICED = """
+PRICED = f"""
 CREATE OR REPLACE TEMP TABLE isf_priced AS
 SELECT d.*, u.name AS unit_name, u.parent_trust AS trust, u.rhf, u.ownership,
-       r.unit_price_nok, r.refund_share, r.assumed AS rate_assumed,
-       round(d.points * r.unit_price_nok * r.refund_share, 2) AS refund
+       r.unit_price_nok, r.refund_share, r.settlement_share, r.assumed AS rate_assumed,
+       CAST(round(d.points * r.unit_price_nok * r.refund_share, 2) AS {MONEY}) AS refund
 FROM isf_detail d
 LEFT JOIN ref_units u ON u."reshID" = d.unit
 LEFT JOIN ref_rates r ON r.activity = d.activity;
@@ -112,7 +120,9 @@ LEFT JOIN ref_rates r ON r.activity = d.activity;
 
 
 def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Frame]:
-    """``isf_detail`` (one line per stay or contact in the window) and ``isf_summary``."""
+    """``isf_detail`` (one line per publicly funded stay or contact in the window) and
+    ``isf_summary`` (with the stays and contacts left out because the patient or an insurer
+    pays). Money stays DECIMAL(18, 2) (Arrow decimal128) all the way to the warehouse."""
     con.execute(ACTIVITIES)
     con.execute(PRICED)
     start, end = (d.isoformat() for d in period.window)
@@ -120,39 +130,47 @@ def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Frame]:
     detail = con.sql(
         f"""SELECT activity_id, kind, unit, unit_name, trust, rhf, ownership, "pasientNr",
                    episodes, episode_count, start_time, end_time, month, level, fagomrade,
-                   main_code, has_procedure, drg, drg_source, points, activity,
-                   unit_price_nok, refund_share, refund, rate_assumed
-            FROM isf_priced WHERE {window} ORDER BY unit, activity_id"""
+                   main_code, has_procedure, drg, drg_source, CAST(points AS DOUBLE) AS points,
+                   activity, unit_price_nok, refund_share, refund, rate_assumed
+            FROM isf_priced WHERE {window} AND NOT paid_privately ORDER BY unit, activity_id"""
     ).to_arrow_table()
+    to_date = f"CAST(end_time AS DATE) <= DATE '{end}'"
     parts = [
-        _summary(con, f"CAST(end_time AS DATE) <= DATE '{end}'", "month", by_month=True),
-        _summary(con, f"CAST(end_time AS DATE) <= DATE '{end}'", "'year_to_date'"),
-        _summary(con, window, "'period'"),
+        _summary(to_date, "month", by_month=True),
+        _summary(to_date, "'year_to_date'"),
+        _summary(window, "'period'"),
     ]
-    return {"isf_detail": detail, "isf_summary": pd.concat(parts, ignore_index=True)}
+    union = " UNION ALL ".join(f"SELECT *, {i} AS part FROM ({sql})" for i, sql in enumerate(parts))
+    summary = con.sql(
+        f"SELECT * EXCLUDE (part) FROM ({union}) ORDER BY part, level, key, month"
+    ).to_arrow_table()
+    return {"isf_detail": detail, "isf_summary": summary}
 
 
-def _summary(
-    con: duckdb.DuckDBPyConnection, where: str, month: str, by_month: bool = False
-) -> pd.DataFrame:
-    """Stays, contacts, points and refund per unit, health trust, RHF and in all."""
+def _summary(where: str, month: str, by_month: bool = False) -> str:
+    """Stays, contacts, points and refund per unit, health trust, RHF and in all.
+
+    Totals are sums of the rounded detail lines (exact in DECIMAL). Stays and contacts paid by
+    the patient or an insurer are not in them, only counted in ``left_out_paid_privately``.
+    """
     extra = ", month" if by_month else ""
     sets = ", ".join(f"({key}{extra})" for key in ("unit", "trust", "rhf")) + (
         ", (month)" if by_month else ", ()"
     )
-    return con.execute(
-        f"""SELECT CASE WHEN grouping(unit) = 0 THEN 'unit' WHEN grouping(trust) = 0 THEN 'trust'
-                        WHEN grouping(rhf) = 0 THEN 'rhf' ELSE 'all' END AS level,
+    public = "FILTER (WHERE NOT paid_privately"
+    return f"""SELECT CASE WHEN grouping(unit) = 0 THEN 'unit' WHEN grouping(trust) = 0
+                           THEN 'trust' WHEN grouping(rhf) = 0 THEN 'rhf' ELSE 'all' END AS level,
                    coalesce(unit, trust, rhf, 'all') AS key,
                    {month} AS month,
-                   count(*) FILTER (WHERE kind = 'stay') AS stays,
-                   count(*) FILTER (WHERE kind = 'contact') AS contacts,
-                   round(sum(points), 4) AS points,
-                   round(sum(refund), 2) AS refund,
-                   round(sum(refund) FILTER (WHERE ownership = 'private'), 2) AS refund_private,
-                   round(sum(refund) FILTER (WHERE ownership <> 'private'), 2) AS refund_public,
-                   bool_or(rate_assumed) AS rate_assumed
+                   count(*) {public} AND kind = 'stay') AS stays,
+                   count(*) {public} AND kind = 'contact') AS contacts,
+                   CAST(coalesce(sum(points) {public}), 0) AS DOUBLE) AS points,
+                   CAST(coalesce(sum(refund) {public}), 0) AS {MONEY}) AS refund,
+                   CAST(sum(refund) {public} AND ownership = 'private') AS {MONEY})
+                     AS refund_private,
+                   CAST(sum(refund) {public} AND ownership <> 'private') AS {MONEY})
+                     AS refund_public,
+                   bool_or(rate_assumed) {public}) AS rate_assumed,
+                   count(*) FILTER (WHERE paid_privately) AS left_out_paid_privately
             FROM isf_priced WHERE {where}
-            GROUP BY GROUPING SETS ({sets})
-            ORDER BY level, key, 3"""
-    ).df()
+            GROUP BY GROUPING SETS ({sets})"""

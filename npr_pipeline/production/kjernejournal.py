@@ -5,8 +5,11 @@ vault), institution and unit, first and last date, care level and the number of 
 collapsed into the row; the institution's ownership keeps public and private providers apart.
 Left out: indirect contacts (kontaktType 5), units and fagområder on the exclusion list, and
 persons without a valid identity number (their records are already excluded by the quality
-rules; counted here). Full refresh of the year to date, each run. The only
-delivery that holds fødselsnummer: written apart, under HOME/restricted.
+rules), counted in the manifest apart: ``persons_invalid_number`` (the number fails its check
+digits), ``persons_missing_from_ide`` (no identity in the ide) and their union
+``persons_without_valid_identity``. Who pays does not matter here (RULES.md). Full refresh of
+the year to date, each run. The only delivery that holds fødselsnummer: written apart, under
+HOME/restricted.
 """
 
 from __future__ import annotations
@@ -35,10 +38,25 @@ GROUP BY ALL
 ORDER BY fodselsnummer, contact_day, institution, department
 """
 
+# Persons (a unit's patient numbers) without a valid identity number: the number fails its
+# check digits (the quality rule excludes them), or the patient is missing from the ide
+# (excluded by the quality rule when the unit's ide came, or reaching production without an
+# identity when it did not).
+WITHOUT_IDENTITY = """
+CREATE OR REPLACE TEMP TABLE invalid_number AS
+SELECT DISTINCT unit, "pasientNr" FROM excluded WHERE check_id = 'fodselsnummer_valid';
+CREATE OR REPLACE TEMP TABLE missing_from_ide AS
+SELECT DISTINCT unit, "pasientNr" FROM excluded WHERE check_id = 'patient_has_ident'
+UNION
+SELECT DISTINCT unit, "pasientNr" FROM patients p
+WHERE NOT EXISTS (SELECT 1 FROM idents i WHERE i.unit = p.unit AND i.pid = p."pasientNr");
+"""
+
 
 def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.DataFrame]:
     """``kjernejournal`` rows and ``kjernejournal_counts`` (what was left out, and why)."""
     rows = con.execute(CONTACTS).df()
+    con.execute(WITHOUT_IDENTITY)
     counts = con.execute(
         """SELECT
              (SELECT count(*) FROM raw_episodes) AS episodes_received,
@@ -52,8 +70,10 @@ def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.Data
              (SELECT count(*) FROM episodes e WHERE NOT EXISTS
                  (SELECT 1 FROM idents i WHERE i.unit = e.unit AND i.pid = e."pasientNr"))
                AS without_identity,
-             (SELECT count(DISTINCT "pasientNr") FROM excluded
-                 WHERE check_id = 'fodselsnummer_valid') AS persons_invalid_number"""
+             (SELECT count(*) FROM invalid_number) AS persons_invalid_number,
+             (SELECT count(*) FROM missing_from_ide) AS persons_missing_from_ide,
+             (SELECT count(*) FROM (SELECT * FROM invalid_number UNION SELECT * FROM
+                 missing_from_ide)) AS persons_without_valid_identity"""
     ).df()
     counts.insert(0, "period", str(period))
     counts["rows"] = len(rows)

@@ -9,14 +9,17 @@ Waits ended for other reasons in W are counted apart. Still waiting (ventende) a
 date (the last day of W): started by then and not ended by then; days = snapshot -
 ansiennitetsdato. Dates after the snapshot are unknown at the snapshot, whatever later files
 say. Fristbrudd: care started after the deadline; a ventende whose deadline lies before the
-snapshot date.
+snapshot date. Small cells: see ``suppress`` (one audited rule, shared with the research
+extracts).
 """
 
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from npr_pipeline import suppression
 from npr_pipeline.periods import Period
 
 PATIENT_POSTPONEMENT = "('4', '21', '22')"
@@ -29,6 +32,10 @@ GROUPS = (
     ("sector", "sector"),
     ("ownership", "ownership"),
 )
+ATOM_COLUMNS = [column for name, column in GROUPS if name != "all"]
+# the published hierarchy: each group type's cells make up the cells of its parent type
+PARENT = {"rhf": "all", "trust": "rhf", "unit": "trust", "fagomrade": "all", "sector": "all",
+          "ownership": "all"}  # fmt: skip
 
 
 def _base(start: str, snapshot: str) -> str:
@@ -99,25 +106,64 @@ def compute(
     stats.loc[apart, ["mean_days", "median_days", "fristbrudd", "fristbrudd_pct"]] = None
     stats["status"] = "official" if period.official else "preliminary"
     stats["snapshot_date"] = snapshot
-    return {"ventetider": suppress(stats, threshold)}
+    columns = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in ATOM_COLUMNS)
+    atoms = con.execute(
+        f"SELECT measure, {columns}, count(*) AS n FROM vt_base WHERE measure IS NOT NULL "
+        "GROUP BY ALL ORDER BY ALL"
+    ).df()
+    return {"ventetider": suppress(stats, atoms, threshold)}
 
 
-def suppress(stats: pd.DataFrame, threshold: int) -> pd.DataFrame:
-    """Counts from 1 to threshold-1 and the statistics computed from them are suppressed.
+def suppress(stats: pd.DataFrame, atoms: pd.DataFrame, threshold: int) -> pd.DataFrame:
+    """Counts from 1 to threshold-1 and the statistics computed from them are suppressed, and
+    further cells until no hidden count can be recovered from what is published.
 
-    Secondary suppression: where exactly one group of a group type and measure is suppressed,
-    the next smallest group is suppressed too, so the hidden count cannot be recovered from the
-    'all' row by subtraction.
+    Per measure, every published cell counts a set of atoms (``atoms``: the referral periods
+    per combination of all group columns), so every relation between cells is known: a total
+    and its parts (unit within trust within RHF within all; fagområde, sector and ownership
+    within all), and any other (a sector served by one unit equals that unit). The shared
+    audited rule (``npr_pipeline.suppression``) hides cells until none is recoverable; the
+    hierarchy's lines guide which cells it hides (the smallest part of the same total first).
+    A count protected this way protects its fristbrudd count and sum of days too: they are
+    sums over the same atoms.
     """
     stats = stats.copy()
-    stats["suppressed"] = (stats["n"] > 0) & (stats["n"] < threshold)
-    detail = stats["group_type"] != "all"
-    for _, group in stats[detail].groupby(["group_type", "measure"]):
-        hidden = group[group["suppressed"]]
-        if len(hidden) == 1 and len(group) > 1:
-            candidates = group[~group["suppressed"]].sort_values("n")
-            stats.loc[candidates.index[0], "suppressed"] = True
+    stats["suppressed"] = False
+    for measure, cells in stats.groupby("measure", sort=True):
+        members = _members(cells, atoms[atoms["measure"] == measure])
+        _, hidden = suppression.protect(
+            cells["n"].to_numpy(),
+            suppression.relations_of(members),
+            _lines(cells, members),
+            threshold,
+        )
+        stats.loc[cells.index, "suppressed"] = hidden
     values = ["n", "mean_days", "median_days", "fristbrudd", "fristbrudd_pct"]
     stats[values] = stats[values].astype("float64")
     stats.loc[stats["suppressed"], values] = None
     return stats
+
+
+def _members(cells: pd.DataFrame, atoms: pd.DataFrame) -> np.ndarray:
+    """cells x atoms: whether the cell counts the atom (a missing value is a value of its own)."""
+    rows = []
+    for group_type, value in zip(cells["group_type"], cells["group_value"], strict=True):
+        if group_type == "all":
+            rows.append(np.ones(len(atoms), dtype=bool))
+        else:
+            column = atoms[dict(GROUPS)[group_type]]
+            rows.append((column.isna() if pd.isna(value) else column == value).to_numpy())
+    return np.array(rows, dtype=bool).reshape(len(cells), len(atoms))
+
+
+def _lines(cells: pd.DataFrame, members: np.ndarray) -> list[list[int]]:
+    """Each published total with the cells of the next level that make it up (total last)."""
+    types = cells["group_type"].to_numpy()
+    lines = []
+    for child, parent in PARENT.items():
+        parts = np.flatnonzero(types == child)
+        for total in np.flatnonzero(types == parent):
+            inside = [int(p) for p in parts if not (members[p] & ~members[total]).any()]
+            if inside and (members[inside].any(axis=0) == members[total]).all():
+                lines.append([*inside, int(total)])
+    return lines

@@ -31,6 +31,7 @@ class ColumnType(StrEnum):
     string = "string"
     integer = "integer"
     float = "float"
+    decimal = "decimal"  # exact: money (DECIMAL(18, 2)) and rates
     boolean = "boolean"
     date = "date"
     timestamp = "timestamp"

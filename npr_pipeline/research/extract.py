@@ -26,13 +26,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from npr_pipeline import suppression
 from npr_pipeline.atomic import atomic_path, write_bytes, write_text
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.production import isf
 from npr_pipeline.production.inputs import PeriodInput
 from npr_pipeline.production.run import open_period, submission_lineage
-from npr_pipeline.research import suppression
 from npr_pipeline.research.dictionary import DICTIONARY, ColumnType, Dictionary, dictionary
 from npr_pipeline.research.pseudonym import key_id, load_key, pseudonym
 from npr_pipeline.research.spec import AGE_BANDS, Spec, TableSpec, check_periods, load_spec
@@ -157,7 +157,7 @@ WITH conditions AS (
   SELECT k.person_key, e.submission_id, e.unit, e."episodeID",
          p.kjonn AS sex, p.fodselsar AS birth_year,
          year(e."innDatoTid") - p.fodselsar AS age,
-         e."komNrHjem" AS home_municipality, c.rhf AS home_rhf,
+         e."komNrHjem" AS home_municipality, nullif(c.rhf_code, '') AS home_rhf,
          e."innDatoTid" AS episode_start, e."utDatoTid" AS episode_end,
          e.omsorgsniva AS care_level, e.fagomrade, e."innmateHast" AS urgency,
          e."kontaktType" AS contact_type, d.main_condition, d.conditions, pr.procedure_codes,
@@ -169,8 +169,7 @@ WITH conditions AS (
   FROM episodes e
   JOIN rx_keys k ON k.unit = e.unit AND k.pid = e."pasientNr"
   LEFT JOIN patients p ON p.submission_id = e.submission_id AND p."pasientNr" = e."pasientNr"
-  LEFT JOIN ref_county_rhf c ON c.county = left(e."komNrHjem", 2)
-       AND e."komNrHjem" NOT IN ('0000', '9000', '9900')
+  LEFT JOIN ref_municipalities c ON c.komnr = e."komNrHjem"
   LEFT JOIN ref_units u ON u."reshID" = e.unit
   LEFT JOIN conditions d ON d.submission_id = e.submission_id AND d."episodeID" = e."episodeID"
   LEFT JOIN procedure_list pr ON pr.submission_id = e.submission_id
@@ -233,7 +232,7 @@ SELECT f.person_key, f.sex, f.birth_year, year(s.start_time) - f.birth_year AS a
        f.home_municipality, f.home_rhf, s.kind AS stay_kind, s.start_time AS stay_start,
        s.end_time AS stay_end, s.episode_count, f.care_level, f.fagomrade,
        s.main_code AS main_condition, f.treating_unit, f.department, f.treating_rhf, f.sector,
-       f.ownership, s.drg, s.points AS drg_points,
+       f.ownership, s.drg, CAST(s.points AS DOUBLE) AS drg_points,
        date_diff('day', CAST(s.start_time AS DATE), CAST(s.end_time AS DATE))
          AS length_of_stay_days
 FROM isf_detail s
