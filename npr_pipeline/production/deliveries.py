@@ -108,6 +108,7 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, frame: Frame) -> None:
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
     ).fetchall()[0][0]
     if exists:
+        _evolve(con, name)
         con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM _rows')
     else:
         con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _rows')
@@ -116,6 +117,24 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, frame: Frame) -> None:
             f'WHERE version = (SELECT max(version) FROM "{name}" s WHERE s.period = t.period)'
         )
     con.unregister("_rows")
+
+
+def _evolve(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Bring a delivery table written by an older release to the new version's columns.
+
+    A rule change may add a column (it is NULL in older versions) or change a type (money
+    went from DOUBLE to DECIMAL(18,2): older versions were already rounded to øre, so the
+    cast keeps their values). Without this, a HOME would refuse every new version, or keep
+    exact money in a binary floating-point column.
+    """
+    old = dict(con.execute(f'SELECT column_name, column_type FROM (DESCRIBE "{name}")').fetchall())
+    for column, column_type in con.execute(
+        "SELECT column_name, column_type FROM (DESCRIBE _rows)"
+    ).fetchall():
+        if column not in old:
+            con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{column}" {column_type}')
+        elif old[column] != column_type and column_type.startswith("DECIMAL"):
+            con.execute(f'ALTER TABLE "{name}" ALTER "{column}" TYPE {column_type}')
 
 
 def _write_restricted(
