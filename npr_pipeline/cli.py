@@ -453,6 +453,7 @@ def demo(
     console.print(f"settings: {load_settings(home).model_dump()}")
     demo_dir = home.root / "demo-input"
     shutil.rmtree(demo_dir, ignore_errors=True)
+    demo_dir.mkdir(mode=0o700)  # the senders' files: the ide files hold fødselsnummer
     synth(
         out_dir=demo_dir,
         year=2026,

@@ -86,10 +86,18 @@ class Home(BaseModel):
         """DAGSTER_HOME, so runs started by ``npr run`` show in ``dagster dev``."""
         return self.root / "dagster"
 
+    @property
+    def staging(self) -> Path:
+        """Where intake stages a file's tables before they move to the lake or the vault."""
+        return self.root / "staging"
+
     def ensure(self) -> Home:
-        """Create the folders; the vault and restricted areas are owner-only."""
+        """Create the folders; those that hold fødselsnummer are owner-only.
+
+        The vault and the restricted deliveries; and the raw archive and intake's staging area,
+        which hold the ide files as received and their tables on the way to the vault.
+        """
         for path in (
-            self.archive,
             self.ledger,
             self.lake,
             self.feedback,
@@ -98,7 +106,7 @@ class Home(BaseModel):
             self.dagster_home,
         ):
             path.mkdir(parents=True, exist_ok=True)
-        for private in (self.vault, self.restricted):
+        for private in (self.vault, self.restricted, self.archive, self.staging):
             private.mkdir(parents=True, exist_ok=True)
             private.chmod(0o700)
         instance = self.dagster_home / "dagster.yaml"

@@ -40,6 +40,12 @@ SETUP = [
     "CREATE TABLE diagnoses AS SELECT CASE WHEN i = 0 THEN 'XXX' ELSE 'ICD10' END AS kodeverk "
     "FROM range(100) r(i)",
     "CREATE TABLE ref_drg AS SELECT 'BAD' AS code",
+    # the record keys GX's queries select (every lake table has them)
+    *(
+        f"ALTER TABLE {table} ADD COLUMN {key} VARCHAR DEFAULT '{key}-1'"
+        for table in ("episodes", "referrals", "diagnoses")
+        for key in ("submission_id", "unit")
+    ),
 ]
 
 

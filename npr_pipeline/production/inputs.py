@@ -61,7 +61,11 @@ def period_input(
 
 
 def register_period_views(
-    con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, materialise: bool = False
+    con: duckdb.DuckDBPyConnection,
+    home: Home,
+    inputs: PeriodInput,
+    materialise: bool = False,
+    identity_numbers: bool = True,
 ) -> None:
     """Views ``episodes``, ``diagnoses``, ... and ``idents`` for the period, exclusions applied.
 
@@ -70,6 +74,8 @@ def register_period_views(
     ``materialise=True`` creates the same relations as tables in the connection's database
     file instead: read from the lake once, then every query (GX runs dozens per period) scans
     one columnar table rather than thousands of small Parquet files and violation files.
+    ``identity_numbers=False`` leaves the fødselsnummer (``idents.fid``) out of ``idents`` and
+    ``raw_idents``: which patient has an identity, not the number (the snapshot's choice).
     """
     kind = "TABLE" if materialise else "TEMP VIEW"
     year, end = inputs.period.year, inputs.period.end.isoformat()
@@ -77,7 +83,8 @@ def register_period_views(
     for table, submissions in [*((t, inputs.ords) for t in ORD_TABLES), ("idents", inputs.ides)]:
         paths = _existing(home, table, year, submissions)
         source = parquet_source(paths) if paths else f"({_empty(table)})"
-        con.execute(f"CREATE OR REPLACE {kind} raw_{table} AS SELECT * FROM {source}")
+        columns = "* EXCLUDE (fid)" if table == "idents" and not identity_numbers else "*"
+        con.execute(f"CREATE OR REPLACE {kind} raw_{table} AS SELECT {columns} FROM {source}")
     for table in ORD_TABLES:
         con.execute(f"CREATE OR REPLACE {kind} {table} AS {_filtered(table, end)}")
     con.execute(

@@ -10,6 +10,10 @@ digits), ``persons_missing_from_ide`` (no identity in the ide) and their union
 ``persons_without_valid_identity``. Who pays does not matter here (RULES.md). Full refresh of
 the year to date, each run. The only delivery that holds fødselsnummer: written apart, under
 HOME/restricted.
+
+The period's snapshot holds no fødselsnummer (``idents`` there says which patient has an
+identity, not the number): ``join_vault`` reads the numbers from the identity vault into the
+session, in memory, and this step is the only one that asks for them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from npr_pipeline.home import Home
+from npr_pipeline.lake import lake_file, parquet_source
 from npr_pipeline.periods import Period
 
 CONTACTS = """
@@ -28,7 +34,7 @@ SELECT i.fid AS fodselsnummer, e.unit AS institution, u.name AS institution_name
        min(e.omsorgsniva) AS care_level,
        count(*) AS contacts
 FROM episodes e
-JOIN idents i ON i.unit = e.unit AND i.pid = e."pasientNr"
+JOIN identities i ON i.unit = e.unit AND i.pid = e."pasientNr"
 LEFT JOIN ref_units u ON u."reshID" = e.unit
 WHERE e."kontaktType" <> '5'
   AND e.fagomrade NOT IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'fagomrade')
@@ -53,8 +59,39 @@ WHERE NOT EXISTS (SELECT 1 FROM idents i WHERE i.unit = p.unit AND i.pid = p."pa
 """
 
 
+def join_vault(
+    con: duckdb.DuckDBPyConnection, home: Home, period: Period, submissions: pd.DataFrame
+) -> None:
+    """Temporary view ``identities`` (unit, pid, fid): the session's ``idents`` with their numbers.
+
+    The numbers come from the vault files of the ide submissions among ``submissions`` (the
+    session's lineage: ``unit``, ``submission_id``, ``message_type``); the session's ``idents``
+    decides which identities count (exclusions applied). A view in the session: nothing is
+    written anywhere.
+    """
+    ides = submissions[submissions["message_type"] == "NPR_IDE"]
+    paths = [
+        path
+        for row in ides.itertuples(index=False)
+        if (path := lake_file(home, "idents", period.year, row.unit, row.submission_id)).exists()
+    ]
+    vault = (
+        parquet_source(paths)
+        if paths
+        else "(SELECT NULL::VARCHAR AS submission_id, NULL::VARCHAR AS pid, "
+        "NULL::VARCHAR AS fid WHERE FALSE)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW identities AS SELECT i.unit, i.pid, v.fid FROM idents i "
+        f"JOIN (SELECT submission_id, pid, fid FROM {vault}) v USING (submission_id, pid)"
+    )
+
+
 def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.DataFrame]:
-    """``kjernejournal`` rows and ``kjernejournal_counts`` (what was left out, and why)."""
+    """``kjernejournal`` rows and ``kjernejournal_counts`` (what was left out, and why).
+
+    Needs ``identities`` in the session (``join_vault``).
+    """
     rows = con.execute(CONTACTS).df()
     con.execute(WITHOUT_IDENTITY)
     counts = con.execute(

@@ -43,6 +43,7 @@ def open_period(home: Home, period: Period) -> tuple[duckdb.DuckDBPyConnection, 
     con = duckdb.connect()
     register_period_views(con, home, inputs)
     reference_sql.register(con, current_registry(home), period.year)
+    kjernejournal.join_vault(con, home, period, inputs.submissions)
     return con, inputs
 
 
@@ -70,6 +71,8 @@ def produce(
     """
     con, submissions = open_snapshot(home, period)
     try:
+        if step == "kjernejournal":  # the one step that reads the vault
+            kjernejournal.join_vault(con, home, period, submissions)
         tables = compute_step(con, step, period)
         excluded = exclusion_summary(con)
     finally:

@@ -58,7 +58,8 @@ def build_snapshot(home: Home, period: Period) -> str:
         tmp.unlink()  # DuckDB refuses an existing empty file
         con = duckdb.connect(str(tmp))
         try:
-            register_period_views(con, home, inputs, materialise=True)
+            # no fødselsnummer in the file: kjernejournal reads them from the vault
+            register_period_views(con, home, inputs, materialise=True, identity_numbers=False)
             reference_tables.register(con, persistent=True)
             _register_lineage(con, inputs)
             con.execute("CREATE TABLE build AS SELECT ? AS build_id, now() AS at", [build_id])

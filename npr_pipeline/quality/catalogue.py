@@ -44,6 +44,13 @@ class Check(BaseModel):
     fix: str
     note: str | None = None
 
+    def tolerates(self, unexpected: int, rows: int) -> bool:
+        """The catalogue's rule, the same in both engines: no failing row, or (threshold > 0) a
+        share of failing rows, counted against all rows of the table, at most the threshold."""
+        if unexpected == 0:
+            return True
+        return self.threshold > 0 and rows > 0 and unexpected / rows <= self.threshold
+
     @model_validator(mode="after")
     def _columns_exist(self) -> Check:
         columns = {name for name, _ in KEYS + TABLES[self.table]}

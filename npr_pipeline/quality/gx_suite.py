@@ -32,6 +32,7 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 
 from npr_pipeline.quality.catalogue import Check, resolved_kwargs
 from npr_pipeline.quality.gx_duckdb import apply_workaround
+from npr_pipeline.quality.sql_engine import violation_sql
 
 NOT_IN_GX = frozenset({"python_rule"})
 """Checks GX cannot express (a Python function over a column): only ``sql_engine`` runs them."""
@@ -64,15 +65,6 @@ def _quoted(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
-def _literal(value: Any) -> str:
-    """A SQL literal; ``{sql: ...}`` bounds are expressions (as in ``sql_engine``)."""
-    if isinstance(value, dict) and "sql" in value:
-        return f"({value['sql']})"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def _gx_query(sql: str) -> str:
     """Catalogue SQL over ``{table}`` as a GX query over ``{batch}``.
 
@@ -85,13 +77,21 @@ Translation = tuple[type[gxe.Expectation], dict[str, Any]]
 """A GX expectation class and its arguments (severity and meta are added for every check)."""
 
 
-def _rows_where(where: str) -> Translation:
-    query = _gx_query(f"SELECT * FROM {{table}} WHERE {where}")
-    return gxe.UnexpectedRowsExpectation, {"unexpected_rows_query": query}
+def record_keys(check: Check) -> list[str]:
+    """The columns that name a violating record: its submission, unit and record columns."""
+    return list(dict.fromkeys(["submission_id", "unit", *check.record]))
 
 
-def _not_null(kw: dict, mostly: float) -> Translation:
-    return gxe.ExpectColumnValuesToNotBeNull, {"column": kw["column"], "mostly": mostly}
+def _rows(check: Check) -> Translation:
+    """The SQL engine's own query (``sql_engine.violation_sql``), projected to the record keys.
+
+    Same rows, so the same count, as the per-submission engine; the projection keeps every
+    other column (values, and whatever a table might hold about a person) out of GX's results
+    and Data Docs, whatever result format is asked for.
+    """
+    keys = ", ".join(_quoted(c) for c in record_keys(check))
+    query = f"SELECT {keys} FROM ({violation_sql(check, '{table}')}) AS unexpected"
+    return gxe.UnexpectedRowsExpectation, {"unexpected_rows_query": _gx_query(query)}
 
 
 def _in_set(kw: dict, mostly: float) -> Translation:
@@ -100,14 +100,14 @@ def _in_set(kw: dict, mostly: float) -> Translation:
 
 
 def _between(kw: dict, mostly: float) -> Translation:
-    """Number or ISO-date bounds go to GX; an ``{sql: ...}`` bound needs a query."""
-    low, high = kw.get("min_value"), kw.get("max_value")
-    if not any(isinstance(b, dict) for b in (low, high)):
-        args = {"column": kw["column"], "min_value": low, "max_value": high, "mostly": mostly}
-        return gxe.ExpectColumnValuesToBeBetween, args
-    col = _quoted(kw["column"])
-    outside = [f"{col} {op} {_literal(b)}" for op, b in (("<", low), (">", high)) if b is not None]
-    return _rows_where(f"{col} IS NOT NULL AND ({' OR '.join(outside)})")
+    """Number or ISO-date bounds (an ``{sql: ...}`` bound goes to ``_rows``)."""
+    args = {
+        "column": kw["column"],
+        "min_value": kw.get("min_value"),
+        "max_value": kw.get("max_value"),
+        "mostly": mostly,
+    }
+    return gxe.ExpectColumnValuesToBeBetween, args
 
 
 def _pair(kw: dict, mostly: float) -> Translation:
@@ -122,14 +122,6 @@ def _pair(kw: dict, mostly: float) -> Translation:
     return gxe.ExpectColumnPairValuesAToBeGreaterThanB, args
 
 
-def _regex(kw: dict, mostly: float) -> Translation:
-    """GX refuses regex for the duckdb dialect ("Regex is not supported"): DuckDB SQL instead."""
-    col = _quoted(kw["column"])
-    return _rows_where(
-        f"{col} IS NOT NULL AND NOT regexp_full_match({col}, {_literal(kw['regex'])})"
-    )
-
-
 def _unique(kw: dict, mostly: float) -> Translation:
     """Every copy counts; a combination with a missing part is not judged (as ``sql_engine``)."""
     args = {
@@ -140,24 +132,29 @@ def _unique(kw: dict, mostly: float) -> Translation:
     return gxe.ExpectCompoundColumnsToBeUnique, args
 
 
-def _unexpected_rows(kw: dict, mostly: float) -> Translation:
-    return gxe.UnexpectedRowsExpectation, {"unexpected_rows_query": _gx_query(kw["sql"])}
-
-
-TRANSLATE: dict[str, Callable[[dict, float], Translation]] = {
-    "expect_column_values_to_not_be_null": _not_null,
+TRANSLATE: dict[str, Callable[[dict, float], Translation] | None] = {
+    "expect_column_values_to_not_be_null": None,  # GX counts NULL only, the catalogue also ''
     "expect_column_values_to_be_in_set": _in_set,
     "expect_column_values_to_be_between": _between,
     "expect_column_pair_values_a_to_be_greater_than_b": _pair,
-    "expect_column_values_to_match_regex": _regex,
+    "expect_column_values_to_match_regex": None,  # "Regex is not supported for dialect duckdb"
     "expect_compound_columns_to_be_unique": _unique,
-    "unexpected_rows": _unexpected_rows,
+    "unexpected_rows": None,
 }
+"""Catalogue kinds with a GX expectation of the same meaning; ``None``: the SQL engine's query."""
+
+
+def _translate(check: Check) -> Translation:
+    kw = resolved_kwargs(check)
+    native = TRANSLATE[check.expectation]
+    if native is None or any(isinstance(kw.get(b), dict) for b in ("min_value", "max_value")):
+        return _rows(check)
+    return native(kw, 1.0 - check.threshold)
 
 
 def to_expectation(check: Check) -> gxe.Expectation:
     """One catalogue check as a GX expectation; ``mostly = 1 - threshold`` where GX has it."""
-    cls, args = TRANSLATE[check.expectation](resolved_kwargs(check), 1.0 - check.threshold)
+    cls, args = _translate(check)
     meta = {
         "check_id": check.id,
         "table": check.table,
@@ -273,30 +270,23 @@ def _error_of(result: ExpectationValidationResult) -> str | None:
     return "; ".join(dict.fromkeys(messages)) or None
 
 
-def _within(check: Check, unexpected: int, elements: int) -> bool:
-    """The catalogue's rule (as ``sql_engine``): threshold 0 means no row may fail."""
-    if unexpected == 0:
-        return True
-    return check.threshold > 0 and elements > 0 and unexpected / elements <= check.threshold
-
-
 def _to_result(
     check: Check, result: ExpectationValidationResult | None, elements: int
 ) -> CheckResult:
     """Our result; an exception or a missing result is a failure, never a pass."""
     error = "GX returned no result for this check" if result is None else _error_of(result)
     values = {} if result is None else result.result
-    if "element_count" in values:  # a column-map expectation: GX applied mostly itself
+    if "element_count" in values:  # a column-map expectation
         elements, unexpected = values["element_count"], values["unexpected_count"]
-        percent = float(values.get("unexpected_percent") or 0.0)
         sample = values.get("partial_unexpected_list") or []
         observed = repr(sample[:OBSERVED_SAMPLE]) if sample else None
-        success = bool(result.success)
-    else:  # an UnexpectedRowsExpectation: GX fails on any row, the threshold is ours
+    else:  # an UnexpectedRowsExpectation: a count of rows
         unexpected = int(values.get("observed_value") or 0)
-        percent = 100.0 * unexpected / elements if elements else 0.0
         observed = None
-        success = _within(check, unexpected, elements)
+    # The catalogue's rule over all rows, as the SQL engine applies it. Not GX's verdict: GX's
+    # ``mostly`` is a share of the non-missing values, and it fails a query check on any row.
+    percent = 100.0 * unexpected / elements if elements else 0.0
+    success = check.tolerates(unexpected, elements)
     return CheckResult(
         check_id=check.id,
         table=check.table,
