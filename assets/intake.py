@@ -47,7 +47,7 @@ def raw_submissions(
     context: AssetExecutionContext, config: IntakeConfig, home: HomeResource
 ) -> MaterializeResult:
     inbox = _inbox(home, config.inbox)
-    inbox.mkdir(parents=True, exist_ok=True)
+    inbox.mkdir(mode=0o700, parents=True, exist_ok=True)  # ide files hold fødselsnummer
     summary = intake_directory(home.home(), inbox)
     doc = summary.as_json()
     context.log.info(
