@@ -356,10 +356,10 @@ def run(
     allowed = [r.strip() for r in allow_missing.split(",") if r.strip()]
     if allowed and not reason.strip():
         raise _fail("--allow-missing needs --reason (the override is audited)")
+    _require_registry(State.home)
     from assets.launch import run_period  # the CLI is the composition root: it starts Dagster
 
     home = State.home.ensure()
-    _require_registry(home)
     with console.status(f"running {', '.join(steps)} for {chosen} through Dagster"):
         outcome = run_period(home, str(chosen), steps, allowed, reason)
     for name, missing in outcome.gate_missing.items():
