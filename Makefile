@@ -3,14 +3,31 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+LOCK_VENV := .lock-venv
 
-.PHONY: demo test soak bench lint e2e clean
+.PHONY: demo test soak bench lint e2e clean lock
 
-$(STAMP): pyproject.toml
+# Installs exactly the locked set (pip and setuptools included), then this package without
+# resolving anything: every install of one commit gets the same dependencies.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Deliberate: resolve pyproject.toml's ranges (dev extras included) afresh in a scratch venv and
+# rewrite the lock. Review the diff (docs/audit.md), run `make test`, commit both files.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip setuptools
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[dev]'
+	{ echo "# The locked dependencies of npr-pipeline (dev extras included), installed by make."; \
+	  echo "# Do not edit: regenerate with 'make lock' (README, 'Locked dependencies')."; \
+	  $(LOCK_VENV)/bin/pip freeze --all --exclude-editable; } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 demo: $(STAMP)
 	$(BIN)/npr demo
@@ -34,4 +51,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) data/home
+	rm -rf $(VENV) $(LOCK_VENV) data/home

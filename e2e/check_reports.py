@@ -113,12 +113,14 @@ def main() -> None:
 
 
 def _generate(tmp: Path, home: Path) -> None:
-    """The operator's commands, as documented: synth, then intake with synthetic fnr allowed."""
+    """The operator's commands, as documented: synth, registry import, intake."""
     npr = Path(sys.executable).with_name("npr")
     synth = tmp / "synth"
     _run([npr, "synth", "--out", synth, *SYNTH])
     home.mkdir()
     (home / "settings.json").write_text(json.dumps({"allow_synthetic_fnr": True}) + "\n")
+    # a synthetic registry as the first import makes a test HOME (synthetic numbers accepted)
+    _run([npr, "--home", home, "registry", "import", synth / "registry.csv"])
     _run([npr, "--home", home, "intake", synth / "inbox"])
 
 

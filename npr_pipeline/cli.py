@@ -19,7 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from npr_pipeline.home import Home
-from npr_pipeline.registry import RegistryError, import_registry
+from npr_pipeline.registry import NoRegistry, RegistryError, current_version, import_registry
+from npr_pipeline.settings import HomeEnvironmentError
 
 app = typer.Typer(help="npr-pipeline: the production platform of Norsk pasientregister.")
 registry_app = typer.Typer(help="The unit registry.")
@@ -49,8 +50,20 @@ def main(
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)  # one line, never wrapped
     return typer.Exit(code)
+
+
+def _require_registry(home: Home) -> None:
+    """Intake and production refuse (exit 3) until a registry has been imported, and in a
+    production HOME whose settings allow synthetic fødselsnummer."""
+    from npr_pipeline.settings import load_settings
+
+    try:
+        current_version(home)
+        load_settings(home)
+    except (NoRegistry, HomeEnvironmentError) as exc:
+        raise _fail(str(exc), EXIT_REFUSED) from exc
 
 
 def _progress() -> Progress:
@@ -129,6 +142,8 @@ def registry_import(
         result = import_registry(home, file)
     except RegistryError as exc:
         raise _fail(str(exc)) from exc
+    except HomeEnvironmentError as exc:  # a synthetic registry in a production HOME
+        raise _fail(str(exc), EXIT_REFUSED) from exc
     if result.changed:
         console.print(
             f"registry version {result.version}: {result.units} units "
@@ -158,6 +173,7 @@ def intake(
     if not inbox.is_dir():
         raise _fail(f"no such folder: {inbox}")
     home = State.home.ensure()
+    _require_registry(home)
     files = sum(1 for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
 
     def waiting(holder: str) -> None:
@@ -289,6 +305,7 @@ def status(
 
     chosen = _period(period)
     home = State.home.ensure()
+    _require_registry(home)
     registry, ledger = current_registry(home), load_ledger(home)
     try:
         statuses = [gate_status(registry, ledger, chosen, s, date.today()) for s in STEPS]
@@ -339,6 +356,7 @@ def run(
     allowed = [r.strip() for r in allow_missing.split(",") if r.strip()]
     if allowed and not reason.strip():
         raise _fail("--allow-missing needs --reason (the override is audited)")
+    _require_registry(State.home)
     from assets.launch import run_period  # the CLI is the composition root: it starts Dagster
 
     home = State.home.ensure()
@@ -402,6 +420,16 @@ def diff(
     for name, t in doc["tables"].items():
         for example in t["examples"][:10]:
             out.print(f"  {name}: {example}")
+    changed = {k: v for k, v in doc["provenance"].items() if v["changed"]}
+    if not changed:
+        out.print("provenance: unchanged (code, catalogue, registry, reference data, lock)")
+        return
+    provenance = Table(title="provenance changed")
+    for column in ("field", "from", "to"):
+        provenance.add_column(column)
+    for field, v in changed.items():
+        provenance.add_row(field, str(v["from"]), str(v["to"]))
+    out.print(provenance)
 
 
 @app.command()
@@ -444,12 +472,13 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
 ) -> None:
     """What ``make demo`` runs: a synthetic year through intake, quality and a tertial run."""
-    from npr_pipeline.settings import Settings, load_settings, save_settings
+    from npr_pipeline.settings import TEST, load_settings, record_environment
 
     home = State.home.ensure()
-    if not (home.root / "settings.json").exists():
-        # The demo's numbers are synthetic (month + 80); production settings would refuse them.
-        save_settings(home, Settings(allow_synthetic_fnr=True))
+    try:  # the demo's data are synthetic (month + 80): a test HOME, never a production one
+        record_environment(home, TEST, "npr demo")
+    except HomeEnvironmentError as exc:
+        raise _fail(str(exc), EXIT_REFUSED) from exc
     console.print(f"settings: {load_settings(home).model_dump()}")
     demo_dir = home.root / "demo-input"
     shutil.rmtree(demo_dir, ignore_errors=True)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
 DEFAULT_HOME = Path(__file__).resolve().parents[1] / "data" / "home"
+
+Environment = Literal["test", "production"]
+"""What a HOME is for (CONTRACT.md, "HOME environments"): recorded once, never changed."""
 
 # DuckDB allows one writing process per file: every asset that writes the warehouse is in the
 # "warehouse" pool, limited to one step at a time across all runs of this instance.
@@ -80,6 +84,11 @@ class Home(BaseModel):
     def registry(self) -> Path:
         """Imported versions of the unit registry."""
         return self.root / "registry"
+
+    @property
+    def environment_file(self) -> Path:
+        """Whether this is a ``test`` or a ``production`` HOME, and why (``settings``)."""
+        return self.root / "environment.json"
 
     @property
     def dagster_home(self) -> Path:

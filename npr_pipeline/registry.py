@@ -2,8 +2,12 @@
 
 Each import that changes anything becomes a new numbered version (the file as received plus a
 JSON note of what changed); importing the same content again changes nothing. The gate checks
-of intake and the completeness gate read the newest version; without one, the national
-reference registry in ``data/reference/units.csv`` applies.
+of intake, the content checks and production read the newest version. Nothing falls back to
+the bundled (synthetic) reference registry in ``data/reference/units.csv``: until a registry has
+been imported, intake and production refuse (:class:`NoRegistry`).
+
+The first import decides a HOME's environment when nothing has yet (``settings``): a synthetic
+registry makes a test HOME; a production HOME refuses one (:class:`SyntheticRegistryRefused`).
 """
 
 from __future__ import annotations
@@ -17,15 +21,37 @@ from pathlib import Path
 import pandas as pd
 from stdnum.no import orgnr as orgnr_check
 
-from npr_pipeline import reference
 from npr_pipeline.atomic import write_bytes, write_text
 from npr_pipeline.home import Home
+from npr_pipeline.settings import (
+    PRODUCTION,
+    TEST,
+    HomeEnvironmentError,
+    environment,
+    record_environment,
+    recorded_environment,
+    synthetic_units,
+)
 
 REQUIRED = ("reshID", "orgnr", "herID", "name", "rhf", "ownership")
 
 
 class RegistryError(ValueError):
     """The file cannot be a registry; the message says which rows or columns are wrong."""
+
+
+class NoRegistry(RuntimeError):
+    """No registry has been imported into this HOME: intake and production refuse to run."""
+
+    def __init__(self, home: Home) -> None:
+        super().__init__(
+            f"no unit registry imported into {home.root}: run `npr registry import FILE.csv` "
+            "first (the bundled synthetic registry is never used in its place)"
+        )
+
+
+class SyntheticRegistryRefused(HomeEnvironmentError):
+    """A production HOME was given a synthetic registry."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +90,16 @@ def import_registry(home: Home, path: Path) -> ImportResult:
     frame = read_registry_csv(path)
     data = path.read_bytes()
     versions = _versions(home)
+    synthetic = synthetic_units(frame)
+    if not versions and recorded_environment(home) is None:
+        # the HOME's first import decides its environment, unless it was created as one
+        chosen = TEST if synthetic else PRODUCTION
+        record_environment(home, chosen, f"first registry import {path.name}")
+    if synthetic and environment(home) == PRODUCTION:
+        raise SyntheticRegistryRefused(
+            f"{path}: a synthetic registry (units of the bundled reference registry, e.g. "
+            f"{', '.join(synthetic[:3])}) is refused in the production HOME {home.root}"
+        )
     current = current_registry(home) if versions else None
     if versions and _checksum(versions[-1]) == hashlib.sha256(data).hexdigest():
         return ImportResult(len(versions), False, len(frame), 0, 0, 0)
@@ -78,11 +114,19 @@ def import_registry(home: Home, path: Path) -> ImportResult:
 
 
 def current_registry(home: Home) -> pd.DataFrame:
-    """The newest imported registry, or the national reference registry if none."""
+    """The newest imported registry; :class:`NoRegistry` if none has been imported."""
     versions = _versions(home)
     if not versions:
-        return as_text(reference.units())
+        raise NoRegistry(home)
     return pd.read_csv(versions[-1], dtype=str, comment="#", keep_default_na=False)
+
+
+def current_version(home: Home) -> tuple[int, str]:
+    """(version number, SHA-256 of its file) of the newest registry; :class:`NoRegistry`."""
+    versions = _versions(home)
+    if not versions:
+        raise NoRegistry(home)
+    return len(versions), _checksum(versions[-1])
 
 
 def as_text(units: pd.DataFrame) -> pd.DataFrame:

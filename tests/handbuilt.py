@@ -30,7 +30,7 @@ from npr_pipeline.production.run import produce
 from npr_pipeline.production.snapshot import build_snapshot, record_verdict
 from npr_pipeline.registry import import_registry
 from npr_pipeline.schemas import hardened_parser, namespace, schema
-from npr_pipeline.settings import Settings, save_settings
+from npr_pipeline.settings import TEST, record_environment
 
 YEAR = 2026
 VERSION = reference.message_version(YEAR)
@@ -328,7 +328,7 @@ def _attrs(values: dict[str, object]) -> str:
 def new_home(root: Path, units: list[Unit]) -> Home:
     """A HOME that accepts synthetic fødselsnummer and knows only ``units``."""
     home = Home(root=root / "home").ensure()
-    save_settings(home, Settings(allow_synthetic_fnr=True))
+    record_environment(home, TEST, "tests")
     import_units(home, units, root)
     return home
 

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from npr_pipeline import reference
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import IntakeSummary, intake_directory
 from npr_pipeline.registry import import_registry
 from npr_pipeline.schemas import MSGHEAD_NS
-from npr_pipeline.settings import Settings, save_settings
+from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.synth.run import SynthOptions, run_synth
 
 INTAKE_TIMEOUT = 60.0
@@ -156,6 +157,7 @@ def run_intake(
     timeout: float = INTAKE_TIMEOUT,
 ) -> IntakeSummary:
     """Intake in a daemon thread, so a hanging parser fails the test instead of the suite."""
+    prepare_test_home(home)
     done: Future[IntakeSummary] = Future()
 
     def target() -> None:
@@ -171,10 +173,19 @@ def run_intake(
 def received_year(root: Path, synth_out: Path) -> Home:
     """A HOME that has received a whole synthetic year: its registry imported, synthetic
     fødselsnummer allowed, its inbox through intake (content checks included)."""
-    home = Home(root=root).ensure()
-    save_settings(home, Settings(allow_synthetic_fnr=True))
-    import_registry(home, synth_out / "registry.csv")
+    home = prepare_test_home(Home(root=root), synth_out / "registry.csv")
     intake_directory(home, synth_out / "inbox")
+    return home
+
+
+def prepare_test_home(home: Home, registry: Path | None = None) -> Home:
+    """The tests' HOMEs are test HOMEs (CONTRACT.md), with a registry imported: ``registry``
+    or, where none has been imported yet, the bundled synthetic one (nothing falls back to
+    it by itself)."""
+    home.ensure()
+    record_environment(home, TEST, "tests")
+    if registry is not None or not any(home.registry.glob("registry-v*.csv")):
+        import_registry(home, registry or reference.reference_dir() / "units.csv")
     return home
 
 

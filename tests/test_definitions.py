@@ -11,6 +11,8 @@ from assets.definitions import defs
 from assets.partitions import period_keys
 from assets.registry import unit_registry
 from assets.resources import HomeResource
+from npr_pipeline.home import Home
+from tests.intake_files import prepare_test_home
 
 
 def test_definitions_load() -> None:
@@ -27,6 +29,7 @@ def test_period_keys_cover_months_tertials_and_year() -> None:
 
 
 def test_registry_asset_writes_the_warehouse(tmp_path: Path) -> None:
+    prepare_test_home(Home(root=tmp_path))  # the bundled synthetic registry, imported
     result = materialize([unit_registry], resources={"home": HomeResource(root=str(tmp_path))})
     assert result.success
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
@@ -37,6 +40,7 @@ def test_registry_asset_writes_the_warehouse(tmp_path: Path) -> None:
 def test_intake_asset_receives_an_inbox(tmp_path: Path, small_year: Path) -> None:
     from assets.intake import raw_submissions
 
+    prepare_test_home(Home(root=tmp_path / "home"), small_year / "registry.csv")
     home = HomeResource(root=str(tmp_path / "home"))
     config = {"ops": {"raw__submissions": {"config": {"inbox": str(small_year / "inbox")}}}}
     result = materialize([raw_submissions], resources={"home": home}, run_config=config)
@@ -92,6 +96,7 @@ def test_current_submissions_per_period(tmp_path: Path, small_year: Path) -> Non
     from assets.core import current_submissions
     from assets.intake import raw_submissions
 
+    prepare_test_home(Home(root=tmp_path / "home"), small_year / "registry.csv")
     home = HomeResource(root=str(tmp_path / "home"))
     config = {"ops": {"raw__submissions": {"config": {"inbox": str(small_year / "inbox")}}}}
     assert materialize([raw_submissions], resources={"home": home}, run_config=config).success

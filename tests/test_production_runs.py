@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from npr_pipeline.cli import app
 from npr_pipeline.home import Home
-from npr_pipeline.settings import Settings, save_settings
+from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.synth.run import SynthOptions, run_synth
 
 runner = CliRunner()
@@ -58,7 +58,7 @@ def late_unit(year: Path, tmp_path_factory: pytest.TempPathFactory):
         if not path.name.startswith(f"{late}_2026-04"):
             shutil.copy(path, inbox / path.name)
     Home(root=home).ensure()
-    save_settings(Home(root=home), Settings(allow_synthetic_fnr=True))
+    record_environment(Home(root=home), TEST, "tests")
     assert _npr(home, "registry", "import", str(registry)).exit_code == 0
     assert _npr(home, "intake", str(inbox)).exit_code == 0
     return home, late

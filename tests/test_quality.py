@@ -13,7 +13,7 @@ from npr_pipeline.home import Home
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.quality.catalogue import EXPECTATIONS, load_catalogue
 from npr_pipeline.quality.sql_engine import violation_sql
-from npr_pipeline.settings import Settings, save_settings
+from tests.intake_files import prepare_test_home
 
 # Where each labelled fault of `npr synth --defects` must surface: an intake reason (the file
 # is refused or routed to test) or a content rule naming the record.
@@ -33,8 +33,7 @@ RECORD_FAULTS = {
 
 
 def _received(inbox: Path, tmp: Path) -> tuple[Home, dict[str, dict]]:
-    home = Home(root=tmp / "home").ensure()
-    save_settings(home, Settings(allow_synthetic_fnr=True))
+    home = prepare_test_home(Home(root=tmp / "home"))
     summary = intake_directory(home, inbox)
     return home, {s.file: s for s in summary.submissions}
 

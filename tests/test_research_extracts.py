@@ -36,7 +36,7 @@ from npr_pipeline.research.pseudonym import (
     pseudonym,
 )
 from npr_pipeline.research.spec import LEVEL_VARIABLES
-from npr_pipeline.settings import Settings, save_settings
+from npr_pipeline.settings import TEST, record_environment
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "example-extract.yaml"
 runner = CliRunner()
@@ -46,7 +46,7 @@ runner = CliRunner()
 def home(small_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
     """The small synthetic year through the real intake, with a demo pseudonym key."""
     home = Home(root=tmp_path_factory.mktemp("research") / "home").ensure()
-    save_settings(home, Settings(allow_synthetic_fnr=True))
+    record_environment(home, TEST, "tests")
     import_registry(home, small_year / "registry.csv")
     intake_directory(home, small_year / "inbox", workers=2)
     ensure_demo_key(home)

@@ -22,8 +22,8 @@ from npr_pipeline.production.snapshot import build_snapshot, snapshot_path
 from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.gx_suite import NOT_IN_GX, CheckResult, run_suites
 from npr_pipeline.quality.results_page import GX_DOCS, write_results_page
-from npr_pipeline.settings import Settings, save_settings
 from npr_pipeline.synth.run import SynthOptions, run_synth
+from tests.intake_files import prepare_test_home
 
 PERIOD = "2026-01"
 RUN_AT = datetime(2026, 2, 20, 6, 30, tzinfo=UTC)
@@ -54,9 +54,7 @@ def period_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Che
             out=root / "synth", year=2026, through=1, units=2, seed=5, episodes_per_unit_month=15
         )
     )
-    home = Home(root=root / "home")
-    home.ensure()
-    save_settings(home, Settings(allow_synthetic_fnr=True))
+    home = prepare_test_home(Home(root=root / "home"), root / "synth" / "registry.csv")
     intake_directory(home, root / "synth" / "inbox", workers=1)
     checks = _tightened_catalogue()
     tables = list(dict.fromkeys(c.table for c in checks))

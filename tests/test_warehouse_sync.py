@@ -18,7 +18,7 @@ from npr_pipeline.home import Home
 from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.registry import import_registry
-from npr_pipeline.settings import Settings, save_settings
+from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.warehouse import reader, sync_intake
 
 COLUMNS = "ord_sid, submission_id, check_id, status, unexpected_count, element_count"
@@ -52,7 +52,7 @@ def test_warehouse_holds_the_results_files_rows_across_intakes_and_a_lost_sync(
     small_year: Path, tmp_path: Path
 ) -> None:
     home = Home(root=tmp_path / "home").ensure()
-    save_settings(home, Settings(allow_synthetic_fnr=True))
+    record_environment(home, TEST, "tests")
     import_registry(home, small_year / "registry.csv")
 
     intake_directory(home, _month_inbox(small_year, tmp_path / "jan", "2026-01"))

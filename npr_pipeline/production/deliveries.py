@@ -3,7 +3,9 @@
 Each delivery table in ``warehouse.duckdb`` carries ``period`` and ``version``; ``<table>_current``
 is a view of the newest version of each period; ``delivery_versions`` holds one row per step,
 period and version with the run id, time, override and the exact submissions (ids and
-checksums) it was built from, so any published number can be traced to the files behind it.
+checksums) it was built from, so any published number can be traced to the files behind it,
+and what shaped it besides those files (``provenance.Provenance``: code version and commit,
+check catalogue, registry version, reference data and locked dependencies; docs/audit.md).
 Kjernejournal rows hold fødselsnummer and are written apart, under ``HOME/restricted``, with a
 manifest that says so; the warehouse keeps only their counts and version.
 """
@@ -11,7 +13,7 @@ manifest that says so; the warehouse keeps only their counts and version.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import pyarrow as pa
 
 from npr_pipeline.atomic import atomic_path, write_text
 from npr_pipeline.home import Home
+from npr_pipeline.provenance import PROVENANCE_COLUMNS, Provenance, collect
 from npr_pipeline.warehouse import writer
 
 RESTRICTED_TABLES = ("kjernejournal",)
@@ -43,14 +46,22 @@ class Lineage:
     submissions: list[dict[str, str]]
     override: dict[str, object] | None
     official: bool
+    provenance: Provenance | None = None
+    """What shaped the version; collected when it is written if not given."""
 
 
 def write_delivery(
     home: Home, step: str, period: str, tables: dict[str, Frame], lineage: Lineage
 ) -> int:
     """Write all tables of one step's run as the next version; returns the version number."""
+    provenance = lineage.provenance or collect(home)
+    lineage = replace(lineage, provenance=provenance)
     with writer(home) as con:
         con.execute(VERSIONS_DDL)
+        for column, sql_type in PROVENANCE_COLUMNS.items():  # added to older warehouses too
+            con.execute(
+                f"ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS {column} {sql_type}"
+            )
         version = _next_version(con, step, period)
         restricted = None
         counts = {}
@@ -62,20 +73,23 @@ def write_delivery(
                 restricted = _write_restricted(home, step, period, version, frame, lineage, facts)
                 continue
             _insert(con, name, _stamped(frame, period, version))
+        row = {
+            "step": step,
+            "period": period,
+            "version": version,
+            "run_id": lineage.run_id,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "official": lineage.official,
+            "override": json.dumps(lineage.override) if lineage.override else None,
+            "submissions": json.dumps(lineage.submissions),
+            "tables": json.dumps(counts),
+            "restricted_path": str(restricted) if restricted else None,
+            **provenance.as_row(),
+        }
         con.execute(
-            "INSERT INTO delivery_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                step,
-                period,
-                version,
-                lineage.run_id,
-                datetime.now(UTC).isoformat(timespec="seconds"),
-                lineage.official,
-                json.dumps(lineage.override) if lineage.override else None,
-                json.dumps(lineage.submissions),
-                json.dumps(counts),
-                str(restricted) if restricted else None,
-            ],
+            f"INSERT INTO delivery_versions ({', '.join(row)}) "
+            f"VALUES ({', '.join('?' for _ in row)})",
+            list(row.values()),
         )
     return version
 
@@ -162,6 +176,7 @@ def _write_restricted(
         "contains_fodselsnummer": True,
         "access": "restricted: owner-only files under HOME/restricted; never in the warehouse",
         "submissions": lineage.submissions,
+        "provenance": lineage.provenance.as_row() if lineage.provenance else None,
         "file": target.name,
         "counts": {k: v if isinstance(v, str) else int(v) for k, v in facts.items()},
     }

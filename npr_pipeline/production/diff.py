@@ -2,6 +2,9 @@
 
 Rows are matched on each table's key; a row is added, removed, or changed (same key, other
 values). Kjernejournal rows carry fødselsnummer, so only their counts are compared, never shown.
+Beside the rows, the two versions' provenance (``provenance.Provenance``: code, catalogue,
+registry, reference data, locked dependencies) is compared field by field, so a changed number
+can be told apart from a changed input file, a changed rule or a changed dependency.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import pandas as pd
 
 from npr_pipeline.home import Home
 from npr_pipeline.production.deliveries import versions
+from npr_pipeline.provenance import PROVENANCE_COLUMNS
 from npr_pipeline.warehouse import reader
 
 KEYS: dict[str, dict[str, list[str]]] = {
@@ -36,7 +40,8 @@ def diff_versions(
 ) -> dict[str, object]:
     """Added, removed and changed rows per table between versions ``old`` and ``new``."""
     with reader(home) as con:
-        known = versions(con, step, period)["version"].tolist()
+        rows = versions(con, step, period)
+        known = rows["version"].tolist()
         if len(known) < 2 and (old is None or new is None):
             raise DiffError(f"{step} {period} has {len(known)} version(s); nothing to compare")
         new = new if new is not None else known[-1]
@@ -47,7 +52,34 @@ def diff_versions(
         tables = {
             name: _compare(con, name, period, old, new, keys) for name, keys in KEYS[step].items()
         }
-    return {"step": step, "period": period, "from": old, "to": new, "tables": tables}
+    return {
+        "step": step,
+        "period": period,
+        "from": old,
+        "to": new,
+        "tables": tables,
+        "provenance": compare_provenance(rows.set_index("version"), old, new),
+    }
+
+
+def compare_provenance(rows: pd.DataFrame, old: int, new: int) -> dict[str, dict[str, object]]:
+    """Per provenance field: its value in ``old`` and ``new`` and whether it changed.
+
+    Versions written before a field was recorded have no value for it (None)."""
+    found = {}
+    for column in PROVENANCE_COLUMNS:
+        before, after = (
+            _plain(rows.at[v, column]) if column in rows.columns else None for v in (old, new)
+        )
+        found[column] = {"from": before, "to": after, "changed": before != after}
+    return found
+
+
+def _plain(value: object) -> object:
+    """A JSON-ready value (numpy scalars as Python ones, missing as None)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def _compare(con, table: str, period: str, old: int, new: int, keys: list[str]) -> dict:

@@ -6,6 +6,10 @@ with an error finding are left out and counted. Production copies no data: its v
 lake's Parquet files directly, so a unit's late correction changes production by changing which
 file is current, nothing else. Only the per-period quality database that GX validates holds a
 materialised copy, rebuilt from the lake on every run.
+
+Fail closed, never skip: every lake file the ledger says a chosen submission has, and every
+chosen ord's violations file (checked with the current catalogue), must be there and readable;
+otherwise :class:`InputFileError` names the file and the period is not read at all.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from npr_pipeline.home import Home
 from npr_pipeline.intake.tables import ORD_TABLES, schema_of
 from npr_pipeline.lake import current_for_period, lake_file, parquet_source
 from npr_pipeline.periods import Period
-from npr_pipeline.quality.submission import quality_file
+from npr_pipeline.provenance import catalogue_sha256
+from npr_pipeline.quality.submission import marker_of, quality_file
 
 EPISODE_TABLES = ("episodes", "diagnoses", "procedures")
 VIOLATION_TYPES = (
@@ -29,6 +36,10 @@ VIOLATION_TYPES = (
     ("record_id", "VARCHAR"), ("line", "INTEGER"),
 )  # fmt: skip
 SQL_TYPES = {"string": "VARCHAR", "date32[day]": "DATE", "timestamp[s]": "TIMESTAMP"}
+
+
+class InputFileError(RuntimeError):
+    """A file the period's production must read is missing, unreadable or out of date."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +95,7 @@ def register_period_views(
         paths = _existing(home, table, year, submissions)
         source = parquet_source(paths) if paths else f"({_empty(table)})"
         columns = "* EXCLUDE (fid)" if table == "idents" and not identity_numbers else "*"
-        con.execute(f"CREATE OR REPLACE {kind} raw_{table} AS SELECT {columns} FROM {source}")
+        _read(con, f"CREATE OR REPLACE {kind} raw_{table} AS SELECT {columns} FROM {source}")
     for table in ORD_TABLES:
         con.execute(f"CREATE OR REPLACE {kind} {table} AS {_filtered(table, end)}")
     con.execute(
@@ -94,11 +105,34 @@ def register_period_views(
 
 
 def _existing(home: Home, table: str, year: int, submissions: pd.DataFrame) -> list[Path]:
+    """The submissions' lake files of ``table``: each accepted submission has one of every
+    table of its message type, so a missing or unreadable one stops the run."""
     paths = [
         lake_file(home, table, year, row.unit, row.submission_id)
         for row in submissions.itertuples(index=False)
     ]
-    return [p for p in paths if p.exists()]
+    for path, row in zip(paths, submissions.itertuples(index=False), strict=True):
+        readable(path, f"lake file of submission {row.submission_id} ({row.unit})")
+    return paths
+
+
+def readable(path: Path, what: str) -> None:
+    """Raise :class:`InputFileError` naming ``path`` unless its Parquet footer reads."""
+    if not path.is_file():
+        raise InputFileError(f"{what} is missing: {path} (the ledger says it exists)")
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputFileError(f"{what} cannot be read: {path} ({exc})") from exc
+
+
+def _read(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Run a statement reading period input files; one DuckDB cannot read stops the run
+    (DuckDB's message names the file)."""
+    try:
+        con.execute(sql)
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        raise InputFileError(f"a period input file cannot be read: {exc}") from exc
 
 
 def _empty(table: str) -> str:
@@ -118,20 +152,30 @@ def _excluded(con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, k
     re-read all of them twice, when it was created and in every query.
     """
     year = inputs.period.year
-    files = [
-        path
-        for row in inputs.ords.itertuples(index=False)
-        if (path := quality_file(home, year, row.unit, row.submission_id, "violations")).exists()
-    ]
+    catalogue = catalogue_sha256()
+    files = []
+    for row in inputs.ords.itertuples(index=False):
+        path = quality_file(home, year, row.unit, row.submission_id, "violations")
+        marker = marker_of(home, year, row.unit, row.submission_id)
+        what = f"violations file of delivery {row.submission_id} ({row.unit})"
+        if marker is None or marker.get("catalogue") != catalogue:
+            state = "not been checked" if marker is None else "been checked with another catalogue"
+            raise InputFileError(
+                f"{what} has {state}: {path}; run `npr intake` (any inbox, even an empty "
+                "folder) to check deliveries with the current catalogue"
+            )
+        readable(path, what)
+        files.append(path)
     if not files:
         columns = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in VIOLATION_TYPES)
         con.execute(f"CREATE OR REPLACE {kind} excluded AS SELECT {columns} WHERE FALSE")
         return
     wanted = ", ".join(f"'{s}'" for s in inputs.submission_ids)
-    con.execute(
+    _read(
+        con,
         f"CREATE OR REPLACE {kind} excluded AS SELECT * FROM "
         f"{parquet_source(files, union_by_name=True)} "
-        f"WHERE severity = 'error' AND submission_id IN ({wanted})"
+        f"WHERE severity = 'error' AND submission_id IN ({wanted})",
     )
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 from npr_pipeline.home import Home
 from npr_pipeline.lake import lake_file, parquet_source
 from npr_pipeline.periods import Period
+from npr_pipeline.production.inputs import readable
 
 CONTACTS = """
 SELECT i.fid AS fodselsnummer, e.unit AS institution, u.name AS institution_name,
@@ -71,10 +72,11 @@ def join_vault(
     """
     ides = submissions[submissions["message_type"] == "NPR_IDE"]
     paths = [
-        path
+        lake_file(home, "idents", period.year, row.unit, row.submission_id)
         for row in ides.itertuples(index=False)
-        if (path := lake_file(home, "idents", period.year, row.unit, row.submission_id)).exists()
     ]
+    for path, row in zip(paths, ides.itertuples(index=False), strict=True):
+        readable(path, f"vault file of submission {row.submission_id} ({row.unit})")  # fail closed
     vault = (
         parquet_source(paths)
         if paths

@@ -22,6 +22,7 @@ from npr_pipeline.production import gjestepasient, isf, kjernejournal, reference
 from npr_pipeline.production.deliveries import Frame, Lineage, write_delivery
 from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
 from npr_pipeline.production.snapshot import LINEAGE_COLUMNS, open_snapshot, snapshot_path
+from npr_pipeline.provenance import collect
 from npr_pipeline.registry import current_registry
 
 
@@ -69,6 +70,7 @@ def produce(
     The snapshot (``build_snapshot``) is what the blocking checks passed: a step never reads
     the lake directly, so nothing received after the checks reaches a delivery unchecked.
     """
+    provenance = collect(home)  # before the registry and catalogue are read
     con, submissions = open_snapshot(home, period)
     try:
         if step == "kjernejournal":  # the one step that reads the vault
@@ -83,6 +85,7 @@ def produce(
         submissions=submissions.to_dict("records"),
         override=override,
         official=period.official,
+        provenance=provenance,
     )
     version = write_delivery(home, step, str(period), tables, lineage)
     rows = {name: len(frame) for name, frame in tables.items()}

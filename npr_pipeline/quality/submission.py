@@ -3,8 +3,10 @@
 Set-based: one DuckDB session checks a whole batch of pending deliveries at once (their lake
 files read into tables once), then results and violating records are split per delivery and
 written as Parquet under ``HOME/quality``, with an XPR_ERR report per submission; batches run in
-worker processes. A delivery is pending while its results file is missing, so a run killed
-halfway simply leaves work for the next one.
+worker processes. A delivery is pending while its marker is missing, so a run killed
+halfway simply leaves work for the next one; the marker records the ide and the catalogue
+(``provenance.catalogue_sha256``) the delivery was checked with, so a delivery is checked again
+when its ide arrives and when a rule or the catalogue changes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from npr_pipeline.intake.ledger import LedgerRecord
 from npr_pipeline.intake.tables import IDE_TABLES, ORD_TABLES
 from npr_pipeline.lake import lake_file
 from npr_pipeline.processes import die_with_parent
+from npr_pipeline.provenance import catalogue_sha256
 from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.sql_engine import register_tables, run_checks
 from npr_pipeline.registry import current_registry
@@ -88,22 +91,40 @@ def quality_file(home: Home, year: int, unit: str, ord_sid: str, kind: str) -> P
 
 
 def not_yet_checked(home: Home, deliveries: list[Delivery]) -> list[Delivery]:
-    """Deliveries never checked, or checked before their ide arrived."""
+    """Deliveries never checked, checked before their ide arrived, or checked with another
+    catalogue (a changed rule reaches every delivery already checked)."""
+    catalogue = catalogue_sha256()
     todo = []
     for delivery in deliveries:
-        marker = _marker(home, delivery.ord)
-        if not marker.exists():
-            todo.append(delivery)
-            continue
-        checked_with = json.loads(marker.read_text(encoding="utf-8"))["ide_sid"]
-        if delivery.ide is not None and checked_with != delivery.ide.submission_id:
+        marker = read_marker(home, delivery.ord)
+        if (
+            marker is None
+            or marker.get("catalogue") != catalogue
+            or (delivery.ide is not None and marker["ide_sid"] != delivery.ide.submission_id)
+        ):
             todo.append(delivery)
     return todo
 
 
+def read_marker(home: Home, ord_record: LedgerRecord) -> dict[str, Any] | None:
+    """What a delivery was last checked with (``ide_sid``, ``catalogue``), or None."""
+    return marker_of(home, ord_record.year, ord_record.unit, ord_record.submission_id)
+
+
+def marker_of(home: Home, year: int, unit: str, ord_sid: str) -> dict[str, Any] | None:
+    """:func:`read_marker` by the ord's year, unit and submission id."""
+    path = _marker_path(home, year, unit, ord_sid)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
 def _marker(home: Home, ord_record: LedgerRecord) -> Path:
-    """Written last for a delivery: which ide it was checked with (the commit mark)."""
-    return results_path(home, ord_record, "results").with_suffix(".json")
+    """Written last for a delivery: which ide and catalogue it was checked with (the commit
+    mark)."""
+    return _marker_path(home, ord_record.year, ord_record.unit, ord_record.submission_id)
+
+
+def _marker_path(home: Home, year: int, unit: str, ord_sid: str) -> Path:
+    return quality_file(home, year, unit, ord_sid, "results").with_suffix(".json")
 
 
 def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr: bool) -> Checked:
@@ -155,6 +176,7 @@ def _batches(deliveries: list[Delivery]) -> list[list[Delivery]]:
 def _check_batch(
     home: Home, batch: list[Delivery], allow_synthetic_fnr: bool, threads: int | None = None
 ) -> tuple[dict[str, QualityOutcome], pa.Table]:
+    catalogue = catalogue_sha256()  # before the checks: a change meanwhile re-checks next time
     checks = list(load_catalogue())
     con = duckdb.connect(config={"threads": threads} if threads else {})
     try:
@@ -190,7 +212,12 @@ def _check_batch(
         )
         write_text(
             _marker(home, delivery.ord),
-            json.dumps({"ide_sid": delivery.ide.submission_id if delivery.ide else None}),
+            json.dumps(
+                {
+                    "ide_sid": delivery.ide.submission_id if delivery.ide else None,
+                    "catalogue": catalogue,
+                }
+            ),
             durable=False,
         )
     return outcomes, split.results
