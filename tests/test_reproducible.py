@@ -28,7 +28,7 @@ from npr_pipeline.intake.ledger import load_ledger, load_records
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.lake import lake_file
 from npr_pipeline.periods import Period
-from npr_pipeline.production import STEPS, reference_sql
+from npr_pipeline.production import STEPS, kjernejournal, reference_sql
 from npr_pipeline.production.diff import diff_versions
 from npr_pipeline.production.inputs import InputFileError, period_input
 from npr_pipeline.production.run import compute_step, produce
@@ -137,6 +137,8 @@ def test_outputs_do_not_depend_on_the_snapshot_row_order(built: Home, tmp_path: 
                         f'SELECT * FROM "{table}" ORDER BY random()'
                     )
             reference_sql.register(con, current_registry(built), period.year)
+            lineage = con.execute("SELECT * FROM input_submissions").df()
+            kjernejournal.join_vault(con, built, period, lineage)  # as produce() does
             results.append(
                 {
                     name: frame.to_pandas() if isinstance(frame, pa.Table) else frame
