@@ -16,8 +16,10 @@ import duckdb
 import pytest
 
 from npr_pipeline.home import Home
+from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.periods import Period
-from npr_pipeline.production.run import open_period, produce
+from npr_pipeline.production.inputs import period_input, register_period_views
+from npr_pipeline.production.run import produce
 from npr_pipeline.production.snapshot import (
     SnapshotNotReady,
     build_snapshot,
@@ -41,14 +43,21 @@ def received(defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Hom
 
 
 def test_snapshot_holds_the_period_views_as_tables(received: Home) -> None:
-    """Row for row, per month; at least one month has exclusions, which must stay applied."""
+    """Row for row (the units the gate let in), per month; at least one month has exclusions,
+    which must stay applied."""
     with_exclusions = 0
     for month in ("2026-01", "2026-02", "2026-03"):
         period = Period.parse(month)
         build_snapshot(received, period)
         path = snapshot_path(received, period)
-        views, _ = open_period(received, period)
         stored = duckdb.connect(str(path), read_only=True)
+        included = [
+            u for (u,) in stored.execute("SELECT DISTINCT unit FROM input_submissions").fetchall()
+        ]
+        views = duckdb.connect()
+        register_period_views(
+            views, received, period_input(load_ledger(received), period, included)
+        )
         try:
             tables = {
                 t for (t,) in stored.execute("SELECT table_name FROM duckdb_tables()").fetchall()

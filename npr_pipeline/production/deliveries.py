@@ -32,7 +32,10 @@ memory and skip pandas' object conversion."""
 VERSIONS_DDL = """CREATE TABLE IF NOT EXISTS delivery_versions (
     step VARCHAR, period VARCHAR, version INTEGER, run_id VARCHAR, created VARCHAR,
     official BOOLEAN, override VARCHAR, submissions VARCHAR, tables VARCHAR,
-    restricted_path VARCHAR)"""
+    restricted_path VARCHAR, gate VARCHAR)"""
+GATE_COLUMN = "ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS gate VARCHAR"
+"""The completeness gate's verdict for the version (JSON: gate, missing, excused and left-out
+units, the override, the snapshot build it was judged in); added to older warehouses."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Lineage:
     submissions: list[dict[str, str]]
     override: dict[str, object] | None
     official: bool
+    gate: dict[str, object] | None = None
 
 
 def write_delivery(
@@ -51,6 +55,7 @@ def write_delivery(
     """Write all tables of one step's run as the next version; returns the version number."""
     with writer(home) as con:
         con.execute(VERSIONS_DDL)
+        con.execute(GATE_COLUMN)
         version = _next_version(con, step, period)
         restricted = None
         counts = {}
@@ -63,7 +68,9 @@ def write_delivery(
                 continue
             _insert(con, name, _stamped(frame, period, version))
         con.execute(
-            "INSERT INTO delivery_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO delivery_versions (step, period, version, run_id, created, official, "
+            "override, submissions, tables, restricted_path, gate) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 step,
                 period,
@@ -75,6 +82,7 @@ def write_delivery(
                 json.dumps(lineage.submissions),
                 json.dumps(counts),
                 str(restricted) if restricted else None,
+                json.dumps(lineage.gate, ensure_ascii=False) if lineage.gate else None,
             ],
         )
     return version
