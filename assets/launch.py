@@ -5,11 +5,11 @@ Runs the named ``production_job`` in-process against the Dagster instance under 
 ``dagster dev`` started with the same DAGSTER_HOME. Dagster's own log lines go to the run's
 event log; the operator's terminal gets progress (``progress`` is called on every step start
 and end) and, with ``verbose``, Dagster's console log too. A refusal decided before launching
-(a closed gate) is recorded on the instance as a failed gate check, without a run.
+(a closed gate) is recorded as a short failed run of ``gate_refusal_job`` whose gate checks
+fail for the period, so the UI shows it beside the runs.
 """
 
-from __future__ import annotations
-
+import json
 import logging
 import os
 import uuid
@@ -19,22 +19,30 @@ from dataclasses import dataclass, field
 from dagster import (
     AssetCheckEvaluation,
     AssetKey,
+    Config,
     DagsterEventType,
     DagsterInstance,
     Definitions,
+    Failure,
+    OpExecutionContext,
     colored_console_logger,
+    job,
     logger,
+    op,
 )
 
-from assets.automation import production_job
-from assets.core import current_submissions
-from assets.intake import raw_lake
-from assets.production import GATE_CHECK, gates, outs, production_input
-from assets.resources import HomeResource
 from npr_pipeline.home import Home
-from npr_pipeline.periods import Period
 from npr_pipeline.production.gate import GateVerdict, Override
-from npr_pipeline.production.snapshot import stored_gates
+
+GATE_CHECK = "all_obligated_units_delivered"
+
+
+class RefusalConfig(Config):
+    """What ``gate_refusal`` records: the period and, per closed step, its missing units."""
+
+    period: str
+    missing: str  # JSON: {step: [{"reshID", "name"}, ...]}
+
 
 Progress = Callable[[str, str], None]
 """Called with (event, step): event is "start", "done" or "failed"; step an asset's name."""
@@ -115,6 +123,16 @@ def run_period(
     """One run of ``production_job`` for the period: its lake account, current submissions,
     the production input (gates judged with ``override``, snapshot, quality), the steps' gates
     and outputs."""
+    # The asset modules (and the GX suites behind production_input) load only for a run: a
+    # refusal before launching (``record_refusal``) needs none of them.
+    from assets.automation import production_job
+    from assets.core import current_submissions
+    from assets.intake import raw_lake
+    from assets.production import gates, outs, production_input
+    from assets.resources import HomeResource
+    from npr_pipeline.periods import Period
+    from npr_pipeline.production.snapshot import stored_gates
+
     instance = _dagster_home(home)
     chosen_gates = [g for g in gates if g.key.path[-1] in steps]
     chosen_outs = [o for o in outs if o.key.path[-1] in steps]
@@ -186,20 +204,58 @@ def run_period(
     return outcome
 
 
-def record_refusal(home: Home, verdict: GateVerdict, steps: list[str]) -> None:
-    """Record a refusal decided before launching: each closed gate's check fails on the
-    instance (the asset's check history in the UI), with the missing units; no run."""
-    instance = _dagster_home(home)
-    for status in verdict.closed(steps):
-        missing = [{"reshID": m.reshID, "name": m.name} for m in status.unexcused]
-        instance.report_runless_asset_event(
+@op(
+    description="A refusal decided by npr run before launching production: each closed gate's "
+    "check fails for the period, with the missing units, and the run fails with them."
+)
+def gate_refusal(context: OpExecutionContext, config: RefusalConfig) -> None:
+    closed = json.loads(config.missing)
+    for step, missing in closed.items():
+        context.log_event(
             AssetCheckEvaluation(
-                asset_key=AssetKey(["gate", status.step]),
+                asset_key=AssetKey(["gate", step]),
                 check_name=GATE_CHECK,
                 passed=False,
-                partition=verdict.period,
+                partition=config.period,
                 blocking=True,
-                metadata={"missing": missing, "refused_by": "npr run (before launching)"},
+                metadata={"missing": missing, "refused_by": "npr run, before launching"},
                 description="missing: " + ", ".join(f"{m['reshID']} {m['name']}" for m in missing),
             )
         )
+    raise Failure(
+        description=f"refused: the completeness gate of {', '.join(closed)} for "
+        f"{config.period} is closed",
+        allow_retries=False,
+    )
+
+
+@job(
+    description="npr run's refusals: a period's production refused before launching because "
+    "a completeness gate is closed (the gate checks' history shows each one).",
+    logger_defs={"quiet": _progress_logger(None)},  # the run's log only, not the terminal
+)
+def gate_refusal_job() -> None:
+    gate_refusal()
+
+
+def record_refusal(home: Home, verdict: GateVerdict, steps: list[str]) -> str:
+    """Record a refusal decided before launching as a (failed) Dagster run whose gate checks
+    fail for the period, with the missing units; returns its run id."""
+    missing = {
+        status.step: [{"reshID": m.reshID, "name": m.name} for m in status.unexcused]
+        for status in verdict.closed(steps)
+    }
+    result = gate_refusal_job.execute_in_process(
+        run_config={
+            "ops": {
+                "gate_refusal": {
+                    "config": {"period": verdict.period, "missing": json.dumps(missing)}
+                }
+            },
+            "loggers": {"quiet": {"config": {}}},
+        },
+        instance=_dagster_home(home),
+        tags={"npr/period": verdict.period, "npr/steps": ",".join(steps), "npr/refused": "gate"},
+        raise_on_error=False,
+    )
+    return result.run_id

@@ -29,6 +29,7 @@ from dagster import (
     asset,
 )
 
+from assets.launch import GATE_CHECK
 from assets.partitions import period_partitions
 from assets.resources import HomeResource
 from npr_pipeline.periods import Period
@@ -42,7 +43,6 @@ from npr_pipeline.warehouse import writer
 
 CURRENT = AssetKey(["core", "current_submissions"])
 INPUT = AssetKey(["core", "production_input"])
-GATE_CHECK = "all_obligated_units_delivered"
 
 
 class GateConfig(Config):

@@ -348,9 +348,9 @@ def run(
     if verdict.closed(steps):
         from assets.launch import record_refusal  # the CLI is the composition root
 
-        record_refusal(home, verdict, steps)
+        run_id = record_refusal(home, verdict, steps)
         gates = [_gate_doc(verdict.step_json(s)) for s in steps]
-        _report_run(home, str(chosen), None, gates, [], started, as_json)
+        _report_run(home, str(chosen), run_id, gates, [], started, as_json)
         raise typer.Exit(EXIT_REFUSED)
     from assets.launch import run_period  # the CLI is the composition root: it starts Dagster
 
@@ -394,7 +394,7 @@ def _gate_doc(record: dict) -> dict:
 def _report_run(
     home: Home,
     period: str,
-    run_id: str | None,
+    run_id: str,
     gates: list[dict],
     deliveries: list[dict],
     started: float,
@@ -435,10 +435,10 @@ def _report_run(
     if numbers:
         _print_headlines(numbers, period)
     seconds = time.perf_counter() - started
-    if run_id is None:
-        console.print(f"refused before launching ({seconds:.1f} s); the gate check is recorded")
-    else:
+    if deliveries:
         console.print(f"run {run_id} ({seconds:.1f} s); warehouse: {home.warehouse}")
+    else:
+        console.print(f"run {run_id} ({seconds:.1f} s): nothing delivered")
     console.print(f"Dagster UI: DAGSTER_HOME={home.dagster_home} dagster dev -w workspace.yaml")
 
 
