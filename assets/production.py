@@ -12,8 +12,6 @@ Partitioned by period; units are data.
 """
 
 import getpass
-import json
-from datetime import date
 
 import pandas as pd
 from dagster import (
@@ -39,7 +37,6 @@ from npr_pipeline.production.input_checks import check_period
 from npr_pipeline.production.run import produce
 from npr_pipeline.production.snapshot import SnapshotNotReady, stored_gates
 from npr_pipeline.settings import load_settings
-from npr_pipeline.warehouse import writer
 
 CURRENT = AssetKey(["core", "current_submissions"])
 INPUT = AssetKey(["core", "production_input"])
@@ -58,39 +55,6 @@ class GateConfig(Config):
 def _periods(context: AssetExecutionContext) -> list[Period]:
     """One or more periods (a single-run backfill passes a range)."""
     return [Period.parse(key) for key in context.partition_keys]
-
-
-GATE_RUNS_DDL = """CREATE TABLE IF NOT EXISTS gate_runs (run_id VARCHAR, period VARCHAR,
-    step VARCHAR, checked VARCHAR, expected INTEGER, delivered INTEGER, missing VARCHAR,
-    allowed_missing VARCHAR, reason VARCHAR, requested_by VARCHAR, gate VARCHAR,
-    build_id VARCHAR)"""
-
-
-def _record_gate(home, run_id: str, record: dict) -> None:
-    """A history row per gate shown (the verdict itself lives in the snapshot build)."""
-    override = record.get("override") or {}
-    with writer(home) as con:
-        con.execute(GATE_RUNS_DDL)
-        con.execute("ALTER TABLE gate_runs ADD COLUMN IF NOT EXISTS build_id VARCHAR")
-        con.execute(
-            """INSERT INTO gate_runs (run_id, period, step, checked, expected, delivered,
-               missing, allowed_missing, reason, requested_by, gate, build_id)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [
-                run_id,
-                record["period"],
-                record["step"],
-                date.today().isoformat(),
-                record["expected"],
-                record["delivered"],
-                json.dumps(record["missing"], ensure_ascii=False),
-                json.dumps(override.get("allowed_missing", [])),
-                override.get("reason"),
-                override.get("requested_by"),
-                record["gate"],
-                record["build_id"],
-            ],
-        )
 
 
 def _gate_asset(step: str):
@@ -124,7 +88,6 @@ def _gate_asset(step: str):
                 continue
             record = found[0]
             records.append(record)
-            _record_gate(npr_home, context.run.run_id, record)
             if record["gate"] != "open":
                 excused = set(record["excused"])
                 missing += [

@@ -15,16 +15,19 @@ what is produced, and a step refuses a snapshot whose gate is closed, whatever s
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
 import pandas as pd
 
 from npr_pipeline import reference
+from npr_pipeline.home import Home
 from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
 from npr_pipeline.production.inputs import PeriodInput, period_input
+from npr_pipeline.warehouse import writer
 
 PAIR = {"NPR_ORD", "NPR_IDE"}
 
@@ -297,3 +300,38 @@ def _check_override(registry: pd.DataFrame, statuses: list[GateStatus], override
             + "; ".join(problems)
             + " (--allow-missing names only units the gate reports missing)"
         )
+
+
+GATE_RUNS_DDL = """CREATE TABLE IF NOT EXISTS gate_runs (run_id VARCHAR, period VARCHAR,
+    step VARCHAR, checked VARCHAR, expected INTEGER, delivered INTEGER, missing VARCHAR,
+    allowed_missing VARCHAR, reason VARCHAR, requested_by VARCHAR, gate VARCHAR,
+    build_id VARCHAR)"""
+
+
+def record_gate_runs(home: Home, run_id: str, records: list[dict[str, object]]) -> None:
+    """Keep each judged gate (as stored in a snapshot build) in the warehouse's ``gate_runs``:
+    the snapshot is replaced by the next build, this history and the versions are not."""
+    with writer(home) as con:
+        con.execute(GATE_RUNS_DDL)
+        con.execute("ALTER TABLE gate_runs ADD COLUMN IF NOT EXISTS build_id VARCHAR")
+        for record in records:
+            override = record.get("override") or {}
+            con.execute(
+                """INSERT INTO gate_runs (run_id, period, step, checked, expected, delivered,
+                   missing, allowed_missing, reason, requested_by, gate, build_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [
+                    run_id,
+                    record["period"],
+                    record["step"],
+                    record["judged_at"],
+                    record["expected"],
+                    record["delivered"],
+                    json.dumps(record["missing"], ensure_ascii=False),
+                    json.dumps(override.get("allowed_missing", [])),
+                    override.get("reason"),
+                    override.get("requested_by"),
+                    record["gate"],
+                    record["build_id"],
+                ],
+            )

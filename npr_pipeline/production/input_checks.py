@@ -19,7 +19,7 @@ import pandas as pd
 
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
-from npr_pipeline.production.gate import Override
+from npr_pipeline.production.gate import Override, record_gate_runs
 from npr_pipeline.production.run import input_quality
 from npr_pipeline.production.snapshot import (
     build_snapshot,
@@ -58,6 +58,8 @@ def check_period(
     """Gates, snapshot, GX suites, results page, exclusion shares and verdict for one period."""
     started = time.perf_counter()
     build_id = build_snapshot(home, period, override)
+    gates = stored_gates(home, period)
+    record_gate_runs(home, run_id, gates)  # the override's audit row, before anything can fail
     built = time.perf_counter()
     checks = list(load_catalogue())
     docs = home.root / "data_docs" / str(period)
@@ -86,7 +88,7 @@ def check_period(
         by_rule=facts["by_rule"].assign(period=str(period)),
         page=page,
         seconds=seconds,
-        gates=stored_gates(home, period),
+        gates=gates,
     )
     record_verdict(home, period, build_id, run_id, outcome.passed)
     return outcome
