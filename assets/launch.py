@@ -159,7 +159,7 @@ def run_period(
         "ops": {"core__production_input": {"config": gate_config}},
         "loggers": {
             "npr_progress": {"config": {}},
-            **({"console": {"config": {"log_level": "INFO"}}} if verbose else {}),
+            **({"console": {"config": {"log_level": "DEBUG"}}} if verbose else {}),
         },
     }
     tags = {"npr/period": period, "npr/steps": ",".join(steps), "npr/trigger": "npr run"}

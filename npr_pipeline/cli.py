@@ -53,13 +53,13 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _progress() -> Progress:
+def _progress(on: Console | None = None) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=on or console,
         transient=False,
     )
 
@@ -354,7 +354,7 @@ def run(
         raise typer.Exit(EXIT_REFUSED)
     from assets.launch import run_period  # the CLI is the composition root: it starts Dagster
 
-    with _progress() as progress:
+    with _progress(_terminal()) as progress:
         task = progress.add_task(f"run {chosen}: starting Dagster", total=3 + 2 * len(steps))
 
         def advance(event: str, name: str) -> None:
@@ -362,6 +362,7 @@ def run(
                 progress.update(task, description=f"run {chosen}: {name}")
             else:
                 progress.advance(task)
+            progress.refresh()
 
         outcome = run_period(home, str(chosen), steps, override, advance, verbose)
         progress.update(task, description=f"run {chosen}: finished")
@@ -376,6 +377,21 @@ def run(
     if not outcome.success:
         console.print(f"see the run's log: Dagster UI, run {outcome.run_id} (or --verbose)")
         raise typer.Exit(1)
+
+
+def _terminal() -> Console:
+    """The operator's terminal for progress while Dagster runs steps: Dagster captures the
+    process's stdout and stderr into each step's compute log, so progress writes to a copy of
+    the stderr descriptor taken before (the usual console where there is none, as in tests)."""
+    import io
+    import os
+    import sys
+
+    try:
+        fd = os.dup(sys.stderr.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return console
+    return Console(file=os.fdopen(fd, "w", closefd=True))
 
 
 def _gate_doc(record: dict) -> dict:
