@@ -453,6 +453,8 @@ def _report_run(
     seconds = time.perf_counter() - started
     if deliveries:
         console.print(f"run {run_id} ({seconds:.1f} s); warehouse: {home.warehouse}")
+    elif any(gate["gate"] != "open" for gate in gates):
+        console.print(f"run {run_id} ({seconds:.1f} s): refused, nothing delivered")
     else:
         console.print(f"run {run_id} ({seconds:.1f} s): nothing delivered")
     console.print(f"Dagster UI: DAGSTER_HOME={home.dagster_home} dagster dev -w workspace.yaml")
