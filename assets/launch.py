@@ -151,6 +151,7 @@ def run_period(
             "allow_missing": list(override.allowed_missing),
             "reason": override.reason,
             "requested_by": override.requested_by,
+            "requested_at": override.requested_at,
         }
         if override
         else {}

@@ -50,6 +50,7 @@ class GateConfig(Config):
     allow_missing: list[str] = []
     reason: str = ""
     requested_by: str = ""
+    requested_at: str = ""  # ISO time; defaults to when the snapshot is built
 
 
 def _periods(context: AssetExecutionContext) -> list[Period]:
@@ -151,7 +152,10 @@ def production_input(
     max_share = load_settings(npr_home).max_excluded_share
     try:
         override = Override.of(
-            config.allow_missing, config.reason, config.requested_by or getpass.getuser()
+            config.allow_missing,
+            config.reason,
+            config.requested_by or getpass.getuser(),
+            config.requested_at,
         )
         outcomes = [
             check_period(npr_home, period, context.run.run_id, max_share, override)

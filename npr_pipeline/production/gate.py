@@ -187,14 +187,17 @@ class Override:
     requested_at: str
 
     @classmethod
-    def of(cls, units: list[str], reason: str, requested_by: str) -> Override | None:
-        """The override for ``units`` (None without units); refused without a reason."""
+    def of(
+        cls, units: list[str], reason: str, requested_by: str, requested_at: str = ""
+    ) -> Override | None:
+        """The override for ``units`` (None without units); refused without a reason.
+        ``requested_at`` defaults to now."""
         chosen = tuple(sorted({u.strip() for u in units if u.strip()}))
         if not chosen:
             return None
         if not reason.strip():
             raise OverrideError("an override (allow missing units) needs a reason")
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = requested_at or datetime.now(UTC).isoformat(timespec="seconds")
         return cls(chosen, reason.strip(), requested_by, now)
 
     def as_json(self) -> dict[str, object]:
