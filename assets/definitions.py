@@ -5,6 +5,7 @@ from dagster import Definitions
 from assets.automation import completeness_sensor, deadline_schedule, production_job
 from assets.core import current_submissions
 from assets.intake import inbox_sensor, intake_job, raw_lake, raw_submissions
+from assets.launch import gate_refusal_job
 from assets.production import gates, outs, production_input
 from assets.registry import unit_registry
 from assets.resources import HomeResource
@@ -19,7 +20,7 @@ defs = Definitions(
         *gates,
         *outs,
     ],
-    jobs=[intake_job, production_job],
+    jobs=[intake_job, production_job, gate_refusal_job],
     schedules=[deadline_schedule],
     sensors=[inbox_sensor, completeness_sensor],
     resources={"home": HomeResource()},

@@ -1,16 +1,17 @@
-"""Gate, quality and out layers: per period, nothing is produced until it may be.
+"""Quality, gate and out layers: per period, nothing is produced until it may be.
 
-For each step a ``gate/<step>`` asset records who has delivered, with a blocking check that
-passes only when every obligated unit has (or an audited override names the missing ones);
-``core/production_input`` builds the period's input snapshot and runs the GX suites over it,
-with blocking checks that no error finding survived exclusion and no unit lost more than a set
-share of its records; ``out/<step>`` writes a new delivery version from that same snapshot.
+``core/production_input`` judges the period's completeness gates (with the run's audited
+override, if any), builds the input snapshot from exactly the submissions they let through and
+runs the GX suites over it, with blocking checks that no error finding survived exclusion and
+no unit lost more than a set share of its records; gate verdict and override are stored in that
+snapshot build. Each ``gate/<step>`` shows its step's verdict from the build, with a blocking
+check that passes only when every obligated unit has delivered (or an audited override names
+the missing ones); ``out/<step>`` writes a new delivery version from the same build, and the
+core refuses a build whose gate for the step is closed, however the step was started.
 Partitioned by period; units are data.
 """
 
 import getpass
-import json
-from datetime import date
 
 import pandas as pd
 from dagster import (
@@ -20,33 +21,36 @@ from dagster import (
     AssetKey,
     BackfillPolicy,
     Config,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
+from assets.launch import GATE_CHECK
 from assets.partitions import period_partitions
 from assets.resources import HomeResource
-from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
-from npr_pipeline.production.gate import gate_status
+from npr_pipeline.production.gate import Override, OverrideError
 from npr_pipeline.production.input_checks import check_period
 from npr_pipeline.production.run import produce
-from npr_pipeline.registry import current_registry
+from npr_pipeline.production.snapshot import SnapshotNotReady, stored_gates
 from npr_pipeline.settings import load_settings
-from npr_pipeline.warehouse import reader, writer
 
 CURRENT = AssetKey(["core", "current_submissions"])
 INPUT = AssetKey(["core", "production_input"])
 
 
 class GateConfig(Config):
-    """An audited override: produce without the named units (RESH ids), for a stated reason."""
+    """An audited override: produce without the named units (RESH ids), for a stated reason.
+
+    Stored in the snapshot build it was judged with, so a re-execution of a step keeps it."""
 
     allow_missing: list[str] = []
     reason: str = ""
     requested_by: str = ""
+    requested_at: str = ""  # ISO time; defaults to when the snapshot is built
 
 
 def _periods(context: AssetExecutionContext) -> list[Period]:
@@ -54,94 +58,67 @@ def _periods(context: AssetExecutionContext) -> list[Period]:
     return [Period.parse(key) for key in context.partition_keys]
 
 
-def _record_gate(home, run_id: str, status, config: GateConfig) -> None:
-    with writer(home) as con:
-        con.execute(
-            """CREATE TABLE IF NOT EXISTS gate_runs (run_id VARCHAR, period VARCHAR,
-               step VARCHAR, checked VARCHAR, expected INTEGER, delivered INTEGER,
-               missing VARCHAR, allowed_missing VARCHAR, reason VARCHAR, requested_by VARCHAR,
-               gate VARCHAR)"""
-        )
-        doc = status.as_json()
-        con.execute(
-            "INSERT INTO gate_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run_id,
-                status.period,
-                status.step,
-                date.today().isoformat(),
-                status.expected,
-                status.delivered,
-                json.dumps(doc["missing"]),
-                json.dumps(config.allow_missing),
-                config.reason or None,
-                config.requested_by or None,
-                doc["gate"],
-            ],
-        )
-
-
 def _gate_asset(step: str):
     check = AssetCheckSpec(
-        "all_obligated_units_delivered", asset=AssetKey(["gate", step]), blocking=True
+        GATE_CHECK,
+        asset=AssetKey(["gate", step]),
+        blocking=True,
+        description=f"Every unit obliged to deliver for {step} in the period has delivered "
+        "(ord and ide reach the period's end), or an audited override names it.",
     )
 
     @asset(
         key=["gate", step],
         group_name="gate",
         partitions_def=period_partitions,
-        deps=[CURRENT],
+        deps=[INPUT],
         check_specs=[check],
         backfill_policy=BackfillPolicy.single_run(),
         pool="warehouse",
-        description=f"Completeness gate of {step}: obligated units (registry x calendar) "
-        "against current deliveries that reach the period's end.",
+        description=f"Completeness gate of {step}: the verdict stored in the period's input "
+        "snapshot build (obligated units from registry x calendar against current deliveries "
+        "that reach the period's end; the override, if any).",
     )
-    def gate(
-        context: AssetExecutionContext, config: GateConfig, home: HomeResource
-    ) -> MaterializeResult:
+    def gate(context: AssetExecutionContext, home: HomeResource) -> MaterializeResult:
         npr_home = home.home()
-        registry, ledger = current_registry(npr_home), load_ledger(npr_home)
-        if config.allow_missing and not config.reason.strip():
-            raise ValueError("an override (allow_missing) needs a reason")
-        statuses = [
-            gate_status(registry, ledger, period, step, date.today(), config.allow_missing)
-            for period in _periods(context)
-        ]
-        for status in statuses:
-            _record_gate(npr_home, context.run_id, status, config)
-        missing = [
-            {"period": s.period, "reshID": m.reshID, "name": m.name}
-            for s in statuses
-            for m in s.unexcused
-        ]
-        excused = [m.reshID for s in statuses for m in s.missing if m not in s.unexcused]
-        metadata = {
-            "expected": sum(s.expected for s in statuses),
-            "delivered": sum(s.delivered for s in statuses),
-            "missing": MetadataValue.json(missing),
-            "override": MetadataValue.json(
-                {
-                    "allowed_missing": config.allow_missing,
-                    "excused": excused,
-                    "reason": config.reason,
-                    "requested_by": config.requested_by or getpass.getuser(),
-                }
-                if config.allow_missing
-                else {}
-            ),
-        }
+        records, missing, unjudged = [], [], []
+        for period in _periods(context):
+            found = [r for r in stored_gates(npr_home, period) if r["step"] == step]
+            if not found:
+                unjudged.append(str(period))
+                continue
+            record = found[0]
+            records.append(record)
+            if record["gate"] != "open":
+                excused = set(record["excused"])
+                missing += [
+                    {"period": record["period"], **m}
+                    for m in record["missing"]
+                    if m["reshID"] not in excused
+                ]
+        excused = [{"period": r["period"], "excused": r["excused"]} for r in records]
+        overrides = {r["period"]: r["override"] for r in records if r["override"]}
+        problems = [f"{m['reshID']} {m['name']}" for m in missing]
+        problems += [f"no gate verdict in the snapshot for {p}" for p in unjudged]
         return MaterializeResult(
-            metadata=metadata,
+            metadata={
+                "expected": sum(int(r["expected"]) for r in records),
+                "delivered": sum(int(r["delivered"]) for r in records),
+                "missing": MetadataValue.json(missing),
+                "override": MetadataValue.json(overrides),
+                "builds": MetadataValue.json({r["period"]: r["build_id"] for r in records}),
+            },
             check_results=[
                 AssetCheckResult(
-                    check_name="all_obligated_units_delivered",
-                    passed=not missing,
-                    metadata={"missing": MetadataValue.json(missing), "excused": excused},
-                    description="missing: "
-                    + ", ".join(f"{m['reshID']} {m['name']}" for m in missing)
-                    if missing
-                    else "every obligated unit has delivered",
+                    check_name=GATE_CHECK,
+                    passed=not problems,
+                    metadata={
+                        "missing": MetadataValue.json(missing),
+                        "excused": MetadataValue.json(excused),
+                    },
+                    description="missing: " + ", ".join(problems)
+                    if problems
+                    else "every obligated unit has delivered or is excused",
                 )
             ],
         )
@@ -164,14 +141,28 @@ gates = [_gate_asset(step) for step in STEPS]
     ],
     description="What production reads for the period: a snapshot of the current covering "
     "submissions (rows up to the period's end, error records excluded), validated by the GX "
-    "suites; every out/<step> of the run reads this snapshot, never the lake.",
+    "suites; every out/<step> of the run reads this snapshot, never the lake. Judges the "
+    "completeness gates first (config: an audited override) and builds the snapshot from the "
+    "submissions they let through; the verdict and override are stored in the build.",
 )
-def production_input(context: AssetExecutionContext, home: HomeResource) -> MaterializeResult:
+def production_input(
+    context: AssetExecutionContext, config: GateConfig, home: HomeResource
+) -> MaterializeResult:
     npr_home = home.home()
     max_share = load_settings(npr_home).max_excluded_share
-    outcomes = [
-        check_period(npr_home, period, context.run_id, max_share) for period in _periods(context)
-    ]
+    try:
+        override = Override.of(
+            config.allow_missing,
+            config.reason,
+            config.requested_by or getpass.getuser(),
+            config.requested_at,
+        )
+        outcomes = [
+            check_period(npr_home, period, context.run.run_id, max_share, override)
+            for period in _periods(context)
+        ]
+    except OverrideError as exc:
+        raise Failure(description=str(exc), allow_retries=False) from exc
     failed_errors = [row for outcome in outcomes for row in outcome.failed_errors]
     over = [row for outcome in outcomes for row in outcome.over]
     rules = pd.concat([outcome.by_rule for outcome in outcomes], ignore_index=True)
@@ -186,6 +177,9 @@ def production_input(context: AssetExecutionContext, home: HomeResource) -> Mate
                 for outcome in outcomes
             },
             "seconds": MetadataValue.json({o.period: o.seconds for o in outcomes}),
+            "gates": MetadataValue.json(
+                {o.period: {g["step"]: g["gate"] for g in o.gates} for o in outcomes}
+            ),
         },
         check_results=[
             AssetCheckResult(
@@ -202,24 +196,6 @@ def production_input(context: AssetExecutionContext, home: HomeResource) -> Mate
     )
 
 
-def _override(home, run_id: str, period: str, step: str) -> dict | None:
-    with reader(home) as con:
-        rows = con.execute(
-            """SELECT allowed_missing, reason, requested_by, missing FROM gate_runs
-               WHERE run_id = ? AND period = ? AND step = ?""",
-            [run_id, period, step],
-        ).fetchall()
-    if not rows or rows[0][0] in (None, "[]"):
-        return None
-    allowed, reason, requested_by, missing = rows[0]
-    return {
-        "allowed_missing": json.loads(allowed),
-        "missing_units": json.loads(missing),
-        "reason": reason,
-        "requested_by": requested_by,
-    }
-
-
 def _out_asset(step: str):
     @asset(
         key=["out", step],
@@ -229,20 +205,25 @@ def _out_asset(step: str):
         backfill_policy=BackfillPolicy.single_run(),
         pool="warehouse",
         description=f"The {step} delivery: a new version per run in warehouse.duckdb "
-        "(kjernejournal rows under HOME/restricted), with lineage to the submissions.",
+        "(kjernejournal rows under HOME/restricted), with lineage to the submissions and the "
+        "gate verdict and override of the snapshot build it was produced from.",
     )
     def out(context: AssetExecutionContext, home: HomeResource) -> MaterializeResult:
         npr_home = home.home()
         produced = []
         for period in _periods(context):
-            override = _override(npr_home, context.run_id, str(period), step)
-            result = produce(npr_home, period, step, context.run_id, override)
+            try:
+                result = produce(npr_home, period, step, context.run.run_id)
+            except SnapshotNotReady as exc:  # a closed gate or unchecked data: refused
+                raise Failure(description=str(exc), allow_retries=False) from exc
             produced.append(
                 {
                     "period": result.period,
                     "version": result.version,
                     "rows": result.rows,
                     "excluded_records": result.excluded,
+                    "gate": result.gate.get("gate"),
+                    "build_id": result.gate.get("build_id"),
                 }
             )
             context.log.info("%s %s: version %s %s", step, period, result.version, result.rows)

@@ -66,13 +66,13 @@ def _require_registry(home: Home) -> None:
         raise _fail(str(exc), EXIT_REFUSED) from exc
 
 
-def _progress() -> Progress:
+def _progress(on: Console | None = None) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=on or console,
         transient=False,
     )
 
@@ -350,43 +350,161 @@ def run(
     reason: Annotated[
         str, typer.Option(help="Why the override is needed (required with it).")
     ] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also show Dagster's own log on the terminal.")
+    ] = False,
 ) -> None:
     """Materialise the period's production through Dagster (exit 3 when a gate is closed)."""
+    import getpass
+    import warnings
+    from datetime import date
+
+    from npr_pipeline.intake.ledger import load_ledger
+    from npr_pipeline.production.gate import Override, OverrideError, judge_period
+    from npr_pipeline.registry import current_registry
+
     chosen, steps = _period(period), _steps(step)
     allowed = [r.strip() for r in allow_missing.split(",") if r.strip()]
     if allowed and not reason.strip():
         raise _fail("--allow-missing needs --reason (the override is audited)")
     _require_registry(State.home)
+    home = State.home.ensure()
+    started = time.perf_counter()
+    ledger = load_ledger(home)
+    if not (ledger["year"] == chosen.year).any():
+        raise _fail(
+            f"refused: nothing has been received for {chosen.year} yet, so every unit is "
+            "missing; run npr intake DIR first",
+            EXIT_REFUSED,
+        )
+    try:  # the gate's verdict before launching anything: a refusal takes seconds
+        override = Override.of(allowed, reason, getpass.getuser())
+        verdict = judge_period(current_registry(home), ledger, chosen, date.today(), override)
+    except OverrideError as exc:
+        raise _fail(str(exc)) from exc
+    if not verbose:
+        warnings.filterwarnings("ignore", module="dagster")  # beta notices, not for operators
+    if verdict.closed(steps):
+        from assets.launch import record_refusal  # the CLI is the composition root
+
+        run_id = record_refusal(home, verdict, steps)
+        gates = [_gate_doc(verdict.step_json(s)) for s in steps]
+        _report_run(home, str(chosen), run_id, gates, [], started, as_json)
+        raise typer.Exit(EXIT_REFUSED)
     from assets.launch import run_period  # the CLI is the composition root: it starts Dagster
 
-    home = State.home.ensure()
-    with console.status(f"running {', '.join(steps)} for {chosen} through Dagster"):
-        outcome = run_period(home, str(chosen), steps, allowed, reason)
-    for name, missing in outcome.gate_missing.items():
-        names = ", ".join(f"{m['reshID']} {m['name']}" for m in missing[:20])
-        more = f" (+{len(missing) - 20} more)" if len(missing) > 20 else ""
-        console.print(f"[red]gate closed[/red] {name}: {len(missing)} missing: {names}{more}")
+    with _progress(_terminal()) as progress:
+        task = progress.add_task(f"run {chosen}: starting Dagster", total=3 + 2 * len(steps))
+
+        def advance(event: str, name: str) -> None:
+            if event == "start":
+                progress.update(task, description=f"run {chosen}: {name}")
+            else:
+                progress.advance(task)
+            progress.refresh()
+
+        outcome = run_period(home, str(chosen), steps, override, advance, verbose)
+        progress.update(task, description=f"run {chosen}: finished")
     for check in outcome.quality_failures:
         console.print(f"[red]blocked by quality check[/red] {check}")
-    for name in outcome.produced:
-        console.print(f"[green]delivered[/green] {name} {chosen}")
-    if outcome.produced:
-        _print_headlines(home, str(chosen))
-    console.print(f"run {outcome.run_id}; warehouse: {home.warehouse}")
-    console.print(f"Dagster UI: DAGSTER_HOME={home.dagster_home} dagster dev -w workspace.yaml")
+    for error in outcome.errors if not outcome.refused else []:
+        console.print(f"[red]failed[/red] {error}")
+    gates = [_gate_doc(g) for g in outcome.gates]
+    _report_run(home, str(chosen), outcome.run_id, gates, outcome.deliveries, started, as_json)
     if outcome.refused:
         raise typer.Exit(EXIT_REFUSED)
     if not outcome.success:
+        console.print(f"see the run's log: Dagster UI, run {outcome.run_id} (or --verbose)")
         raise typer.Exit(1)
 
 
-def _print_headlines(home: Home, period: str) -> None:
+def _terminal() -> Console:
+    """The operator's terminal for progress while Dagster runs steps: Dagster captures the
+    process's stdout and stderr into each step's compute log, so progress writes to a copy of
+    the stderr descriptor taken before (the usual console where there is none, as in tests)."""
+    import io
+    import os
+    import sys
+
+    try:
+        fd = os.dup(sys.stderr.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return console
+    return Console(file=os.fdopen(fd, "w", closefd=True))
+
+
+def _gate_doc(record: dict) -> dict:
+    """A gate as ``npr run --json`` reports it (CONTRACT.md), with the excused units."""
+    excused = set(record["excused"])
+    return {
+        "step": record["step"],
+        "gate": record["gate"],
+        "missing": [m for m in record["missing"] if m["reshID"] not in excused],
+        "excused": sorted(excused),
+        "override": record["override"],
+        "build_id": record.get("build_id"),
+    }
+
+
+def _report_run(
+    home: Home,
+    period: str,
+    run_id: str,
+    gates: list[dict],
+    deliveries: list[dict],
+    started: float,
+    as_json: bool,
+) -> None:
+    """The run's gates, deliveries and headline numbers: a JSON document or lines and tables."""
     from npr_pipeline.production.headlines import headlines
 
+    numbers = headlines(home, period) if deliveries else []
+    if as_json:
+        doc = {
+            "period": period,
+            "run_id": run_id,
+            "gates": gates,
+            "deliveries": deliveries,
+            "headlines": [{"step": s, "measure": m, "value": v} for s, m, v in numbers],
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        out.print_json(json.dumps(doc, ensure_ascii=False, default=str))
+        return
+    for gate in gates:
+        names = ", ".join(f"{m['reshID']} {m['name']}" for m in gate["missing"][:20])
+        more = f" (+{len(gate['missing']) - 20} more)" if len(gate["missing"]) > 20 else ""
+        if gate["gate"] != "open":
+            console.print(
+                f"[red]gate closed[/red] {gate['step']}: {len(gate['missing'])} missing: "
+                f"{names}{more}"
+            )
+        elif gate["excused"]:
+            console.print(
+                f"[yellow]gate open by override[/yellow] {gate['step']}: excused "
+                f"{', '.join(gate['excused'])} (left out of the period)"
+            )
+    for delivery in deliveries:
+        console.print(
+            f"[green]delivered[/green] {delivery['step']} {period} v{delivery['version']}"
+        )
+    if numbers:
+        _print_headlines(numbers, period)
+    seconds = time.perf_counter() - started
+    if deliveries:
+        console.print(f"run {run_id} ({seconds:.1f} s); warehouse: {home.warehouse}")
+    elif any(gate["gate"] != "open" for gate in gates):
+        console.print(f"run {run_id} ({seconds:.1f} s): refused, nothing delivered")
+    else:
+        console.print(f"run {run_id} ({seconds:.1f} s): nothing delivered")
+    console.print(f"Dagster UI: DAGSTER_HOME={home.dagster_home} dagster dev -w workspace.yaml")
+
+
+def _print_headlines(rows: list[tuple[str, str, str]], period: str) -> None:
     table = Table(title=f"headline numbers {period} (current versions)")
     for column in ("delivery", "measure", "value"):
         table.add_column(column)
-    for row in headlines(home, period):
+    for row in rows:
         table.add_row(*row)
     out.print(table)
 
@@ -495,7 +613,7 @@ def demo(
     registry_import(demo_dir / "registry.csv")
     intake(demo_dir / "inbox", as_json=False, workers=2)
     status(period="2026-T1", as_json=False)
-    run(period="2026-T1", step=None, allow_missing="", reason="")
+    run(period="2026-T1", step=None, allow_missing="", reason="", as_json=False, verbose=False)
     from npr_pipeline.research.pseudonym import ensure_demo_key
 
     ensure_demo_key(home)

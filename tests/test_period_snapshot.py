@@ -18,15 +18,30 @@ import duckdb
 import pytest
 
 from npr_pipeline.home import Home
+from npr_pipeline.intake.ledger import load_ledger
+from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
-from npr_pipeline.production.run import open_period, produce
+from npr_pipeline.production.gate import Override, OverrideError
+from npr_pipeline.production.inputs import period_input, register_period_views
+from npr_pipeline.production.run import produce
 from npr_pipeline.production.snapshot import (
+    GateClosed,
     SnapshotNotReady,
     build_snapshot,
     record_verdict,
     snapshot_path,
 )
-from tests.handbuilt import HAUKELAND, Episode, Patient, Submission, at, fnr, new_home, receive
+from tests.handbuilt import (
+    ALERIS,
+    HAUKELAND,
+    Episode,
+    Patient,
+    Submission,
+    at,
+    fnr,
+    new_home,
+    receive,
+)
 from tests.handbuilt import query as warehouse_query
 from tests.intake_files import received_year
 
@@ -43,14 +58,21 @@ def received(defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Hom
 
 
 def test_snapshot_holds_the_period_views_as_tables(received: Home) -> None:
-    """Row for row, per month; at least one month has exclusions, which must stay applied."""
+    """Row for row (the units the gate let in), per month; at least one month has exclusions,
+    which must stay applied."""
     with_exclusions = 0
     for month in ("2026-01", "2026-02", "2026-03"):
         period = Period.parse(month)
         build_snapshot(received, period)
         path = snapshot_path(received, period)
-        views, _ = open_period(received, period)
         stored = duckdb.connect(str(path), read_only=True)
+        included = [
+            u for (u,) in stored.execute("SELECT DISTINCT unit FROM input_submissions").fetchall()
+        ]
+        views = duckdb.connect()
+        register_period_views(
+            views, received, period_input(load_ledger(received), period, included)
+        )
         try:
             tables = {
                 t for (t,) in stored.execute("SELECT table_name FROM duckdb_tables()").fetchall()
@@ -153,3 +175,87 @@ def test_a_verdict_belongs_to_the_build_it_judged(tmp_path: Path) -> None:
         produce(home, period, "kjernejournal", "run-1")
     record_verdict(home, period, second, "run-2", passed=True)
     assert produce(home, period, "kjernejournal", "run-2").version == 1
+
+
+def _gate_table(home: Home, period: Period, table: str) -> list[tuple]:
+    con = duckdb.connect(str(snapshot_path(home, period)), read_only=True)
+    try:
+        return con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+def _half_delivered(home: Home, inbox: Path) -> list[str]:
+    """Haukeland delivers in full; Aleris sends its ord but not its ide."""
+    receive(home, inbox, Submission(HAUKELAND, 3, 1, _patients(False)))
+    lone = Submission(ALERIS, 3, 1, _patients(False))
+    folder = inbox.parent / "lone"
+    folder.mkdir()
+    (folder / lone.name("ord")).write_bytes(lone.file("ord"))
+    summary = intake_directory(home, folder, workers=1)
+    assert [s.status for s in summary.submissions] == ["accepted"]
+    return [s.submission_id for s in summary.submissions]
+
+
+def test_producing_refuses_a_closed_gate_whoever_calls_it(tmp_path: Path) -> None:
+    """The core itself refuses: a passing quality verdict is not enough without the gate."""
+    home = new_home(tmp_path, [HAUKELAND, ALERIS])
+    lone_ord = _half_delivered(home, tmp_path / "in")
+    period = Period.parse("2026-03")
+    record_verdict(home, period, build_snapshot(home, period), "run-1", passed=True)
+    for step in ("kjernejournal", "isf"):
+        with pytest.raises(GateClosed, match=f"gate of {step} for 2026-03 is closed.*6574287"):
+            produce(home, period, step, "run-1")
+    assert not warehouse_query(
+        home, "SELECT 1 FROM duckdb_tables() WHERE table_name = 'delivery_versions'"
+    ).size, "nothing may be delivered through a closed gate"
+    judged = {row[2]: row for row in _gate_table(home, period, "gate_judged")}
+    assert judged[lone_ord[0]][-1] is False, "a lone ord never enters the snapshot"
+    gates = dict((step, gate) for step, gate, _ in _gate_table(home, period, "gate"))
+    assert gates["kjernejournal"] == "closed"
+
+
+def test_an_override_for_a_half_delivered_unit_leaves_it_out_and_is_recorded(
+    tmp_path: Path,
+) -> None:
+    home = new_home(tmp_path, [HAUKELAND, ALERIS])
+    lone_ord = _half_delivered(home, tmp_path / "in")
+    period = Period.parse("2026-03")
+    override = Override.of([ALERIS.resh], "EPJ migration; agreed with the RHF", "auditor")
+    build = build_snapshot(home, period, override)
+    record_verdict(home, period, build, "run-1", passed=True)
+    assert produce(home, period, "kjernejournal", "run-1").version == 1
+    lineage = _lineage(home, 1)
+    assert lone_ord[0] not in lineage and len(lineage) == 2, "the excused unit is left out whole"
+    assert _gate_table(home, period, "gate_override")[0][1:3] == (
+        "EPJ migration; agreed with the RHF",
+        "auditor",
+    )
+    override_json, gate_json = warehouse_query(
+        home,
+        "SELECT override, gate FROM delivery_versions WHERE step = 'kjernejournal' AND version = 1",
+    ).iloc[0]
+    recorded, gate = json.loads(override_json), json.loads(gate_json)
+    assert recorded["allowed_missing"] == [ALERIS.resh] and recorded["requested_by"] == "auditor"
+    assert recorded["build_id"] == build and recorded["excused"] == [ALERIS.resh]
+    assert gate["gate"] == "open" and gate["left_out"] == {ALERIS.resh: "excused"}
+    # The override belongs to the build: a later call (a re-execution, another run id) keeps it.
+    assert produce(home, period, "kjernejournal", "run-2").version == 2
+    again = warehouse_query(
+        home, "SELECT override FROM delivery_versions WHERE step = 'kjernejournal' AND version = 2"
+    ).iloc[0, 0]
+    assert json.loads(again)["build_id"] == build
+
+
+def test_an_override_must_name_missing_units(tmp_path: Path) -> None:
+    home = new_home(tmp_path, [HAUKELAND, ALERIS])
+    _half_delivered(home, tmp_path / "in")
+    period = Period.parse("2026-03")
+    for units, problem in (
+        ([HAUKELAND.resh], "not missing for 2026-03: 4802960"),
+        (["1234567"], "not a unit in the registry: 1234567"),
+    ):
+        with pytest.raises(OverrideError, match=problem):
+            build_snapshot(home, period, Override.of(units, "a reason", "auditor"))
+    with pytest.raises(OverrideError, match="needs a reason"):
+        Override.of([ALERIS.resh], " ", "auditor")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 from typer.testing import CliRunner
 
+from assets.production import outs, production_input
+from assets.resources import HomeResource
 from npr_pipeline.cli import app
 from npr_pipeline.home import Home
 from npr_pipeline.settings import TEST, record_environment
@@ -31,6 +36,25 @@ def _npr(home: Path, *args: str):
     return runner.invoke(app, ["--home", str(home), *args])
 
 
+def _home_without(year: Path, root: Path, left_out: str) -> tuple[Path, str]:
+    """A home that received every file of ``year`` except the biggest unit's ``left_out``
+    April files (a glob suffix: ``*`` for both, ``ide`` for its ide only)."""
+    home = root / "home"
+    biggest = max((year / "inbox").glob("*_2026-04_ord.xml"), key=lambda p: p.stat().st_size)
+    late = biggest.name.split("_")[0]
+    inbox = root / "inbox"
+    inbox.mkdir(parents=True)
+    skipped = {p.name for p in (year / "inbox").glob(f"{late}_2026-04_{left_out}")}
+    for path in (year / "inbox").iterdir():
+        if path.name not in skipped:
+            shutil.copy(path, inbox / path.name)
+    Home(root=home).ensure()
+    record_environment(Home(root=home), TEST, "tests")
+    assert _npr(home, "registry", "import", str(year / "registry.csv")).exit_code == 0
+    assert _npr(home, "intake", str(inbox)).exit_code == 0
+    return home, late
+
+
 def _versions(home: Path) -> list[tuple]:
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
@@ -48,32 +72,77 @@ def _versions(home: Path) -> list[tuple]:
 @pytest.fixture(scope="module")
 def late_unit(year: Path, tmp_path_factory: pytest.TempPathFactory):
     """A home where one unit has not sent its April files yet."""
-    home = tmp_path_factory.mktemp("prod-home") / "home"
-    registry = year / "registry.csv"
-    biggest = max((year / "inbox").glob("*_2026-04_ord.xml"), key=lambda p: p.stat().st_size)
-    late = biggest.name.split("_")[0]
-    inbox = home.parent / "inbox"
-    inbox.mkdir(parents=True)
-    for path in (year / "inbox").iterdir():
-        if not path.name.startswith(f"{late}_2026-04"):
-            shutil.copy(path, inbox / path.name)
-    Home(root=home).ensure()
-    record_environment(Home(root=home), TEST, "tests")
-    assert _npr(home, "registry", "import", str(registry)).exit_code == 0
-    assert _npr(home, "intake", str(inbox)).exit_code == 0
-    return home, late
+    return _home_without(year, tmp_path_factory.mktemp("prod-home"), "*")
+
+
+def _runs(home: Path) -> list[tuple[str, str, bool]]:
+    """(job, status, whether its gate checks failed) of every Dagster run under HOME."""
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    instance = DagsterInstance.get()
+    key = AssetCheckKey(AssetKey(["gate", "ventetider"]), "all_obligated_units_delivered")
+    failed = {
+        r.run_id
+        for r in instance.event_log_storage.get_asset_check_execution_history(key, limit=50)
+        if r.status.value == "FAILED"
+    }
+    return [(r.job_name, r.status.value, r.run_id in failed) for r in instance.get_runs()]
 
 
 def test_closed_gate_exits_3_and_names_the_missing_unit(late_unit) -> None:
+    """Refused from the gate's verdict before launching production: seconds, no traces."""
     home, late = late_unit
     status = _npr(home, "status", "--period", "2026-T1", "--json")
     doc = json.loads(status.stdout)
     assert {s["gate"] for s in doc["steps"]} == {"closed"}
     assert all(late in [m["reshID"] for m in s["missing"]] for s in doc["steps"])
+    started = time.perf_counter()
     result = _npr(home, "run", "--period", "2026-T1", "--step", "ventetider")
+    seconds = time.perf_counter() - started
     assert result.exit_code == 3
     assert late in result.output and "gate closed" in result.output
+    assert "Traceback" not in result.output and "STEP_FAILURE" not in result.output
+    assert len(result.output.splitlines()) <= 8, result.output
+    assert seconds < 30, f"a refusal took {seconds:.0f} s"  # ~3 s alone; the machine is shared
     assert not _versions(home), "nothing may be delivered through a closed gate"
+    assert _runs(home) == [("gate_refusal_job", "FAILURE", True)], "refused before launching"
+    as_json = _npr(home, "run", "--period", "2026-T1", "--json")
+    assert as_json.exit_code == 3
+    doc = json.loads(as_json.stdout)
+    assert set(doc) >= {"period", "run_id", "gates", "deliveries"} and doc["deliveries"] == []
+    assert [g["step"] for g in doc["gates"]] == [
+        "ventetider",
+        "isf",
+        "gjestepasient",
+        "kjernejournal",
+    ]
+    assert all(g["gate"] == "closed" and g["override"] is None for g in doc["gates"])
+    assert all([m["reshID"] for m in g["missing"]] == [late] for g in doc["gates"])
+
+
+def test_run_before_any_intake_is_one_line(tmp_path: Path) -> None:
+    result = _npr(tmp_path / "home", "run", "--period", "2026-T1")
+    assert result.exit_code == 3
+    assert "nothing has been received for 2026" in result.output
+    assert "Traceback" not in result.output and len(result.output.splitlines()) <= 2
+
+
+def test_an_override_naming_a_unit_that_is_not_missing_exits_2(late_unit, year: Path) -> None:
+    home, late = late_unit
+    delivered = next(
+        p.name.split("_")[0] for p in (year / "inbox").glob("*_2026-04_ord.xml")
+        if not p.name.startswith(late)
+    )  # fmt: skip
+    for units, problem in (
+        (f"{late},{delivered}", f"not missing for 2026-T1: {delivered}"),
+        ("9999999", "not a unit in the registry: 9999999"),
+    ):
+        result = _npr(
+            home, "run", "--period", "2026-T1", "--allow-missing", units, "--reason", "a reason"
+        )
+        assert result.exit_code == 2, result.output
+        assert problem in result.output.replace("\n", " ")
+        assert "Traceback" not in result.output and len(result.output.splitlines()) <= 3
+    assert not _versions(home)
 
 
 def test_override_needs_a_reason(late_unit) -> None:
@@ -126,3 +195,53 @@ def test_gate_opens_when_the_unit_delivers_and_versions_keep_lineage(late_unit, 
     assert diff.exit_code == 0, diff.output
     changes = json.loads(diff.stdout)["tables"]["isf_detail"]
     assert changes["added"] > 0 and changes["removed"] == 0
+
+
+def _materialize_alone(home: Path, *assets):
+    """What a UI materialisation or a re-execution of single assets does: a new run, its own
+    run id, no run config."""
+    return materialize(
+        list(assets),
+        partition_key="2026-T1",
+        resources={"home": HomeResource(root=str(home))},
+        raise_on_error=False,
+    )
+
+
+def test_half_delivered_unit_override_end_to_end_and_a_reexecution_keeps_it(
+    year: Path, tmp_path: Path
+) -> None:
+    """A unit sent its April ord but not its ide: the UI cannot publish through the closed
+    gate; an override leaves the unit out whole (its lone ord no longer fails the ident
+    checks) and stays with the snapshot build when out/isf is materialised again alone."""
+    home, half = _home_without(year, tmp_path, "ide.xml")
+    out_isf = next(o for o in outs if o.key.path[-1] == "isf")
+    checked = _materialize_alone(home, production_input)
+    assert checked.success, "the lone ord is left out of the snapshot, quality passes"
+    alone = _materialize_alone(home, out_isf)
+    assert not alone.success and not _versions(home), "out/isf alone: the gate is closed"
+
+    result = _npr(
+        home, "run", "--period", "2026-T1", "--json",
+        "--allow-missing", half, "--reason", "EPJ migration; agreed with the RHF",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "run 2026-T1: finished" in result.stderr and "11/11" in result.stderr, "progress"
+    assert "dagster - " not in result.output, "Dagster's log goes to the run, not the terminal"
+    doc = json.loads(result.stdout)
+    assert doc["run_id"] and {d["step"] for d in doc["deliveries"]} == {
+        "ventetider", "isf", "gjestepasient", "kjernejournal"
+    }  # fmt: skip
+    isf = next(d for d in doc["deliveries"] if d["step"] == "isf")
+    assert isf["version"] == 1 and isf["tables"]["isf_summary"] > 0
+    assert all(g["gate"] == "open" and g["excused"] == [half] for g in doc["gates"])
+    assert all(g["override"]["allowed_missing"] == [half] for g in doc["gates"])
+    assert doc["headlines"], "headline numbers in the JSON document"
+
+    rerun = _materialize_alone(home, out_isf)
+    assert rerun.success and rerun.run_id != doc["run_id"]
+    rows = [r for r in _versions(home) if r[0] == "isf"]
+    assert [r[1] for r in rows] == [1, 2]
+    first, second = (json.loads(r[2]) for r in rows)
+    assert first == second and first["excused"] == [half] and first["build_id"]
+    assert half not in {s["unit"] for s in json.loads(rows[-1][3])}

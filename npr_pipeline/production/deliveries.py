@@ -35,7 +35,10 @@ memory and skip pandas' object conversion."""
 VERSIONS_DDL = """CREATE TABLE IF NOT EXISTS delivery_versions (
     step VARCHAR, period VARCHAR, version INTEGER, run_id VARCHAR, created VARCHAR,
     official BOOLEAN, override VARCHAR, submissions VARCHAR, tables VARCHAR,
-    restricted_path VARCHAR)"""
+    restricted_path VARCHAR, gate VARCHAR)"""
+GATE_COLUMN = "ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS gate VARCHAR"
+"""The completeness gate's verdict for the version (JSON: gate, missing, excused and left-out
+units, the override, the snapshot build it was judged in); added to older warehouses."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Lineage:
     official: bool
     provenance: Provenance | None = None
     """What shaped the version; collected when it is written if not given."""
+    gate: dict[str, object] | None = None
 
 
 def write_delivery(
@@ -62,6 +66,7 @@ def write_delivery(
             con.execute(
                 f"ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS {column} {sql_type}"
             )
+        con.execute(GATE_COLUMN)
         version = _next_version(con, step, period)
         restricted = None
         counts = {}
@@ -84,6 +89,7 @@ def write_delivery(
             "submissions": json.dumps(lineage.submissions),
             "tables": json.dumps(counts),
             "restricted_path": str(restricted) if restricted else None,
+            "gate": json.dumps(lineage.gate, ensure_ascii=False) if lineage.gate else None,
             **provenance.as_row(),
         }
         con.execute(

@@ -5,18 +5,35 @@ and the reporting calendar: a calendar row names a period, an audience (``all`` 
 contract specialists, ``contract_specialists``, ``isf_agreement``) and the steps it serves.
 Delivered means a current, accepted ord and its ide whose data reach the period's end. Only the
 ord/ide pair is gated; other message types a unit owes (KPP, PAK) are outside this platform.
+
+``judge_period`` is the gate's verdict for a period: every step judged from one reading of the
+ledger, the audited override (if any) checked against it, and the exact submissions production
+may read: the complete ord+ide pairs of units that are not excused. The period's input snapshot
+is built from that verdict and stores it (``snapshot.build_snapshot``), so what was judged is
+what is produced, and a step refuses a snapshot whose gate is closed, whatever starts it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
 from npr_pipeline import reference
+from npr_pipeline.home import Home
 from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
+from npr_pipeline.production import STEPS
+from npr_pipeline.production.inputs import PeriodInput, period_input
+from npr_pipeline.warehouse import writer
+
+PAIR = {"NPR_ORD", "NPR_IDE"}
+
+
+class OverrideError(ValueError):
+    """An override that cannot be granted: no reason, or units that are not missing."""
 
 
 @dataclass(frozen=True)
@@ -122,9 +139,7 @@ def gate_status(
     """The gate of one step and period as of ``today``."""
     expected = obligations(registry, period, step)
     current = current_for_period(ledger, period)
-    covering = current[current["covers"]]
-    pairs = covering.groupby("unit")["message_type"].agg(set)
-    delivered_units = {u for u, types in pairs.items() if {"NPR_ORD", "NPR_IDE"} <= types}
+    delivered_units = _complete(current)
     last = current.groupby("unit")["period_to"].max()
     missing = [
         Missing(
@@ -149,3 +164,177 @@ def gate_status(
         deadline=deadlines[0] if deadlines else None,
         allowed_missing=sorted(allowed_missing or []),
     )
+
+
+def _covering(current: pd.DataFrame) -> pd.DataFrame:
+    """The current submissions whose data reach the period's end (also on an empty ledger)."""
+    return current.loc[current["covers"].astype(bool)]
+
+
+def _complete(current: pd.DataFrame) -> set[str]:
+    """Units whose current ord and ide both reach the period's end."""
+    pairs = _covering(current).groupby("unit")["message_type"].agg(set)
+    return {unit for unit, types in pairs.items() if types >= PAIR}
+
+
+@dataclass(frozen=True)
+class Override:
+    """An audited override: produce without the named units, who asked, when and why."""
+
+    allowed_missing: tuple[str, ...]
+    reason: str
+    requested_by: str
+    requested_at: str
+
+    @classmethod
+    def of(
+        cls, units: list[str], reason: str, requested_by: str, requested_at: str = ""
+    ) -> Override | None:
+        """The override for ``units`` (None without units); refused without a reason.
+        ``requested_at`` defaults to now."""
+        chosen = tuple(sorted({u.strip() for u in units if u.strip()}))
+        if not chosen:
+            return None
+        if not reason.strip():
+            raise OverrideError("an override (allow missing units) needs a reason")
+        now = requested_at or datetime.now(UTC).isoformat(timespec="seconds")
+        return cls(chosen, reason.strip(), requested_by, now)
+
+    def as_json(self) -> dict[str, object]:
+        return {**asdict(self), "allowed_missing": list(self.allowed_missing)}
+
+
+@dataclass
+class GateVerdict:
+    """Every step's gate for one period, judged from one reading of the ledger and registry.
+
+    ``inputs`` are the submissions production may read: the complete (ord and ide reach the
+    period's end) deliveries of units that are not excused. An excused unit is left out of the
+    period as a whole, as is a unit that sent only half a delivery (its lone ord would fail the
+    ident checks, and its gate is closed or it is not obligated). ``judged`` lists every current
+    submission of the period with whether it was included.
+    """
+
+    period: str
+    judged_at: str
+    statuses: list[GateStatus]
+    override: Override | None
+    judged: pd.DataFrame
+    left_out: dict[str, str]  # unit -> "excused" | "incomplete"
+    inputs: PeriodInput
+
+    def status(self, step: str) -> GateStatus:
+        return next(s for s in self.statuses if s.step == step)
+
+    def closed(self, steps: list[str] | tuple[str, ...] = STEPS) -> list[GateStatus]:
+        """The gates of ``steps`` that are closed (a missing unit without an override)."""
+        return [s for s in self.statuses if s.step in steps and not s.open]
+
+    def step_json(self, step: str) -> dict[str, object]:
+        """What a delivery records about its gate (CONTRACT.md: gate, missing, override)."""
+        status = self.status(step)
+        excused = [m.reshID for m in status.missing if m.reshID in status.allowed_missing]
+        return {
+            "step": step,
+            "period": self.period,
+            "gate": "open" if status.open else "closed",
+            "judged_at": self.judged_at,
+            "expected": status.expected,
+            "delivered": status.delivered,
+            "missing": [{"reshID": m.reshID, "name": m.name} for m in status.missing],
+            "excused": excused,
+            "left_out": self.left_out,
+            "override": self.override.as_json() if self.override else None,
+        }
+
+
+def judge_period(
+    registry: pd.DataFrame,
+    ledger: pd.DataFrame,
+    period: Period,
+    today: date,
+    override: Override | None = None,
+) -> GateVerdict:
+    """The gate of every step of ``period``, the override checked, and what may be produced.
+
+    Raises ``OverrideError`` when the override names a unit that is not missing for any step
+    (delivered, not obliged, or not a unit at all): an override names the units it excuses.
+    """
+    allowed = list(override.allowed_missing) if override else []
+    statuses = [gate_status(registry, ledger, period, s, today, allowed) for s in STEPS]
+    if override:
+        _check_override(registry, statuses, override)
+    current = current_for_period(ledger, period)
+    complete = _complete(current)
+    excused = set(allowed)
+    left_out = {unit: "excused" for unit in excused} | {
+        unit: "incomplete" for unit in set(_covering(current)["unit"]) - complete - excused
+    }
+    included = sorted(complete - excused)
+    judged = current.assign(
+        included=current["unit"].isin(included) & current["covers"].astype(bool)
+    )
+    return GateVerdict(
+        period=str(period),
+        judged_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        statuses=statuses,
+        override=override,
+        judged=judged.reset_index(drop=True),
+        left_out=dict(sorted(left_out.items())),
+        inputs=period_input(ledger, period, included)
+        if len(current)
+        else PeriodInput(period, current, current, ledger.iloc[0:0]),
+    )
+
+
+def _check_override(registry: pd.DataFrame, statuses: list[GateStatus], override: Override) -> None:
+    units = set(registry["reshID"].astype(str))
+    missing = {m.reshID for s in statuses for m in s.missing}
+    unknown = [u for u in override.allowed_missing if u not in units]
+    present = [u for u in override.allowed_missing if u in units and u not in missing]
+    problems = []
+    if unknown:
+        problems.append(f"not a unit in the registry: {', '.join(unknown)}")
+    if present:
+        problems.append(f"not missing for {statuses[0].period}: {', '.join(present)}")
+    if problems:
+        raise OverrideError(
+            "override refused: "
+            + "; ".join(problems)
+            + " (--allow-missing names only units the gate reports missing)"
+        )
+
+
+GATE_RUNS_DDL = """CREATE TABLE IF NOT EXISTS gate_runs (run_id VARCHAR, period VARCHAR,
+    step VARCHAR, checked VARCHAR, expected INTEGER, delivered INTEGER, missing VARCHAR,
+    allowed_missing VARCHAR, reason VARCHAR, requested_by VARCHAR, gate VARCHAR,
+    build_id VARCHAR)"""
+
+
+def record_gate_runs(home: Home, run_id: str, records: list[dict[str, object]]) -> None:
+    """Keep each judged gate (as stored in a snapshot build) in the warehouse's ``gate_runs``:
+    the snapshot is replaced by the next build, this history and the versions are not."""
+    with writer(home) as con:
+        con.execute(GATE_RUNS_DDL)
+        con.execute("ALTER TABLE gate_runs ADD COLUMN IF NOT EXISTS build_id VARCHAR")
+        for record in records:
+            override = record.get("override") or {}
+            con.execute(
+                """INSERT INTO gate_runs (run_id, period, step, checked, expected, delivered,
+                   missing, allowed_missing, reason, requested_by, gate, build_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [
+                    run_id,
+                    record["period"],
+                    record["step"],
+                    record["judged_at"],
+                    record["expected"],
+                    record["delivered"],
+                    json.dumps(record["missing"], ensure_ascii=False),
+                    json.dumps(override.get("allowed_missing", [])),
+                    override.get("reason"),
+                    override.get("requested_by"),
+                    record["gate"],
+                    record["build_id"],
+                ],
+            )

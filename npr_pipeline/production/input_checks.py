@@ -1,7 +1,8 @@
 """The blocking checks before production, for one period: build the snapshot, check it, judge.
 
 ``core/production_input`` calls ``check_period`` for each period it materialises (and the
-quality benchmark times the same call): the period's input snapshot is built from the lake,
+quality benchmark times the same call): the period's completeness gates are judged (with the
+run's audited override, if any) and the input snapshot is built from what they let through,
 the GX suites of the catalogue run over it (Data Docs and our offline results page under
 HOME/data_docs/<period>), the exclusion shares are computed, and the verdict is written into
 the snapshot so no step publishes rows that failed.
@@ -18,8 +19,14 @@ import pandas as pd
 
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
+from npr_pipeline.production.gate import Override, record_gate_runs
 from npr_pipeline.production.run import input_quality
-from npr_pipeline.production.snapshot import build_snapshot, record_verdict, snapshot_path
+from npr_pipeline.production.snapshot import (
+    build_snapshot,
+    record_verdict,
+    snapshot_path,
+    stored_gates,
+)
 from npr_pipeline.quality.catalogue import load_catalogue
 from npr_pipeline.quality.gx_suite import CheckResult, run_suites
 from npr_pipeline.quality.results_page import GX_DOCS, write_results_page
@@ -38,16 +45,21 @@ class PeriodChecks:
     by_rule: pd.DataFrame  # exclusions per rule, table and unit
     page: Path  # the offline results page
     seconds: dict[str, float] = field(default_factory=dict)  # per phase, for the operator
+    gates: list[dict[str, object]] = field(default_factory=list)  # per step, as stored
 
     @property
     def passed(self) -> bool:
         return not self.failed_errors and not self.over
 
 
-def check_period(home: Home, period: Period, run_id: str, max_share: float) -> PeriodChecks:
-    """Snapshot, GX suites, results page, exclusion shares and verdict for one period."""
+def check_period(
+    home: Home, period: Period, run_id: str, max_share: float, override: Override | None = None
+) -> PeriodChecks:
+    """Gates, snapshot, GX suites, results page, exclusion shares and verdict for one period."""
     started = time.perf_counter()
-    build_id = build_snapshot(home, period)
+    build_id = build_snapshot(home, period, override)
+    gates = stored_gates(home, period)
+    record_gate_runs(home, run_id, gates)  # the override's audit row, before anything can fail
     built = time.perf_counter()
     checks = list(load_catalogue())
     docs = home.root / "data_docs" / str(period)
@@ -76,6 +88,7 @@ def check_period(home: Home, period: Period, run_id: str, max_share: float) -> P
         by_rule=facts["by_rule"].assign(period=str(period)),
         page=page,
         seconds=seconds,
+        gates=gates,
     )
     record_verdict(home, period, build_id, run_id, outcome.passed)
     return outcome

@@ -21,7 +21,12 @@ from npr_pipeline.periods import Period
 from npr_pipeline.production import gjestepasient, isf, kjernejournal, reference_sql, ventetider
 from npr_pipeline.production.deliveries import Frame, Lineage, write_delivery
 from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
-from npr_pipeline.production.snapshot import LINEAGE_COLUMNS, open_snapshot, snapshot_path
+from npr_pipeline.production.snapshot import (
+    LINEAGE_COLUMNS,
+    gate_record,
+    open_snapshot,
+    snapshot_path,
+)
 from npr_pipeline.provenance import collect
 from npr_pipeline.registry import current_registry
 
@@ -35,6 +40,7 @@ class StepResult:
     version: int
     rows: dict[str, int] = field(default_factory=dict)
     excluded: int = 0
+    gate: dict[str, object] = field(default_factory=dict)
 
 
 def open_period(home: Home, period: Period) -> tuple[duckdb.DuckDBPyConnection, PeriodInput]:
@@ -62,17 +68,19 @@ def compute_step(con: duckdb.DuckDBPyConnection, step: str, period: Period) -> d
     raise ValueError(f"unknown step {step!r}")
 
 
-def produce(
-    home: Home, period: Period, step: str, run_id: str, override: dict[str, object] | None = None
-) -> StepResult:
+def produce(home: Home, period: Period, step: str, run_id: str) -> StepResult:
     """Compute one step from the period's snapshot; write it as the next delivery version.
 
-    The snapshot (``build_snapshot``) is what the blocking checks passed: a step never reads
-    the lake directly, so nothing received after the checks reaches a delivery unchecked.
+    The snapshot (``build_snapshot``) is what the blocking checks and the completeness gate
+    passed: a step never reads the lake directly, so nothing received after the checks reaches
+    a delivery unchecked, and a snapshot whose gate for ``step`` is closed is refused
+    (``GateClosed``) whoever calls this. The version records the build's gate verdict and its
+    override (who, when, why, which units were excused and left out).
     """
     provenance = collect(home)  # before the registry and catalogue are read
-    con, submissions = open_snapshot(home, period)
+    con, submissions = open_snapshot(home, period, step)
     try:
+        gate = gate_record(con, step) or {}
         if step == "kjernejournal":  # the one step that reads the vault
             kjernejournal.join_vault(con, home, period, submissions)
         tables = compute_step(con, step, period)
@@ -83,13 +91,27 @@ def produce(
     lineage = Lineage(
         run_id=run_id,
         submissions=submissions.to_dict("records"),
-        override=override,
+        override=_override(gate),
         official=period.official,
         provenance=provenance,
+        gate=gate,
     )
     version = write_delivery(home, step, str(period), tables, lineage)
     rows = {name: len(frame) for name, frame in tables.items()}
-    return StepResult(step, str(period), version, rows, int(excluded["records"].sum()))
+    return StepResult(step, str(period), version, rows, int(excluded["records"].sum()), gate)
+
+
+def _override(gate: dict[str, object]) -> dict[str, object] | None:
+    """The override a version records: who, when, why, keyed to the snapshot build."""
+    override = gate.get("override")
+    if not override:
+        return None
+    return {
+        **override,
+        "build_id": gate["build_id"],
+        "excused": gate["excused"],
+        "missing_units": gate["missing"],
+    }
 
 
 def exclusion_summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

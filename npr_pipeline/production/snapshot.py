@@ -11,13 +11,23 @@ every production step of the run reads it read-only. Two reasons:
   national month); the snapshot pays for reading them once per run instead of once per
   GX query and once per step.
 
+The snapshot is built from the completeness gate's verdict (``gate.judge_period``) and stores
+it: per step the gate, the missing units and the override if any (who, when, why), and the
+exact current submissions it judged (``gate_judged``, with which were included). Each build
+has an id; a step reads a build only with a passing quality verdict and an open (or overridden)
+gate for that step, whoever starts the step: a whole run, an out/<step> alone from the UI, a
+re-execution or a call from Python. The override belongs to the build, not to a Dagster run,
+so a re-execution of a step publishes under the same override.
+
 The file is rebuilt from the lake at the start of every run (replaced atomically, so a step
 still reading the previous one is not disturbed) and can always be rebuilt: it is not a record.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -28,7 +38,8 @@ from npr_pipeline.home import Home
 from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.periods import Period
 from npr_pipeline.production import reference_sql
-from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
+from npr_pipeline.production.gate import GateVerdict, Override, judge_period
+from npr_pipeline.production.inputs import PeriodInput, register_period_views
 from npr_pipeline.quality import reference_tables
 from npr_pipeline.registry import current_registry
 from npr_pipeline.warehouse import has_table, replace_table
@@ -40,32 +51,80 @@ class SnapshotNotReady(RuntimeError):
     """A step asked for a period whose snapshot is missing or did not pass the checks."""
 
 
+class GateClosed(SnapshotNotReady):
+    """A step asked for a snapshot whose completeness gate for it is closed (or unjudged)."""
+
+
 def snapshot_path(home: Home, period: Period) -> Path:
     """Where the period's snapshot lives (replaced on every build)."""
     return home.root / "period_inputs" / f"{period}.duckdb"
 
 
-def build_snapshot(home: Home, period: Period) -> str:
-    """Materialise the period's input tables, reference tables and lineage into one file.
+def build_snapshot(home: Home, period: Period, override: Override | None = None) -> str:
+    """Judge the period's gates, then materialise what they let through into one file.
+
+    The input tables, reference tables and lineage hold exactly the submissions the gate
+    verdict included (``judge_period``); the verdict and the override are stored beside them.
+    Raises ``gate.OverrideError`` for an override naming units that are not missing.
 
     Returns the build's id, which ``record_verdict`` must be given: two runs of one period
     (a sensor and a schedule, say) each replace the file, and a verdict belongs to the build
     it judged.
     """
-    inputs = period_input(load_ledger(home), period)
+    verdict = judge_period(
+        current_registry(home), load_ledger(home), period, date.today(), override
+    )
     build_id = uuid.uuid4().hex
     with atomic_path(snapshot_path(home, period)) as tmp:
         tmp.unlink()  # DuckDB refuses an existing empty file
         con = duckdb.connect(str(tmp))
         try:
             # no fødselsnummer in the file: kjernejournal reads them from the vault
-            register_period_views(con, home, inputs, materialise=True, identity_numbers=False)
+            register_period_views(
+                con, home, verdict.inputs, materialise=True, identity_numbers=False
+            )
             reference_tables.register(con, persistent=True)
-            _register_lineage(con, inputs)
+            _register_lineage(con, verdict.inputs)
+            _register_gate(con, verdict)
             con.execute("CREATE TABLE build AS SELECT ? AS build_id, now() AS at", [build_id])
         finally:
             con.close()
     return build_id
+
+
+def _register_gate(con: duckdb.DuckDBPyConnection, verdict: GateVerdict) -> None:
+    """``gate`` (a row per step: open or closed, and its record as JSON), ``gate_override``
+    (the override, if any) and ``gate_judged`` (every current submission the gate judged)."""
+    gates = pd.DataFrame(
+        [
+            {"step": s.step, "gate": doc["gate"], "record": json.dumps(doc, ensure_ascii=False)}
+            for s in verdict.statuses
+            for doc in [verdict.step_json(s.step)]
+        ]
+    )
+    replace_table(con, "gate", gates)
+    override = verdict.override.as_json() if verdict.override else None
+    replace_table(
+        con,
+        "gate_override",
+        pd.DataFrame(
+            [{k: json.dumps(v) if isinstance(v, list) else v for k, v in override.items()}]
+            if override
+            else [],
+            columns=["allowed_missing", "reason", "requested_by", "requested_at"],
+            dtype="string",
+        ),
+    )
+    judged = verdict.judged[
+        ["unit", "message_type", "submission_id", "lopenr", "period_to", "covers", "included"]
+    ]
+    replace_table(
+        con,
+        "gate_judged",
+        judged.astype({"covers": bool, "included": bool, "lopenr": "Int64"}).astype(
+            {c: "string" for c in ("unit", "message_type", "submission_id", "period_to")}
+        ),
+    )
 
 
 def record_verdict(home: Home, period: Period, build_id: str, run_id: str, passed: bool) -> None:
@@ -91,12 +150,15 @@ def record_verdict(home: Home, period: Period, build_id: str, run_id: str, passe
         con.close()
 
 
-def open_snapshot(home: Home, period: Period) -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
+def open_snapshot(
+    home: Home, period: Period, step: str | None = None
+) -> tuple[duckdb.DuckDBPyConnection, pd.DataFrame]:
     """A session reading the period's snapshot (read-only) with the registry's tables.
 
     Returns the connection and the submissions the snapshot was built from (the lineage every
     delivery records). Temporary tables of the rules live in the session, never in the file.
-    Refuses a snapshot whose blocking checks have not passed.
+    Refuses a snapshot whose blocking checks have not passed and, for ``step``, one whose
+    completeness gate for that step is closed or was never judged (``GateClosed``).
     """
     path = snapshot_path(home, period)
     if not path.exists():
@@ -113,6 +175,12 @@ def open_snapshot(home: Home, period: Period) -> tuple[duckdb.DuckDBPyConnection
             f"The input snapshot for {period} has not passed the blocking checks: "
             "rerun core/production_input (npr run) and see its check results."
         )
+    if step is not None:
+        try:
+            _gate_open(con, period, step)
+        except GateClosed:
+            con.close()
+            raise
     reference_sql.register(con, current_registry(home), period.year)
     lineage = con.execute("SELECT * FROM input_submissions ORDER BY submission_id").df()
     return con, lineage
@@ -123,6 +191,53 @@ def _passed(con: duckdb.DuckDBPyConnection) -> bool:
     return has_table(con, "verdict", "snapshot") and bool(
         con.execute("SELECT passed FROM verdict").fetchall()[0][0]
     )
+
+
+def _gate_open(con: duckdb.DuckDBPyConnection, period: Period, step: str) -> None:
+    """Refuse unless the build's gate for ``step`` is open (or every missing unit excused)."""
+    record = gate_record(con, step)
+    if record is None:
+        raise GateClosed(
+            f"The input snapshot for {period} carries no completeness gate verdict for {step}: "
+            "rebuild it (core/production_input, or npr run)."
+        )
+    if record["gate"] != "open":
+        excused = set(record["excused"])
+        names = ", ".join(
+            f"{m['reshID']} {m['name']}" for m in record["missing"] if m["reshID"] not in excused
+        )
+        raise GateClosed(
+            f"The completeness gate of {step} for {period} is closed in the input snapshot "
+            f"(build {record['build_id']}): missing {names}. Nothing is produced until they "
+            "deliver or an audited override (npr run --allow-missing ... --reason ...) names them."
+        )
+
+
+def gate_record(con: duckdb.DuckDBPyConnection, step: str) -> dict[str, object] | None:
+    """The gate verdict of ``step`` stored in the snapshot ``con`` reads, with its build id;
+    None if the build carries none."""
+    if not has_table(con, "gate"):
+        return None
+    rows = con.execute("SELECT record FROM gate WHERE step = ?", [step]).fetchall()
+    if not rows:
+        return None
+    build_id = con.execute("SELECT build_id FROM build").fetchall()[0][0]
+    return {**json.loads(rows[0][0]), "build_id": build_id}
+
+
+def stored_gates(home: Home, period: Period) -> list[dict[str, object]]:
+    """Every step's gate verdict in the period's snapshot (empty without a snapshot)."""
+    path = snapshot_path(home, period)
+    if not path.exists():
+        return []
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        steps = [s for (s,) in con.execute("SELECT step FROM gate").fetchall()]
+        return [record for s in steps if (record := gate_record(con, s)) is not None]
+    except duckdb.CatalogException:
+        return []
+    finally:
+        con.close()
 
 
 def _register_lineage(con: duckdb.DuckDBPyConnection, inputs: PeriodInput) -> None:
