@@ -130,11 +130,11 @@ def suppress(stats: pd.DataFrame, atoms: pd.DataFrame, threshold: int) -> pd.Dat
     stats = stats.copy()
     stats["suppressed"] = False
     for measure, cells in stats.groupby("measure", sort=True):
-        members = _members(cells, atoms[atoms["measure"] == measure])
+        labels = _labels(cells, atoms[atoms["measure"] == measure])
         _, hidden = suppression.protect(
             cells["n"].to_numpy(),
-            suppression.relations_of(members),
-            _lines(cells, members),
+            suppression.relations_of_partitions(labels, len(cells)),
+            _lines(cells, labels),
             threshold,
         )
         stats.loc[cells.index, "suppressed"] = hidden
@@ -144,26 +144,47 @@ def suppress(stats: pd.DataFrame, atoms: pd.DataFrame, threshold: int) -> pd.Dat
     return stats
 
 
-def _members(cells: pd.DataFrame, atoms: pd.DataFrame) -> np.ndarray:
-    """cells x atoms: whether the cell counts the atom (a missing value is a value of its own)."""
-    rows = []
-    for group_type, value in zip(cells["group_type"], cells["group_value"], strict=True):
+def _labels(cells: pd.DataFrame, atoms: pd.DataFrame) -> np.ndarray:
+    """atoms x group types: the cell (row position in ``cells``) that counts the atom in each
+    group type (a missing value is a value of its own); -1 where none does."""
+    types = cells["group_type"].to_numpy()
+    labels = np.full((len(atoms), len(GROUPS)), -1, dtype=np.int64)
+    for g, (group_type, column) in enumerate(GROUPS):
+        own = np.flatnonzero(types == group_type)
+        values = _keys(cells["group_value"].iloc[own])
         if group_type == "all":
-            rows.append(np.ones(len(atoms), dtype=bool))
+            found = pd.Index(values).get_indexer(["all"] * len(atoms))
         else:
-            column = atoms[dict(GROUPS)[group_type]]
-            rows.append((column.isna() if pd.isna(value) else column == value).to_numpy())
-    return np.array(rows, dtype=bool).reshape(len(cells), len(atoms))
+            found = pd.Index(values).get_indexer(_keys(atoms[column]))
+        labels[:, g] = np.where(found >= 0, own[found], -1)
+    return labels
 
 
-def _lines(cells: pd.DataFrame, members: np.ndarray) -> list[list[int]]:
-    """Each published total with the cells of the next level that make it up (total last)."""
+_MISSING = object()
+
+
+def _keys(values: pd.Series) -> pd.Series:
+    """Values to look up, every kind of missing value one key."""
+    return values.astype(object).where(values.notna(), _MISSING)
+
+
+def _lines(cells: pd.DataFrame, labels: np.ndarray) -> list[list[int]]:
+    """Each published total with the cells of the next level that make it up (total last): the
+    parts lying wholly inside it, where together they cover it."""
+    column = {name: g for g, (name, _) in enumerate(GROUPS)}
     types = cells["group_type"].to_numpy()
     lines = []
     for child, parent in PARENT.items():
-        parts = np.flatnonzero(types == child)
-        for total in np.flatnonzero(types == parent):
-            inside = [int(p) for p in parts if not (members[p] & ~members[total]).any()]
-            if inside and (members[inside].any(axis=0) == members[total]).all():
-                lines.append([*inside, int(total)])
+        pairs = suppression.distinct_pairs(labels[:, column[child]], labels[:, column[parent]])
+        parts, spans = np.unique(pairs[:, 0], return_counts=True)
+        straddling = set(parts[spans > 1].tolist())  # parts in more than one total
+        inside: dict[int, list[int]] = {}
+        whole: dict[int, bool] = {}
+        for part, total in pairs.tolist():
+            whole[total] = whole.get(total, True) and part not in straddling
+            if part not in straddling:
+                inside.setdefault(total, []).append(part)
+        for total in np.flatnonzero(types == parent).tolist():
+            if inside.get(total) and whole[total]:
+                lines.append([*inside[total], total])
     return lines
