@@ -119,8 +119,13 @@ def test_closed_gate_exits_3_and_names_the_missing_unit(late_unit) -> None:
     assert all([m["reshID"] for m in g["missing"]] == [late] for g in doc["gates"])
 
 
-def test_run_before_any_intake_is_one_line(tmp_path: Path) -> None:
-    result = _npr(tmp_path / "home", "run", "--period", "2026-T1")
+def test_run_before_any_intake_is_one_line(tmp_path: Path, year: Path) -> None:
+    home = tmp_path / "home"
+    result = _npr(home, "run", "--period", "2026-T1")  # not even a registry
+    assert result.exit_code == 3 and "no unit registry" in result.output
+    assert "Traceback" not in result.output and len(result.output.splitlines()) <= 2
+    assert _npr(home, "registry", "import", str(year / "registry.csv")).exit_code == 0
+    result = _npr(home, "run", "--period", "2026-T1")
     assert result.exit_code == 3
     assert "nothing has been received for 2026" in result.output
     assert "Traceback" not in result.output and len(result.output.splitlines()) <= 2

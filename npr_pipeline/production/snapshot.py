@@ -84,7 +84,7 @@ def build_snapshot(home: Home, period: Period, override: Override | None = None)
                 con, home, verdict.inputs, materialise=True, identity_numbers=False
             )
             reference_tables.register(con, persistent=True)
-            _register_lineage(con, verdict.inputs)
+            register_lineage(con, verdict.inputs)
             _register_gate(con, verdict)
             con.execute("CREATE TABLE build AS SELECT ? AS build_id, now() AS at", [build_id])
         finally:
@@ -240,7 +240,7 @@ def stored_gates(home: Home, period: Period) -> list[dict[str, object]]:
         con.close()
 
 
-def _register_lineage(con: duckdb.DuckDBPyConnection, inputs: PeriodInput) -> None:
+def register_lineage(con: duckdb.DuckDBPyConnection, inputs: PeriodInput) -> None:
     """``input_submissions`` (lineage), ``ref_pair`` and ``ref_submission`` (pair rules)."""
     pairs = inputs.ords[["unit", "submission_id"]].merge(
         inputs.ides[["unit", "submission_id"]], on="unit", how="left", suffixes=("_ord", "_ide")

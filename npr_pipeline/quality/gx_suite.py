@@ -277,7 +277,8 @@ def _to_result(
     error = "GX returned no result for this check" if result is None else _error_of(result)
     values = {} if result is None else result.result
     if "element_count" in values:  # a column-map expectation
-        elements, unexpected = values["element_count"], values["unexpected_count"]
+        elements = values["element_count"]
+        unexpected = values["unexpected_count"] or 0  # GX gives None for an empty table
         sample = values.get("partial_unexpected_list") or []
         observed = repr(sample[:OBSERVED_SAMPLE]) if sample else None
     else:  # an UnexpectedRowsExpectation: a count of rows
