@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint e2e clean
+.PHONY: demo test soak bench lint e2e clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The slow robustness tests (kill a run at several points, then rerun); `make test` skips them.
+soak: $(STAMP)
+	$(BIN)/pytest -m soak
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

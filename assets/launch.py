@@ -14,6 +14,7 @@ from assets.core import current_submissions
 from assets.intake import raw_lake
 from assets.production import gates, outs, production_input
 from assets.resources import HomeResource
+from assets.run_guard import clear_dead_runs, launcher_tags
 from npr_pipeline.home import Home
 
 
@@ -26,6 +27,7 @@ class RunOutcome:
     gate_missing: dict[str, list[dict]] = field(default_factory=dict)
     quality_failures: list[str] = field(default_factory=list)
     produced: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # dead runs marked failed first
 
     @property
     def refused(self) -> bool:
@@ -45,6 +47,7 @@ def run_period(
     home.ensure()
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     instance = DagsterInstance.get()
+    recovered = clear_dead_runs(instance)  # a killed run must not hold the warehouse slot
     who = requested_by or getpass.getuser()
     chosen_gates = [g for g in gates if g.key.path[-1] in steps]
     chosen_outs = [o for o in outs if o.key.path[-1] in steps]
@@ -54,6 +57,7 @@ def run_period(
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
     }
     tags = {"npr/period": period, "npr/steps": ",".join(steps), "npr/requested_by": who}
+    tags |= launcher_tags()
     if allow_missing:
         tags |= {"npr/allow_missing": ",".join(allow_missing), "npr/override_reason": reason}
     result = materialize(
@@ -66,7 +70,7 @@ def run_period(
         raise_on_error=False,
         selection=AssetSelection.all(),
     )
-    outcome = RunOutcome(run_id=result.run_id, success=result.success)
+    outcome = RunOutcome(run_id=result.run_id, success=result.success, recovered=recovered)
     for evaluation in result.get_asset_check_evaluations():
         if evaluation.passed:
             continue

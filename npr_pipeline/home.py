@@ -87,7 +87,11 @@ class Home(BaseModel):
         return self.root / "dagster"
 
     def ensure(self) -> Home:
-        """Create the folders; the vault and restricted areas are owner-only."""
+        """Create what is missing; the vault and restricted areas are owner-only.
+
+        Writes nothing to a HOME that is complete already, so it never fails on one that is
+        read-only: the error comes from the first write a command really needs.
+        """
         for path in (
             self.archive,
             self.ledger,
@@ -97,10 +101,13 @@ class Home(BaseModel):
             self.registry,
             self.dagster_home,
         ):
-            path.mkdir(parents=True, exist_ok=True)
+            if not path.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
         for private in (self.vault, self.restricted):
-            private.mkdir(parents=True, exist_ok=True)
-            private.chmod(0o700)
+            if not private.is_dir():
+                private.mkdir(parents=True, exist_ok=True)
+            if private.stat().st_mode & 0o777 != 0o700:
+                private.chmod(0o700)
         instance = self.dagster_home / "dagster.yaml"
         if not instance.exists():
             instance.write_text(DAGSTER_INSTANCE, encoding="utf-8")

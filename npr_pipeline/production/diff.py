@@ -43,11 +43,18 @@ def diff_versions(
         old = old if old is not None else known[known.index(new) - 1]
         missing = [v for v in (old, new) if v not in known]
         if missing:
-            raise DiffError(f"{step} {period} has no version {missing[0]}; known: {known}")
+            listed = ", ".join(str(v) for v in known) or "none"
+            raise DiffError(f"{step} {period} has no version {missing[0]}; versions: {listed}")
         tables = {
             name: _compare(con, name, period, old, new, keys) for name, keys in KEYS[step].items()
         }
     return {"step": step, "period": period, "from": old, "to": new, "tables": tables}
+
+
+def _key(names: list[str], key: object) -> str:
+    """A row key as ``name=value, ...`` (not a Python tuple)."""
+    values = key if isinstance(key, tuple) else (key,)
+    return ", ".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
 
 
 def _compare(con, table: str, period: str, old: int, new: int, keys: list[str]) -> dict:
@@ -61,8 +68,8 @@ def _compare(con, table: str, period: str, old: int, new: int, keys: list[str]) 
     right = after.loc[common, left.columns].sort_index()
     changed_mask = ~((left == right) | (left.isna() & right.isna())).all(axis=1)
     changed = left.index[changed_mask.to_numpy()]
-    examples = [f"added {k}" for k in list(added)[:EXAMPLES]]
-    examples += [f"removed {k}" for k in list(removed)[:EXAMPLES]]
+    examples = [f"added {_key(keys, k)}" for k in list(added)[:EXAMPLES]]
+    examples += [f"removed {_key(keys, k)}" for k in list(removed)[:EXAMPLES]]
     for key in list(changed)[:EXAMPLES]:
         fields = [
             f"{c}: {left.at[key, c]} -> {right.at[key, c]}"
@@ -70,7 +77,7 @@ def _compare(con, table: str, period: str, old: int, new: int, keys: list[str]) 
             if not (pd.isna(left.at[key, c]) and pd.isna(right.at[key, c]))
             and left.at[key, c] != right.at[key, c]
         ]
-        examples.append(f"changed {key}: " + "; ".join(fields))
+        examples.append(f"changed {_key(keys, key)}: " + "; ".join(fields))
     return {
         "added": len(added),
         "removed": len(removed),
