@@ -601,7 +601,7 @@ def demo(
     units: Annotated[int, typer.Option(help="Units in the demo year.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
 ) -> None:
-    """What ``make demo`` runs: a synthetic year through intake, quality and a tertial run."""
+    """What make demo runs: a synthetic year through intake, quality and a tertial run."""
     from npr_pipeline.settings import Settings, load_settings, save_settings
 
     home = State.home.ensure()

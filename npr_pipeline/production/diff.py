@@ -10,7 +10,7 @@ import pandas as pd
 
 from npr_pipeline.home import Home
 from npr_pipeline.production.deliveries import versions
-from npr_pipeline.warehouse import reader
+from npr_pipeline.warehouse import has_table, reader
 
 KEYS: dict[str, dict[str, list[str]]] = {
     "ventetider": {"ventetider": ["group_type", "group_value", "measure"]},
@@ -36,6 +36,8 @@ def diff_versions(
 ) -> dict[str, object]:
     """Added, removed and changed rows per table between versions ``old`` and ``new``."""
     with reader(home) as con:
+        if not has_table(con, "delivery_versions"):
+            raise DiffError(f"no deliveries yet in {home.warehouse}: npr run writes them")
         known = versions(con, step, period)["version"].tolist()
         if len(known) < 2 and (old is None or new is None):
             raise DiffError(f"{step} {period} has {len(known)} version(s); nothing to compare")
