@@ -18,7 +18,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -59,15 +58,19 @@ class _Commands(TyperGroup):
     permission error is one line and exit 1 (the traceback goes to a log, or with --verbose to
     the terminal), never a page of traceback."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _human_metavars(self)
+
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
         except Refused as exc:
             console.print(f"[red]refused:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_REFUSED) from exc
         except Exception as exc:
+            if type(exc).__module__.startswith(("typer", "click")):  # usage errors, Exit
+                raise
             message = storage_problem(exc, State.home.root)
             if message is None:
                 raise
@@ -77,6 +80,48 @@ class _Commands(TyperGroup):
             if State.verbose:
                 console.print("".join(traceback.format_exception(exc)), markup=False)
             raise typer.Exit(EXIT_INTERNAL) from exc
+
+
+# What help shows for an option's value, by parameter name (default: the name in capitals).
+METAVARS = {
+    "home": "DIR",
+    "out_dir": "DIR",
+    "spec": "FILE",
+    "period": "PERIOD",
+    "step": "STEP",
+    "allow_missing": "RESH,...",
+    "reason": "TEXT",
+    "from_version": "VERSION",
+    "to_version": "VERSION",
+    "through": "YYYY-MM",
+    "episodes_per_unit_month": "K",
+    "defects": "SHARE",
+    "units": "N",
+    "seed": "N",
+    "workers": "N",
+}
+
+
+def _human_metavars(command) -> None:
+    """Help shows PERIOD, DIR, N instead of <str>, <path>, <list[str]>, and nothing after a
+    flag (not <bool>), for every command, whoever wrote it."""
+    for param in command.params:
+        if param.metavar is None:
+            flag = getattr(param, "is_flag", False)
+            param.metavar = "" if flag else METAVARS.get(param.name, param.name.upper())
+        if param.param_type_name == "argument":  # its name says it: no <path> beside it
+            param.display_type_rich = lambda ctx: None
+    original = command.get_help_option
+
+    def help_option(ctx):
+        option = original(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _human_metavars(sub)
 
 
 def _log_traceback(exc: BaseException) -> Path | None:
@@ -96,7 +141,9 @@ def _log_traceback(exc: BaseException) -> Path | None:
 
 
 app = typer.Typer(
-    cls=_Commands, help="npr-pipeline: the production platform of Norsk pasientregister."
+    cls=_Commands,
+    add_completion=False,
+    help="npr-pipeline: the production platform of Norsk pasientregister.",
 )
 registry_app = typer.Typer(help="The unit registry.")
 app.add_typer(registry_app, name="registry")

@@ -105,11 +105,17 @@ def test_the_readme_dagster_command_loads_the_workspace(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_help_has_no_rst_backticks() -> None:
+def test_help_is_for_people() -> None:
+    """No RST backticks, no <bool>/<str>/<list[str]> placeholders: PERIOD, DIR, N."""
+    from typer.main import get_command
     from typer.testing import CliRunner
 
     from npr_pipeline.cli import app
 
-    for args in (["--help"], ["demo", "--help"], ["registry", "--help"]):
-        result = CliRunner().invoke(app, args)
-        assert result.exit_code == 0 and "``" not in result.output, args
+    names = [[n] for n in get_command(app).commands if n != "registry"]
+    for args in ([], ["registry"], ["registry", "import"], *names):
+        result = CliRunner().invoke(app, [*args, "--help"])
+        assert result.exit_code == 0, args
+        assert "``" not in result.output, args
+        assert not re.search(r"<(bool|str|int|float|list\[str\])>", result.output), args
+    assert "PERIOD" in CliRunner().invoke(app, ["run", "--help"]).output
