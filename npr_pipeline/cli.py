@@ -37,7 +37,7 @@ EXIT_REFUSED = 3
 def _console(stderr: bool = False) -> Console:
     """A console that wraps only on a terminal: piped output keeps whole lines and tables."""
     stream = sys.stderr if stderr else sys.stdout
-    if stream.isatty():
+    if getattr(stream, "isatty", lambda: False)():
         return Console(stderr=stderr)
     return Console(stderr=stderr, width=10_000, soft_wrap=True)
 
