@@ -682,7 +682,7 @@ def demo(
     out.print(f"HOME: {home.root}")
     out.print(f"  deliveries: {home.warehouse} (tables *_current; delivery_versions)")
     out.print(f"  kjernejournal (restricted): {home.restricted}")
-    out.print(f"  feedback: {home.feedback}  (npr feedback SUBMISSION_ID)")
+    out.print(f"  feedback: {home.feedback}  (npr feedback ID_OR_FILE)")
     out.print(f"  research extract: {home.extracts / 'demo'} (manifest.json)")
     out.print(
         f"  Dagster UI: DAGSTER_HOME={home.dagster_home} .venv/bin/dagster dev -w workspace.yaml"
