@@ -31,6 +31,7 @@ from dagster import (
     op,
 )
 
+from assets.run_guard import clear_dead_runs, launcher_tags
 from npr_pipeline.home import Home
 from npr_pipeline.production.gate import GateVerdict, Override
 
@@ -68,6 +69,8 @@ class RunOutcome:
             for g in self.gates
             if g["gate"] != "open"
         }
+
+    recovered: list[str] = field(default_factory=list)  # dead runs marked failed first
 
     @property
     def refused(self) -> bool:
@@ -134,6 +137,7 @@ def run_period(
     from npr_pipeline.production.snapshot import stored_gates
 
     instance = _dagster_home(home)
+    recovered = clear_dead_runs(instance)  # a killed run must not hold the warehouse slot
     chosen_gates = [g for g in gates if g.key.path[-1] in steps]
     chosen_outs = [o for o in outs if o.key.path[-1] in steps]
     assets = [raw_lake, current_submissions, production_input, *chosen_gates, *chosen_outs]
@@ -164,6 +168,7 @@ def run_period(
         },
     }
     tags = {"npr/period": period, "npr/steps": ",".join(steps), "npr/trigger": "npr run"}
+    tags |= launcher_tags()  # who launched it, so a later run can tell it died
     if override:
         tags |= {
             "npr/requested_by": override.requested_by,
@@ -178,7 +183,9 @@ def run_period(
         raise_on_error=False,
         asset_selection=[a.key for a in assets],
     )
-    outcome = RunOutcome(run_id=result.run_id, success=result.success, steps=len(assets))
+    outcome = RunOutcome(
+        run_id=result.run_id, success=result.success, steps=len(assets), recovered=recovered
+    )
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed and evaluation.asset_key.path[0] != "gate":
             outcome.quality_failures.append(evaluation.check_name)

@@ -6,36 +6,148 @@ to the command itself, 3 refused by a rule, 1 internal error. ``--json`` prints 
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
 import json
 import re
 import shutil
+import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
+from npr_pipeline.errors import Refused, needs_bytes, storage_problem
 from npr_pipeline.home import Home
 from npr_pipeline.registry import NoRegistry, RegistryError, current_version, import_registry
 from npr_pipeline.settings import HomeEnvironmentError
 
-app = typer.Typer(help="npr-pipeline: the production platform of Norsk pasientregister.")
-registry_app = typer.Typer(help="The unit registry.")
-app.add_typer(registry_app, name="registry")
-console = Console(stderr=True)
-out = Console()
-
+EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console that wraps only on a terminal: piped output keeps whole lines and tables."""
+    stream = sys.stderr if stderr else sys.stdout
+    if getattr(stream, "isatty", lambda: False)():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=10_000, soft_wrap=True)
+
+
+console = _console(stderr=True)
+out = _console()
 
 
 class State:
     """Options of the top-level callback, shared with the commands."""
 
     home: Home = Home.resolve()
+    verbose: bool = False
+
+
+class _Commands(TyperGroup):
+    """Every command: a refusal is one line and exit 3; a full disk, a read-only HOME or a
+    permission error is one line and exit 1 (the traceback goes to a log, or with --verbose to
+    the terminal), never a page of traceback."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _human_metavars(self)
+
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except Refused as exc:
+            console.print(f"[red]refused:[/red] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(EXIT_REFUSED) from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith(("typer", "click")):  # usage errors, Exit
+                raise
+            message = storage_problem(exc, State.home.root)
+            if message is None:
+                raise
+            log = _log_traceback(exc)
+            where = f" (traceback in {log})" if log else ""
+            console.print(f"[red]error:[/red] {escape(message + where)}", highlight=False)
+            if State.verbose:
+                console.print("".join(traceback.format_exception(exc)), markup=False)
+            raise typer.Exit(EXIT_INTERNAL) from exc
+
+
+# What help shows for an option's value, by parameter name (default: the name in capitals).
+METAVARS = {
+    "home": "DIR",
+    "out_dir": "DIR",
+    "spec": "FILE",
+    "period": "PERIOD",
+    "step": "STEP",
+    "allow_missing": "RESH,...",
+    "reason": "TEXT",
+    "from_version": "VERSION",
+    "to_version": "VERSION",
+    "through": "YYYY-MM",
+    "episodes_per_unit_month": "K",
+    "defects": "SHARE",
+    "units": "N",
+    "seed": "N",
+    "workers": "N",
+}
+
+
+def _human_metavars(command) -> None:
+    """Help shows PERIOD, DIR, N instead of <str>, <path>, <list[str]>, and nothing after a
+    flag (not <bool>), for every command, whoever wrote it."""
+    for param in command.params:
+        if param.metavar is None:
+            flag = getattr(param, "is_flag", False)
+            param.metavar = "" if flag else METAVARS.get(param.name, param.name.upper())
+        if param.param_type_name == "argument":  # its name says it: no <path> beside it
+            param.display_type_rich = lambda ctx: None
+    original = command.get_help_option
+
+    def help_option(ctx):
+        option = original(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _human_metavars(sub)
+
+
+def _log_traceback(exc: BaseException) -> Path | None:
+    """Append the traceback to HOME/logs/npr-errors.log, or a temporary file if HOME can't."""
+    text = f"--- {dt.datetime.now().isoformat(timespec='seconds')} {' '.join(sys.argv)}\n"
+    text += "".join(traceback.format_exception(exc))
+    for folder in (State.home.root / "logs", Path(tempfile.gettempdir())):
+        path = folder / "npr-errors.log"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+            return path
+        except OSError:
+            continue
+    return None
+
+
+app = typer.Typer(
+    cls=_Commands,
+    add_completion=False,
+    help="npr-pipeline: the production platform of Norsk pasientregister.",
+)
+registry_app = typer.Typer(help="The unit registry.")
+app.add_typer(registry_app, name="registry")
 
 
 @app.callback()
@@ -44,14 +156,36 @@ def main(
         Path | None,
         typer.Option("--home", envvar="NPR_HOME", help="Runtime state folder (default data/home)."),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Full tracebacks of internal errors.")
+    ] = False,
 ) -> None:
     """Set HOME for every command."""
+    global console, out
+    console, out = _console(stderr=True), _console()
     State.home = Home.resolve(home)
+    State.verbose = verbose
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", soft_wrap=True)  # one line, never wrapped
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def _existing_home() -> Home:
+    """HOME for a command that does not create one: a missing HOME is a mistyped --home.
+
+    ``registry import``, ``intake`` and ``demo`` create HOME; every other command refuses a
+    folder that is not one (exit 2) instead of silently making an empty HOME and reporting on it.
+    """
+    home = State.home
+    if not home.ledger.is_dir():
+        what = "is not an npr HOME" if home.root.is_dir() else "does not exist"
+        raise _fail(
+            f"HOME {home.root} {what} (mistyped --home or NPR_HOME?); "
+            "`npr registry import` or `npr intake` creates one"
+        )
+    return home
 
 
 def _require_registry(home: Home) -> None:
@@ -174,14 +308,14 @@ def intake(
         raise _fail(f"no such folder: {inbox}")
     home = State.home.ensure()
     _require_registry(home)
-    files = sum(1 for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
+    received = [p for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")]
 
     def waiting(holder: str) -> None:
         console.print(f"waiting up to {wait:.0f} s for the intake of {holder}")
 
     try:
         with _progress() as progress:
-            task = progress.add_task("intake files", total=files)
+            task = progress.add_task("intake files", total=len(received))
             summary = intake_directory(
                 home,
                 inbox,
@@ -192,12 +326,19 @@ def intake(
             )
     except HomeLocked as exc:
         raise _fail(str(exc), EXIT_REFUSED) from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:  # the archive alone needs the inbox's bytes
+            needs_bytes(exc, sum(p.stat().st_size for p in received))
+        raise
     if as_json:
         out.print_json(json.dumps(summary.as_json(), ensure_ascii=False))
     else:
         _print_intake(summary)
     if summary.count("failed"):
         raise _fail(f"{summary.count('failed')} file(s) failed; the next intake retries them", 1)
+
+
+ATTENTION_ROWS = 30
 
 
 def _print_intake(summary) -> None:
@@ -218,40 +359,67 @@ def _print_intake(summary) -> None:
         for code, count in doc["rejected_by_reason"].items():
             reasons.add_row(code, str(count))
         out.print(reasons)
+    _print_attention(doc["submissions"])
+
+
+def _print_attention(submissions: list[dict]) -> None:
+    """Rejected and failed files and files with content errors, with the ids feedback takes."""
+    rows = []
+    for sub in submissions:
+        errors = (sub.get("quality") or {}).get("errors", 0)
+        if sub["status"] in ("rejected", "failed"):
+            codes = dict.fromkeys(r["code"] for r in sub["reasons"])
+            rows.append((sub, ", ".join(codes) or "-"))
+        elif errors:
+            rows.append((sub, f"{errors} content error(s)"))
+    if not rows:
+        return
+    table = Table(title="files to look at (npr feedback ID or FILE)")
+    for column in ("submission id", "file", "status", "why"):
+        table.add_column(column)
+    for sub, why in rows[:ATTENTION_ROWS]:
+        table.add_row(sub["submission_id"], sub["file"], sub["status"], why)
+    out.print(table)
+    if len(rows) > ATTENTION_ROWS:
+        out.print(f"... and {len(rows) - ATTENTION_ROWS} more (use --json)")
 
 
 @app.command()
 def feedback(
-    submission_id: Annotated[str, typer.Argument(help="Submission id (from npr intake).")],
+    submission: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID_OR_FILE", help="Submission id or received file name (from npr intake)."
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
     """Where a submission's XPR_VAL / XPR_ERR reports are, and what they found."""
-    from npr_pipeline.feedback.reports import read_report_summary
-    from npr_pipeline.intake.ledger import read_record
+    from npr_pipeline.feedback.reports import read_report_findings, read_report_summary
 
-    home = State.home
-    if not re.fullmatch(r"[0-9a-f]{16}", submission_id):
-        raise _fail(f"not a submission id: {submission_id!r} (16 hex characters)")
-    record = read_record(home, submission_id)
-    if record is None:
-        raise _fail(f"no submission {submission_id} in {home.ledger}")
-    folder = home.feedback / submission_id
+    home = _existing_home()
+    record = _submission(home, submission)
+    folder = home.feedback / record.submission_id
     reports = {
         kind: {fmt: str(folder / f"{kind}.{fmt}") for fmt in ("xml", "html", "csv")}
         for kind in ("XPR_VAL", "XPR_ERR")
         if (folder / f"{kind}.xml").exists()
     }
-    findings = [
-        {
-            "rule": r["code"],
-            "severity": r.get("severity", "error"),
-            "record": {k: r[k] for k in ("line", "element") if k in r},
-            "message": r["message"],
-        }
-        for r in record.reasons
-    ]
+    findings = read_report_findings(folder)
+    if not findings:  # no reports (e.g. a file that failed): what the ledger recorded
+        findings = [
+            {
+                "report": None,
+                "rule": r["code"],
+                "severity": r.get("severity", "error"),
+                "record": {k: r[k] for k in ("line", "element") if r.get(k) is not None},
+                "message": r["message"],
+                "fix": None,
+            }
+            for r in record.reasons
+        ]
     doc = {
-        "submission_id": submission_id,
+        "submission_id": record.submission_id,
         "file": record.file,
         "status": record.status,
         "unit": record.unit,
@@ -263,13 +431,49 @@ def feedback(
     if as_json:
         out.print_json(json.dumps(doc, ensure_ascii=False, default=str))
         return
-    out.print(f"[bold]{record.file}[/bold]  {submission_id}  status: [bold]{record.status}[/bold]")
+    out.print(
+        f"[bold]{escape(record.file)}[/bold]  {record.submission_id}  "
+        f"status: [bold]{record.status}[/bold]",
+        highlight=False,
+    )
     for kind, paths in reports.items():
-        out.print(f"{kind}: {paths['html']}")
+        out.print(f"{kind}: {paths['html']}", highlight=False)
     for finding in findings[:20]:
-        out.print(f"  {finding['severity']:7} {finding['rule']:22} {finding['message']}")
+        where = ", ".join(f"{k} {v}" for k, v in finding["record"].items())
+        out.print(
+            f"  {finding['severity']:7} {finding['rule']:22} {finding['message']}"
+            + (f"  ({where})" if where else ""),
+            markup=False,
+            highlight=False,
+        )
     if len(findings) > 20:
         out.print(f"  ... {len(findings) - 20} more in the reports")
+
+
+def _submission(home: Home, submission: str):
+    """The ledger record of a submission id or a received file name (the newest of that name)."""
+    from npr_pipeline.intake.ledger import load_records, read_record
+
+    if re.fullmatch(r"[0-9a-f]{16}", submission):
+        record = read_record(home, submission)
+        if record is None:
+            raise _fail(f"no submission {submission} in {home.ledger}")
+        return record
+    named = sorted(
+        (r for r in load_records(home) if r.file == Path(submission).name),
+        key=lambda r: r.received,
+    )
+    if not named:
+        raise _fail(
+            f"no submission id or received file {submission!r} in {home.ledger} "
+            "(an id is 16 hex characters; npr intake lists them)"
+        )
+    if len(named) > 1:
+        earlier = ", ".join(r.submission_id for r in named[:-1])
+        console.print(
+            f"{submission} was received {len(named)} times; newest shown (earlier: {earlier})"
+        )
+    return named[-1]
 
 
 def _period(text: str):
@@ -304,7 +508,7 @@ def status(
     from npr_pipeline.registry import current_registry
 
     chosen = _period(period)
-    home = State.home.ensure()
+    home = _existing_home()
     _require_registry(home)
     registry, ledger = current_registry(home), load_ledger(home)
     try:
@@ -325,15 +529,18 @@ def status(
             str(len(step["missing"])), str(step["deadline"]), gate,
         )  # fmt: skip
     out.print(table)
+    if ledger.empty:
+        out.print(f"no submissions received yet in {home.root}: every obligated unit is missing")
     missing = {m["reshID"]: m for step in doc["steps"] for m in step["missing"]}
     if missing:
         detail = Table(title="missing units")
-        for column in ("reshID", "name", "last submission", "deadline", "days"):
+        for column in ("reshID", "name", "last submission", "deadline", "days past deadline"):
             detail.add_column(column)
         for m in list(missing.values())[:50]:
+            days = m["days_to_deadline"]
             detail.add_row(
                 m["reshID"], m["name"], str(m["last_submission"] or "-"), str(m["deadline"]),
-                str(m["days_to_deadline"]),
+                "-" if days is None else f"{-days:+d}" if days else "0",
             )  # fmt: skip
         out.print(detail)
         if len(missing) > 50:
@@ -368,8 +575,8 @@ def run(
     allowed = [r.strip() for r in allow_missing.split(",") if r.strip()]
     if allowed and not reason.strip():
         raise _fail("--allow-missing needs --reason (the override is audited)")
-    _require_registry(State.home)
-    home = State.home.ensure()
+    home = _existing_home()  # a mistyped --home is refused, never created
+    _require_registry(home)
     started = time.perf_counter()
     ledger = load_ledger(home)
     if not (ledger["year"] == chosen.year).any():
@@ -394,6 +601,7 @@ def run(
         raise typer.Exit(EXIT_REFUSED)
     from assets.launch import run_period  # the CLI is the composition root: it starts Dagster
 
+    _before_run(home)
     with _progress(_terminal()) as progress:
         task = progress.add_task(f"run {chosen}: starting Dagster", total=3 + 2 * len(steps))
 
@@ -417,6 +625,14 @@ def run(
     if not outcome.success:
         console.print(f"see the run's log: Dagster UI, run {outcome.run_id} (or --verbose)")
         raise typer.Exit(1)
+
+
+def _before_run(home: Home) -> None:
+    """Before launching: free what killed runs hold (saying so); refuse while a run is live."""
+    from assets.run_guard import clear_dead_runs_of
+
+    for line in clear_dead_runs_of(home):
+        console.print(f"[yellow]recovered[/yellow] {escape(line)}", highlight=False)
 
 
 def _terminal() -> Console:
@@ -521,8 +737,9 @@ def diff(
     from npr_pipeline.production.diff import DiffError, diff_versions
 
     chosen, steps = _period(period), _steps([step])
+    home = _existing_home()
     try:
-        doc = diff_versions(State.home, steps[0], str(chosen), from_version, to_version)
+        doc = diff_versions(home, steps[0], str(chosen), from_version, to_version)
     except (DiffError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from exc
     if as_json:
@@ -537,7 +754,7 @@ def diff(
     out.print(table)
     for name, t in doc["tables"].items():
         for example in t["examples"][:10]:
-            out.print(f"  {name}: {example}")
+            out.print(f"  {name}: {example}", markup=False, highlight=False)
     changed = {k: v for k, v in doc["provenance"].items() if v["changed"]}
     if not changed:
         out.print("provenance: unchanged (code, catalogue, registry, reference data, lock)")
@@ -563,8 +780,9 @@ def extract(
 
     if not spec.is_file():
         raise _fail(f"no such file: {spec}")
+    home = _existing_home()
     try:
-        result = run_extract(State.home, spec, out_dir)
+        result = run_extract(home, spec, out_dir)
     except SpecError as exc:
         raise _fail(str(exc)) from exc
     except PseudonymKeyError as exc:
@@ -584,6 +802,14 @@ def extract(
     out.print(f"manifest: {result.manifest}")
 
 
+def _settings_line(home: Home, settings) -> str:
+    accepted = "accepted" if settings.synthetic_fnr_accepted else "rejected as test data"
+    return (
+        f"settings ({home.root / 'settings.json'}): environment {settings.environment}, "
+        f"synthetic fødselsnummer {accepted}"
+    )
+
+
 @app.command()
 def demo(
     units: Annotated[int, typer.Option(help="Units in the demo year.")] = 12,
@@ -597,7 +823,7 @@ def demo(
         record_environment(home, TEST, "npr demo")
     except HomeEnvironmentError as exc:
         raise _fail(str(exc), EXIT_REFUSED) from exc
-    console.print(f"settings: {load_settings(home).model_dump()}")
+    console.print(_settings_line(home, load_settings(home)), highlight=False)
     demo_dir = home.root / "demo-input"
     shutil.rmtree(demo_dir, ignore_errors=True)
     demo_dir.mkdir(mode=0o700)  # the senders' files: the ide files hold fødselsnummer
@@ -625,7 +851,7 @@ def demo(
     out.print(f"HOME: {home.root}")
     out.print(f"  deliveries: {home.warehouse} (tables *_current; delivery_versions)")
     out.print(f"  kjernejournal (restricted): {home.restricted}")
-    out.print(f"  feedback: {home.feedback}  (npr feedback SUBMISSION_ID)")
+    out.print(f"  feedback: {home.feedback}  (npr feedback ID_OR_FILE)")
     out.print(f"  research extract: {home.extracts / 'demo'} (manifest.json)")
     out.print(
         f"  Dagster UI: DAGSTER_HOME={home.dagster_home} .venv/bin/dagster dev -w workspace.yaml"

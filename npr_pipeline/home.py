@@ -101,10 +101,12 @@ class Home(BaseModel):
         return self.root / "staging"
 
     def ensure(self) -> Home:
-        """Create the folders; those that hold fødselsnummer are owner-only.
+        """Create what is missing; the folders that hold fødselsnummer are owner-only: the vault
+        and the restricted deliveries, and the raw archive and intake's staging area, which
+        hold the ide files as received and their tables on the way to the vault.
 
-        The vault and the restricted deliveries; and the raw archive and intake's staging area,
-        which hold the ide files as received and their tables on the way to the vault.
+        Writes nothing to a HOME that is complete already, so it never fails on one that is
+        read-only: the error comes from the first write a command really needs.
         """
         for path in (
             self.ledger,
@@ -114,10 +116,13 @@ class Home(BaseModel):
             self.registry,
             self.dagster_home,
         ):
-            path.mkdir(parents=True, exist_ok=True)
+            if not path.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
         for private in (self.vault, self.restricted, self.archive, self.staging):
-            private.mkdir(parents=True, exist_ok=True)
-            private.chmod(0o700)
+            if not private.is_dir():
+                private.mkdir(parents=True, exist_ok=True)
+            if private.stat().st_mode & 0o777 != 0o700:
+                private.chmod(0o700)
         instance = self.dagster_home / "dagster.yaml"
         if not instance.exists():
             instance.write_text(DAGSTER_INSTANCE, encoding="utf-8")

@@ -30,8 +30,8 @@ def current_for_period(ledger: pd.DataFrame, period: Period) -> pd.DataFrame:
     """
     columns = ["unit", "message_type", "submission_id", "lopenr", "period_to", "episodes"]
     current = current_submissions(ledger[ledger["year"] == period.year])
-    if current.empty:
-        return pd.DataFrame(columns=[*columns, "covers"])
+    if current.empty:  # typed, so that selecting rows by ``covers`` works on it too
+        return pd.DataFrame(columns=columns).assign(covers=pd.Series(dtype=bool))
     current = current[columns].assign(covers=current["period_to"] >= period.end.isoformat())
     return current.sort_values(["unit", "message_type"]).reset_index(drop=True)
 

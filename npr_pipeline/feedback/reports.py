@@ -189,6 +189,37 @@ def read_report_summary(folder: Path) -> dict:
     return summary
 
 
+def read_report_findings(folder: Path) -> list[dict]:
+    """Every finding the XPR_VAL and XPR_ERR XML files in ``folder`` hold, in report order.
+
+    Each as ``npr feedback --json`` shows it: ``{"report", "rule", "severity", "record",
+    "message", "fix"}``; ``record`` has what applies of ``episodeID``, ``pasientNr``, ``line``
+    and ``element``.
+    """
+    found: list[dict] = []
+    for kind in (XPR_VAL, XPR_ERR):
+        path = folder / f"{kind}.xml"
+        if not path.is_file():
+            continue
+        for funn in _parse(path).iterfind(_q("Funn")):
+            record = {
+                key: int(value) if key == "line" else value
+                for key in ("episodeID", "pasientNr", "line", "element")
+                if (value := funn.get(key)) is not None
+            }
+            found.append(
+                {
+                    "report": kind,
+                    "rule": funn.get("code"),
+                    "severity": funn.get("severity"),
+                    "record": record,
+                    "message": funn.get("message"),
+                    "fix": funn.get("fix"),
+                }
+            )
+    return found
+
+
 # -- building the report -----------------------------------------------------------------
 
 
@@ -351,10 +382,7 @@ def _omitted_text(omitted: int) -> str:
 
 def _summary_from_xml(path: Path) -> dict:
     """The header, counts and per-code/per-rule numbers of one report XML."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    root = etree.parse(str(path), parser).getroot()
-    if root.tag != _q("Tilbakemelding"):
-        raise ValueError(f"{path} is not an npr-pipeline feedback report")
+    root = _parse(path)
     doc: dict = {"type": root.get("type")}
     for name, field in _HEADER.items():
         value = root.get(name)
@@ -364,6 +392,15 @@ def _summary_from_xml(path: Path) -> dict:
     doc["codes"] = dict(Counter(funn.get("code") for funn in root.iterfind(_q("Funn"))))
     doc["rules"] = [_rule_from_xml(el) for el in root.iterfind(_q("Regel"))]
     return doc
+
+
+def _parse(path: Path) -> etree._Element:
+    """The root of one of our report XML files (no entities, no network)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    root = etree.parse(str(path), parser).getroot()
+    if root.tag != _q("Tilbakemelding"):
+        raise ValueError(f"{path} is not an npr-pipeline feedback report")
+    return root
 
 
 def _rule_from_xml(el: etree._Element) -> dict:

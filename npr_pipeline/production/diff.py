@@ -14,7 +14,7 @@ import pandas as pd
 from npr_pipeline.home import Home
 from npr_pipeline.production.deliveries import versions
 from npr_pipeline.provenance import PROVENANCE_COLUMNS
-from npr_pipeline.warehouse import reader
+from npr_pipeline.warehouse import has_table, reader
 
 KEYS: dict[str, dict[str, list[str]]] = {
     "ventetider": {"ventetider": ["group_type", "group_value", "measure"]},
@@ -40,6 +40,8 @@ def diff_versions(
 ) -> dict[str, object]:
     """Added, removed and changed rows per table between versions ``old`` and ``new``."""
     with reader(home) as con:
+        if not has_table(con, "delivery_versions"):
+            raise DiffError(f"no deliveries yet in {home.warehouse}: npr run writes them")
         rows = versions(con, step, period)
         known = rows["version"].tolist()
         if len(known) < 2 and (old is None or new is None):
@@ -48,7 +50,8 @@ def diff_versions(
         old = old if old is not None else known[known.index(new) - 1]
         missing = [v for v in (old, new) if v not in known]
         if missing:
-            raise DiffError(f"{step} {period} has no version {missing[0]}; known: {known}")
+            listed = ", ".join(str(v) for v in known) or "none"
+            raise DiffError(f"{step} {period} has no version {missing[0]}; versions: {listed}")
         tables = {
             name: _compare(con, name, period, old, new, keys) for name, keys in KEYS[step].items()
         }
@@ -82,6 +85,12 @@ def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
+def _key(names: list[str], key: object) -> str:
+    """A row key as ``name=value, ...`` (not a Python tuple)."""
+    values = key if isinstance(key, tuple) else (key,)
+    return ", ".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
+
+
 def _compare(con, table: str, period: str, old: int, new: int, keys: list[str]) -> dict:
     query = f'SELECT * EXCLUDE (version) FROM "{table}" WHERE period = ? AND version = ?'
     before = con.execute(query, [period, old]).df().set_index(keys)
@@ -93,8 +102,8 @@ def _compare(con, table: str, period: str, old: int, new: int, keys: list[str]) 
     right = after.loc[common, left.columns].sort_index()
     changed_mask = ~((left == right) | (left.isna() & right.isna())).all(axis=1)
     changed = left.index[changed_mask.to_numpy()]
-    examples = [f"added {k}" for k in list(added)[:EXAMPLES]]
-    examples += [f"removed {k}" for k in list(removed)[:EXAMPLES]]
+    examples = [f"added {_key(keys, k)}" for k in list(added)[:EXAMPLES]]
+    examples += [f"removed {_key(keys, k)}" for k in list(removed)[:EXAMPLES]]
     for key in list(changed)[:EXAMPLES]:
         fields = [
             f"{c}: {left.at[key, c]} -> {right.at[key, c]}"
@@ -102,7 +111,7 @@ def _compare(con, table: str, period: str, old: int, new: int, keys: list[str]) 
             if not (pd.isna(left.at[key, c]) and pd.isna(right.at[key, c]))
             and left.at[key, c] != right.at[key, c]
         ]
-        examples.append(f"changed {key}: " + "; ".join(fields))
+        examples.append(f"changed {_key(keys, key)}: " + "; ".join(fields))
     return {
         "added": len(added),
         "removed": len(removed),
