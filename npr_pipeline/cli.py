@@ -298,8 +298,8 @@ def intake(
 ) -> None:
     """Receive every file in INBOX: archive, gate, validate, parse into the lake, report.
 
-    Exit 1 if any file failed on the register's side (listed as ``failed``: the next intake
-    retries it), 3 if another intake held this HOME for longer than ``--wait`` seconds.
+    Exit 1 if any file failed on the register's side (listed as failed: the next intake
+    retries it), 3 if another intake held this HOME for longer than --wait seconds.
     """
     from npr_pipeline.intake.run import intake_directory
     from npr_pipeline.locking import HomeLocked
@@ -577,6 +577,7 @@ def run(
         raise _fail("--allow-missing needs --reason (the override is audited)")
     home = _existing_home()  # a mistyped --home is refused, never created
     _require_registry(home)
+    _before_run(home)  # a live run refuses this one now; a killed one is cleared
     started = time.perf_counter()
     ledger = load_ledger(home)
     if not (ledger["year"] == chosen.year).any():
@@ -601,7 +602,6 @@ def run(
         raise typer.Exit(EXIT_REFUSED)
     from assets.launch import run_period  # the CLI is the composition root: it starts Dagster
 
-    _before_run(home)
     with _progress(_terminal()) as progress:
         task = progress.add_task(f"run {chosen}: starting Dagster", total=3 + 2 * len(steps))
 
@@ -815,7 +815,7 @@ def demo(
     units: Annotated[int, typer.Option(help="Units in the demo year.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
 ) -> None:
-    """What ``make demo`` runs: a synthetic year through intake, quality and a tertial run."""
+    """What make demo runs: a synthetic year through intake, quality and a tertial run."""
     from npr_pipeline.settings import TEST, load_settings, record_environment
 
     home = State.home.ensure()

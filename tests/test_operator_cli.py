@@ -145,5 +145,5 @@ def test_diff_and_demo_print_no_python_reprs() -> None:
 
     assert _key(["unit", "activity_id"], ("4802960", "A1")) == "unit=4802960, activity_id=A1"
     assert _key(["period"], "2026-T1") == "period=2026-T1"
-    line = _settings_line(Home(root=Path("/h")), Settings(allow_synthetic_fnr=True))
+    line = _settings_line(Home(root=Path("/h")), Settings(environment="test"))
     assert "{" not in line and "synthetic fødselsnummer accepted" in line

@@ -121,7 +121,10 @@ def test_closed_gate_exits_3_and_names_the_missing_unit(late_unit) -> None:
 
 def test_run_before_any_intake_is_one_line(tmp_path: Path, year: Path) -> None:
     home = tmp_path / "home"
-    result = _npr(home, "run", "--period", "2026-T1")  # not even a registry
+    result = _npr(home, "run", "--period", "2026-T1")  # not even a HOME: a mistyped --home
+    assert result.exit_code == 2 and "does not exist" in result.output
+    Home(root=home).ensure()
+    result = _npr(home, "run", "--period", "2026-T1")  # a HOME without a registry
     assert result.exit_code == 3 and "no unit registry" in result.output
     assert "Traceback" not in result.output and len(result.output.splitlines()) <= 2
     assert _npr(home, "registry", "import", str(year / "registry.csv")).exit_code == 0

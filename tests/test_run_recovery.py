@@ -19,6 +19,7 @@ from npr_pipeline.cli import app
 from npr_pipeline.errors import Refused
 from npr_pipeline.home import Home
 from npr_pipeline.production.headlines import headlines
+from npr_pipeline.registry import import_registry
 from npr_pipeline.settings import Settings, save_settings
 from npr_pipeline.synth.run import SynthOptions, run_synth
 from tests.soak import SOAK
@@ -88,8 +89,9 @@ def test_a_dead_run_is_marked_failed_and_its_slot_freed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("tags", ["live", "untagged"])
-def test_a_live_run_refuses_the_next_one_at_once(tmp_path: Path, tags: str) -> None:
+def test_a_live_run_refuses_the_next_one_at_once(tmp_path: Path, tags: str, year: Path) -> None:
     home = Home(root=tmp_path / "home").ensure()
+    import_registry(home, year / "registry.csv")
     with _instance(home) as instance:
         run_id = _started_run(instance, launcher_tags() if tags == "live" else {}, "out__isf")
         with pytest.raises(Refused, match=run_id):
