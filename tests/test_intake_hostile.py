@@ -525,3 +525,22 @@ def test_hostile_batch_never_changes_another_units_data(
     key = ["unit", "message_type", "submission_id", "lopenr"]
     assert _rows(after, year.big.resh, key) == _rows(current, year.big.resh, key)
     assert _connections(listener) == 0
+
+
+def test_a_files_syntax_errors_are_its_own(tmp_path: Path) -> None:
+    """libxml2's error log is per thread: an earlier file's entity error must not make a later
+    truncated file ``entity_forbidden`` (one worker reads many files)."""
+    from lxml import etree
+
+    from npr_pipeline.intake.safe_xml import classify_syntax_error, hardened_iterparse
+
+    entity, truncated = tmp_path / "a.xml", tmp_path / "b.xml"
+    entity.write_bytes(b'<?xml version="1.0"?><r>&foo;</r>')
+    truncated.write_bytes(b'<?xml version="1.0"?><r><x>abc</x>')
+    codes = []
+    for path in (entity, truncated):
+        with pytest.raises(etree.XMLSyntaxError) as caught:
+            for _ in hardened_iterparse(path, ("end",)):
+                pass
+        codes.append(classify_syntax_error(caught.value, path, started=True).code)
+    assert codes == ["entity_forbidden", "truncated"]

@@ -31,7 +31,13 @@ _HARDENED = {
 
 
 def hardened_iterparse(path: Path, events: tuple[str, ...], tag: object = None) -> Iterator:
-    """``lxml.etree.iterparse`` with every dangerous feature off."""
+    """``lxml.etree.iterparse`` with every dangerous feature off.
+
+    libxml2 keeps one error log per thread, and iterparse's syntax errors carry it whole: the
+    log is cleared first, so a file's errors are its own (an earlier file's undefined entity
+    made a later truncated file ``entity_forbidden``).
+    """
+    etree.clear_error_log()
     return etree.iterparse(
         str(path), events=events, tag=tag, remove_comments=True, remove_pis=True, **_HARDENED
     )
