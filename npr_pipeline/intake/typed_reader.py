@@ -105,6 +105,7 @@ class _Pass:
 
     def run(self) -> None:
         started = False
+        etree.clear_error_log()  # a syntax error's log must not carry an earlier file's entries
         try:
             for event, elem in hardened_iterparse(self.path, ("start", "end")):
                 started = True
