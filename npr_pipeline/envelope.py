@@ -56,13 +56,23 @@ def _text(value: str) -> str:
 
 
 def open_envelope(
-    msg_type: str, msg_id: str, generated: datetime, sender: Party, receiver: Party
+    msg_type: str,
+    msg_id: str,
+    generated: datetime,
+    sender: Party,
+    receiver: Party,
+    display_name: str | None = None,
 ) -> str:
-    """Everything of the header up to the opening of ``Content``; the payload follows."""
+    """Everything of the header up to the opening of ``Content``; the payload follows.
+
+    ``display_name`` is the type's DN; the monthly types have theirs here, the types described
+    as data (``npr_pipeline/messages/``) bring their own from their mapping.
+    """
+    name = display_name or MESSAGE_TYPE_TEXT[msg_type]
     return (
         f'<MsgHead xmlns="{MSGHEAD_NS}">'
         f"<MsgInfo>"
-        f'<Type V="{msg_type}" DN={quoteattr(MESSAGE_TYPE_TEXT[msg_type])}/>'
+        f'<Type V="{msg_type}" DN={quoteattr(name)}/>'
         f"<MIGversion>{MIG_VERSION}</MIGversion>"
         f"<GenDate>{generated.isoformat(timespec='seconds')}</GenDate>"
         f"<MsgId>{msg_id}</MsgId>"

@@ -1,0 +1,302 @@
+"""A reader for every message type described as data (``npr_pipeline/messages/``), no per-type code.
+
+One streaming pass with ``iterparse`` over a MsgHead-wrapped file: the payload's namespace names
+the message type and version (its folder's ``schema.xsd`` and ``mapping.yaml``); every record
+element (the child of ``Institusjon`` the mapping names, e.g. ``Kontakt``) is validated, in
+batches, inside a copy of its ``Melding`` and ``Institusjon`` start tags and the message's
+``Kontaktperson`` elements, so the whole message is checked against the full schema while memory
+is bounded by a batch, not the file. Values become Arrow columns by the XML Schema lexical rules
+(:mod:`npr_pipeline.intake.lexical`). A file with any error gives its reasons and no rows.
+
+Not wired into ``npr intake`` yet (issue 13: the daily route's intake applies these rows as
+events); the monthly ord/ide keep their own reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from copy import deepcopy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+from lxml import etree
+
+from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_datetime, xs_integer
+from npr_pipeline.intake.reasons import Reason, reason
+from npr_pipeline.intake.safe_xml import (
+    check_encoding,
+    check_prolog,
+    classify_syntax_error,
+    hardened_iterparse,
+)
+from npr_pipeline.messages import MessageType, TableSpec, by_namespace
+from npr_pipeline.schemas import MSGHEAD_NS
+
+MH = f"{{{MSGHEAD_NS}}}"
+BATCH = 256
+MAX_ERRORS = 1000
+MAX_CONTACTS = 100  # Kontaktperson elements kept for the validation shell
+
+CONVERTERS: dict[str, Callable[[str], object]] = {
+    "string": str,
+    "int": xs_integer,
+    "date": xs_date,
+    "timestamp": xs_datetime,
+}
+
+
+@dataclass
+class TypedResult:
+    """What one pass learned: the message type, its Melding attributes, tables or reasons."""
+
+    message: MessageType | None = None
+    header_type: str | None = None
+    attrs: dict[str, str] = field(default_factory=dict)
+    records: int = 0
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    errors: list[Reason] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def read_typed(
+    path: Path, context: Mapping[str, str] | None = None, batch: int = BATCH
+) -> TypedResult:
+    """Read one file of any message type in ``npr_pipeline/messages/``.
+
+    ``context`` columns (e.g. ``submission_id``, ``unit``: what intake knows from the envelope and
+    the registry) come first in every table, as strings. Each table then has the mapping's
+    inherited and own columns and ``line``, the record's line in the file. On any error the
+    result has ``errors`` and no tables.
+    """
+    path = Path(path)
+    result = TypedResult()
+    with open(path, "rb") as fh:
+        head = fh.read(1024)
+    problem = reason("empty_file") if not head else check_encoding(head) or check_prolog(path)
+    if problem is not None:
+        result.errors.append(problem)
+        return result
+    _Pass(path, dict(context or {}), batch, result).run()
+    if result.errors:
+        result.tables = {}
+    return result
+
+
+class _Pass:
+    """The state of one streaming pass."""
+
+    def __init__(self, path: Path, context: dict[str, str], batch: int, result: TypedResult):
+        self.path, self.context, self.batch_size, self.result = path, context, batch, result
+        self.mtype: MessageType | None = None
+        self.ns = ""
+        self.melding: etree._Element | None = None
+        self.institusjon: etree._Element | None = None
+        self.contacts: list[etree._Element] = []
+        self.batch: list[etree._Element] = []
+        self.checked = 0
+        self.columns: dict[str, dict[str, list[object]]] = {}
+        self.by_path: dict[tuple[str, ...], TableSpec] = {}
+
+    # -- the pass ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        started = False
+        etree.clear_error_log()  # a syntax error's log must not carry an earlier file's entries
+        try:
+            for event, elem in hardened_iterparse(self.path, ("start", "end")):
+                started = True
+                if event == "start":
+                    self._start(elem)
+                else:
+                    self._end(elem)
+                if self._stopped:
+                    return
+        except etree.XMLSyntaxError as exc:
+            self.result.errors.append(classify_syntax_error(exc, self.path, started))
+            return
+        if self.melding is None:
+            self._error(reason("header_incomplete", "No payload (Content/Melding) found."))
+        self._finish()
+
+    @property
+    def _stopped(self) -> bool:
+        """Stop at the first structural failure, or when the error list is full."""
+        errors = self.result.errors
+        return len(errors) >= MAX_ERRORS or any(e.code != "schema_error" for e in errors)
+
+    def _start(self, elem: etree._Element) -> None:
+        parent = elem.getparent()
+        if parent is not None and parent is self.melding and self.institusjon is None:
+            if elem.tag == f"{{{self.ns}}}Institusjon":
+                self.institusjon = elem
+            return
+        if etree.QName(elem).localname != "Melding":
+            return
+        if parent is None or parent.tag != f"{MH}Content":
+            return
+        if self.melding is not None:
+            self._schema_error(elem, "Exactly one Melding per file.")
+            return
+        self.melding = elem
+        self.ns = etree.QName(elem).namespace or ""
+        self.mtype = by_namespace(self.ns)
+        if self.mtype is None:
+            self._error(reason("unknown_payload", f"Namespace: {self.ns or '(none)'}."))
+            return
+        header = self.result.header_type
+        if header is not None and header != self.mtype.message_type:
+            detail = f"MsgInfo/Type {header}, payload {self.mtype.message_type}."
+            self._error(reason("payload_mismatch", detail))
+            return
+        self.result.message = self.mtype
+        self.result.attrs = dict(elem.attrib)
+        self.by_path = {spec.element: spec for spec in self.mtype.tables}
+        self.columns = {
+            spec.name: {name: [] for name in self._names(spec)} for spec in self.mtype.tables
+        }
+
+    def _end(self, elem: etree._Element) -> None:
+        parent = elem.getparent()
+        if elem.tag == f"{MH}Type" and parent is not None and parent.tag == f"{MH}MsgInfo":
+            self.result.header_type = elem.get("V")
+            return
+        if parent is None:
+            return
+        if parent.tag == f"{MH}Content" and elem is not self.melding:
+            self._schema_error(elem, f"Unexpected element {etree.QName(elem).localname}.")
+        elif self.mtype is None:
+            return
+        elif parent is self.melding:
+            self._melding_child(elem)
+        elif parent is self.institusjon:
+            self._record(elem)
+            parent.remove(elem)
+        elif elem is self.melding:
+            if self.institusjon is None:
+                self._schema_error(elem, "Melding needs its Institusjon.")
+            if (elem.text or "").strip():
+                self._schema_error(elem, "Text is not allowed in Melding.")
+
+    def _melding_child(self, elem: etree._Element) -> None:
+        assert self.melding is not None
+        local = etree.QName(elem).localname if etree.QName(elem).namespace == self.ns else None
+        if local == "Kontaktperson" and self.institusjon is None:
+            if len(self.contacts) >= MAX_CONTACTS:
+                self._schema_error(elem, f"More than {MAX_CONTACTS} Kontaktperson elements.")
+            self.contacts.append(deepcopy(elem))
+        elif elem is self.institusjon:
+            if (elem.text or "").strip():
+                self._schema_error(elem, "Text is not allowed in Institusjon.")
+            self._flush()
+            if self.checked == 0:
+                self._validate([], elem.sourceline)  # the schema decides whether none is fine
+        else:
+            name = etree.QName(elem).localname
+            self._schema_error(elem, f"Unexpected element {name} (or out of order).")
+        self.melding.remove(elem)
+
+    def _record(self, elem: etree._Element) -> None:
+        assert self.mtype is not None
+        if elem.tag != f"{{{self.ns}}}{self.mtype.record}":
+            self._schema_error(elem, f"Unexpected element {etree.QName(elem).localname}.")
+            return
+        self.result.records += 1
+        self.batch.append(deepcopy(elem))
+        if len(self.batch) >= self.batch_size:
+            self._flush()
+
+    def _finish(self) -> None:
+        if self.mtype is not None and not self.result.errors:
+            self._flush()
+            self.result.tables = self.tables()
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        records, self.batch = self.batch, []
+        if records:
+            self._validate(records, records[0].sourceline)
+
+    def _shell(self, records: list[etree._Element], line: int | None) -> etree._Element:
+        """Melding and Institusjon start tags, the contacts and these records: a whole message."""
+        assert self.melding is not None
+        melding = etree.Element(self.melding.tag, dict(self.melding.attrib), nsmap={None: self.ns})
+        melding.sourceline = self.melding.sourceline
+        melding.extend(deepcopy(c) for c in self.contacts)
+        source = self.institusjon if self.institusjon is not None else self.melding
+        institusjon = etree.SubElement(
+            melding,
+            f"{{{self.ns}}}Institusjon",
+            dict(self.institusjon.attrib) if self.institusjon is not None else {},
+        )
+        institusjon.sourceline = source.sourceline or line
+        institusjon.extend(records)
+        return melding
+
+    def _validate(self, records: list[etree._Element], line: int | None) -> None:
+        assert self.mtype is not None
+        xsd = self.mtype.schema()
+        shell = self._shell(records, line)
+        self.checked += 1
+        if xsd.validate(shell):
+            if not self.result.errors:
+                for record in records:
+                    self._extract(record)
+            return
+        for entry in xsd.error_log:
+            if len(self.result.errors) >= MAX_ERRORS:
+                break
+            self._error(reason("schema_error", entry.message, line=entry.line or line))
+
+    # -- extraction ---------------------------------------------------------------------------
+
+    def _names(self, spec: TableSpec) -> list[str]:
+        return [*self.context, *(name for name, _ in spec.all_columns()), "line"]
+
+    def _extract(self, elem: etree._Element) -> None:
+        try:
+            self._rows(elem, (), None)
+        except LexicalError as exc:
+            self._error(reason("value_out_of_range", str(exc), line=elem.sourceline))
+
+    def _rows(
+        self, elem: etree._Element, above: tuple[str, ...], parent_row: dict[str, object] | None
+    ) -> None:
+        path = (*above, etree.QName(elem).localname)
+        spec = self.by_path.get(path)
+        row = parent_row
+        if spec is not None:
+            row = dict(self.context)
+            row.update((name, parent_row[name]) for name, _ in spec.inherit)  # type: ignore[index]
+            for name, kind in spec.columns:
+                value = elem.get(name)
+                row[name] = None if value is None else CONVERTERS[kind](value)
+            row["line"] = elem.sourceline
+            table = self.columns[spec.name]
+            for name, values in table.items():
+                values.append(row[name])
+        for child in elem:
+            self._rows(child, path, row)
+
+    def tables(self) -> dict[str, pa.Table]:
+        assert self.mtype is not None
+        context = tuple(self.context)
+        return {
+            spec.name: pa.Table.from_pydict(
+                self.columns[spec.name], schema=spec.arrow_schema(context)
+            )
+            for spec in self.mtype.tables
+        }
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _schema_error(self, elem: etree._Element, message: str) -> None:
+        local = etree.QName(elem).localname
+        self._error(reason("schema_error", message, line=elem.sourceline, element=local))
+
+    def _error(self, found: Reason) -> None:
+        self.result.errors.append(found)
