@@ -21,10 +21,10 @@ from dagster import (
 
 from assets.partitions import period_partitions
 from assets.resources import HomeResource
-from npr_pipeline.intake.ledger import has_record, load_ledger
 from npr_pipeline.intake.receipts import period_receipts, receipt_summary
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
+from npr_pipeline.store.ledger import has_record, load_ledger
 
 
 class IntakeConfig(Config):
