@@ -409,8 +409,9 @@ def load_ledger(home: Home) -> pd.DataFrame:
     )
     with _reading(home) as con:
         table = con.sql(f"SELECT {selected} FROM ledger ORDER BY submission_id").to_arrow_table()
-    frame = table.to_pandas()
-    frame = frame.astype({"year": "Int64", "lopenr": "Int64"})
+    # nullable integers straight from Arrow: through float64 a large lopenr would not survive
+    nullable = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype()}
+    frame = table.to_pandas(types_mapper=nullable.get)
     for name in LEDGER_COLUMNS:
         if name not in _INTS:
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
