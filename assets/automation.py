@@ -26,12 +26,12 @@ from dagster import (
 from assets.partitions import period_partitions
 from assets.resources import HomeResource
 from npr_pipeline import reference
-from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
 from npr_pipeline.production.gate import gate_status
 from npr_pipeline.registry import current_registry
+from npr_pipeline.store.ledger import load_ledger
 
 PRODUCTION = (
     AssetSelection.assets(AssetKey(["raw", "lake"]))

@@ -21,10 +21,11 @@ from dagster import (
 
 from assets.partitions import period_partitions
 from assets.resources import HomeResource
-from npr_pipeline.intake.ledger import has_record, load_ledger
 from npr_pipeline.intake.receipts import period_receipts, receipt_summary
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
+from npr_pipeline.store.ledger import known_submissions, load_ledger
+from npr_pipeline.store.state import StateBusy
 
 
 class IntakeConfig(Config):
@@ -134,17 +135,22 @@ def inbox_sensor(context: SensorEvaluationContext, home: HomeResource):
     fingerprint = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
     if fingerprint == context.cursor:
         return SkipReason("inbox unchanged")
+    ids = {name: _submission_id(inbox / name) for name, _, _ in listing}
+    try:
+        known = known_submissions(home, ids.values())  # one indexed query for the inbox
+    except StateBusy:  # the cursor stays: the next tick looks again
+        return SkipReason("the ledger is busy (an intake is committing)")
     context.update_cursor(fingerprint)
-    new = [name for name, _, _ in listing if not _known(home, inbox / name)]
+    new = [name for name, sid in ids.items() if sid not in known]
     if not new:
         return SkipReason("every file in the inbox is in the ledger")
     return RunRequest(run_key=fingerprint, tags={"npr/new_files": str(len(new))})
 
 
-def _known(home, path: Path) -> bool:
-    """Whether these exact bytes were committed before (content-addressed id)."""
+def _submission_id(path: Path) -> str:
+    """The content-addressed id these exact bytes get at intake."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
-    return has_record(home, digest.hexdigest()[:16])
+    return digest.hexdigest()[:16]

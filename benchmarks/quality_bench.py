@@ -351,11 +351,11 @@ def _quality_in_intake(home: Path, ended: float) -> float:
     """Seconds intake spent after its last ledger record: the per-delivery content checks.
 
     Intake commits every file (ledger record, XPR_VAL) and only then runs the SQL engine on the
-    new deliveries (XPR_ERR, violations), serially in its main process; the ledger's newest
-    entry therefore marks where that phase starts, without touching intake's code.
+    new deliveries (XPR_ERR, violations), serially in its main process; the ledger's last
+    commit (the state file's modification time) therefore marks where that phase starts,
+    without touching intake's code.
     """
-    ledger = home / "ledger"
-    last_commit = max(p.stat().st_mtime for p in [ledger, *ledger.iterdir()])
+    last_commit = (home / "state.duckdb").stat().st_mtime
     return ended - last_commit
 
 

@@ -12,7 +12,7 @@ tests, no dependency in pyproject.toml)::
 
 Rows follow the lake's schemas (npr_pipeline/intake/tables.py, copied here so the scratch venv
 needs nothing from the project; checked against it when the project is importable) and the
-ledger's columns (npr_pipeline/intake/ledger.py). A "file" is one small daily submission of one
+ledger's columns (npr_pipeline/store/ledger.py). A "file" is one small daily submission of one
 unit: on average ~10 rows across episodes, diagnoses, procedures and referrals.
 
 Measures (each repeated ``--repeats`` times, medians reported): 1. commit cost per intake batch,

@@ -452,7 +452,7 @@ def feedback(
 
 def _submission(home: Home, submission: str):
     """The ledger record of a submission id or a received file name (the newest of that name)."""
-    from npr_pipeline.intake.ledger import load_records, read_record
+    from npr_pipeline.store.ledger import load_records, read_record
 
     if re.fullmatch(r"[0-9a-f]{16}", submission):
         record = read_record(home, submission)
@@ -502,10 +502,10 @@ def status(
     """Per production step: units expected, delivered, missing, deadline, gate open or closed."""
     from datetime import date
 
-    from npr_pipeline.intake.ledger import load_ledger
     from npr_pipeline.production import STEPS
     from npr_pipeline.production.gate import gate_status
     from npr_pipeline.registry import current_registry
+    from npr_pipeline.store.ledger import load_ledger
 
     chosen = _period(period)
     home = _existing_home()
@@ -567,9 +567,9 @@ def run(
     import warnings
     from datetime import date
 
-    from npr_pipeline.intake.ledger import load_ledger
     from npr_pipeline.production.gate import Override, OverrideError, judge_period
     from npr_pipeline.registry import current_registry
+    from npr_pipeline.store.ledger import load_ledger
 
     chosen, steps = _period(period), _steps(step)
     allowed = [r.strip() for r in allow_missing.split(",") if r.strip()]

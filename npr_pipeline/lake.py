@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake.ledger import current_submissions
 from npr_pipeline.periods import Period
+from npr_pipeline.store.ledger import current_submissions
 
 
 def lake_file(home: Home, table: str, year: int, unit: str, submission_id: str) -> Path:

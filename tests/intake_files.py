@@ -8,12 +8,13 @@ file's own declared encoding) or on raw bytes where the bytes themselves are the
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -24,6 +25,8 @@ from npr_pipeline.intake.run import IntakeSummary, intake_directory
 from npr_pipeline.registry import import_registry
 from npr_pipeline.schemas import MSGHEAD_NS
 from npr_pipeline.settings import TEST, record_environment
+from npr_pipeline.store import state
+from npr_pipeline.store.ledger import load_records
 from npr_pipeline.synth.run import SynthOptions, run_synth
 
 INTAKE_TIMEOUT = 60.0
@@ -218,9 +221,19 @@ def tables_of(home: Home, submission_id: str) -> list[Path]:
     ]
 
 
+def forget_records(home: Home, submission_ids: Iterable[str]) -> None:
+    """Delete records and their lopenr claims: the state a kill before their commit leaves."""
+    ids = list(submission_ids)
+    with state.transaction(home, lambda con, home: None) as con:
+        for table in ("ledger", "lopenr_claims"):
+            con.execute(f"DELETE FROM {table} WHERE submission_id IN (SELECT unnest(?))", [ids])
+
+
 def ledger_bytes(home: Home) -> dict[str, bytes]:
-    """The ledger's record files, byte for byte."""
-    return {path.name: path.read_bytes() for path in sorted(home.ledger.glob("*.json"))}
+    """The ledger's records, each as canonical JSON bytes, by submission id."""
+    return {
+        r.submission_id: json.dumps(asdict(r), sort_keys=True).encode() for r in load_records(home)
+    }
 
 
 def table_contents(home: Home) -> dict[str, object]:

@@ -20,7 +20,6 @@ import duckdb
 import pytest
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.intake.tables import TABLES
 from npr_pipeline.periods import Period
 from npr_pipeline.production.input_checks import GX_TABLES
@@ -35,6 +34,7 @@ from npr_pipeline.quality.gx_suite import (
     to_expectation,
 )
 from npr_pipeline.quality.sql_engine import run_checks
+from npr_pipeline.store.ledger import load_ledger
 from tests.intake_files import received_year
 
 PERIOD = Period.parse("2026-03")

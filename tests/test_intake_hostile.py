@@ -21,10 +21,10 @@ import pytest
 from npr_pipeline import reference
 from npr_pipeline.envelope import PRODUCTION_HER, TEST_ORGNR, VALIDATION_HER
 from npr_pipeline.home import Home
-from npr_pipeline.intake.ledger import current_submissions, load_ledger, read_record
 from npr_pipeline.intake.reasons import CODES, Status
 from npr_pipeline.intake.run import SubmissionResult, lake_file
 from npr_pipeline.registry import import_registry
+from npr_pipeline.store.ledger import current_submissions, load_ledger, load_records, read_record
 from tests.intake_files import (
     MSGHEAD_XMLNS,
     Unit,
@@ -458,12 +458,12 @@ def test_duplicate_changes_nothing(year: Year, tmp_path: Path) -> None:
     assert by_file[clean.name].status == Status.ACCEPTED
     assert by_file["resent.xml"].status == Status.DUPLICATE
     assert [r.code for r in by_file["resent.xml"].reasons] == ["duplicate"]
-    assert len(list(home.ledger.glob("*.json"))) == 1
+    assert len(load_records(home)) == 1
     tables = stored_tables(home)
     again = run_intake(home, inbox)
     assert [s.status for s in again.submissions] == [Status.DUPLICATE, Status.DUPLICATE]
     assert all(s.unit == year.big.resh for s in again.submissions)
-    assert len(list(home.ledger.glob("*.json"))) == 1
+    assert len(load_records(home)) == 1
     assert stored_tables(home) == tables
 
 

@@ -9,8 +9,10 @@ each generated value (pandas does the zone arithmetic, not the code under test).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from dataclasses import asdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,7 +26,6 @@ from lxml import etree
 
 from npr_pipeline.home import Home
 from npr_pipeline.intake.gate import RegistryIndex
-from npr_pipeline.intake.ledger import load_ledger, load_records
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_datetime, xs_integer
 from npr_pipeline.intake.reader import read_submission
 from npr_pipeline.intake.reasons import Status
@@ -32,6 +33,7 @@ from npr_pipeline.intake.tables import ValueRejected, convert
 from npr_pipeline.lake import lake_file
 from npr_pipeline.registry import current_registry, import_registry
 from npr_pipeline.schemas import schema_path
+from npr_pipeline.store.ledger import load_ledger, load_records
 from tests.intake_files import Unit, decode, encode, fill_inbox, make_year, run_intake
 from tests.soak import examples
 
@@ -337,13 +339,16 @@ def test_ledger_written_before_typing_still_loads(tmp_path: Path, units) -> None
     home = Home(root=tmp_path / "home").ensure()
     import_registry(home, registry)
     run_intake(home, fill_inbox(tmp_path / "in", [clean.file("ord", 1)]), workers=1)
-    record = next(iter(home.ledger.glob("*.json")))
-    record.write_text(
-        record.read_text().replace('"lopenr": 1', '"lopenr": 99999999999999999999'),
-        encoding="utf-8",
-    )
-    assert load_records(home)[0].lopenr is None
+    # a HOME from before the ledger table: its record as a JSON file, lopenr beyond int64
+    (doc,) = [asdict(r) for r in load_records(home)]
+    doc["lopenr"] = 99999999999999999999
+    (home.root / "state.duckdb").unlink()
+    (home.ledger / f"{doc['submission_id']}.json").write_text(json.dumps(doc), encoding="utf-8")
+    assert load_records(home)[0].lopenr is None  # read from the JSON file
     assert load_ledger(home)["lopenr"].isna().all()
+    run_intake(home, fill_inbox(tmp_path / "in2", [mutated.file("ord", 1)]), workers=1)
+    by_id = {r.submission_id: r for r in load_records(home)}
+    assert len(by_id) == 2 and by_id[doc["submission_id"]].lopenr is None  # imported as NULL
 
 
 @pytest.mark.soak

@@ -18,7 +18,6 @@ import duckdb
 import pytest
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
 from npr_pipeline.production.gate import Override, OverrideError
@@ -31,6 +30,7 @@ from npr_pipeline.production.snapshot import (
     record_verdict,
     snapshot_path,
 )
+from npr_pipeline.store.ledger import load_ledger
 from tests.handbuilt import (
     ALERIS,
     HAUKELAND,

@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake.ledger import load_records
 from npr_pipeline.intake.run import _LedgerState
 from npr_pipeline.quality import submission
 from npr_pipeline.quality.catalogue import load_catalogue
@@ -27,6 +26,7 @@ from npr_pipeline.quality.submission import (
     check_deliveries,
     results_path,
 )
+from npr_pipeline.store.ledger import load_records
 from tests.intake_files import received_year
 
 

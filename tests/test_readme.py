@@ -7,13 +7,13 @@ from NPR_HOME, and SUBMISSION_ID becomes a real id.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 from pathlib import Path
 
 from npr_pipeline.home import Home
+from npr_pipeline.store.ledger import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -76,10 +76,9 @@ def test_the_readme_npr_commands_run_as_written(tmp_path: Path) -> None:
             "--units 50", "--units 3 --episodes-per-unit-month 8"
         )
         if "SUBMISSION_ID" in command:
-            ledger = sorted((tmp_path / "home" / "ledger").glob("*.json"))
-            record = json.loads(ledger[0].read_text())
-            _check(_sh(command.replace("SUBMISSION_ID", record["file"]), env), command)
-            command = command.replace("SUBMISSION_ID", record["submission_id"])
+            record = load_records(Home(root=tmp_path / "home"))[0]
+            _check(_sh(command.replace("SUBMISSION_ID", record.file), env), command)
+            command = command.replace("SUBMISSION_ID", record.submission_id)
         if " diff " in command:  # a second version to compare with
             _check(_sh(".venv/bin/npr run --period 2026-T1 --step isf", env), "second run")
         _check(_sh(command, env), command)

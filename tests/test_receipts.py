@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from npr_pipeline.intake.ledger import LEDGER_COLUMNS
 from npr_pipeline.intake.receipts import period_receipts, receipt_summary
 from npr_pipeline.periods import Period
+from npr_pipeline.store.ledger import LEDGER_COLUMNS
 
 
 def _ledger(*rows: dict[str, object]) -> pd.DataFrame:

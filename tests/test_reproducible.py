@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from npr_pipeline import provenance
 from npr_pipeline.cli import app
 from npr_pipeline.home import Home
-from npr_pipeline.intake.ledger import load_ledger, load_records
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.lake import lake_file
 from npr_pipeline.periods import Period
@@ -36,6 +35,7 @@ from npr_pipeline.production.snapshot import build_snapshot, record_verdict, sna
 from npr_pipeline.quality import catalogue
 from npr_pipeline.quality.submission import marker_of, quality_file
 from npr_pipeline.registry import current_registry
+from npr_pipeline.store.ledger import load_ledger, load_records
 from tests.handbuilt import query
 from tests.intake_files import received_year
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from npr_pipeline.cli import app
 from npr_pipeline.errors import storage_problem
 from npr_pipeline.home import Home
 from npr_pipeline.settings import Settings, save_settings
+from npr_pipeline.store.ledger import load_records
 
 runner = CliRunner()
 
@@ -53,10 +55,8 @@ def _mounted(args: list[str], target: Path) -> Iterator[None]:
 
 
 def _ledger_is_whole(home: Path) -> list[dict]:
-    """Every ledger record parses; an accepted one has its lake files (nothing half-written)."""
-    records = [json.loads(p.read_text()) for p in sorted((home / "ledger").glob("*.json"))]
-    assert not list((home / "ledger").glob(".*.tmp")), "no temporary file left as a record"
-    return records
+    """Every ledger record reads back whole (the table's transactions leave nothing half)."""
+    return [asdict(r) for r in load_records(Home(root=home))]
 
 
 def test_an_injected_full_disk_is_one_line(

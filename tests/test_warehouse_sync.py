@@ -15,10 +15,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.registry import import_registry
 from npr_pipeline.settings import TEST, record_environment
+from npr_pipeline.store.ledger import load_ledger
 from npr_pipeline.warehouse import reader, sync_intake
 
 COLUMNS = "ord_sid, submission_id, check_id, status, unexpected_count, element_count"

@@ -27,15 +27,6 @@ from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_val
 from npr_pipeline.home import Home
 from npr_pipeline.intake.archive import archive_file
 from npr_pipeline.intake.gate import RegistryIndex
-from npr_pipeline.intake.ledger import (
-    LedgerRecord,
-    has_record,
-    load_ledger,
-    load_records,
-    read_record,
-    write_failed,
-    write_record,
-)
 from npr_pipeline.intake.reader import ReadResult, read_submission
 from npr_pipeline.intake.reasons import Reason, Status, reason
 from npr_pipeline.lake import lake_file
@@ -44,6 +35,14 @@ from npr_pipeline.processes import die_with_parent
 from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_checked
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
+from npr_pipeline.store.ledger import (
+    LedgerRecord,
+    LopenrClaimed,
+    load_ledger,
+    load_records,
+    typed,
+    write_records,
+)
 from npr_pipeline.warehouse import sync_intake
 
 EXAMPLES = 5
@@ -54,6 +53,10 @@ WORKER_FILES = 64
 # accepted, it would stay the unit's current file for the rest of the year.
 LOPENR_JUMP = 1_000
 LOCK_WAIT = 600.0  # seconds a second intake waits for the first before it gives up
+# Ledger records are committed this many files at a time (one transaction): a commit costs
+# ~5-10 ms and opening the state file tens of ms, too much per file for a national day.
+# A kill loses at most the uncommitted files' records; the rerun processes them again.
+COMMIT_FILES = 200
 
 
 @dataclass
@@ -254,7 +257,10 @@ def _intake(
     registry = current_registry(home)
     files = sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
     summary = IntakeSummary()
-    state = _LedgerState(load_records(home))
+    records = load_records(home)
+    known = {r.submission_id: r for r in records}
+    state = _LedgerState(records)
+    pending_writes = _Pending(home)
     slots: list[SubmissionResult | _Task] = []
 
     def receive() -> Iterator[_Task]:
@@ -268,8 +274,8 @@ def _intake(
             archived = archive_file(path, home.archive)
             summary.bytes += archived.size
             sid = archived.submission_id
-            if has_record(home, sid) or sid in pending:
-                slots.append(_duplicate(home, path.name, sid))
+            if sid in known or sid in pending:
+                slots.append(_duplicate(path.name, sid, known.get(sid)))
                 if progress:
                     progress(1)
                 continue
@@ -279,11 +285,16 @@ def _intake(
             slots.append(task)
             yield task
 
-    by_id = {}
-    for task, outcome in _run(receive(), registry, home, workers, max_bytes):
-        by_id[task.submission_id] = _commit_or_fail(home, task, outcome, state)
-        if progress:
-            progress(1)
+    by_id: dict[str, SubmissionResult] = {}
+    try:
+        for task, outcome in _run(receive(), registry, home, workers, max_bytes):
+            by_id[task.submission_id] = _commit_or_fail(home, task, outcome, state, pending_writes)
+            if len(pending_writes) >= COMMIT_FILES:
+                pending_writes.flush(by_id)
+            if progress:
+                progress(1)
+    finally:  # what is done is committed, also when the run stops on an error
+        pending_writes.flush(by_id)
     deliveries = not_yet_checked(home, state.deliveries())
     checked = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
     for sid, found in checked.outcomes.items():
@@ -349,8 +360,7 @@ def _outcome_of(future: Future[_Outcome]) -> _Outcome:
         return _failed(exc)
 
 
-def _duplicate(home: Home, name: str, sid: str) -> SubmissionResult:
-    record = read_record(home, sid)
+def _duplicate(name: str, sid: str, record: LedgerRecord | None) -> SubmissionResult:
     return SubmissionResult(
         file=name,
         submission_id=sid,
@@ -387,7 +397,7 @@ class _LedgerState:
 
     def newest_lopenr(self, unit: str, msg_type: str, year: int) -> int | None:
         values = [r.lopenr for r in self._group(unit, msg_type, year)]
-        return max(v for v in values if v is not None) if values else None
+        return max((v for v in values if v is not None), default=None)
 
     def partner(self, unit: str, msg_type: str, year: int, period_to: str) -> LedgerRecord | None:
         """The newest accepted other half (ord <-> ide) of the same unit and period."""
@@ -408,32 +418,79 @@ class _LedgerState:
         ]
 
 
+class _Pending:
+    """Ledger records and failed markers waiting for their commit (one transaction)."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self.records: list[LedgerRecord] = []
+        self.failed: list[LedgerRecord] = []
+
+    def __len__(self) -> int:
+        return len(self.records) + len(self.failed)
+
+    def flush(self, by_id: dict[str, SubmissionResult]) -> None:
+        """Commit them; a record the database refuses (its lopenr is claimed by another
+        accepted record: only if HOME's lock was bypassed) becomes a failed file instead."""
+        if not len(self):
+            return
+        refused = write_records(self.home, self.records, self.failed)
+        self.records, self.failed = [], []
+        if refused:
+            self.failed = [_claim_refused(self.home, r, by_id) for r in refused]
+            self.flush(by_id)
+
+
+def _claim_refused(
+    home: Home, refused: LopenrClaimed, by_id: dict[str, SubmissionResult]
+) -> LedgerRecord:
+    record = refused.record
+    _discard(home, record.submission_id)
+    found = reason("internal_error", str(refused))
+    by_id[record.submission_id] = SubmissionResult(
+        record.file, record.submission_id, None, None, Status.FAILED, [found]
+    )
+    return _failed_record(record.submission_id, record.checksum, record.file, record.size,
+                          record.received, found)  # fmt: skip
+
+
+def _failed_record(
+    sid: str, checksum: str, file: str, size: int, received: str, found: Reason
+) -> LedgerRecord:
+    return LedgerRecord(
+        submission_id=sid,
+        checksum=checksum,
+        file=file,
+        size=size,
+        received=received,
+        status=Status.FAILED,
+        reasons=[found.as_json() | {"severity": found.severity}],
+    )
+
+
 def _commit_or_fail(
-    home: Home, task: _Task, outcome: _Outcome, state: _LedgerState
+    home: Home, task: _Task, outcome: _Outcome, state: _LedgerState, pending: _Pending
 ) -> SubmissionResult:
     """Commit the file, or record it as failed (not final) if anything on our side broke."""
     if outcome.error is None:
         try:
-            return _commit(home, task, outcome, state)
+            return _commit(home, task, outcome, state, pending)
         except Exception as exc:  # noqa: BLE001 - one file's failure must stay its own
             outcome = _failed(exc)
     _discard(home, task.submission_id)
     found = reason("internal_error", outcome.error or "")
-    record = LedgerRecord(
-        submission_id=task.submission_id,
-        checksum=task.checksum,
-        file=task.file,
-        size=task.size,
-        received=task.received,
-        status=Status.FAILED,
-        reasons=[found.as_json() | {"severity": found.severity}],
-    )
-    write_failed(home, record)
+    pending.failed.append(
+        _failed_record(task.submission_id, task.checksum, task.file, task.size, task.received,
+                       found)
+    )  # fmt: skip
     return SubmissionResult(task.file, task.submission_id, None, None, Status.FAILED, [found])
 
 
-def _commit(home: Home, task: _Task, outcome: _Outcome, state: _LedgerState) -> SubmissionResult:
-    """Ledger-level checks, the XPR_VAL report, then the ledger record (the commit mark)."""
+def _commit(
+    home: Home, task: _Task, outcome: _Outcome, state: _LedgerState, pending: _Pending
+) -> SubmissionResult:
+    """Ledger-level checks, the XPR_VAL report, then the ledger record (the commit mark,
+    committed with the next batch of records)."""
     read = outcome.read
     header = read.header
     unit = read.gate.unit
@@ -474,7 +531,7 @@ def _commit(home: Home, task: _Task, outcome: _Outcome, state: _LedgerState) -> 
     if record.status != Status.ACCEPTED:
         record.episodes = 0
     _write_report(home, record, reasons, read)
-    write_record(home, record)
+    pending.records.append(typed(record))
     if record.status == Status.ACCEPTED:
         state.add(record)
     return SubmissionResult(

@@ -16,7 +16,6 @@ import pandas as pd
 
 from npr_pipeline import reference
 from npr_pipeline.home import Home
-from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.periods import Period
 from npr_pipeline.production import gjestepasient, isf, kjernejournal, reference_sql, ventetider
 from npr_pipeline.production.deliveries import Frame, Lineage, write_delivery
@@ -29,6 +28,7 @@ from npr_pipeline.production.snapshot import (
 )
 from npr_pipeline.provenance import collect
 from npr_pipeline.registry import current_registry
+from npr_pipeline.store.ledger import load_ledger
 
 
 @dataclass

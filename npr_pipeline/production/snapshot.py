@@ -35,13 +35,13 @@ import pandas as pd
 
 from npr_pipeline.atomic import atomic_path
 from npr_pipeline.home import Home
-from npr_pipeline.intake.ledger import load_ledger
 from npr_pipeline.periods import Period
 from npr_pipeline.production import reference_sql
 from npr_pipeline.production.gate import GateVerdict, Override, judge_period
 from npr_pipeline.production.inputs import PeriodInput, register_period_views
 from npr_pipeline.quality import reference_tables
 from npr_pipeline.registry import current_registry
+from npr_pipeline.store.ledger import load_ledger
 from npr_pipeline.warehouse import has_table, replace_table
 
 LINEAGE_COLUMNS = ["submission_id", "checksum", "unit", "message_type", "file"]

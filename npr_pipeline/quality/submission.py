@@ -29,7 +29,6 @@ import pyarrow.parquet as pq
 from npr_pipeline.atomic import write_bytes, write_text
 from npr_pipeline.feedback.reports import Finding, SubmissionInfo, write_xpr_err
 from npr_pipeline.home import Home
-from npr_pipeline.intake.ledger import LedgerRecord
 from npr_pipeline.intake.tables import IDE_TABLES, ORD_TABLES
 from npr_pipeline.lake import lake_file
 from npr_pipeline.processes import die_with_parent
@@ -37,6 +36,7 @@ from npr_pipeline.provenance import catalogue_sha256
 from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.sql_engine import register_tables, run_checks
 from npr_pipeline.registry import current_registry
+from npr_pipeline.store.ledger import LedgerRecord
 
 EXAMPLES = 10_000
 BATCH = 250

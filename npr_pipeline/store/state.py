@@ -1,0 +1,118 @@
+"""``HOME/state.duckdb``: the register's state as typed tables, one writing process at a time.
+
+DuckDB allows one read-write process per file, and while it has the file open it keeps every
+other process out, readers included. So writers hold the file only for their transactions
+(:func:`writer`, :func:`transaction`) and close it after; intake, the only writer (it holds
+the HOME's ``intake`` lock), commits its records in batches, each one open-commit-close.
+A process that meets another's open file retries for up to :data:`READ_WAIT` seconds, then
+raises :class:`StateBusy`. Opening the file costs tens of ms: commit many rows per opening.
+
+Readers open the file read-only, so the read-only commands work on a read-only HOME. A HOME
+from before this file (ledger records as JSON files under ``HOME/ledger/``) is read straight
+from those files in memory until the first writer imports them (see :mod:`.ledger`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from npr_pipeline.home import Home
+
+STATE_FILE = "state.duckdb"
+READ_WAIT = 30.0  # seconds a reader waits for another process's writer to let go
+_RETRY_SECONDS = 0.05
+
+Prepare = Callable[[duckdb.DuckDBPyConnection, Home], None]
+
+
+class StateBusy(RuntimeError):
+    """Another process holds the state file for writing (an intake is running)."""
+
+
+def state_path(home: Home) -> Path:
+    return home.root / STATE_FILE
+
+
+@contextmanager
+def writer(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The read-write connection, the schema made ready by ``prepare`` in its own transaction
+    (tables created, old files imported once); the caller runs its transactions on it. The
+    file is closed at the end of the block, so readers in other processes get their turn."""
+    home.root.mkdir(parents=True, exist_ok=True)
+    con = _connect(state_path(home), read_only=False)
+    try:
+        con.begin()
+        try:
+            prepare(con, home)
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection inside one transaction: committed on success, rolled back on
+    any error (see :func:`writer`)."""
+    with writer(home, prepare) as con:
+        con.begin()
+        try:
+            yield con
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+
+
+@contextmanager
+def reader(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only view of the committed state. For a HOME without a state file yet (nothing
+    written since the upgrade) it is an in-memory database that ``prepare`` fills from the
+    old files, so reading needs no write."""
+    path = state_path(home)
+    if path.exists():
+        con = _connect(path, read_only=True)
+        if _has_tables(con):
+            try:
+                yield con
+            finally:
+                con.close()
+            return
+        con.close()  # created by a writer killed before its first commit
+    con = duckdb.connect(":memory:")
+    try:
+        con.begin()
+        prepare(con, home)
+        con.commit()
+        yield con
+    finally:
+        con.close()
+
+
+def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()[0][0])
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting while another process holds it."""
+    deadline = time.monotonic() + READ_WAIT
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise StateBusy(
+                    f"{path} is held by another process (an intake is writing); "
+                    f"waited {READ_WAIT:.0f} s"
+                ) from exc
+            time.sleep(_RETRY_SECONDS)
