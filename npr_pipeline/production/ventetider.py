@@ -136,6 +136,7 @@ def suppress(stats: pd.DataFrame, atoms: pd.DataFrame, threshold: int) -> pd.Dat
             suppression.relations_of_partitions(labels, len(cells)),
             _lines(cells, labels),
             threshold,
+            last_resort=(cells["group_type"] == "all").to_numpy(),
         )
         stats.loc[cells.index, "suppressed"] = hidden
     values = ["n", "mean_days", "median_days", "fristbrudd", "fristbrudd_pct"]
