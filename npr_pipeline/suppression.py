@@ -350,8 +350,10 @@ def recoverable_cells_dense(relations: np.ndarray | Relations, hidden: np.ndarra
 # the largest system (relations x hidden cells of one connected part) whose revealing
 # combination is solved for densely; beyond it a repair takes the nearest neighbour instead
 CERTIFICATE_LIMIT = 4000
-# the most secondary cells ``_prune`` tries to show again (one audit each)
-PRUNE_LIMIT = 200
+# ``_prune`` tries to show again secondary cells of at least this many times the threshold,
+# at most PRUNE_LIMIT of them (one audit each)
+PRUNE_FACTOR = 10
+PRUNE_LIMIT = 20
 
 
 def protect(
@@ -372,7 +374,7 @@ def protect(
     index = _Lines(values, lines, last)
     while index.repair(hidden) or _repair_recoverable(values, relations, index, hidden, last):
         pass
-    _prune(values, relations, primary, hidden, last)
+    _prune(values, relations, primary, hidden, last, threshold)
     if recoverable_cells(relations, hidden):  # the audit: never publish a recoverable value
         raise AssertionError("suppression left a recoverable value")
     return primary, hidden
@@ -384,15 +386,16 @@ def _prune(
     primary: np.ndarray,
     hidden: np.ndarray,
     last: np.ndarray,
-    limit: int = PRUNE_LIMIT,
+    threshold: int,
 ) -> None:
-    """Show again every secondary cell the others protect without it: a last resort first,
-    then the largest; so what stays hidden is needed (showing any one of them gives a value
-    away). The repairs pick each cell for one recovery; later picks may cover it. At most
-    ``limit`` cells are tried (one audit each), the largest."""
-    secondary = np.flatnonzero(hidden & ~primary)
-    order = secondary[np.lexsort((secondary, -values[secondary], ~last[secondary]))]
-    for cell in order[:limit].tolist():
+    """Show again every large secondary cell (``PRUNE_FACTOR`` times the threshold or more)
+    that the others protect without it: a last resort first, then the largest. The repairs
+    pick each cell for one recovery, and later picks may cover it; a large cell hidden is what
+    a reader misses. At most ``PRUNE_LIMIT`` cells are tried (one audit each)."""
+    large = hidden & ~primary & ((values >= PRUNE_FACTOR * threshold) | last)
+    cells = np.flatnonzero(large)
+    order = cells[np.lexsort((cells, -values[cells], ~last[cells]))]
+    for cell in order[:PRUNE_LIMIT].tolist():
         hidden[cell] = False
         if recoverable_cells(relations, hidden):
             hidden[cell] = True
