@@ -13,11 +13,14 @@ values to the right-hand side: the hidden value is then fixed). Two repairs alte
 nothing is recoverable: every ``line`` (a published total with its parts, total last) holding
 exactly one hidden value gets a second one, the smallest visible value of the line (least
 information lost; non-zero counts first, since a hidden zero protects little); then the first
-recoverable value gets one more hidden neighbour (a part or total of a line it is in, else any
-visible cell of a relation that fixes it, else of a relation next to those). The line rule alone
-is not enough (a hidden cell on no cycle of hidden cells is still fixed by the totals); the
-audit is exact. It ends: each round hides one more cell, and with every cell hidden nothing is
-recoverable.
+recoverable value gets one more hidden cell: the smallest visible cell of the combination of
+published values that gives it away (``revealing``, solved on its connected part of relations
+and hidden cells; a ``last_resort`` cell such as the grand total only if nothing else is there),
+so the recovery is broken and nothing is hidden that it did not read. The line rule alone is not
+enough (a hidden cell on no cycle of hidden cells is still fixed by the totals); the audit is
+exact. It ends: each round hides one more cell, and with every cell hidden nothing is
+recoverable. Last, large secondary cells are shown again where the others protect without them
+(``_prune``).
 
 Where the relations come from: for a two-way table, its lines (``with_margins``); for cells
 that are sums over a set of atoms (the finest combinations the records are counted in), every
