@@ -352,7 +352,7 @@ def recoverable_cells_dense(relations: np.ndarray | Relations, hidden: np.ndarra
 # -- the general rule -----------------------------------------------------------------------
 # the largest system (relations x hidden cells of one connected part) whose revealing
 # combination is solved for densely; beyond it a repair takes the nearest neighbour instead
-CERTIFICATE_LIMIT = 4000
+CERTIFICATE_LIMIT = 1500  # a dense system of at most 1,500^2 entries (18 MB)
 # ``_prune`` tries to show again secondary cells of at least this many times the threshold,
 # at most PRUNE_LIMIT of them (one audit each)
 PRUNE_FACTOR = 10
