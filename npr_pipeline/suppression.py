@@ -13,11 +13,14 @@ values to the right-hand side: the hidden value is then fixed). Two repairs alte
 nothing is recoverable: every ``line`` (a published total with its parts, total last) holding
 exactly one hidden value gets a second one, the smallest visible value of the line (least
 information lost; non-zero counts first, since a hidden zero protects little); then the first
-recoverable value gets one more hidden neighbour (a part or total of a line it is in, else any
-visible cell of a relation that fixes it, else of a relation next to those). The line rule alone
-is not enough (a hidden cell on no cycle of hidden cells is still fixed by the totals); the
-audit is exact. It ends: each round hides one more cell, and with every cell hidden nothing is
-recoverable.
+recoverable value gets one more hidden cell: the smallest visible cell of the combination of
+published values that gives it away (``revealing``, solved on its connected part of relations
+and hidden cells; a ``last_resort`` cell such as the grand total only if nothing else is there),
+so the recovery is broken and nothing is hidden that it did not read. The line rule alone is not
+enough (a hidden cell on no cycle of hidden cells is still fixed by the totals); the audit is
+exact. It ends: each round hides one more cell, and with every cell hidden nothing is
+recoverable. Last, large secondary cells are shown again where the others protect without them
+(``_prune``).
 
 Where the relations come from: for a two-way table, its lines (``with_margins``); for cells
 that are sums over a set of atoms (the finest combinations the records are counted in), every
@@ -347,38 +350,78 @@ def recoverable_cells_dense(relations: np.ndarray | Relations, hidden: np.ndarra
 
 
 # -- the general rule -----------------------------------------------------------------------
+# the largest system (relations x hidden cells of one connected part) whose revealing
+# combination is solved for densely; beyond it a repair takes the nearest neighbour instead
+CERTIFICATE_LIMIT = 1500  # a dense system of at most 1,500^2 entries (18 MB)
+# ``_prune`` tries to show again secondary cells of at least this many times the threshold,
+# at most PRUNE_LIMIT of them (one audit each)
+PRUNE_FACTOR = 10
+PRUNE_LIMIT = 20
+
+
 def protect(
     values: np.ndarray,
     relations: np.ndarray | Relations,
     lines: list[list[int]],
     threshold: int,
+    last_resort: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(primary, hidden) masks over ``values``: nothing hidden is recoverable afterwards."""
+    """(primary, hidden) masks over ``values``: nothing hidden is recoverable afterwards.
+
+    ``last_resort`` marks cells (a grand total) hidden only where no other cell can protect."""
     values = np.asarray(values)
     relations = _as_relations(relations)
     primary = (values > 0) & (values < threshold)
     hidden = primary.copy()
-    index = _Lines(values, lines)
-    while index.repair(hidden) or _repair_recoverable(values, relations, index, hidden):
+    last = np.zeros(len(values), dtype=bool) if last_resort is None else np.asarray(last_resort)
+    index = _Lines(values, lines, last)
+    while index.repair(hidden) or _repair_recoverable(values, relations, index, hidden, last):
         pass
+    _prune(values, relations, primary, hidden, last, threshold)
     if recoverable_cells(relations, hidden):  # the audit: never publish a recoverable value
         raise AssertionError("suppression left a recoverable value")
     return primary, hidden
 
 
-def _smallest_visible(values: np.ndarray, members: np.ndarray, hidden: np.ndarray) -> int | None:
-    """The visible member to hide next: non-zero before zero, smallest value, lowest index."""
+def _prune(
+    values: np.ndarray,
+    relations: Relations,
+    primary: np.ndarray,
+    hidden: np.ndarray,
+    last: np.ndarray,
+    threshold: int,
+) -> None:
+    """Show again every large secondary cell (``PRUNE_FACTOR`` times the threshold or more)
+    that the others protect without it: a last resort first, then the largest. The repairs
+    pick each cell for one recovery, and later picks may cover it; a large cell hidden is what
+    a reader misses. At most ``PRUNE_LIMIT`` cells are tried (one audit each)."""
+    large = hidden & ~primary & ((values >= PRUNE_FACTOR * threshold) | last)
+    cells = np.flatnonzero(large)
+    order = cells[np.lexsort((cells, -values[cells], ~last[cells]))]
+    for cell in order[:PRUNE_LIMIT].tolist():
+        hidden[cell] = False
+        if recoverable_cells(relations, hidden):
+            hidden[cell] = True
+
+
+def _smallest_visible(
+    values: np.ndarray, members: np.ndarray, hidden: np.ndarray, last: np.ndarray
+) -> int | None:
+    """The visible member to hide next: a last resort after every other, non-zero before zero,
+    smallest value, lowest index."""
     visible = members[~hidden[members]]
     if not len(visible):
         return None
-    return int(visible[np.lexsort((visible, values[visible], values[visible] == 0))[0]])
+    keys = (visible, values[visible], values[visible] == 0, last[visible])
+    return int(visible[np.lexsort(keys)[0]])
 
 
 class _Lines:
     """The lines as arrays, with the lines each cell is in."""
 
-    def __init__(self, values: np.ndarray, lines: list[list[int]]) -> None:
+    def __init__(self, values: np.ndarray, lines: list[list[int]], last: np.ndarray) -> None:
         self.values = values
+        self.last = last
         self.members = [np.asarray(line, dtype=np.int64) for line in lines]
         self.of_cell: dict[int, list[int]] = {}
         for i, line in enumerate(lines):
@@ -391,7 +434,7 @@ class _Lines:
         changed = False
         for members in self.members:
             if np.count_nonzero(hidden[members]) == 1:
-                pick = _smallest_visible(self.values, members, hidden)
+                pick = _smallest_visible(self.values, members, hidden, self.last)
                 if pick is not None:
                     hidden[pick] = changed = True
         return changed
@@ -403,25 +446,92 @@ class _Lines:
 
 
 def _repair_recoverable(
-    values: np.ndarray, relations: Relations, lines: _Lines, hidden: np.ndarray
+    values: np.ndarray, relations: Relations, lines: _Lines, hidden: np.ndarray, last: np.ndarray
 ) -> bool:
-    """Hide the smallest visible neighbour of the first recoverable value; True if changed.
+    """Hide one more cell for the first recoverable value; True if changed.
 
-    A neighbour is a part or total of a line it is in, else a cell of a relation it is in, else
-    (all of those hidden) of a relation one of those is in, and so on outwards."""
+    The cell hidden is the smallest visible cell of the combination of published values that
+    gives the value away (``revealing``): hiding it breaks that combination, and nothing hidden
+    is a cell the recovery did not use. Where the combination is too large to solve for, the
+    smallest visible neighbour: a part or total of a line it is in, else a cell of a relation it
+    is in, else (all of those hidden) of a relation one of those is in, and so on outwards."""
     for entry in recoverable_cells(relations, hidden):
-        pick = _smallest_visible(values, lines.around(entry), hidden)
+        uses = revealing(relations, hidden, entry)
+        if uses is not None:
+            pick = _smallest_visible(values, uses, hidden, last)
+        else:
+            pick = _smallest_visible(values, lines.around(entry), hidden, last)
         reached, cells = np.zeros(len(values), dtype=bool), np.array([entry])
         while pick is None and len(cells):
             reached[cells] = True
             near = np.isin(relations.row, relations.row[np.isin(relations.cell, cells)])
             cells = np.unique(relations.cell[near])
-            pick = _smallest_visible(values, cells, hidden)
+            pick = _smallest_visible(values, cells, hidden, last)
             cells = cells[~reached[cells]]
         if pick is not None:
             hidden[pick] = True
             return True
     return False
+
+
+def revealing(relations: Relations, hidden: np.ndarray, entry: int) -> np.ndarray | None:
+    """The visible cells of a combination of relations that fixes hidden ``entry`` (a y with
+    y @ relations zero on every hidden cell but ``entry``; its visible cells are what the
+    recovery reads), or None when ``entry`` is not fixed or its connected part of relations
+    and hidden cells is larger than ``CERTIFICATE_LIMIT``. Only relations of that part can
+    take part (the others are zero on its hidden cells), so it is solved there, densely
+    (least squares: the smallest such y)."""
+    hidden = np.asarray(hidden, dtype=bool)
+    on_hidden = hidden[relations.cell]
+    row, cell = relations.row[on_hidden], relations.cell[on_hidden]
+    part = _component_of(relations.count, row, cell, entry)
+    if part is None:
+        return None
+    rows, cells = part
+    if len(rows) * len(cells) > CERTIFICATE_LIMIT**2 or not len(rows):
+        return None
+    in_rows = np.isin(relations.row, rows)
+    r, c, k = relations.row[in_rows], relations.cell[in_rows], relations.coef[in_rows]
+    at_row = np.searchsorted(rows, r)
+    inside = hidden[c]
+    matrix = np.zeros((len(cells), len(rows)))  # hidden cells x relations: the transpose
+    matrix[np.searchsorted(cells, c[inside]), at_row[inside]] = k[inside]
+    target = (cells == entry).astype(float)
+    y, *_ = np.linalg.lstsq(matrix, target, rcond=None)
+    if np.abs(matrix @ y - target).max(initial=0.0) > 1e-6:
+        return None  # not fixed
+    weights = np.zeros(relations.cells)
+    np.add.at(weights, c[~inside], y[at_row[~inside]] * k[~inside])
+    scale = np.abs(weights).max(initial=0.0)
+    if scale == 0:
+        return None
+    return np.flatnonzero(np.abs(weights) > scale * 1e-9)
+
+
+def _component_of(
+    count: int, row: np.ndarray, cell: np.ndarray, entry: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(relations, hidden cells) of the connected part of ``entry`` in the graph with an edge
+    per (relation, hidden cell) entry, both sorted; None if ``entry`` is in no relation."""
+    by_cell = _split(cell, row)
+    by_row = _split(row, cell)
+    rows_of = dict(by_cell)
+    cells_of = dict(by_row)
+    if entry not in rows_of:
+        return None
+    seen_rows: set[int] = set()
+    seen_cells = {entry}
+    stack = [entry]
+    while stack:
+        for r in rows_of[stack.pop()]:
+            if r in seen_rows:
+                continue
+            seen_rows.add(r)
+            for c in cells_of[r]:
+                if c not in seen_cells:
+                    seen_cells.add(c)
+                    stack.append(c)
+    return np.array(sorted(seen_rows), dtype=np.int64), np.array(sorted(seen_cells), dtype=np.int64)
 
 
 # -- a two-way table with its margins (research extracts) -----------------------------------

@@ -122,8 +122,9 @@ def suppress(stats: pd.DataFrame, atoms: pd.DataFrame, threshold: int) -> pd.Dat
     per combination of all group columns), so every relation between cells is known: a total
     and its parts (unit within trust within RHF within all; fagområde, sector and ownership
     within all), and any other (a sector served by one unit equals that unit). The shared
-    audited rule (``npr_pipeline.suppression``) hides cells until none is recoverable; the
-    hierarchy's lines guide which cells it hides (the smallest part of the same total first).
+    audited rule (``npr_pipeline.suppression``) hides cells until none is recoverable: the
+    smallest part of a total with one hidden part, else the smallest cell a recovery reads;
+    the ``all`` cell last (docs/deliveries/ventetider.md, "Which complementary cells").
     A count protected this way protects its fristbrudd count and sum of days too: they are
     sums over the same atoms.
     """
@@ -136,6 +137,7 @@ def suppress(stats: pd.DataFrame, atoms: pd.DataFrame, threshold: int) -> pd.Dat
             suppression.relations_of_partitions(labels, len(cells)),
             _lines(cells, labels),
             threshold,
+            last_resort=(cells["group_type"] == "all").to_numpy(),
         )
         stats.loc[cells.index, "suppressed"] = hidden
     values = ["n", "mean_days", "median_days", "fristbrudd", "fristbrudd_pct"]
