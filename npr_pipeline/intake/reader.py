@@ -14,6 +14,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 from lxml import etree
 
@@ -158,8 +159,12 @@ class _Pass:
 
     # -- events ---------------------------------------------------------------------------
     def run(self) -> None:
+        with open(self.path, "rb") as handle:  # closed however the parse ends (_Stop)
+            self._run(handle)
+
+    def _run(self, handle: BinaryIO) -> None:
         content_seen = False
-        for event, elem in hardened_iterparse(self.path, ("start", "end"), TAGS):
+        for event, elem in hardened_iterparse(handle, ("start", "end"), TAGS):
             tag = elem.tag
             if tag == f"{MH}MsgInfo":
                 if event == "end":
