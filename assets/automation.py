@@ -23,7 +23,6 @@ from dagster import (
     sensor,
 )
 
-from assets.partitions import period_partitions
 from assets.resources import HomeResource
 from npr_pipeline import reference
 from npr_pipeline.lake import current_for_period
@@ -34,13 +33,18 @@ from npr_pipeline.registry import current_registry
 from npr_pipeline.store.ledger import load_ledger
 
 PRODUCTION = (
-    AssetSelection.assets(AssetKey(["raw", "lake"]))
+    AssetSelection.assets(AssetKey(["core", "unit_registry"]))  # the analysts' registry copy
+    | AssetSelection.assets(AssetKey(["raw", "lake"]))
     | AssetSelection.assets(AssetKey(["core", "current_submissions"]))
     | AssetSelection.assets(AssetKey(["core", "production_input"]))
     | AssetSelection.groups("gate", "out")
 )
 production_job = define_asset_job(
-    "production_job", selection=PRODUCTION, partitions_def=period_partitions
+    "production_job",
+    selection=PRODUCTION,
+    description="A period's production: the lake account, current submissions, the checked "
+    "input snapshot, each step's completeness gate and its delivery (partitioned by period, "
+    "inferred from the selected assets).",
 )
 LOOKBACK_DAYS = 60
 
@@ -58,7 +62,13 @@ def deadlines_on(day: date) -> list[tuple[str, str]]:
     return sorted(set(found))
 
 
-@schedule(cron_schedule="0 7 * * *", job=production_job, execution_timezone="Europe/Oslo")
+@schedule(
+    cron_schedule="0 7 * * *",
+    job=production_job,
+    execution_timezone="Europe/Oslo",
+    description="Every morning at 07:00 Oslo time: on a period's first or second submission "
+    "deadline, start that period's production (the completeness gates decide what is produced).",
+)
 def deadline_schedule(context: ScheduleEvaluationContext):
     """On a deadline day, run that period's production (the gate decides what may run)."""
     day = context.scheduled_execution_time.date()
@@ -88,7 +98,13 @@ def open_periods(today: date) -> list[Period]:
     return periods
 
 
-@sensor(job=production_job, minimum_interval_seconds=300)
+@sensor(
+    job=production_job,
+    minimum_interval_seconds=300,
+    description="Every 5 minutes: start a recently ended period's production as soon as every "
+    "obligated unit of every step has delivered, and again when a late correction changes "
+    "which submissions are current.",
+)
 def completeness_sensor(context: SensorEvaluationContext, home: HomeResource):
     """Start a period's production once every obligated unit of every step has delivered."""
     npr_home = home.home()

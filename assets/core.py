@@ -15,7 +15,7 @@ from assets.resources import HomeResource
 from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
 from npr_pipeline.store.ledger import load_ledger
-from npr_pipeline.warehouse import writer
+from npr_pipeline.warehouse import retype, writer
 
 
 @asset(
@@ -39,9 +39,10 @@ def current_submissions(context: AssetExecutionContext, home: HomeResource) -> M
     with writer(home.home()) as con:
         con.execute(
             "CREATE TABLE IF NOT EXISTS current_submissions (period VARCHAR, unit VARCHAR, "
-            "message_type VARCHAR, submission_id VARCHAR, lopenr BIGINT, period_to VARCHAR, "
+            "message_type VARCHAR, submission_id VARCHAR, lopenr BIGINT, period_to DATE, "
             "episodes BIGINT, covers BOOLEAN)"
         )
+        retype(con, "current_submissions", "period_to", "DATE")  # VARCHAR before
         keys = list(context.partition_keys)
         con.execute("DELETE FROM current_submissions WHERE list_contains(?, period)", [keys])
         con.register("_current", current)

@@ -117,10 +117,19 @@ def raw_lake(context: AssetExecutionContext, home: HomeResource) -> MaterializeR
     )
 
 
-intake_job = define_asset_job("intake_job", selection=[raw_submissions])
+intake_job = define_asset_job(
+    "intake_job",
+    selection=[raw_submissions],
+    description="Intake of every new file in HOME/inbox (what `npr intake` does).",
+)
 
 
-@sensor(job=intake_job, minimum_interval_seconds=30)
+@sensor(
+    job=intake_job,
+    minimum_interval_seconds=30,
+    description="Every 30 seconds: start an intake run when HOME/inbox holds files the ledger "
+    "has not seen (a new listing of names, sizes and modification times).",
+)
 def inbox_sensor(context: SensorEvaluationContext, home: HomeResource):
     """Request an intake run when the inbox holds files the ledger has not seen."""
     home = home.home()

@@ -132,6 +132,7 @@ def run_period(
     from assets.core import current_submissions
     from assets.intake import raw_lake
     from assets.production import gates, outs, production_input
+    from assets.registry import unit_registry
     from assets.resources import HomeResource
     from npr_pipeline.periods import Period
     from npr_pipeline.production.snapshot import stored_gates
@@ -140,12 +141,19 @@ def run_period(
     recovered = clear_dead_runs(instance)  # a killed run must not hold the warehouse slot
     chosen_gates = [g for g in gates if g.key.path[-1] in steps]
     chosen_outs = [o for o in outs if o.key.path[-1] in steps]
-    assets = [raw_lake, current_submissions, production_input, *chosen_gates, *chosen_outs]
+    assets = [
+        unit_registry,  # the registry the run judged its gates with, for analysts' SQL
+        raw_lake,
+        current_submissions,
+        production_input,
+        *chosen_gates,
+        *chosen_outs,
+    ]
     loggers = {"npr_progress": _progress_logger(progress)}
     if verbose:
         loggers["console"] = colored_console_logger
     defs = Definitions(
-        assets=[raw_lake, current_submissions, production_input, *gates, *outs],
+        assets=[unit_registry, raw_lake, current_submissions, production_input, *gates, *outs],
         jobs=[production_job],
         resources={"home": HomeResource(root=str(home.root))},
         loggers=loggers,

@@ -136,8 +136,20 @@ gates = [_gate_asset(step) for step in STEPS]
     deps=[CURRENT],
     backfill_policy=BackfillPolicy.single_run(),
     check_specs=[
-        AssetCheckSpec("no_error_findings_after_exclusion", asset=INPUT, blocking=True),
-        AssetCheckSpec("excluded_share_per_unit", asset=INPUT, blocking=True),
+        AssetCheckSpec(
+            "no_error_findings_after_exclusion",
+            asset=INPUT,
+            blocking=True,
+            description="After the records with error findings are left out, the GX suites "
+            "find no error-severity finding left in the period's input snapshot.",
+        ),
+        AssetCheckSpec(
+            "excluded_share_per_unit",
+            asset=INPUT,
+            blocking=True,
+            description="No unit lost more than the allowed share (max_excluded_share in the "
+            "settings) of its records to the exclusion of error records.",
+        ),
     ],
     description="What production reads for the period: a snapshot of the current covering "
     "submissions (rows up to the period's end, error records excluded), validated by the GX "

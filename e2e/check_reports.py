@@ -8,10 +8,14 @@ with name resolution switched off: what this sees is what a coordinator there se
     python -m e2e.check_reports
 
 Generates a small faulty year into a temporary HOME (``npr synth --units 8 --through 2026-03
---defects 0.3 --episodes-per-unit-month 20``, intake with ``allow_synthetic_fnr``), runs the GX
-suites of the last month as ``core/production_input`` does (quality results page plus GX's raw
-Data Docs in ``gx/``), then checks four pages: an accepted XPR_VAL, a rejected XPR_VAL, an
-XPR_ERR with findings and the quality results page. Per page: the rendered DOM (``--dump-dom``)
+--defects 0.3 --episodes-per-unit-month 20``, one January file made schema-invalid, intake with
+``allow_synthetic_fnr``), runs the GX suites of the last month as ``core/production_input``
+does (quality results page plus GX's raw Data Docs in ``gx/``), then checks five pages: an
+accepted XPR_VAL, a rejected XPR_VAL, an XPR_VAL with schema errors, an XPR_ERR with findings
+and the quality results page. The report pages must read for a reporting officer: each schema
+error libxml2 reported in a Norwegian sentence with the original below, elements named by
+their record, the value at fault in XPR_ERR, the time of receipt in Oslo time, no
+fødselsnummer. Per page: the rendered DOM (``--dump-dom``)
 has the expected headings and the counts the XML report (or the GX run) states; every reference
 (``a``/``link``/``img``/``script``/frames/objects/forms, CSS ``url()`` and ``@import``)
 resolves to an existing local file (or an anchor of the page) and none leaves the machine; the
@@ -39,7 +43,15 @@ from urllib.parse import unquote, urlsplit
 
 from lxml import html
 
-from npr_pipeline.feedback.reports import XPR_ERR, XPR_VAL, read_report_summary
+from npr_pipeline.feedback.reports import (
+    EXAMPLES_PER_RULE,
+    XPR_ERR,
+    XPR_VAL,
+    local_time,
+    read_report_findings,
+    read_report_summary,
+)
+from npr_pipeline.feedback.schema_messages import explain
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / ".e2e"
@@ -117,11 +129,28 @@ def _generate(tmp: Path, home: Path) -> None:
     npr = Path(sys.executable).with_name("npr")
     synth = tmp / "synth"
     _run([npr, "synth", "--out", synth, *SYNTH])
+    _break_schema(synth / "inbox")
     home.mkdir()
     (home / "settings.json").write_text(json.dumps({"allow_synthetic_fnr": True}) + "\n")
     # a synthetic registry as the first import makes a test HOME (synthetic numbers accepted)
     _run([npr, "--home", home, "registry", "import", synth / "registry.csv"])
     _run([npr, "--home", home, "intake", synth / "inbox"])
+
+
+SCHEMA_BREAKS = (  # (old, new) bytes: an enumeration and a pattern facet libxml2 reports
+    (b' omsorgsniva="1"', b' omsorgsniva="7"'),
+    (b' fodselsar="19', b' fodselsar="x9'),
+)
+
+
+def _break_schema(inbox: Path) -> None:
+    """Make the first January ord file invalid against its schema, as a unit's system might
+    (the faulty year's defects are content and header faults), so a page shows schema errors."""
+    path = sorted(inbox.glob("*_2026-01_ord.xml"))[0]
+    data = path.read_bytes()
+    for old, new in SCHEMA_BREAKS:
+        data = data.replace(old, new, 1)
+    path.write_bytes(data)
 
 
 def _run(argv: list[str | Path]) -> str:
@@ -149,11 +178,17 @@ def _pick_reports(home: Path) -> list[Page]:
         if not found:
             sys.exit(f"e2e: the generated year has no {name.replace('_', ' ')} report")
         folder, summary = min(found, key=lambda fs: (-fs[1]["findings"], fs[1]["file"]))
-        return Page(name, folder / f"{kind}.html", lambda doc: _expect_report(doc, kind, summary))
+        findings = [f for f in read_report_findings(folder) if f["report"] == kind]
+        return Page(
+            name,
+            folder / f"{kind}.html",
+            lambda doc: _expect_report(doc, kind, summary, findings),
+        )
 
     return [
         pick("xpr_val_accepted", XPR_VAL, lambda s: s["status"] == "accepted"),
         pick("xpr_val_rejected", XPR_VAL, lambda s: s["status"] == "rejected"),
+        pick("xpr_val_schema", XPR_VAL, lambda s: "schema_error" in s["codes"]),
         pick("xpr_err", XPR_ERR, lambda s: s["findings"] > 0),
     ]
 
@@ -264,9 +299,10 @@ def _rows(table: html.HtmlElement) -> list[list[str]]:
     return [[_text(td) for td in tr.findall("td")] for tr in table.xpath(".//tr[td]")]
 
 
-def _expect_report(doc: html.HtmlElement, kind: str, xml: dict) -> list[str]:
-    """Headings, and every count of the report's XML (``read_report_summary``) on the page."""
-    problems = []
+def _expect_report(doc: html.HtmlElement, kind: str, xml: dict, findings: list[dict]) -> list[str]:
+    """Headings, and every count of the report's XML (``read_report_summary``) on the page;
+    what a reporting officer needs of each finding (``_expect_readable``)."""
+    problems = _expect_readable(doc, kind, findings)
     h1 = doc.find(".//h1")
     if h1 is None or f"({kind})" not in _text(h1):
         problems.append(f"the h1 does not name {kind}")
@@ -286,6 +322,50 @@ def _expect_report(doc: html.HtmlElement, kind: str, xml: dict) -> list[str]:
     return problems
 
 
+ELEVEN_DIGITS = re.compile(r"\b\d{11}\b")  # a fødselsnummer (not inside a checksum)
+
+
+def _expect_readable(doc: html.HtmlElement, kind: str, findings: list[dict]) -> list[str]:
+    """No fødselsnummer anywhere; XPR_VAL: every schema error libxml2 reported that
+    ``explain`` knows is shown as its Norwegian sentence with the original below it, and no
+    element is named by libxml2's ``*[n]``; XPR_ERR: every value at fault in the XML is shown."""
+    body = _text(doc.body)
+    problems = [f"the page shows an 11-digit number {m}" for m in ELEVEN_DIGITS.findall(body)]
+    if kind == XPR_VAL:
+        cells = {
+            (_text(row[0]) if len(row) else "", _text(row[-1]))
+            for row in (tr.findall("td") for tr in doc.xpath("//tr[td]"))
+            if len(row) >= 5
+        }
+        sentences = {_text(p) for p in doc.xpath("//p[@class='forklaring']")}
+        originals = {_text(p) for p in doc.xpath("//p[@class='original']")}
+        for finding in findings:
+            element = finding["record"].get("element") or ""
+            if element.startswith("*"):
+                problems.append(f"Funn: element {element!r} is libxml2's path, not a record")
+            sentence = explain(finding["message"]) if finding["rule"] == "schema_error" else None
+            if sentence is None:
+                continue
+            if " ".join(sentence.split()) not in sentences:
+                problems.append(f"Funn: no Norwegian sentence {sentence!r}")
+            if " ".join(finding["message"].split()) not in originals:
+                problems.append(f"Funn: the original {finding['message'][:60]!r}… is not shown")
+        if findings and not cells:
+            problems.append("Funn: no finding rows")
+    else:
+        listed: Counter[str] = Counter()  # the page lists the first examples of each rule
+        values = []
+        for finding in findings:
+            listed[finding["rule"]] += 1
+            if listed[finding["rule"]] <= EXAMPLES_PER_RULE and finding["record"].get("value"):
+                values.append(finding["record"]["value"])
+        shown = {_text(td) for td in doc.xpath("//td[@class='verdi']")}
+        if not values:
+            problems.append("XPR_ERR: no finding in the XML carries the value at fault")
+        problems += [f"XPR_ERR: the value {v!r} is not shown" for v in values if v not in shown]
+    return problems
+
+
 def _labelled(table: html.HtmlElement) -> dict[str, str]:
     """A two-column table's rows as label (``th``) -> value (``td``)."""
     return {_text(tr.find("th")): _text(tr.find("td")) for tr in table.xpath(".//tr[th][td]")}
@@ -302,6 +382,7 @@ def _expect_summary(table: html.HtmlElement, xml: dict) -> list[str]:
         "Advarsler (warnings)": str(xml["warnings"]),
         "Merknader (notes)": str(xml["infos"]),
     }
+    expected["Mottatt (received)"] = f"{local_time(xml['received'])} (norsk tid)"  # Oslo time
     problems = [
         f"Sammendrag shows {label} = {cells.get(label)!r}, the XML {value!r}"
         for label, value in expected.items()

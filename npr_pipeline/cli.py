@@ -603,7 +603,9 @@ def run(
     from assets.launch import run_period  # the CLI is the composition root: it starts Dagster
 
     with _progress(_terminal()) as progress:
-        task = progress.add_task(f"run {chosen}: starting Dagster", total=3 + 2 * len(steps))
+        # registry, lake, current submissions and input, then a gate and an out per step
+        total = 4 + 2 * len(steps)
+        task = progress.add_task(f"run {chosen}: starting Dagster", total=total)
 
         def advance(event: str, name: str) -> None:
             if event == "start":

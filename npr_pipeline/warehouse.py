@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -30,6 +31,7 @@ def writer(home: Home) -> Iterator[duckdb.DuckDBPyConnection]:
         try:
             con.begin()
             yield con
+            comment_tables(con)  # CREATE OR REPLACE drops comments: every write restores them
             con.commit()
         except BaseException:
             con.rollback()
@@ -55,6 +57,67 @@ def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
     con.register("_incoming", frame)
     con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _incoming')
     con.unregister("_incoming")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def comment_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Give every warehouse table, view and column without a comment its comment from the data
+    dictionary (data/dictionary.yaml), so any DuckDB client shows what a column means.
+
+    Runs at the end of every writer transaction: a table created or replaced in it (which
+    drops its comments) is commented before anyone can read it. Only the uncommented ones
+    are touched, so a write that created nothing costs one catalogue query.
+    """
+    from npr_pipeline.research.dictionary import dictionary  # yaml + pydantic, read once
+
+    known = dictionary()
+    columns = {(c.table, c.column): c.description for c in known.columns}
+    bare = con.execute(
+        "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE database_name = "
+        "current_database() AND schema_name = 'main' AND coalesce(comment, '') = '' "
+        "UNION ALL SELECT view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal AND "
+        "database_name = current_database() AND schema_name = 'main' "
+        "AND coalesce(comment, '') = ''"
+    ).fetchall()
+    for name, kind in bare:
+        base = name.removesuffix("_current") if kind == "VIEW" else name
+        text = known.tables.get(base)
+        if text and kind == "VIEW":
+            text = f"{base}, only the newest version of each period (what to read by default)."
+        if text:
+            con.execute(f'COMMENT ON {kind} "{name}" IS {_literal(text)}')
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = "
+        "current_database() AND schema_name = 'main' AND NOT internal "
+        "AND coalesce(comment, '') = ''"
+    ).fetchall():  # tables' and views' columns (a <table>_current view's are its table's)
+        text = columns.get((table, column)) or columns.get((table.removesuffix("_current"), column))
+        if text:
+            con.execute(f'COMMENT ON COLUMN "{table}"."{column}" IS {_literal(text)}')
+
+
+def retype(con: duckdb.DuckDBPyConnection, table: str, column: str, sql_type: str) -> None:
+    """Bring a column an older release wrote as text to its proper type (e.g. a date)."""
+    found = con.execute(
+        "SELECT data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = ? AND column_name = ?",
+        [table, column],
+    ).fetchall()
+    if found and found[0][0] == "VARCHAR" and sql_type != "VARCHAR":
+        con.execute(f'ALTER TABLE "{table}" ALTER "{column}" TYPE {sql_type}')
+
+
+def utc_timestamp(text: str | None) -> datetime | None:
+    """An ISO 8601 time (with offset) as a naive UTC datetime, for a TIMESTAMP column."""
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str, database: str | None = None) -> bool:

@@ -144,3 +144,24 @@ def test_deadline_schedule_requests_the_period_on_its_deadline() -> None:
         repository_def=repo,
     )
     assert not deadline_schedule.evaluate_tick(quiet).run_requests
+
+
+def test_everything_in_the_code_location_has_a_description() -> None:
+    """The UI never says "No description provided": assets, checks, schedules, sensors, jobs."""
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    missing = [f"asset {n.key.to_user_string()}" for n in graph.asset_nodes if not n.description]
+    missing += [
+        f"check {key.asset_key.to_user_string()}:{key.name}"
+        for key in graph.asset_check_keys
+        if not graph.get_check_spec(key).description
+    ]
+    missing += [f"schedule {s.name}" for s in repo.schedule_defs if not s.description]
+    missing += [f"sensor {s.name}" for s in repo.sensor_defs if not s.description]
+    missing += [
+        f"job {j.name}"
+        for j in repo.get_all_jobs()
+        if not j.name.startswith("__") and not j.description
+    ]
+    assert not missing, missing
+    assert {s.name for s in repo.sensor_defs} >= {"inbox_sensor", "completeness_sensor"}

@@ -234,7 +234,7 @@ def test_half_delivered_unit_override_end_to_end_and_a_reexecution_keeps_it(
         "--allow-missing", half, "--reason", "EPJ migration; agreed with the RHF",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "run 2026-T1: finished" in result.stderr and "11/11" in result.stderr, "progress"
+    assert "run 2026-T1: finished" in result.stderr and "12/12" in result.stderr, "progress"
     assert "dagster - " not in result.output, "Dagster's log goes to the run, not the terminal"
     doc = json.loads(result.stdout)
     assert doc["run_id"] and {d["step"] for d in doc["deliveries"]} == {

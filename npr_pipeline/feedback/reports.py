@@ -16,18 +16,22 @@ import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import jinja2
 from lxml import etree
 
 from npr_pipeline.atomic import atomic_open, write_bytes, write_text
+from npr_pipeline.feedback.schema_messages import explain, mask_fodselsnummer
 from npr_pipeline.intake.reasons import CODES, Reason, Status
 from npr_pipeline.templating import html_environment
 
 NAMESPACE = "http://npr-pipeline.example/xmlstds/xpr_feedback/1"
 XSD_PATH = Path(__file__).resolve().parent / "schema" / "xpr_feedback.xsd"
 
+OSLO = ZoneInfo("Europe/Oslo")  # the pages show times in Norwegian local time
 XPR_VAL = "XPR_VAL"
 XPR_ERR = "XPR_ERR"
 MAX_FINDINGS = 10_000  # per report: a broken national file must not give a 2 GB report
@@ -103,6 +107,7 @@ class Finding:
     episode_id: str | None = None
     patient_nr: str | None = None
     line: int | None = None
+    value: str | None = None  # the value at fault (a fødselsnummer only masked)
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,8 @@ class _Row:
     element: str | None = None
     episode_id: str | None = None
     patient_nr: str | None = None
+    explanation: str | None = None  # the message in plain Norwegian (HTML only)
+    value: str | None = None  # XPR_ERR: the value at fault
 
 
 @dataclass(frozen=True)
@@ -204,7 +211,7 @@ def read_report_findings(folder: Path) -> list[dict]:
         for funn in _parse(path).iterfind(_q("Funn")):
             record = {
                 key: int(value) if key == "line" else value
-                for key in ("episodeID", "pasientNr", "line", "element")
+                for key in ("episodeID", "pasientNr", "line", "element", "value")
                 if (value := funn.get(key)) is not None
             }
             found.append(
@@ -251,12 +258,15 @@ def _clean_info(info: SubmissionInfo) -> SubmissionInfo:
 
 
 def _row_from_reason(reason: Reason) -> _Row:
+    message = mask_fodselsnummer(reason.message)  # CONTRACT.md: never a fødselsnummer
+    explanation = explain(message) if reason.code == "schema_error" else None
     return _Row(
         code=_clean(reason.code),
         severity=_severity(reason.severity),
-        message=_clean(reason.message),
+        message=_clean(message),
         line=reason.line,
         element=_clean_opt(reason.element),
+        explanation=_clean_opt(explanation),
     )
 
 
@@ -269,6 +279,7 @@ def _row_from_finding(finding: Finding) -> _Row:
         line=finding.line,
         episode_id=_clean_opt(finding.episode_id),
         patient_nr=_clean_opt(finding.patient_nr),
+        value=_clean_opt(None if finding.value is None else mask_fodselsnummer(finding.value)),
     )
 
 
@@ -372,6 +383,7 @@ def _row_attrs(row: _Row) -> dict[str, object | None]:
         "element": row.element,
         "episodeID": row.episode_id,
         "pasientNr": row.patient_nr,
+        "value": row.value,
         "fix": row.fix,
     }
 
@@ -450,6 +462,7 @@ def _html(report: _Report) -> str:
         .render(
             kind=report.kind,
             info=report.info,
+            received_local=local_time(report.info.received),
             status_label=label,
             status_meaning=meaning,
             counts=report.counts,
@@ -460,6 +473,19 @@ def _html(report: _Report) -> str:
             legend=_legend(report),
         )
     )
+
+
+def local_time(moment: str | None) -> str:
+    """An ISO 8601 time as a Norwegian reads it: Oslo time, ``31.01.2026 kl. 14:30``."""
+    if not moment:
+        return ""
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError:
+        return moment
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(OSLO).strftime("%d.%m.%Y kl. %H:%M")
 
 
 def _examples(rows: list[_Row], rule: str) -> list[_Row]:

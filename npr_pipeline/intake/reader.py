@@ -14,9 +14,11 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 from lxml import etree
 
+from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
 from npr_pipeline.intake.gate import GateResult, Header, RegistryIndex, check_header, check_melding
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
 from npr_pipeline.intake.reasons import Reason, reason
@@ -157,8 +159,12 @@ class _Pass:
 
     # -- events ---------------------------------------------------------------------------
     def run(self) -> None:
+        with open(self.path, "rb") as handle:  # closed however the parse ends (_Stop)
+            self._run(handle)
+
+    def _run(self, handle: BinaryIO) -> None:
         content_seen = False
-        for event, elem in hardened_iterparse(self.path, ("start", "end"), TAGS):
+        for event, elem in hardened_iterparse(handle, ("start", "end"), TAGS):
             tag = elem.tag
             if tag == f"{MH}MsgInfo":
                 if event == "end":
@@ -395,9 +401,9 @@ class _Pass:
             self._error(
                 reason(
                     "schema_error",
-                    entry.message,
+                    mask_fodselsnummer(entry.message),  # never a fødselsnummer in an answer
                     line=line or entry.line or elem.sourceline,
-                    element=_path_hint(entry.path),
+                    element=_element_name(elem, entry.path),
                 )
             )
         return False
@@ -443,6 +449,38 @@ def _path_hint(path: str | None) -> str | None:
         return None
     last = path.rsplit("/", 1)[-1]
     return last.split(":", 1)[-1]
+
+
+_RECORD_IDS = ("episodeID", "henvisningsperiodeID", "pasientNr", "pid")
+"""Attributes that name a record to its unit (never the fødselsnummer ``fid``)."""
+
+
+def _element_name(validated: etree._Element, path: str | None) -> str | None:
+    """The element a schema error is about, named so a unit can find it: its name and the
+    nearest record id (``Episode episodeID=…``, ``Pasient (pasientNr=…)``); libxml2's path
+    step (``*[3]``) where the element cannot be found again."""
+    hint = _path_hint(path)
+    if not path or not path.startswith("/"):
+        return hint
+    steps = path.split("/")[2:]  # the first step is the validated element itself
+    try:
+        found = validated.xpath("/".join(steps)) if steps else [validated]
+    except etree.XPathError:
+        return hint
+    if len(found) != 1 or not isinstance(found[0], etree._Element):
+        return hint
+    node = found[0]
+    local = etree.QName(node).localname
+    for holder in (node, *node.iterancestors()):
+        for attribute in _RECORD_IDS:
+            value = holder.get(attribute)
+            if value:
+                return (
+                    f"{local} {attribute}={value}"
+                    if holder is node
+                    else (f"{local} ({attribute}={value})")
+                )
+    return local
 
 
 def _release(elem: etree._Element) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from lxml import etree
 
@@ -30,8 +31,10 @@ _HARDENED = {
 }
 
 
-def hardened_iterparse(path: Path, events: tuple[str, ...], tag: object = None) -> Iterator:
-    """``lxml.etree.iterparse`` with every dangerous feature off.
+def hardened_iterparse(
+    source: Path | BinaryIO, events: tuple[str, ...], tag: object = None
+) -> Iterator:
+    """``lxml.etree.iterparse`` with every dangerous feature off (a path or an open file).
 
     libxml2 keeps one error log per thread, and iterparse's syntax errors carry it whole: the
     log is cleared first, so a file's errors are its own (an earlier file's undefined entity
@@ -39,7 +42,12 @@ def hardened_iterparse(path: Path, events: tuple[str, ...], tag: object = None) 
     """
     etree.clear_error_log()
     return etree.iterparse(
-        str(path), events=events, tag=tag, remove_comments=True, remove_pis=True, **_HARDENED
+        str(source) if isinstance(source, Path) else source,
+        events=events,
+        tag=tag,
+        remove_comments=True,
+        remove_pis=True,
+        **_HARDENED,
     )
 
 
@@ -59,14 +67,15 @@ def check_encoding(head: bytes) -> Reason | None:
 
 def check_prolog(path: Path) -> Reason | None:
     """Read up to the root element only: no DOCTYPE, and the root must be MsgHead."""
-    try:
-        for _, root in hardened_iterparse(path, events=("start",)):
-            docinfo = root.getroottree().docinfo
-            if docinfo.doctype or docinfo.internalDTD is not None or docinfo.system_url:
-                return reason("doctype_forbidden", f"Found: {docinfo.doctype[:200]}")
-            if root.tag != f"{{{MSGHEAD_NS}}}MsgHead":
-                return reason("not_msghead", f"Root element: {_short(root.tag)}.")
-            return None
+    try:  # our own handle: leaving the parse at the root must not leave the file open
+        with open(path, "rb") as handle:
+            for _, root in hardened_iterparse(handle, events=("start",)):
+                docinfo = root.getroottree().docinfo
+                if docinfo.doctype or docinfo.internalDTD is not None or docinfo.system_url:
+                    return reason("doctype_forbidden", f"Found: {docinfo.doctype[:200]}")
+                if root.tag != f"{{{MSGHEAD_NS}}}MsgHead":
+                    return reason("not_msghead", f"Root element: {_short(root.tag)}.")
+                return None
     except etree.XMLSyntaxError as exc:
         return classify_syntax_error(exc, path, started=False)
     return reason("not_xml", "No element found.")

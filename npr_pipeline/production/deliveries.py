@@ -24,7 +24,7 @@ import pyarrow as pa
 from npr_pipeline.atomic import atomic_path, write_text
 from npr_pipeline.home import Home
 from npr_pipeline.provenance import PROVENANCE_COLUMNS, Provenance, collect
-from npr_pipeline.warehouse import writer
+from npr_pipeline.warehouse import retype, writer
 
 RESTRICTED_TABLES = ("kjernejournal",)
 
@@ -33,7 +33,7 @@ Frame = pd.DataFrame | pa.Table
 contact, over a million in a national tertial) as Arrow tables, which take a third of the
 memory and skip pandas' object conversion."""
 VERSIONS_DDL = """CREATE TABLE IF NOT EXISTS delivery_versions (
-    step VARCHAR, period VARCHAR, version INTEGER, run_id VARCHAR, created VARCHAR,
+    step VARCHAR, period VARCHAR, version INTEGER, run_id VARCHAR, created TIMESTAMP,
     official BOOLEAN, override VARCHAR, submissions VARCHAR, tables VARCHAR,
     restricted_path VARCHAR, gate VARCHAR)"""
 GATE_COLUMN = "ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS gate VARCHAR"
@@ -67,6 +67,7 @@ def write_delivery(
                 f"ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS {column} {sql_type}"
             )
         con.execute(GATE_COLUMN)
+        retype(con, "delivery_versions", "created", "TIMESTAMP")  # VARCHAR (ISO, UTC) before
         version = _next_version(con, step, period)
         restricted = None
         counts = {}
@@ -83,12 +84,13 @@ def write_delivery(
             "period": period,
             "version": version,
             "run_id": lineage.run_id,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).replace(tzinfo=None, microsecond=0),  # UTC
             "official": lineage.official,
             "override": json.dumps(lineage.override) if lineage.override else None,
             "submissions": json.dumps(lineage.submissions),
             "tables": json.dumps(counts),
-            "restricted_path": str(restricted) if restricted else None,
+            # relative to HOME: a copied or moved HOME still finds its restricted rows
+            "restricted_path": restricted.relative_to(home.root).as_posix() if restricted else None,
             "gate": json.dumps(lineage.gate, ensure_ascii=False) if lineage.gate else None,
             **provenance.as_row(),
         }

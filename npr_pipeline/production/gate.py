@@ -27,7 +27,7 @@ from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
 from npr_pipeline.production.inputs import PeriodInput, period_input
-from npr_pipeline.warehouse import writer
+from npr_pipeline.warehouse import retype, utc_timestamp, writer
 
 PAIR = {"NPR_ORD", "NPR_IDE"}
 
@@ -306,7 +306,7 @@ def _check_override(registry: pd.DataFrame, statuses: list[GateStatus], override
 
 
 GATE_RUNS_DDL = """CREATE TABLE IF NOT EXISTS gate_runs (run_id VARCHAR, period VARCHAR,
-    step VARCHAR, checked VARCHAR, expected INTEGER, delivered INTEGER, missing VARCHAR,
+    step VARCHAR, checked TIMESTAMP, expected INTEGER, delivered INTEGER, missing VARCHAR,
     allowed_missing VARCHAR, reason VARCHAR, requested_by VARCHAR, gate VARCHAR,
     build_id VARCHAR)"""
 
@@ -317,6 +317,7 @@ def record_gate_runs(home: Home, run_id: str, records: list[dict[str, object]]) 
     with writer(home) as con:
         con.execute(GATE_RUNS_DDL)
         con.execute("ALTER TABLE gate_runs ADD COLUMN IF NOT EXISTS build_id VARCHAR")
+        retype(con, "gate_runs", "checked", "TIMESTAMP")  # VARCHAR (ISO, UTC) before
         for record in records:
             override = record.get("override") or {}
             con.execute(
@@ -327,7 +328,7 @@ def record_gate_runs(home: Home, run_id: str, records: list[dict[str, object]]) 
                     run_id,
                     record["period"],
                     record["step"],
-                    record["judged_at"],
+                    utc_timestamp(record["judged_at"]),
                     record["expected"],
                     record["delivered"],
                     json.dumps(record["missing"], ensure_ascii=False),

@@ -97,7 +97,29 @@ RESULT_COLUMNS = [
 ]  # fmt: skip
 VIOLATION_COLUMNS = [
     "check_id", "table", "severity", "submission_id", "unit", "pasientNr", "record_id", "line",
+    "value",
 ]  # fmt: skip
+MASKED_COLUMNS = ("fid",)
+"""Columns holding a fødselsnummer: a violation shows its first six digits and ``*****``."""
+
+
+def _value_sql(check: Check) -> str:
+    """The violating value(s) as text for the unit's report (``NULL`` where the rule names
+    no column); a fødselsnummer masked (CONTRACT.md, "Personal data in answers")."""
+    kw = check.kwargs
+    columns = [kw[k] for k in ("column", "column_A", "column_B") if kw.get(k)]
+    columns += list(kw.get("column_list", []))
+
+    def text(column: str) -> str:
+        value = f'CAST("{column}" AS VARCHAR)'
+        return f"left({value}, 6) || '*****'" if column in MASKED_COLUMNS else value
+
+    if not columns:
+        return "CAST(NULL AS VARCHAR)"
+    if len(columns) == 1:
+        return text(columns[0])
+    parts = [f"'{c}=' || coalesce({text(c)}, '')" for c in columns]
+    return " || ', ' || ".join(parts)
 
 
 def run_checks(
@@ -172,7 +194,8 @@ def _violations(
     projection = (
         f"'{check.id}' AS check_id, '{check.table}' AS tbl, '{check.severity}' AS severity, "
         f'submission_id, unit, "{patient}" AS "pasientNr", '
-        f'CAST("{record}" AS VARCHAR) AS record_id, CAST({line} AS INTEGER) AS line'
+        f'CAST("{record}" AS VARCHAR) AS record_id, CAST({line} AS INTEGER) AS line, '
+        f"{_value_sql(check) if check.expectation != 'unexpected_rows' else 'NULL'} AS value"
     )
     if check.expectation == "python_rule":
         column = check.kwargs["column"]

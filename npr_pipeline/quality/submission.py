@@ -375,6 +375,7 @@ def _report(
             episode_id=row.record_id if row.table in EPISODE_TABLES else None,
             patient_nr=row.pasientNr,
             line=None if pd.isna(row.line) else int(row.line),
+            value=None if pd.isna(row.value) else str(row.value),
         )
         for row in violations[:EXAMPLES]
     ]

@@ -86,6 +86,8 @@ class Dictionary(BaseModel):
 
     columns: tuple[Column, ...]
     derived: tuple[Derived, ...]
+    tables: dict[str, str] = {}
+    """Warehouse tables: what each one holds (its ``COMMENT ON TABLE``)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Dictionary:
@@ -102,6 +104,10 @@ class Dictionary(BaseModel):
         dangling = sorted({s for d in self.derived for s in d.sources} - known)
         if dangling:
             raise ValueError(f"derived variables name undocumented columns: {dangling}")
+        described = {c.table for c in self.columns}
+        unknown = sorted(set(self.tables) - described)
+        if unknown:
+            raise ValueError(f"table descriptions for tables without columns: {unknown}")
         return self
 
     @property
