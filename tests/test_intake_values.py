@@ -202,6 +202,26 @@ ZONES = st.one_of(
 YEARS = st.one_of(st.integers(1, 9999), st.integers(0, 120_000))
 
 
+# The parts of a date (with a zone and surrounding whitespace), invalid combinations included:
+# the schema decides which are valid.
+DAY_PARTS = {
+    "sign": SIGN,
+    "year": YEARS,
+    "month": st.integers(0, 13),
+    "day": st.integers(0, 32),
+    "zone": ZONES,
+    "before": WS,
+    "after": WS,
+}
+
+
+def property_test(n: int):
+    """Hypothesis settings of every property test here: ``n`` examples, no deadline."""
+    return settings(
+        max_examples=n, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+
+
 def _year(sign: str, year: int) -> str:
     return f"{'-' if sign == '-' else ''}{year:04d}"
 
@@ -240,23 +260,13 @@ def _arrow(values: list[str], dtype: pa.DataType, column: str) -> object:
 
 
 @pytest.mark.soak
-@settings(
-    max_examples=examples(300),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@property_test(examples(300))
 @given(
-    sign=SIGN,
-    year=YEARS,
-    month=st.integers(0, 13),
-    day=st.integers(0, 32),
+    **DAY_PARTS,
     hour=st.integers(0, 25),
     minute=st.integers(0, 60),
     second=st.integers(0, 60),
     fraction=st.one_of(st.just(""), st.text("0123456789", min_size=1, max_size=12)),
-    zone=ZONES,
-    before=WS,
-    after=WS,
 )
 def test_every_valid_datetime_is_stored_as_its_oslo_time(
     types_schema, sign, year, month, day, hour, minute, second, fraction, zone, before, after
@@ -277,20 +287,8 @@ def test_every_valid_datetime_is_stored_as_its_oslo_time(
 
 
 @pytest.mark.soak
-@settings(
-    max_examples=examples(300),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(
-    sign=SIGN,
-    year=YEARS,
-    month=st.integers(0, 13),
-    day=st.integers(0, 32),
-    zone=ZONES,
-    before=WS,
-    after=WS,
-)
+@property_test(examples(300))
+@given(**DAY_PARTS)
 def test_every_valid_date_is_stored_as_its_day(
     types_schema, sign, year, month, day, zone, before, after
 ) -> None:
@@ -301,11 +299,7 @@ def test_every_valid_date_is_stored_as_its_day(
 
 
 @pytest.mark.soak
-@settings(
-    max_examples=examples(300),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@property_test(examples(300))
 @given(
     attribute=st.sampled_from(["nummer", "lopenr", "aarstall"]),
     sign=SIGN,
@@ -352,11 +346,7 @@ def test_ledger_written_before_typing_still_loads(tmp_path: Path, units) -> None
 
 
 @pytest.mark.soak
-@settings(
-    max_examples=examples(40),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@property_test(examples(40))
 @given(
     attribute=st.sampled_from(["innDatoTid", "mottattDato", "tilstNr", "fodselsar"]),
     value=st.one_of(
