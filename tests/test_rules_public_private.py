@@ -26,6 +26,7 @@ from datetime import date
 import pytest
 
 from npr_pipeline.home import Home
+from npr_pipeline.production.headlines import headlines
 from tests import test_rules_isf as isf_case
 from tests.handbuilt import (
     ALERIS,
@@ -73,7 +74,7 @@ BRYGGEN_PATIENTS = contacts("B", 12, ["30", "30", "32", "70"])
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
-    """The three units' March files; ISF and the settlement for 2026-03."""
+    """The three units' March files; ISF, the settlement and kjernejournal for 2026-03."""
     root = tmp_path_factory.mktemp("public-private")
     home = new_home(root, [HAUKELAND, ALERIS, BRYGGEN])
     receive(
@@ -83,7 +84,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
         Submission(ALERIS, 3, 3, ALERIS_PATIENTS),
         Submission(BRYGGEN, 3, 3, BRYGGEN_PATIENTS),
     )
-    for step in ("isf", "gjestepasient"):
+    for step in ("isf", "gjestepasient", "kjernejournal"):
         assert run_step(home, "2026-03", step) == 1
     return home
 
@@ -141,6 +142,9 @@ def test_isf_counts_what_it_leaves_out_per_ownership(home: Home) -> None:
     # 1,119.38; 23,059.23. Left out: Aleris' 2 insured and Bryggen's 3 self-paid
     assert got[("ownership", "private")] == (0, 6, 1.03, 23059.23, 5)
     assert got[("all", "all")] == (1, 12, 2.25, 50372.10, 10)
+    lines = {measure: value for step, measure, value in headlines(home, "2026-03") if step == "isf"}
+    assert lines["left out: paid by the patient or an insurer"] == "10 stays and contacts"
+    assert lines["of which at public / private units"] == "5 / 5"
     detail = current(home, "isf_detail", "2026-03").set_index("activity_id")
     assert detail.loc["BE4", ["unit", "ownership", "rhf"]].tolist() == [BRYGGEN.resh, "private", ""]
 
@@ -159,3 +163,17 @@ def test_settlement_has_no_treating_region_for_a_provider_without_agreement(home
         (r.category, r.treating_rhf, r.cases, r.cases_private, round(r.points, 4))
         for r in apart.itertuples()
     ) == [("no_treating_region", None, 1, 1, 0.05), ("paid_privately", None, 3, 3, 0.15)]
+
+
+def test_kjernejournal_delivers_privately_financed_contacts_and_counts_both_axes(
+    home: Home,
+) -> None:
+    counts = current(home, "kjernejournal_counts", "2026-03").iloc[0]
+    # every contact is delivered, whoever pays: public units 7 publicly financed (6 contacts
+    # and the stay) and 5 self-paid; private units 6 and 5, as in the activity table
+    assert counts[[
+        "contacts_public_units_public_financing", "contacts_public_units_private_financing",
+        "contacts_private_units_public_financing", "contacts_private_units_private_financing",
+    ]].tolist() == [7, 5, 6, 5]  # fmt: skip
+    # one person, one contact, one row each: Haukeland 12, Aleris 7, Bryggen 4
+    assert (counts["rows"], counts["persons"]) == (23, 23)
