@@ -27,29 +27,17 @@ import pytest
 
 from npr_pipeline.home import Home
 from npr_pipeline.production.headlines import headlines
+from tests import handbuilt as hb
 from tests import test_rules_isf as isf_case
-from tests.handbuilt import (
-    ALERIS,
-    BRYGGEN,
-    HAUKELAND,
-    Episode,
-    Patient,
-    Submission,
-    at,
-    current,
-    fnr,
-    new_home,
-    receive,
-    run_step,
-)
+from tests.handbuilt import ALERIS, BRYGGEN, HAUKELAND, Episode, Patient, Submission
 
 
 def contacts(prefix: str, day: int, payers: list[str], komnr: str = "4601") -> list[Patient]:
     """One patient per payer, each with one outpatient M171 contact on 2026-03-``day``."""
     return [
-        Patient(f"{prefix}{i}", fnr(date(1960, 5, day), i), komnr, episodes=(
-            Episode(f"{prefix}E{i}", at(f"2026-03-{day:02d}", "09:00"),
-                    at(f"2026-03-{day:02d}", "09:30"), debitor=payer),
+        Patient(f"{prefix}{i}", hb.fnr(date(1960, 5, day), i), komnr, episodes=(
+            Episode(f"{prefix}E{i}", hb.at(f"2026-03-{day:02d}", "09:00"),
+                    hb.at(f"2026-03-{day:02d}", "09:30"), debitor=payer),
         ))
         for i, payer in enumerate(payers, start=1)
     ]  # fmt: skip
@@ -59,8 +47,8 @@ def contacts(prefix: str, day: int, payers: list[str], komnr: str = "4601") -> l
 # patient from Bodø (Helse Nord): a guest-patient case
 HAUKELAND_PATIENTS = [
     *contacts("H", 2, ["1"] * 6 + ["30"] * 5),
-    Patient("HS", fnr(date(1961, 1, 1)), "1804", episodes=(
-        Episode("HSE", at("2026-03-03", "10:00"), at("2026-03-05", "12:00"), level="1",
+    Patient("HS", hb.fnr(date(1961, 1, 1)), "1804", episodes=(
+        Episode("HSE", hb.at("2026-03-03", "10:00"), hb.at("2026-03-05", "12:00"), level="1",
                 urgency="1", diagnoses=("J189",)),
     )),
 ]  # fmt: skip
@@ -76,8 +64,8 @@ BRYGGEN_PATIENTS = contacts("B", 12, ["30", "30", "32", "70"])
 def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     """The three units' March files; ISF, the settlement and kjernejournal for 2026-03."""
     root = tmp_path_factory.mktemp("public-private")
-    home = new_home(root, [HAUKELAND, ALERIS, BRYGGEN])
-    receive(
+    home = hb.new_home(root, [HAUKELAND, ALERIS, BRYGGEN])
+    hb.receive(
         home,
         root / "inbox",
         Submission(HAUKELAND, 3, 3, HAUKELAND_PATIENTS),
@@ -85,12 +73,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
         Submission(BRYGGEN, 3, 3, BRYGGEN_PATIENTS),
     )
     for step in ("isf", "gjestepasient", "kjernejournal"):
-        assert run_step(home, "2026-03", step) == 1
+        assert hb.run_step(home, "2026-03", step) == 1
     return home
 
 
 def _cells(home: Home) -> dict[tuple[str, str, str], tuple[object, object]]:
-    table = current(home, "isf_activity", "2026-03")
+    table = hb.current(home, "isf_activity", "2026-03")
     return {
         (r.kind, r.ownership, r.financing): (
             None if r.suppressed else int(r.activities),
@@ -124,11 +112,11 @@ def test_a_single_stay_is_suppressed_with_every_total_that_gives_it_away(home: H
         ("private", "private"): (0, 0.0), ("private", "all"): (0, 0.0),
         ("all", "private"): (0, 0.0),
     }  # fmt: skip
-    assert set(current(home, "isf_activity", "2026-03")["status"]) == {"preliminary"}
+    assert set(hb.current(home, "isf_activity", "2026-03")["status"]) == {"preliminary"}
 
 
 def test_isf_counts_what_it_leaves_out_per_ownership(home: Home) -> None:
-    summary = current(home, "isf_summary", "2026-03")
+    summary = hb.current(home, "isf_summary", "2026-03")
     period = summary[summary["month"] == "period"].set_index(["level", "key"])
     columns = ["stays", "contacts", "points", "refund", "left_out_paid_privately"]
     rows = period[columns].itertuples(index=False)
@@ -145,17 +133,17 @@ def test_isf_counts_what_it_leaves_out_per_ownership(home: Home) -> None:
     lines = {measure: value for step, measure, value in headlines(home, "2026-03") if step == "isf"}
     assert lines["left out: paid by the patient or an insurer"] == "10 stays and contacts"
     assert lines["of which at public / private units"] == "5 / 5"
-    detail = current(home, "isf_detail", "2026-03").set_index("activity_id")
+    detail = hb.current(home, "isf_detail", "2026-03").set_index("activity_id")
     assert detail.loc["BE4", ["unit", "ownership", "rhf"]].tolist() == [BRYGGEN.resh, "private", ""]
 
 
 def test_settlement_has_no_treating_region_for_a_provider_without_agreement(home: Home) -> None:
-    matrix = current(home, "gjestepasient_matrix", "2026-03")
+    matrix = hb.current(home, "gjestepasient_matrix", "2026-03")
     # Haukeland's Bodø stay 0.92 x 44,775.20 = 41,193.18 and Aleris' Alta day treatment
     # 0.78 x 44,775.20 = 34,924.66: Helse Nord pays Helse Vest 76,117.84
     assert [(r.treating_rhf, r.home_rhf, r.cases, r.cases_private, r.amount, r.amount_private)
             for r in matrix.itertuples()] == [("HV", "HN", 2, 1, 76117.84, 34924.66)]  # fmt: skip
-    apart = current(home, "gjestepasient_apart", "2026-03")
+    apart = hb.current(home, "gjestepasient_apart", "2026-03")
     # Bryggen's Helfo contact is publicly paid but has no treating region: listed apart,
     # counted, never guessed into Helse Vest; its 3 self-paid contacts are left out as paid
     # privately (they too would have had no region)
@@ -168,7 +156,7 @@ def test_settlement_has_no_treating_region_for_a_provider_without_agreement(home
 def test_kjernejournal_delivers_privately_financed_contacts_and_counts_both_axes(
     home: Home,
 ) -> None:
-    counts = current(home, "kjernejournal_counts", "2026-03").iloc[0]
+    counts = hb.current(home, "kjernejournal_counts", "2026-03").iloc[0]
     # every contact is delivered, whoever pays: public units 7 publicly financed (6 contacts
     # and the stay) and 5 self-paid; private units 6 and 5, as in the activity table
     assert counts[[
