@@ -42,6 +42,7 @@ soak: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.quality_bench
+	$(BIN)/python -m benchmarks.gate_bench
 
 e2e: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)

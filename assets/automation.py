@@ -27,8 +27,7 @@ from assets.resources import HomeResource
 from npr_pipeline import reference
 from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
-from npr_pipeline.production import STEPS
-from npr_pipeline.production.gate import gate_status
+from npr_pipeline.production.gate import gate_statuses
 from npr_pipeline.registry import current_registry
 from npr_pipeline.store.ledger import load_ledger
 
@@ -116,7 +115,7 @@ def completeness_sensor(context: SensorEvaluationContext, home: HomeResource):
     today = date.today()
     requests = []
     for period in open_periods(today):
-        statuses = [gate_status(registry, ledger, period, step, today) for step in STEPS]
+        statuses = gate_statuses(registry, ledger, period, today)
         if not all(s.open for s in statuses):
             continue
         fingerprint = _fingerprint(current_for_period(ledger, period))

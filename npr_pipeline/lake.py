@@ -29,7 +29,10 @@ def current_for_period(ledger: pd.DataFrame, period: Period) -> pd.DataFrame:
     the unit, type and data year; it covers the period when its data reach the period's end.
     """
     columns = ["unit", "message_type", "submission_id", "lopenr", "period_to", "episodes"]
-    current = current_submissions(ledger[ledger["year"] == period.year])
+    # only the columns the choice and the answer read: at 65,000 units (~400,000 records a
+    # year) sorting the whole ledger's twenty columns cost seconds (docs/benchmarks.md)
+    needed = [*columns, "status", "extracted", "year"]
+    current = current_submissions(ledger.loc[ledger["year"] == period.year, needed])
     if current.empty:  # typed, so that selecting rows by ``covers`` works on it too
         return pd.DataFrame(columns=columns).assign(covers=pd.Series(dtype=bool))
     current = current[columns].assign(covers=current["period_to"] >= period.end.isoformat())

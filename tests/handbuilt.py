@@ -54,8 +54,22 @@ class Unit:
         return Party(self.name, her=self.her, orgnr=self.orgnr, resh=self.resh)
 
 
+# A privately funded provider without an RHF agreement (TB2026-12: they report too): not in
+# the bundled registry, so the tests add its row. No RHF (it works under no agreement), no ISF
+# agreement, financing private.
+PRIVATE_PROVIDER_ROW = {
+    "reshID": "9990001", "orgnr": "998000009", "herID": "9990001",
+    "name": "Privatklinikken Bryggen AS", "unit_type": "private_provider", "parent_trust": "",
+    "rhf": "", "komnr": "4601", "ownership": "private", "financing": "private",
+    "sector": "somatic", "fagomrade": "110", "isf_agreement": "false",
+    "message_types": "NPR_ORD;NPR_IDE", "size_weight": "1", "valid_from": "2026-01-01",
+    "valid_to": "", "source": "tests/handbuilt",
+}  # fmt: skip
+
+
 def _registry_rows() -> pd.DataFrame:
-    return pd.read_csv(UNITS_CSV, dtype=str, comment="#", keep_default_na=False)
+    bundled = pd.read_csv(UNITS_CSV, dtype=str, comment="#", keep_default_na=False)
+    return pd.concat([bundled, pd.DataFrame([PRIVATE_PROVIDER_ROW])], ignore_index=True)
 
 
 def unit(resh: str) -> Unit:
@@ -69,6 +83,7 @@ def unit(resh: str) -> Unit:
 # under a Helse Vest agreement): one public and one private provider in the same region.
 HAUKELAND = unit("4802960")
 ALERIS = unit("6574287")
+BRYGGEN = unit(PRIVATE_PROVIDER_ROW["reshID"])  # private, privately funded, no RHF agreement
 
 
 def import_units(home: Home, units: list[Unit], folder: Path) -> None:

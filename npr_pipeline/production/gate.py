@@ -19,6 +19,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pandas as pd
 
 from npr_pipeline import reference
@@ -28,8 +29,6 @@ from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
 from npr_pipeline.production.inputs import PeriodInput, period_input
 from npr_pipeline.warehouse import retype, utc_timestamp, writer
-
-PAIR = {"NPR_ORD", "NPR_IDE"}
 
 
 class OverrideError(ValueError):
@@ -80,10 +79,15 @@ class GateStatus:
         }
 
 
-def obligations(registry: pd.DataFrame, period: Period, step: str) -> pd.DataFrame:
-    """Units obliged to deliver ord+ide for ``step`` in ``period``, with their deadlines."""
+def obligations(
+    registry: pd.DataFrame, period: Period, step: str, active: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Units obliged to deliver ord+ide for ``step`` in ``period``, with their deadlines.
+
+    ``active``: the registry's units active in the period (``_active``), when the caller has
+    them already (every step's gate reads the same ones)."""
     rows = _calendar_rows(period, step)
-    active = _active(registry, period)
+    active = _active(registry, period) if active is None else active
     parts = []
     for row in rows.itertuples(index=False):
         units = _audience(active, row.audience)
@@ -137,10 +141,59 @@ def gate_status(
     allowed_missing: list[str] | None = None,
 ) -> GateStatus:
     """The gate of one step and period as of ``today``."""
-    expected = obligations(registry, period, step)
-    current = current_for_period(ledger, period)
-    delivered_units = _complete(current)
-    last = current.groupby("unit")["period_to"].max()
+    return gate_statuses(registry, ledger, period, today, allowed_missing, (step,))[0]
+
+
+def gate_statuses(
+    registry: pd.DataFrame,
+    ledger: pd.DataFrame,
+    period: Period,
+    today: date,
+    allowed_missing: list[str] | None = None,
+    steps: tuple[str, ...] = STEPS,
+) -> list[GateStatus]:
+    """The gate of each of ``steps`` for ``period`` as of ``today``, from one reading.
+
+    The current submissions, the complete units and the active registry rows are worked out
+    once for every step, and with whole-column operations: at 65,000 units (TB2026-12) a
+    per-unit Python loop or a per-unit group aggregate costs seconds per step
+    (docs/benchmarks.md, "The gate over 65,000 units").
+    """
+    return _statuses(
+        registry, current_for_period(ledger, period), period, today, allowed_missing, steps
+    )
+
+
+def _statuses(
+    registry: pd.DataFrame,
+    current: pd.DataFrame,
+    period: Period,
+    today: date,
+    allowed_missing: list[str] | None,
+    steps: tuple[str, ...] = STEPS,
+) -> list[GateStatus]:
+    """``gate_statuses`` from the period's current submissions (``current_for_period``)."""
+    delivered = _complete(current)
+    last = _last_submission(current)
+    active = _active(registry, period)[["reshID", "name", "unit_type", "isf_agreement"]]
+    return [
+        _status(obligations(registry, period, step, active), delivered, last, period, step, today,
+                allowed_missing)
+        for step in steps
+    ]  # fmt: skip
+
+
+def _status(
+    expected: pd.DataFrame,
+    delivered: pd.Index,
+    last: pd.Series,
+    period: Period,
+    step: str,
+    today: date,
+    allowed_missing: list[str] | None,
+) -> GateStatus:
+    """One step's gate: its obligated units against the units that delivered."""
+    absent = expected[~_member(expected["reshID"], delivered)]
     missing = [
         Missing(
             reshID=row.reshID,
@@ -151,19 +204,32 @@ def gate_status(
             if row.first_deadline
             else None,
         )
-        for row in expected.itertuples(index=False)
-        if row.reshID not in delivered_units
+        for row in absent.itertuples(index=False)
     ]
-    deadlines = sorted(d for d in expected["first_deadline"].dropna())
+    deadlines = expected["first_deadline"].dropna()
     return GateStatus(
         step=step,
         period=str(period),
         expected=len(expected),
         delivered=len(expected) - len(missing),
         missing=missing,
-        deadline=deadlines[0] if deadlines else None,
+        deadline=deadlines.min() if len(deadlines) else None,
         allowed_missing=sorted(allowed_missing or []),
     )
+
+
+def _member(values: pd.Series, of: pd.Index) -> np.ndarray:
+    """Which ``values`` are in ``of`` (unique): a hash lookup. ``Series.isin`` on pandas'
+    Arrow-backed strings (what a registry read as text is) builds its lookup value by value in
+    Python: 0.8 s per step at 65,000 units."""
+    return pd.Index(of.to_numpy(dtype=object)).get_indexer(values.to_numpy(dtype=object)) >= 0
+
+
+def _last_submission(current: pd.DataFrame) -> pd.Series:
+    """Per unit, the latest data end (``period_to``) of its current submissions."""
+    ordered = current.sort_values(["unit", "period_to"], na_position="first")
+    newest = ordered.drop_duplicates("unit", keep="last")
+    return newest.set_index("unit")["period_to"]
 
 
 def _covering(current: pd.DataFrame) -> pd.DataFrame:
@@ -171,10 +237,14 @@ def _covering(current: pd.DataFrame) -> pd.DataFrame:
     return current.loc[current["covers"].astype(bool)]
 
 
-def _complete(current: pd.DataFrame) -> set[str]:
-    """Units whose current ord and ide both reach the period's end."""
-    pairs = _covering(current).groupby("unit")["message_type"].agg(set)
-    return {unit for unit, types in pairs.items() if types >= PAIR}
+def _complete(current: pd.DataFrame) -> pd.Index:
+    """Units whose current ord and ide both reach the period's end (sorted)."""
+    covering = _covering(current)
+    ords, ides = (
+        pd.Index(covering.loc[covering["message_type"] == kind, "unit"].unique())
+        for kind in ("NPR_ORD", "NPR_IDE")
+    )
+    return ords.intersection(ides).sort_values()
 
 
 @dataclass(frozen=True)
@@ -261,11 +331,11 @@ def judge_period(
     (delivered, not obliged, or not a unit at all): an override names the units it excuses.
     """
     allowed = list(override.allowed_missing) if override else []
-    statuses = [gate_status(registry, ledger, period, s, today, allowed) for s in STEPS]
+    current = current_for_period(ledger, period)
+    statuses = _statuses(registry, current, period, today, allowed)
     if override:
         _check_override(registry, statuses, override)
-    current = current_for_period(ledger, period)
-    complete = _complete(current)
+    complete = set(_complete(current))
     excused = set(allowed)
     left_out = {unit: "excused" for unit in excused} | {
         unit: "incomplete" for unit in set(_covering(current)["unit"]) - complete - excused
@@ -281,7 +351,7 @@ def judge_period(
         override=override,
         judged=judged.reset_index(drop=True),
         left_out=dict(sorted(left_out.items())),
-        inputs=period_input(ledger, period, included)
+        inputs=period_input(ledger, period, included, current)
         if len(current)
         else PeriodInput(period, current, current, ledger.iloc[0:0]),
     )

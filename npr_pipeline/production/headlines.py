@@ -29,6 +29,12 @@ QUERIES = {
         SELECT 'left out: paid by the patient or an insurer',
                printf('%d stays and contacts', left_out_paid_privately)
         FROM isf_summary_current WHERE period = ? AND level = 'all' AND month = 'period'
+        UNION ALL
+        SELECT 'of which at public / private units',
+               printf('%d / %d',
+                      coalesce(sum(left_out_paid_privately) FILTER (WHERE key = 'public'), 0),
+                      coalesce(sum(left_out_paid_privately) FILTER (WHERE key = 'private'), 0))
+        FROM isf_summary_current WHERE period = ? AND level = 'ownership' AND month = 'period'
     """,
     "gjestepasient": """
         SELECT 'guest-patient cases / settlement (NOK)',

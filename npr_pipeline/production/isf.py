@@ -25,6 +25,7 @@ PSYCH_SECTORS = "('641', '642', '651', '681')"
 PSYCH_FAGOMRADER = "('310', '320', '360', '365', '370')"
 PRIVATE_PAYERS = "('30', '32', '60')"  # debitor: the patient (30, 32) or an insurer (60) pays
 MONEY = "DECIMAL(18, 2)"
+LEVELS = ("unit", "trust", "rhf", "ownership")  # the summary's levels below ``all``
 POINTS = "DECIMAL(18, 4)"
 
 ACTIVITIES = f"""
@@ -148,19 +149,19 @@ def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Frame]:
 
 
 def _summary(where: str, month: str, by_month: bool = False) -> str:
-    """Stays, contacts, points and refund per unit, health trust, RHF and in all.
+    """Stays, contacts, points and refund per unit, health trust, RHF, ownership and in all.
 
     Totals are sums of the rounded detail lines (exact in DECIMAL). Stays and contacts paid by
-    the patient or an insurer are not in them, only counted in ``left_out_paid_privately``.
+    the patient or an insurer are not in them, only counted in ``left_out_paid_privately``:
+    the ``ownership`` level says how many of those were at public and at private units.
     """
     extra = ", month" if by_month else ""
-    sets = ", ".join(f"({key}{extra})" for key in ("unit", "trust", "rhf")) + (
-        ", (month)" if by_month else ", ()"
-    )
+    sets = ", ".join(f"({key}{extra})" for key in LEVELS) + (", (month)" if by_month else ", ()")
+    level = " ".join(f"WHEN grouping({key}) = 0 THEN '{key}'" for key in LEVELS)
+    key = " ".join(f"WHEN grouping({key}) = 0 THEN {key}" for key in LEVELS)
     public = "FILTER (WHERE NOT paid_privately"
-    return f"""SELECT CASE WHEN grouping(unit) = 0 THEN 'unit' WHEN grouping(trust) = 0
-                           THEN 'trust' WHEN grouping(rhf) = 0 THEN 'rhf' ELSE 'all' END AS level,
-                   coalesce(unit, trust, rhf, 'all') AS key,
+    return f"""SELECT CASE {level} ELSE 'all' END AS level,
+                   CASE {key} ELSE 'all' END AS key,
                    {month} AS month,
                    count(*) {public} AND kind = 'stay') AS stays,
                    count(*) {public} AND kind = 'contact') AS contacts,

@@ -7,7 +7,11 @@ Left out: indirect contacts (kontaktType 5), units and fagområder on the exclus
 persons without a valid identity number (their records are already excluded by the quality
 rules), counted in the manifest apart: ``persons_invalid_number`` (the number fails its check
 digits), ``persons_missing_from_ide`` (no identity in the ide) and their union
-``persons_without_valid_identity``. Who pays does not matter here (RULES.md). Full refresh of
+``persons_without_valid_identity``. Who pays does not decide anything here: privately financed
+contacts are delivered like the rest (RULES.md). The rows carry the unit's ownership but not
+the payer (choice: the summary care record tells clinicians where and when, a row collapses
+contacts that may have different payers, and the payer is not theirs to see); the counts split
+the delivered contacts by ownership x financing, so both are visible. Full refresh of
 the year to date, each run. The only delivery that holds fødselsnummer: written apart, under
 HOME/restricted.
 
@@ -25,25 +29,48 @@ from npr_pipeline.home import Home
 from npr_pipeline.lake import lake_file, parquet_source
 from npr_pipeline.periods import Period
 from npr_pipeline.production.inputs import readable
+from npr_pipeline.production.isf import PRIVATE_PAYERS
+
+DELIVERED = """
+CREATE OR REPLACE TEMP VIEW kj_contacts AS
+SELECT i.fid, e.*
+FROM episodes e
+JOIN identities i ON i.unit = e.unit AND i.pid = e."pasientNr"
+WHERE e."kontaktType" <> '5'
+  AND e.fagomrade NOT IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'fagomrade')
+  AND e."reshID" NOT IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'reshID')
+  AND e.unit NOT IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'reshID')
+"""
 
 CONTACTS = """
-SELECT i.fid AS fodselsnummer, e.unit AS institution, u.name AS institution_name,
+SELECT e.fid AS fodselsnummer, e.unit AS institution, u.name AS institution_name,
        u.ownership,
        e."reshID" AS department, CAST(e."innDatoTid" AS DATE) AS contact_day,
        min(CAST(e."innDatoTid" AS DATE)) AS first_date,
        max(CAST(e."utDatoTid" AS DATE)) AS last_date,
        min(e.omsorgsniva) AS care_level,
        count(*) AS contacts
-FROM episodes e
-JOIN identities i ON i.unit = e.unit AND i.pid = e."pasientNr"
+FROM kj_contacts e
 LEFT JOIN ref_units u ON u."reshID" = e.unit
-WHERE e."kontaktType" <> '5'
-  AND e.fagomrade NOT IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'fagomrade')
-  AND e."reshID" NOT IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'reshID')
-  AND e.unit NOT IN (SELECT value FROM ref_kj_exclusions WHERE kind = 'reshID')
 GROUP BY ALL
 ORDER BY fodselsnummer, contact_day, institution, department
 """
+
+
+def _split() -> str:
+    """The delivered contacts by the unit's ownership x the record's financing: the rows carry
+    ownership, the payer stays out of them (see the module docstring), the counts show both."""
+    paid = f"coalesce(e.debitor IN {PRIVATE_PAYERS}, false)"
+    cells = [
+        f"count(*) FILTER (WHERE u.ownership = '{owner}' AND {test}) "
+        f"AS contacts_{owner}_units_{financing}_financing"
+        for owner in ("public", "private")
+        for financing, test in (("public", f"NOT {paid}"), ("private", paid))
+    ]
+    return (
+        f'SELECT {", ".join(cells)} FROM kj_contacts e LEFT JOIN ref_units u ON u."reshID" = e.unit'
+    )
+
 
 # Persons (a unit's patient numbers) without a valid identity number: the number fails its
 # check digits (the quality rule excludes them), or the patient is missing from the ide
@@ -94,7 +121,9 @@ def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.Data
 
     Needs ``identities`` in the session (``join_vault``).
     """
+    con.execute(DELIVERED)
     rows = con.execute(CONTACTS).df()
+    split = con.execute(_split()).df()
     con.execute(WITHOUT_IDENTITY)
     counts = con.execute(
         """SELECT
@@ -117,4 +146,6 @@ def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, pd.Data
     counts.insert(0, "period", str(period))
     counts["rows"] = len(rows)
     counts["persons"] = rows["fodselsnummer"].nunique()
+    for column in split.columns:
+        counts[column] = int(split[column].iloc[0])
     return {"kjernejournal": rows, "kjernejournal_counts": counts}

@@ -17,7 +17,14 @@ import pandas as pd
 from npr_pipeline import reference
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
-from npr_pipeline.production import gjestepasient, isf, kjernejournal, reference_sql, ventetider
+from npr_pipeline.production import (
+    activity,
+    gjestepasient,
+    isf,
+    kjernejournal,
+    reference_sql,
+    ventetider,
+)
 from npr_pipeline.production.deliveries import Frame, Lineage, write_delivery
 from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
 from npr_pipeline.production.snapshot import (
@@ -59,7 +66,9 @@ def compute_step(con: duckdb.DuckDBPyConnection, step: str, period: Period) -> d
     if step == "ventetider":
         return ventetider.compute(con, period, reference.suppression_threshold("published"))
     if step == "isf":
-        return isf.compute(con, period)
+        tables = isf.compute(con, period)
+        threshold = reference.suppression_threshold("published")
+        return {**tables, "isf_activity": activity.compute(con, period, threshold)}
     if step == "gjestepasient":
         isf.compute(con, period)
         return gjestepasient.compute(con, period)
