@@ -243,13 +243,15 @@ def _used_types(classes: dict[str, MessageClass], types: dict[str, SimpleType]) 
     return [name for name in types if name in used]
 
 
-def _types_section(names: list[str], types: dict[str, SimpleType]) -> list[str]:
+def _types_section(
+    names: list[str], types: dict[str, SimpleType], title: str = "Common types (NPR.xsd)"
+) -> list[str]:
     rows = [
         (f"`{n}`", types[n].base, types[n].facets, types[n].doc, "own" if types[n].own else "")
         for n in names
         if not types[n].values
     ]
-    lines = ["## Common types (NPR.xsd)", ""]
+    lines = [f"## {title}", ""]
     return lines + _table(("type", "base", "restriction", "meaning", "own?"), rows) + [""]
 
 
@@ -394,7 +396,7 @@ def _mapping_section(mtype: MessageType) -> list[str]:
 def _reception(mtype: MessageType) -> str:
     """How the type is sent: its mapping's ``reception`` text, else the daily event message's."""
     if mtype.reception:
-        return f'{mtype.reception} (DN "{mtype.display_name}".)'
+        return f'{mtype.reception} Its display name (`DN`) is "{mtype.display_name}".'
     return (
         f"A daily event message: MsgHead `MsgInfo/Type` `{mtype.message_type}` "
         f'(DN "{mtype.display_name}"; our own code, the real entries of code list 8279 for '
@@ -461,7 +463,8 @@ def render_type(mtype: MessageType) -> str:
     """The Markdown page of a message type described as data (schema.xsd + mapping.yaml)."""
     classes = read_classes(mtype.schema_path)
     # the type's own simple types (its code lists) beside the common ones of NPR.xsd
-    types = read_types(_common_dir(mtype.version) / "NPR.xsd") | read_types(mtype.schema_path)
+    own = read_types(mtype.schema_path)
+    types = read_types(_common_dir(mtype.version) / "NPR.xsd") | own
     names = _used_types(classes, types)
     folder = mtype.folder.relative_to(mtype.folder.parents[2])
     rows = [(mtype.version, str(mtype.data_year), f"`{mtype.namespace}`", f"`{folder}/`")]
@@ -487,7 +490,8 @@ def render_type(mtype: MessageType) -> str:
         *_classes(classes, types, mtype.version),
     ]
     lines += _mapping_section(mtype)
-    lines += _types_section(names, types)
+    title = "Types (NPR.xsd and the type's own)" if own else "Common types (NPR.xsd)"
+    lines += _types_section(names, types, title)
     lines += _code_lists_section(names, types)
     return "\n".join(lines).rstrip() + "\n"
 
