@@ -61,12 +61,33 @@ def units() -> pd.DataFrame:
     return _units().copy()
 
 
-def code_list(name: str) -> dict[str, str]:
-    """Code -> text of one code list (e.g. "fagomrade"); KeyError names the known lists."""
-    table = _table("code_lists.csv")
+@cache
+def _code_lists() -> pd.DataFrame:
+    frame = _table("code_lists.csv").copy()
+    frame["valid_from"] = _dates(frame["valid_from"])
+    frame["valid_to"] = _dates(frame["valid_to"])
+    return frame
+
+
+def code_list_rows(name: str) -> pd.DataFrame:
+    """One code list's rows: code, text and validity (valid_from/valid_to, NaT = open).
+
+    A code list changes over the years (NACE was revised in 2025; a code's validity says from and
+    to which day it may be reported), so a check compares a code with the list of its day.
+    """
+    table = _code_lists()
     rows = table[table["list"] == name]
     if rows.empty:
         raise KeyError(f"unknown code list {name!r}; known: {sorted(table['list'].unique())}")
+    return rows[["code", "text", "valid_from", "valid_to"]].reset_index(drop=True).copy()
+
+
+def code_list(name: str, on: date | None = None) -> dict[str, str]:
+    """Code -> text of one code list (e.g. "fagomrade"); with ``on``, only the codes valid that
+    day. KeyError names the known lists."""
+    rows = code_list_rows(name)
+    if on is not None:
+        rows = _active(rows, on)
     return dict(zip(rows["code"], rows["text"], strict=True))
 
 
@@ -171,9 +192,9 @@ def suppression_threshold(context: str) -> int:
 
 
 def _active(frame: pd.DataFrame, on: date) -> pd.DataFrame:
-    """Units whose validity covers the day ``on``."""
+    """Rows (units, codes) whose validity covers the day ``on``; NaT = open on that side."""
     day = pd.Timestamp(on)
-    started = frame["valid_from"] <= day
+    started = frame["valid_from"].isna() | (frame["valid_from"] <= day)
     open_ = frame["valid_to"].isna() | (frame["valid_to"] >= day)
     return frame[started & open_]
 

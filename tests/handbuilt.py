@@ -102,6 +102,14 @@ class Department:
     resh: str
     name: str
     sektor: str | None = None
+    nace: str | None = None
+    enhetstype: str | None = None  # B behandlingssted, F fagenhet (58.0.1)
+    avdeling: str | None = None
+
+    def xml(self) -> str:
+        names = ("reshID", "navn", "sektor", "nace", "enhetstype", "avdeling")
+        values = (self.resh, self.name, self.sektor, self.nace, self.enhetstype, self.avdeling)
+        return f"<Enhet {_attrs(dict(zip(names, values, strict=True)))}/>"
 
 
 @dataclass(frozen=True)
@@ -284,10 +292,7 @@ class Submission:
         ]
         if msg == "ord":
             departments = self.departments or [Department(self.unit.resh, self.unit.name)]
-            parts += [
-                f"<Enhet {_attrs({'reshID': x.resh, 'navn': x.name, 'sektor': x.sektor})}/>"
-                for x in departments
-            ]
+            parts += [x.xml() for x in departments]
             for p in self.patients:
                 parts.append(
                     f'<Objektholder pasientNr="{p.nr}"><Pasient kjonn="{p.sex}"'

@@ -62,7 +62,7 @@ def _rows(table: pa.Table, *columns: str) -> list[tuple]:
 
 
 def test_the_four_daily_types_are_folders() -> None:
-    found = {(t.kind, t.version, t.message_type) for t in all_types()}
+    found = {(t.kind, t.version, t.message_type) for t in all_types() if t.kind in KINDS}
     assert found == {
         ("kontakt", "58.0.1", "NPR_KONTAKT"),
         ("henvisning", "58.0.1", "NPR_HENVISNING"),
@@ -84,7 +84,7 @@ def test_daily_types_are_not_yet_accepted_by_the_monthly_gate() -> None:
 
 def test_unknown_type_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="known: avslutning 58.0.1"):
-        get("kpp", "58.0.1")
+        get("nosuch", "58.0.1")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -349,7 +349,7 @@ def test_an_error_in_a_late_record_leaves_no_rows(tmp_path: Path) -> None:
     ("kind", "old", "new", "code"),
     [
         ("kontakt", 'V="NPR_KONTAKT"', 'V="NPR_IDENT"', "payload_mismatch"),
-        ("kontakt", "58_0_1_kontakt", "58_0_1_kpp", "unknown_payload"),
+        ("kontakt", "58_0_1_kontakt", "58_0_1_nosuch", "unknown_payload"),
         ("kontakt", "58_0_1_kontakt", "57_0_1_kontakt", "unknown_payload"),
         ("kontakt", "<MsgHead ", '<!DOCTYPE x [<!ENTITY e "boom">]><MsgHead ', "doctype_forbidden"),
         ("kontakt", 'navn="Kari Nordmann"', 'navn="&e;"', "entity_forbidden"),

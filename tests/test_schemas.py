@@ -246,8 +246,9 @@ def test_ide_validates_and_rejects_a_short_fid() -> None:
     assert_invalid(duplicate, "58.0.1", "ide", "Duplicate key-sequence ['P-0001']")
 
 
-def test_57_and_58_differ_only_by_nace() -> None:
-    """The only structural change of 2026 is the voluntary Enhet/@nace."""
+def test_57_and_58_differ_only_by_the_2026_units() -> None:
+    """The only structural change of 2026 is on Enhet (seed 000): the voluntary nace of a
+    behandlingssted, and the kind of unit and department code (3511) of a fagenhet."""
     for msg in MSG_TYPES.values():
         old = schema_docs.read_classes(schema_path("57.0.1", msg))
         new = schema_docs.read_classes(schema_path("58.0.1", msg))
@@ -258,7 +259,8 @@ def test_57_and_58_differ_only_by_nace() -> None:
                 a.name for a in new[name].attributes
             }
             assert removed == set()
-            assert added == ({"nace"} if (msg, name) == ("ord", "Enhet") else set())
+            enhet = {"nace", "enhetstype", "avdeling"}
+            assert added == (enhet if (msg, name) == ("ord", "Enhet") else set())
             assert old[name].children == new[name].children
 
 

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 OSLO = ZoneInfo("Europe/Oslo")
 INT32_MAX = 2**31 - 1
+MONEY_SCALE, MONEY_DIGITS = 2, 18  # kroner with øre, as Arrow decimal128(18, 2)
 
 _WS = re.compile(r"[ \t\r\n]+")
 _INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
 _ZONE = r"(?P<zone>Z|[+-](?:\d{2}):(?:\d{2}))?"
 _DATE = re.compile(r"(?P<y>-?\d{4,})-(?P<m>\d{2})-(?P<d>\d{2})" + _ZONE, re.ASCII)
 _DATETIME = re.compile(
@@ -50,6 +53,27 @@ def xs_integer(value: str, maximum: int = INT32_MAX) -> int:
     if not -maximum - 1 <= number <= maximum:
         raise LexicalError(f"{value!r} is out of range (at most {maximum:,})")
     return number
+
+
+def xs_decimal(value: str, scale: int = MONEY_SCALE, digits: int = MONEY_DIGITS) -> Decimal:
+    """An xs:decimal as an exact ``Decimal`` with ``scale`` fraction digits.
+
+    Money is never rounded in silence: ``1.240`` is 1.24, but ``1.245`` would need rounding and
+    is refused, as is a value of more than ``digits`` digits (our schemas bound both).
+    """
+    text = collapse(value)
+    if not _DECIMAL.fullmatch(text):
+        raise LexicalError(f"{value!r} is not a decimal number")
+    number = Decimal(text)
+    try:
+        exact = number.quantize(Decimal(1).scaleb(-scale))
+    except InvalidOperation:
+        raise LexicalError(f"{value!r} is out of range") from None
+    if exact != number:
+        raise LexicalError(f"{value!r} has more than {scale} decimals")
+    if len(exact.as_tuple().digits) > digits:
+        raise LexicalError(f"{value!r} has more than {digits} digits")
+    return exact
 
 
 def xs_date(value: str) -> date:

@@ -269,7 +269,16 @@ class _Pass:
             self._schema_error(enhet, f"Duplicate Enhet reshID {resh}.")
         self.seen_departments.add(resh)
         g = enhet.get
-        self._row("departments", resh, g("navn"), g("sektor"), g("isfRefusjon"), g("nace"))
+        self._row(
+            "departments",
+            resh,
+            g("navn"),
+            g("sektor"),
+            g("isfRefusjon"),
+            g("nace"),
+            g("enhetstype"),
+            g("avdeling"),
+        )
         if self.kept_department is None:
             self.kept_department = enhet  # keeps each validated Institusjon chunk schema-valid
         else:

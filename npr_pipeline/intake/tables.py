@@ -29,7 +29,15 @@ TABLES: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
         ("komNrHjem", S),
         ("line", INT),
     ),
-    "departments": (("reshID", S), ("navn", S), ("sektor", S), ("isfRefusjon", S), ("nace", S)),
+    "departments": (
+        ("reshID", S),
+        ("navn", S),
+        ("sektor", S),
+        ("isfRefusjon", S),
+        ("nace", S),
+        ("enhetstype", S),
+        ("avdeling", S),
+    ),
     "episodes": (
         ("pasientNr", S),
         ("episodeID", S),

@@ -22,7 +22,13 @@ from pathlib import Path
 import pyarrow as pa
 from lxml import etree
 
-from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_datetime, xs_integer
+from npr_pipeline.intake.lexical import (
+    LexicalError,
+    xs_date,
+    xs_datetime,
+    xs_decimal,
+    xs_integer,
+)
 from npr_pipeline.intake.reasons import Reason, reason
 from npr_pipeline.intake.safe_xml import (
     check_encoding,
@@ -43,6 +49,7 @@ CONVERTERS: dict[str, Callable[[str], object]] = {
     "int": xs_integer,
     "date": xs_date,
     "timestamp": xs_datetime,
+    "decimal": xs_decimal,
 }
 
 
@@ -100,6 +107,7 @@ class _Pass:
         self.checked = 0
         self.columns: dict[str, dict[str, list[object]]] = {}
         self.by_path: dict[tuple[str, ...], TableSpec] = {}
+        self.keys: dict[str, set[tuple[object, ...]]] = {}  # keys seen of the unique tables
 
     # -- the pass ---------------------------------------------------------------------------
 
@@ -277,11 +285,22 @@ class _Pass:
                 value = elem.get(name)
                 row[name] = None if value is None else CONVERTERS[kind](value)
             row["line"] = elem.sourceline
+            if spec.unique:
+                self._unique(spec, row, elem)
             table = self.columns[spec.name]
             for name, values in table.items():
                 values.append(row[name])
         for child in elem:
             self._rows(child, path, row)
+
+    def _unique(self, spec: TableSpec, row: dict[str, object], elem: etree._Element) -> None:
+        """A key seen before in this file: the schema's xs:unique sees one batch, not the file."""
+        key = tuple(row[name] for name in spec.key)
+        seen = self.keys.setdefault(spec.name, set())
+        if key in seen:
+            named = ", ".join(f"{n}={v}" for n, v in zip(spec.key, key, strict=True))
+            self._schema_error(elem, f"Duplicate {etree.QName(elem).localname} ({named}).")
+        seen.add(key)
 
     def tables(self) -> dict[str, pa.Table]:
         assert self.mtype is not None

@@ -8,8 +8,10 @@ types, the keys linking a child row to its parent, the table names). The generic
 new type or version is a new folder.
 
 Today the folders hold the daily event messages of issue 13 (``kontakt``, ``henvisning``,
-``ident``, ``avslutning``). They are not yet accepted by intake's gate: ``schemas.MSG_TYPES``
-still lists the monthly types only.
+``ident``, ``avslutning``) and the types of issue 14: ``kpp`` (NPR_KPP, after the register's
+public KPP schema), ``forlop`` (the forløpsmelding, with its 2026 calendar), ``vtk`` (XPR_VTK,
+decisions on compulsory mental health care) and ``tsb`` (NPR-melding-TSB). They are not yet
+accepted by intake's gate: ``schemas.MSG_TYPES`` still lists the monthly types only.
 
 Mapping format (``mapping.yaml``)::
 
@@ -23,6 +25,7 @@ Mapping format (``mapping.yaml``)::
       - name: daily_contacts
         element: Kontakt             # path of local names below Institusjon
         key: [kontaktID]             # the record's own id; with the unit, its stable key
+        unique: false                # true: a key occurs once per file (KPP's episodeID)
         columns: {kontaktID: string, endretTidspunkt: timestamp, ...}
       - name: daily_contact_diagnoses
         element: Kontakt/Diagnose
@@ -32,14 +35,25 @@ Mapping format (``mapping.yaml``)::
         columns: {tilstNr: int, ...}
 
 Column types: ``string`` (kept as sent: codes keep leading zeros), ``int`` (xs:integer, 32
-bit), ``date`` (xs:date) and ``timestamp`` (xs:dateTime as Norwegian local time).
+bit), ``date`` (xs:date), ``timestamp`` (xs:dateTime as Norwegian local time) and ``decimal``
+(xs:decimal as an exact ``Decimal`` with two fraction digits: money in kroner and øre, never a
+float).
+
+Optional entries:
+
+- ``reception``: how the type is sent (header type, ``meldingstype``, period), for its docs
+  page; without it the page describes a daily event message.
+- ``calendar``: when the register receives the type (:class:`Calendar`); without it files reach
+  production from the first day the type exists. :func:`reaches_production` reads it.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import yaml
@@ -54,6 +68,7 @@ COLUMN_TYPES: dict[str, pa.DataType] = {
     "int": pa.int32(),
     "date": pa.date32(),
     "timestamp": pa.timestamp("s"),
+    "decimal": pa.decimal128(18, 2),
 }
 LINE_COLUMN = "line"
 
@@ -73,6 +88,7 @@ class TableSpec:
     parent: str | None = None
     inherit: tuple[tuple[str, str], ...] = ()  # (column, type) copied from the parent row
     vault: bool = False
+    unique: bool = False  # the key is unique in a file (checked by the reader across batches)
 
     def arrow_schema(self, context: tuple[str, ...] = ()) -> pa.Schema:
         """Context columns (strings), inherited and own columns, then the source line."""
@@ -83,6 +99,35 @@ class TableSpec:
     def all_columns(self) -> tuple[tuple[str, str], ...]:
         """(name, type) of the inherited columns, then the table's own."""
         return self.inherit + self.columns
+
+
+Phase = Literal["not_open", "trial", "start", "ordinary"]
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """When the register receives a type, e.g. the forløpsmelding's 2026 start (seed 000).
+
+    From ``validation_from`` files are received, validated and answered in full; the trial
+    period runs to ``trial_until``; every unit must have started by ``start_deadline``; from
+    ``production_from`` on (ordinary reporting) its files reach production. Before that they get
+    the same feedback and never reach production, so a trial cannot leak into official figures.
+    """
+
+    validation_from: date
+    trial_until: date
+    start_deadline: date
+    production_from: date
+
+    def phase(self, received: date) -> Phase:
+        """The reception phase of a file received on ``received``."""
+        if received < self.validation_from:
+            return "not_open"
+        if received <= self.trial_until:
+            return "trial"
+        if received < self.production_from:
+            return "start"
+        return "ordinary"
 
 
 @dataclass(frozen=True)
@@ -98,6 +143,8 @@ class MessageType:
     record: str
     tables: tuple[TableSpec, ...]
     folder: Path
+    reception: str | None = None
+    calendar: Calendar | None = None
 
     @property
     def namespace(self) -> str:
@@ -162,7 +209,24 @@ def _table(raw: dict, kind: str, known: dict[str, TableSpec]) -> TableSpec:
     key = tuple(str(c) for c in raw.get("key", ()))
     if not key or not set(key) <= set(names):
         raise MappingError(f"{kind}/{name}: key {key} must name columns of the table")
-    return TableSpec(name, element, key, columns, parent, inherit, bool(raw.get("vault", False)))
+    vault, unique = bool(raw.get("vault", False)), bool(raw.get("unique", False))
+    return TableSpec(name, element, key, columns, parent, inherit, vault, unique)
+
+
+def _calendar(raw: object, kind: str) -> Calendar | None:
+    """The ``calendar`` entry: four dates in order, or none."""
+    if raw is None:
+        return None
+    names = ("validation_from", "trial_until", "start_deadline", "production_from")
+    if not isinstance(raw, dict) or set(raw) != set(names):
+        raise MappingError(f"{kind}: calendar needs exactly {', '.join(names)}")
+    days = [raw[name] for name in names]
+    if not all(type(day) is date for day in days):
+        raise MappingError(f"{kind}: calendar entries must be dates (YYYY-MM-DD)")
+    first, trial, deadline, production = days
+    if not first <= trial < production or not trial < deadline < production:
+        raise MappingError(f"{kind}: calendar dates out of order")
+    return Calendar(first, trial, deadline, production)
 
 
 def load(folder: Path) -> MessageType:
@@ -192,6 +256,8 @@ def load(folder: Path) -> MessageType:
         record=record,
         tables=tuple(known.values()),
         folder=folder,
+        reception=" ".join(str(raw["reception"]).split()) if raw.get("reception") else None,
+        calendar=_calendar(raw.get("calendar"), kind),
     )
 
 
@@ -214,3 +280,35 @@ def get(kind: str, version: str) -> MessageType:
             return mtype
     known = ", ".join(f"{t.kind} {t.version}" for t in all_types())
     raise ValueError(f"unknown message type {kind!r} version {version!r}; known: {known}")
+
+
+def by_message_type(message_type: str) -> MessageType | None:
+    """The newest version of the type whose MsgHead ``MsgInfo/Type`` is ``message_type``."""
+    found = [t for t in all_types() if t.message_type == message_type]
+    return max(found, key=lambda t: t.data_year, default=None)
+
+
+def _resolve(message_type: MessageType | str) -> MessageType:
+    if isinstance(message_type, MessageType):
+        return message_type
+    found = by_message_type(message_type)
+    if found is None:
+        known = ", ".join(sorted({t.message_type for t in all_types()}))
+        raise ValueError(f"unknown message type {message_type!r}; known: {known}")
+    return found
+
+
+def reception_phase(message_type: MessageType | str, received: date) -> Phase:
+    """The phase of the type's calendar a file received on ``received`` falls in.
+
+    A type without a calendar is in ordinary reporting whenever it is received.
+    """
+    mtype = _resolve(message_type)
+    return "ordinary" if mtype.calendar is None else mtype.calendar.phase(received)
+
+
+def reaches_production(message_type: MessageType | str, received: date) -> bool:
+    """Whether an accepted file of this type (a MessageType or its ``MsgInfo/Type`` code),
+    received on ``received``, may enter production; before ordinary reporting it gets full
+    feedback only. Intake calls this after the gate and the schema have accepted the file."""
+    return reception_phase(message_type, received) == "ordinary"

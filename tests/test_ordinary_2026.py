@@ -1,0 +1,71 @@
+"""The 2026 changes of the ordinary message (seed 000, "Nytt i 2026"), checked as data.
+
+NACE (voluntary) on units of type behandlingssted, checked against SSB's standard as valid for
+the file's period; every fagenhet with its department code (code list 3511) and its sektor by
+SSB's function account plan. A hand-built delivery with one department per case goes through the
+real intake; the catalogue's checks must find exactly the bad ones and pass the good ones.
+"""
+
+from __future__ import annotations
+
+import glob
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from npr_pipeline import reference
+from npr_pipeline.quality.catalogue import by_id
+from tests import handbuilt as hb
+
+R = hb.HAUKELAND.resh
+DEPARTMENTS = [
+    hb.Department(R, "Haukeland, behandlingssted", nace="86.102", enhetstype="B"),  # good
+    hb.Department(f"{R}1", "Gammel NACE", nace="86.105", enhetstype="B"),  # SN2007: ended 2024
+    hb.Department(f"{R}2", "Ukjent NACE", nace="99.999", enhetstype="B"),
+    hb.Department(f"{R}3", "Psykiatri voksne", sektor="641", enhetstype="F", avdeling="10"),  # good
+    hb.Department(f"{R}4", "Ukjent sektor", sektor="999", enhetstype="F", avdeling="10"),
+    hb.Department(f"{R}5", "Ukjent avdeling", sektor="642", enhetstype="F", avdeling="77"),
+    hb.Department(f"{R}6", "Uten avdeling", sektor="651", enhetstype="F"),
+    hb.Department(
+        f"{R}7", "NACE på fagenhet", sektor="681", enhetstype="F", avdeling="30", nace="86.102"
+    ),
+    hb.Department(f"{R}8", "Uten enhetstype", sektor="642", nace="86.102"),  # as before 2026: good
+]
+
+
+def _violations(home_root: Path) -> pd.DataFrame:
+    files = glob.glob(str(home_root / "quality" / "*" / "*" / "*.violations.parquet"))
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def test_code_lists_have_validity_dates() -> None:
+    assert "86.105" in reference.code_list("nace")  # every code ever listed
+    assert "86.105" not in reference.code_list("nace", on=date(2026, 3, 31))
+    assert "86.102" in reference.code_list("nace", on=date(2026, 3, 31))
+    assert set(reference.code_list("nace", on=date(2024, 6, 30))) == {"86.105", "86.106"}
+    assert reference.code_list("avdeling", on=date(2025, 12, 31)) == {}
+    assert {"641", "642", "651", "681"} <= set(reference.code_list("sektor", on=date(2026, 1, 1)))
+    rows = reference.code_list_rows("nace")
+    assert rows.loc[rows["code"] == "86.105", "valid_to"].item() == pd.Timestamp("2024-12-31")
+
+
+def test_the_2026_department_checks_find_the_bad_codes(tmp_path: Path) -> None:
+    home = hb.new_home(tmp_path, [hb.HAUKELAND])
+    patient = hb.Patient("P1", hb.fnr(date(1970, 5, 1)), episodes=(
+        hb.Episode("E1", hb.at("2026-03-03", "09:00"), hb.at("2026-03-03", "09:30")),
+    ))  # fmt: skip
+    hb.receive(home, tmp_path / "inbox", hb.Submission(hb.HAUKELAND, 3, 1, [patient], DEPARTMENTS))
+    found = _violations(home.root)
+    found = found[found["table"] == "departments"]
+    assert sorted(zip(found["check_id"], found["record_id"], strict=True)) == [
+        ("department_avdeling_in_code_list", f"{R}5"),
+        ("department_nace_in_code_list", f"{R}1"),
+        ("department_nace_in_code_list", f"{R}2"),
+        ("department_nace_only_on_treatment_site", f"{R}7"),
+        ("department_sektor_in_code_list", f"{R}4"),
+        ("fagenhet_has_sektor_and_avdeling", f"{R}6"),
+    ]
+    assert found["pasientNr"].isna().all()  # a department is no patient's record
+    assert by_id("department_nace_in_code_list").severity == "warning"  # nace is voluntary
+    assert by_id("department_sektor_in_code_list").severity == "error"
