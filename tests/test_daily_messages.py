@@ -31,13 +31,13 @@ MSGHEAD_XSD = next(
     (p / "reference/kith-msghead/MsgHead-v1_2.xsd" for p in _SHARED if p.exists()),
     _SHARED[0] / "reference/kith-msghead/MsgHead-v1_2.xsd",
 )
-KINDS = ("kontakt", "henvisning", "ident", "avslutning")
+KINDS = ("kontakt", "henvisning", "ident", "avslutning", "pasient", "enhet")
 CONTEXT = {"submission_id": "s-1", "unit": "4201115"}
 # The attribute types a mapping column type may read (the schema bounds them so all convert).
 COMPATIBLE = {
     "date": {"dato"},
     "timestamp": {"datoTid"},
-    "int": {"nummer", "antall", "lopenr"},
+    "int": {"nummer", "antall", "lopenr", "aarstall"},
 }
 
 
@@ -61,13 +61,15 @@ def _rows(table: pa.Table, *columns: str) -> list[tuple]:
 # -- the registry of types ----------------------------------------------------------------------
 
 
-def test_the_four_daily_types_are_folders() -> None:
+def test_the_six_daily_types_are_folders() -> None:
     found = {(t.kind, t.version, t.message_type) for t in all_types()}
     assert found == {
         ("kontakt", "58.0.1", "NPR_KONTAKT"),
         ("henvisning", "58.0.1", "NPR_HENVISNING"),
         ("ident", "58.0.1", "NPR_IDENT"),
         ("avslutning", "58.0.1", "NPR_AVSLUTNING"),
+        ("pasient", "58.0.1", "NPR_PASIENT"),
+        ("enhet", "58.0.1", "NPR_ENHET"),
     }
     for mtype in all_types():
         assert mtype.namespace == f"http://www.npr.no/xmlstds/58_0_1_{mtype.kind}"
@@ -396,7 +398,7 @@ def test_a_closing_needs_its_record(tmp_path: Path) -> None:
     assert result.tables == {} and result.errors[0].code == "schema_error"
 
 
-@pytest.mark.parametrize("kind", ("kontakt", "henvisning", "ident"))
+@pytest.mark.parametrize("kind", ("kontakt", "henvisning", "ident", "pasient", "enhet"))
 def test_an_event_message_may_be_empty(tmp_path: Path, kind: str) -> None:
     """A day without events is a valid (if pointless) message: the tables exist, empty."""
     mtype = get(kind, "58.0.1")
