@@ -19,6 +19,7 @@ folders (:mod:`npr_pipeline.messages`).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -42,6 +43,7 @@ LATE_SHARE = 0.05
 RESENT_SHARE = 0.03
 BYTE_DUPLICATE_SHARE = 0.02
 MADE_AT = time(23, 30)
+_NEEDS_ESCAPE = re.compile(r"[&<>\"'\n\r\t]")
 LATE_AT, RESENT_AT, DUPLICATE_AT = time(23, 40), time(23, 45), time(23, 50)
 
 
@@ -100,9 +102,15 @@ def schedule(events: list[Event], rng: np.random.Generator) -> list[DailyFile]:
     return numbered
 
 
+def _quote(value: str) -> str:
+    """An attribute value in double quotes; escaped only when it needs it (codes, dates and
+    numbers never do, and quoting every value was a third of the writer's time)."""
+    return quoteattr(value) if _NEEDS_ESCAPE.search(value) else f'"{value}"'
+
+
 def _render(element: Element) -> str:
     name, attrs, children = element
-    text = " ".join(f"{key}={quoteattr(value)}" for key, value in attrs.items())
+    text = " ".join(f"{key}={_quote(value)}" for key, value in attrs.items())
     if not children:
         return f"<{name} {text}/>"
     return f"<{name} {text}>" + "".join(_render(c) for c in children) + f"</{name}>"

@@ -31,9 +31,9 @@ from datetime import date, datetime, time, timedelta
 import numpy as np
 
 from npr_pipeline.periods import month_end
-from npr_pipeline.synth.cutoff import referral_as_of
+from npr_pipeline.synth.cutoff import episodes_as_of, referral_as_of
 from npr_pipeline.synth.model import Episode, Patient, Referral, UnitYear
-from npr_pipeline.synth.truth import department_attrs, truth_as_of
+from npr_pipeline.synth.truth import department_attrs
 
 Element = tuple[str, dict[str, str], list["Element"]]  # (name, attributes, children)
 WRONG_VALUE_SHARE = 0.03  # contacts and patients first sent with a wrong value, then M
@@ -226,26 +226,28 @@ def _patient_events(
     yield Event("ident", at, _record("PasientIdent", ident, "N", at, fid=patient.fnr, fidType="1"))
 
 
-def control_totals(rows: dict[str, list[dict]], first: date, last: date) -> dict[str, int]:
-    """The closing's totals per ``postart`` over the truth's rows (docs/messages/daily.md):
-    1 contacts whose ``innDatoTid`` falls in [first, last]; 2 referral periods waiting at any
-    time in it (received by ``last``, not ended before ``first``); 3 identities of the patients
-    of those contacts and referral periods."""
-    contacts = [r for r in rows["episodes"] if first <= r["innDatoTid"].date() <= last]
-    waiting = [
-        r
-        for r in rows["referrals"]
-        if r["mottattDato"] <= last
-        and (r["avviklingsdato"] is None or r["avviklingsdato"] >= first)
-    ]
-    patients = {r["pasientNr"] for r in contacts + waiting}
-    identities = {r["pid"] for r in rows["idents"]} & patients
-    return {"1": len(contacts), "2": len(waiting), "3": len(identities)}
+def control_totals(unit_year: UnitYear, first: date, last: date) -> dict[str, int]:
+    """The closing's totals per ``postart`` (docs/messages/daily.md) over what the unit has
+    reported by ``last`` (the monthly route's rule, :mod:`npr_pipeline.synth.cutoff`):
+    1 contacts ended by ``last`` whose ``innDatoTid`` falls in [first, last]; 2 referral periods
+    waiting at any time in it (received by ``last``, not ended before ``first``); 3 identities
+    of the patients of those contacts and referral periods."""
+    contacts = waiting = identities = 0
+    for patient in unit_year.patients:
+        counted = sum(
+            first <= e.start.date() <= last for e in episodes_as_of(patient.episodes, last)
+        )
+        open_ = sum(
+            r.received <= last and (r.ended is None or r.ended >= first) for r in patient.referrals
+        )
+        contacts, waiting = contacts + counted, waiting + open_
+        identities += bool(counted or open_)
+    return {"1": contacts, "2": waiting, "3": identities}
 
 
 def _closing(unit_year: UnitYear, year: int, month: int) -> Event:
     first, last = date(year, month, 1), month_end(year, month)
-    totals = control_totals(truth_as_of(unit_year, year, last), first, last)
+    totals = control_totals(unit_year, first, last)
     moment = datetime.combine(last, CLOSING_TIME)
     name, attrs, _ = _record(
         "Periodeavslutning",

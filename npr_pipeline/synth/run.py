@@ -11,6 +11,7 @@ records are generated the same way whichever route it takes.
 from __future__ import annotations
 
 import csv
+import gc
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -197,7 +198,20 @@ def _catchment() -> Catchment:
 
 
 def _run_unit(task: _UnitTask) -> tuple[int, int, int, list[tuple[str, str, str]]]:
-    """Generate one unit's year and write its files by its route (runs in a worker process)."""
+    """Generate one unit's year and write its files by its route (runs in a worker process).
+
+    The cyclic garbage collector is paused meanwhile: a big unit's year is millions of small
+    objects without cycles (freed by reference counting), and the collector's repeated scans of
+    that growing heap took more than half the time of the daily route's events.
+    """
+    gc.disable()
+    try:
+        return _unit_files(task)
+    finally:
+        gc.enable()
+
+
+def _unit_files(task: _UnitTask) -> tuple[int, int, int, list[tuple[str, str, str]]]:
     options, unit = task.options, task.unit
     valid_fag = set(reference.code_list("fagomrade"))
     unit_year = generate_unit_year(
