@@ -18,14 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from npr_pipeline import reference
 from npr_pipeline.intake.typed_reader import read_typed
 from npr_pipeline.messages import get
 from npr_pipeline.periods import month_end
-from npr_pipeline.synth import run as synth_run
-from npr_pipeline.synth.generate import generate_unit_year
-from npr_pipeline.synth.run import SynthOptions, run_synth
-from npr_pipeline.synth.truth import TABLE_NAMES, truth_schema, truth_tables
+from npr_pipeline.synth.run import SynthOptions, expected_tables, run_synth
+from npr_pipeline.synth.truth import TABLE_NAMES, truth_schema
 
 SEED, THROUGH = 9, 2
 # daily table -> (monthly table, renamed columns); children take pasientNr from their parent
@@ -151,18 +148,6 @@ def _to_state(state: dict, unit: str, table: str, row: dict, children: dict) -> 
             shaped(name, child, base | {"pasientNr": row.get("pasientNr")})
 
 
-def _truth(options: SynthOptions, month: int) -> dict[str, list[dict]]:
-    rows: dict[str, list[dict]] = {t: [] for t in TABLE_NAMES}
-    for task in synth_run._tasks(synth_run.select_units(options), options):
-        unit_year = generate_unit_year(
-            task.unit, 2026, options.through, options.seed, task.episodes_per_month,
-            synth_run._catchment(), set(reference.code_list("fagomrade")),
-        )  # fmt: skip
-        for name, table in truth_tables(unit_year, 2026, month).items():
-            rows[name] += table.to_pylist()
-    return rows
-
-
 def _sorted(rows: list[dict]) -> list[str]:
     """Rows as comparable text, in order (None sorts with the strings)."""
     return sorted(repr(sorted(r.items())) for r in rows)
@@ -178,7 +163,7 @@ def test_files_through_a_month_net_out_to_the_truth(
     )  # fmt: skip
     cutoff = month_end(2026, month)
     state = _fold([f for f in received if f.delivered <= cutoff])
-    truth = _truth(options, month)
+    truth = {n: table.to_pylist() for n, table in expected_tables(options, month).items()}
     assert len(truth["episodes"]) > 50 * month
     for table in TABLE_NAMES:
         assert _sorted(state[table]) == _sorted(truth[table]), table

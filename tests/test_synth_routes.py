@@ -8,16 +8,19 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from stdnum.no import orgnr as orgnr_check
 
 from npr_pipeline import reference
 from npr_pipeline.home import Home
 from npr_pipeline.registry import RegistryError, current_registry, import_registry
+from npr_pipeline.store.ledger import load_records
 from npr_pipeline.synth import run as synth_run
-from npr_pipeline.synth.generate import generate_unit_year
-from npr_pipeline.synth.run import SynthOptions, run_synth
-from tests.intake_files import prepare_test_home
+from npr_pipeline.synth.run import SynthOptions, expected_tables, run_synth
+from npr_pipeline.synth.truth import TABLE_NAMES
+from tests.intake_files import prepare_test_home, received_year
 
 # sha256 over (name, bytes) of every inbox file of the run below, taken before the daily route
 # and the private providers were added: the monthly route must not change by a byte.
@@ -108,10 +111,7 @@ def _payers(options: SynthOptions, resh: set[str]) -> tuple[Counter, int]:
     for task in synth_run._tasks(synth_run.select_units(options), options):
         if task.unit.resh not in resh:
             continue
-        year = generate_unit_year(
-            task.unit, 2026, options.through, options.seed, task.episodes_per_month,
-            synth_run._catchment(), set(reference.code_list("fagomrade")),
-        )  # fmt: skip
+        year = synth_run._unit_year(task)
         episodes = [e.debitor for p in year.patients for e in p.episodes]
         payers.update(episodes)
         idle += not episodes
@@ -151,3 +151,33 @@ def test_mixed_route_splits_units_and_keeps_monthly_files(tmp_path: Path) -> Non
         else:
             assert kind in {"enhet", "pasient", "ident", "henvisning", "kontakt", "avslutning"}
     assert {p.name.split("_")[0] for p in (tmp_path / "x" / "inbox").iterdir()} == set(routes)
+
+
+def test_the_truth_is_what_the_monthly_route_puts_in_the_lake(tmp_path: Path) -> None:
+    """``expected_tables`` through month M is exactly the lake rows of each unit's month-M
+    ord and ide files after intake (lineage aside): the truth the daily route must net out to."""
+    options = SynthOptions(
+        out=tmp_path / "synth", year=2026, through=2, units=3, seed=2, episodes_per_unit_month=10
+    )
+    run_synth(options)
+    home = received_year(tmp_path / "home", options.out)
+    month_of = {
+        r.submission_id: int(Path(r.file).stem.split("_")[1][5:]) for r in load_records(home)
+    }
+    for month in (1, 2):
+        expected = expected_tables(options, month)
+        for table in TABLE_NAMES:
+            base = home.vault if table == "idents" else home.lake
+            paths = [p for p in base.glob(f"{table}/year=2026/unit=*/*.parquet")
+                     if month_of[p.stem] == month]  # fmt: skip
+            assert len(paths) == 3, table
+            lake = pa.concat_tables(pq.ParquetFile(p).read() for p in paths)
+            lake = lake.drop_columns(["submission_id"])
+            if "line" in lake.column_names:
+                lake = lake.drop_columns(["line"])
+            assert _sorted(lake.to_pylist()) == _sorted(expected[table].to_pylist()), table
+            assert len(lake) > 0
+
+
+def _sorted(rows: list[dict]) -> list[str]:
+    return sorted(repr(sorted(r.items())) for r in rows)

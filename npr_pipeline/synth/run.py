@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from npr_pipeline import reference
 from npr_pipeline.atomic import atomic_open
@@ -29,9 +30,10 @@ from npr_pipeline.synth.cutoff import episodes_as_of
 from npr_pipeline.synth.daily import write_unit_files
 from npr_pipeline.synth.events import unit_events
 from npr_pipeline.synth.generate import generate_unit_year
-from npr_pipeline.synth.model import UnitInfo
+from npr_pipeline.synth.model import UnitInfo, UnitYear
 from npr_pipeline.synth.population import Catchment
 from npr_pipeline.synth.private import private_units
+from npr_pipeline.synth.truth import TABLE_NAMES, truth_tables
 from npr_pipeline.synth.writer import FileSpec, write_submission
 
 ORD_DEFECTS = (
@@ -189,6 +191,31 @@ def _tasks(units: pd.DataFrame, options: SynthOptions) -> Iterator[_UnitTask]:
         yield _UnitTask(unit, per_month, options, version, encoding, row.route)
 
 
+def expected_tables(options: SynthOptions, month: int) -> dict[str, pa.Table]:
+    """The truth of the run ``options`` describes, through ``month``: every unit's net records
+    (:mod:`npr_pipeline.synth.truth`) in the monthly lake tables' columns without lineage, the
+    same whichever route each unit took. Generated again from the seed, not read from files:
+    what both routes' results are compared with."""
+    parts: dict[str, list[pa.Table]] = {name: [] for name in TABLE_NAMES}
+    for task in _tasks(select_units(options), options):
+        for name, table in truth_tables(_unit_year(task), options.year, month).items():
+            parts[name].append(table)
+    return {name: pa.concat_tables(tables) for name, tables in parts.items()}
+
+
+def _unit_year(task: _UnitTask) -> UnitYear:
+    options = task.options
+    return generate_unit_year(
+        task.unit,
+        options.year,
+        options.through,
+        options.seed,
+        task.episodes_per_month,
+        _catchment(),
+        set(reference.code_list("fagomrade")),
+    )
+
+
 def _catchment() -> Catchment:
     munis = reference.municipalities()
     munis = munis[munis["rhf_code"].fillna("") != ""]
@@ -213,16 +240,7 @@ def _run_unit(task: _UnitTask) -> tuple[int, int, int, list[tuple[str, str, str]
 
 def _unit_files(task: _UnitTask) -> tuple[int, int, int, list[tuple[str, str, str]]]:
     options, unit = task.options, task.unit
-    valid_fag = set(reference.code_list("fagomrade"))
-    unit_year = generate_unit_year(
-        unit,
-        options.year,
-        options.through,
-        options.seed,
-        task.episodes_per_month,
-        _catchment(),
-        valid_fag,
-    )
+    unit_year = _unit_year(task)
     if task.route == "daily":
         events = unit_events(unit_year, options.year, options.through, options.seed)
         paths, size = write_unit_files(options.out / "inbox", unit, events, options.seed)
