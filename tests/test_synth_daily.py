@@ -44,7 +44,7 @@ def daily_year(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth-daily")
     run_synth(
         SynthOptions(
-            out=out, year=2026, through=THROUGH, units=3, seed=SEED, episodes_per_unit_month=60,
+            out=out, year=2026, through=THROUGH, units=3, seed=SEED, episodes_per_unit_month=8,
             route="daily", private_units=2,
         )
     )  # fmt: skip
@@ -159,7 +159,7 @@ def test_files_through_a_month_net_out_to_the_truth(
 ) -> None:
     options = SynthOptions(
         out=daily_year, year=2026, through=THROUGH, units=3, seed=SEED,
-        episodes_per_unit_month=60, route="daily", private_units=2,
+        episodes_per_unit_month=8, route="daily", private_units=2,
     )  # fmt: skip
     cutoff = month_end(2026, month)
     state = _fold([f for f in received if f.delivered <= cutoff])
@@ -236,7 +236,7 @@ def test_same_seed_same_files(daily_year: Path, tmp_path: Path) -> None:
     run_synth(
         SynthOptions(
             out=tmp_path, year=2026, through=THROUGH, units=3, seed=SEED,
-            episodes_per_unit_month=60, route="daily", private_units=2,
+            episodes_per_unit_month=8, route="daily", private_units=2,
         )
     )  # fmt: skip
     for path in (daily_year / "inbox").iterdir():
