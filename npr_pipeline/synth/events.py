@@ -27,12 +27,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import numpy as np
 
 from npr_pipeline.periods import month_end
 from npr_pipeline.synth.cutoff import episodes_as_of, referral_as_of
-from npr_pipeline.synth.model import Episode, Patient, Referral, UnitYear
+from npr_pipeline.synth.model import Department, Episode, Patient, Referral, UnitYear
 from npr_pipeline.synth.truth import department_attrs
 
 Element = tuple[str, dict[str, str], list["Element"]]  # (name, attributes, children)
@@ -60,7 +61,9 @@ def _d(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _record(name: str, key: dict[str, str], status: str, moment: datetime, **attrs) -> Element:
+def _record(
+    name: str, key: dict[str, str], status: str, moment: datetime, **attrs: str | None
+) -> Element:
     """A record element: key, event fields, then the attributes that have a value."""
     head = {**key, "hendelsesstatus": status, "endretTidspunkt": _ts(moment)}
     return (name, head | {k: v for k, v in attrs.items() if v is not None}, [])
@@ -76,7 +79,8 @@ def _later(moment: datetime, rng: np.random.Generator) -> datetime:
 # -- contacts ------------------------------------------------------------------------------------
 
 
-def _kontakt(patient: Patient, e: Episode, status: str, moment: datetime, **change) -> Element:
+def _kontakt(patient: Patient, e: Episode, status: str, moment: datetime, **change: Any) -> Element:
+    """A contact as sent; ``change`` overrides its id, diagnoses or an attribute."""
     name, attrs, _ = _record(
         "Kontakt",
         {"kontaktID": change.pop("kontaktID", e.episode_id)},
@@ -200,6 +204,12 @@ def _referral_events(
 # -- patients, identities, departments, closings ------------------------------------------------
 
 
+def _department(dept: Department, moment: datetime) -> Event:
+    attrs = department_attrs(dept)
+    key = {"reshID": attrs.pop("reshID") or ""}
+    return Event("enhet", moment, _record("Enhet", key, "N", moment, **attrs))
+
+
 def _first_day(patient: Patient, year_start: date) -> date | None:
     days = [e.end.date() for e in patient.episodes]
     days += [max(r.received, year_start) for r in patient.referrals]
@@ -209,21 +219,20 @@ def _first_day(patient: Patient, year_start: date) -> date | None:
 def _patient_events(
     patient: Patient, day: date, rng: np.random.Generator, other_komnr: str
 ) -> Iterator[Event]:
+    """The patient (at times first with another home municipality, then M) and its identity."""
     moment = datetime.combine(day, time(6, 0))
-    facts = {"kjonn": patient.sex, "fodselsar": str(patient.birth_year)}
     key = {"pasientNr": patient.patient_nr}
+    facts = {"kjonn": patient.sex, "fodselsar": str(patient.birth_year)}
+    ident = _record("PasientIdent", {"pid": patient.patient_nr}, "N", moment, fid=patient.fnr,
+                    fidType="1")  # fmt: skip
+    yield Event("ident", moment, ident)
+    status = "N"
     if rng.random() < WRONG_VALUE_SHARE and other_komnr != patient.komnr:
-        first = _record("Pasient", key, "N", moment, **facts, komNrHjem=other_komnr)
-        yield Event("pasient", moment, first)
-        moment = _later(moment, rng)
-        yield Event("pasient", moment, _record("Pasient", key, "M", moment, **facts,
-                                                komNrHjem=patient.komnr))  # fmt: skip
-    else:
-        yield Event("pasient", moment, _record("Pasient", key, "N", moment, **facts,
-                                                komNrHjem=patient.komnr))  # fmt: skip
-    ident = {"pid": patient.patient_nr}
-    at = datetime.combine(day, time(6, 0))
-    yield Event("ident", at, _record("PasientIdent", ident, "N", at, fid=patient.fnr, fidType="1"))
+        wrong = _record("Pasient", key, status, moment, **facts, komNrHjem=other_komnr)
+        yield Event("pasient", moment, wrong)
+        status, moment = "M", _later(moment, rng)
+    right = _record("Pasient", key, status, moment, **facts, komNrHjem=patient.komnr)
+    yield Event("pasient", moment, right)
 
 
 def control_totals(unit_year: UnitYear, first: date, last: date) -> dict[str, int]:
@@ -269,11 +278,7 @@ def unit_events(unit_year: UnitYear, year: int, through: int, seed: int) -> list
     rng = np.random.default_rng([seed, int(unit_year.unit.resh), 13])
     year_start, last_day = date(year, 1, 1), month_end(year, through)
     start = datetime.combine(year_start, time(0, 0))
-    events = [
-        Event("enhet", start, _record("Enhet", {"reshID": d.resh}, "N", start, **attrs))
-        for d in unit_year.departments
-        for attrs in [{k: v for k, v in department_attrs(d).items() if k != "reshID"}]
-    ]
+    events = [_department(d, start) for d in unit_year.departments]
     for patient in unit_year.patients:
         day = _first_day(patient, year_start)
         if day is None or day > last_day:
