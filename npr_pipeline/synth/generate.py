@@ -9,6 +9,7 @@ postponements and withdrawals; about 3 % of patients from another region.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
@@ -42,7 +43,9 @@ PATIENT_POSTPONEMENT = ("4", "21", "22")
 PRIVATE_PAYERS = ((0.08, "1"), (0.15, "70"), (0.55, "30"), (0.65, "32"))  # then 60
 
 
-def departments(unit: UnitInfo, rng: np.random.Generator, valid_fag: set[str]) -> list[Department]:
+def departments(
+    unit: UnitInfo, rng: np.random.Generator, valid_fag: AbstractSet[str]
+) -> list[Department]:
     """The unit's ``Enhet`` list: hospitals have several departments, small units one."""
     sektor = {"mental_health": "642", "tsb": "681"}.get(unit.sector)
     if unit.unit_type != "trust_site":
@@ -70,7 +73,7 @@ def generate_unit_year(
     seed: int,
     episodes_per_month: float,
     catchment: Catchment,
-    valid_fag: set[str],
+    valid_fag: AbstractSet[str],
 ) -> UnitYear:
     """Patients, referral periods and episodes of one unit from 1 January to ``through_month``."""
     rng = np.random.default_rng([seed, int(unit.resh)])

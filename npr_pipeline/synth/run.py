@@ -11,6 +11,7 @@ records are generated the same way whichever route it takes.
 from __future__ import annotations
 
 import csv
+import functools
 import gc
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -212,11 +213,19 @@ def _unit_year(task: _UnitTask) -> UnitYear:
         options.seed,
         task.episodes_per_month,
         _catchment(),
-        set(reference.code_list("fagomrade")),
+        _valid_fagomrader(),
     )
 
 
+@functools.cache
+def _valid_fagomrader() -> frozenset[str]:
+    return frozenset(reference.code_list("fagomrade"))
+
+
+@functools.cache
 def _catchment() -> Catchment:
+    """The municipalities per region, once per worker process (a tiny provider's whole year
+    took less time than building this)."""
     munis = reference.municipalities()
     munis = munis[munis["rhf_code"].fillna("") != ""]
     return Catchment(
