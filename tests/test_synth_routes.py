@@ -182,3 +182,21 @@ def test_the_truth_is_what_the_monthly_route_puts_in_the_lake(tmp_path: Path) ->
 
 def _sorted(rows: list[dict]) -> list[str]:
     return sorted(repr(sorted(r.items())) for r in rows)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--route", "weekly"],
+        ["--route", "mixed", "--daily-share", "1.5"],
+        ["--private-units", "-1"],
+    ],
+)
+def test_the_cli_refuses_bad_route_options(tmp_path: Path, args: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from npr_pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "registry.csv").exists()
