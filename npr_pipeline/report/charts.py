@@ -35,7 +35,8 @@ STATUS_LABELS = {
     "excused": "unntatt (excused)",
     "missing": "mangler (missing)",
 }
-SUPPRESSED = "prikket\n(suppressed)"
+SUPPRESSED = "prikket"
+"""Where a suppressed cell's bar would be (the captions say: prikket = suppressed)."""
 WIDTH = 9.0  # inches at 100 dpi: fits a laptop screen and an A4 landscape page
 STYLE = {
     "svg.fonttype": "none",  # text as <text>: sharp in print, searchable, no embedded glyphs
@@ -94,18 +95,21 @@ def completeness(steps: list[dict]) -> str | None:
             bars.append((f"{step['step']} · {region}", by_region[region]))
     if not bars:
         return None
-    with figure("completeness", 0.8 + 0.28 * len(bars)) as (fig, (ax,)):
+    with figure("completeness", 0.9 + 0.2 * len(bars)) as (fig, (ax,)):
         labels = [label for label, _ in reversed(bars)]
         left = [0] * len(bars)
         for status, colour in STATUS_COLOURS.items():
             counts = [counts.get(status, 0) for _, counts in reversed(bars)]
-            drawn = ax.barh(labels, counts, left=left, color=colour, label=STATUS_LABELS[status])
+            drawn = ax.barh(labels, counts, left=left, color=colour, height=0.7,
+                            label=STATUS_LABELS[status])  # fmt: skip
             ax.bar_label(drawn, labels=[str(c) if c else "" for c in counts], label_type="center",
                          color="white", fontsize=8)  # fmt: skip
             left = [a + b for a, b in zip(left, counts, strict=True)]
         ax.set_xlabel("enheter (units)")
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(loc="lower right", fontsize=8)
+        for label in ax.get_yticklabels():  # the region in its colour
+            label.set_color(region_colour(label.get_text().rsplit(" · ", 1)[-1]))
+        fig.legend(loc="outside right upper", fontsize=8)
         return svg(fig, "completeness")
 
 
@@ -171,8 +175,9 @@ def _days_panel(ax: Axes, cells: list[tuple[str, dict | None]], title: str) -> N
 
 def _mark_suppressed(ax: Axes, x: float, cell: dict | None) -> None:
     """Where a suppressed (or absent) cell's bar would be: a note, no bar."""
-    text = SUPPRESSED if cell is not None and cell["suppressed"] else "ingen\n(none)"
-    ax.text(x, 0, text, ha="center", va="bottom", fontsize=7, color="#555555", style="italic")
+    text = SUPPRESSED if cell is not None and cell["suppressed"] else "ingen"
+    ax.text(x, 0.03, text, ha="center", va="bottom", fontsize=8, color="#444444", style="italic",
+            rotation=90, transform=ax.get_xaxis_transform())  # fmt: skip
 
 
 def _fristbrudd_panel(ax: Axes, regions: list[str], cells: dict) -> None:
@@ -187,8 +192,8 @@ def _fristbrudd_panel(ax: Axes, regions: list[str], cells: dict) -> None:
                          hatch="///" if measure == "ventende" else None)  # fmt: skip
             ax.bar_label(bar, labels=[f"{cell['fristbrudd_pct']:.1f}"], fontsize=7)
     ax.set_xticks(range(len(regions)), regions)
-    ax.set_title("Fristbrudd\navviklet / ventende (completed / waiting, hatched)", fontsize=9)
-    ax.set_ylabel("andel fristbrudd (%) (share past deadline)")
+    ax.set_title("Fristbrudd (past deadline)\navviklet / ventende (hatched)", fontsize=9)
+    ax.set_ylabel("andel fristbrudd, % (share)")
 
 
 def ventetider_months(months: list[dict]) -> str | None:
@@ -203,14 +208,30 @@ def ventetider_months(months: list[dict]) -> str | None:
     )
     with figure("ventetider-months", 3.0, panels=2) as (fig, axes):
         for ax, (measure, title) in zip(axes, VT_PANELS, strict=True):
-            for region in regions:
+            for j, region in enumerate(regions):
                 values = [_month_value(m, region, measure) for m in months]
-                ax.plot(labels, values, marker="o", color=region_colour(region), label=region)
+                colour = region_colour(region)
+                ax.plot(range(len(months)), values, marker="o", color=colour, label=region)
+                for i, month in enumerate(months):
+                    if _suppressed(month, region, measure):  # the line breaks here: say why
+                        ax.text(i, 0.03 + 0.07 * j, SUPPRESSED, color=colour, fontsize=7,
+                                ha="center", transform=ax.get_xaxis_transform())  # fmt: skip
+            ax.set_xticks(range(len(months)), labels)
+            ax.set_xlim(-0.5, len(months) - 0.5)
             ax.set_title(title, fontsize=9)
             ax.set_ylabel("snitt ventetid, dager (mean waiting days)")
             ax.set_xlabel("måned (month)")
         axes[0].legend(title="region", fontsize=8)
         return svg(fig, "ventetider-months")
+
+
+def _suppressed(month: dict, region: str, measure: str) -> bool:
+    """Whether a region's cell of a month's delivery is suppressed."""
+    return any(
+        row["suppressed"]
+        for row in month["rows"]
+        if (row["group_type"], row["group_value"], row["measure"]) == ("rhf", region, measure)
+    )
 
 
 def _month_value(month: dict, region: str, measure: str) -> float:
@@ -262,7 +283,8 @@ def isf(section: dict) -> str | None:
         points_ax.set_title("DRG-poeng per måned og region (points)", fontsize=9)
         for ax in (refund_ax, points_ax):
             ax.set_xlabel("måned (month)")
-        refund_ax.legend(title="region", fontsize=8)
+        fig.legend(*refund_ax.get_legend_handles_labels(), title="region", fontsize=8,
+                   loc="outside right upper")  # fmt: skip
         return svg(fig, "isf")
 
 

@@ -71,15 +71,16 @@ def write_report(home: Home, period: Period, run_id: str) -> Written:
     number = 1 + max((int(p.stem[1:]) for p in folder.glob("v[0-9]*.html")), default=0)
     version_file = folder / f"v{number:04d}.html"
     earlier = sorted(p.name for p in folder.glob("v[0-9]*.html"))
-    text = render(document, earlier)
+    text = render(document, earlier, version_file.name)
     write_text(version_file, text, durable=False)  # rebuilt from the warehouse if lost
     write_text(folder / PAGE, text, durable=False)
     seconds = (datetime.now(UTC) - started).total_seconds()
     return Written(folder / PAGE, version_file, seconds)
 
 
-def render(document: dict, earlier: list[str]) -> str:
-    """The page's HTML for a ``data.collect`` document."""
+def render(document: dict, earlier: list[str], this_version: str) -> str:
+    """The page's HTML for a ``data.collect`` document; ``earlier`` and ``this_version`` are
+    the file names of the kept versions, linked from the page."""
     pictures = {
         "completeness": charts.completeness(document["completeness"]),
         "quality": charts.quality(document["quality"]),
@@ -97,6 +98,7 @@ def render(document: dict, earlier: list[str]) -> str:
             charts={k: Markup(v) if v else None for k, v in pictures.items()},  # noqa: S704 - our own SVG
             embedded=Markup(embedded),  # noqa: S704 - JSON with "</" escaped
             earlier=earlier,
+            this_version=this_version,
             steps=STEP_TITLES,
             grid=unit_grid(document["completeness"]),
             apart=apart_totals(document["gjestepasient"]["apart"]),
@@ -149,10 +151,13 @@ def money(value: object) -> str:
 
 
 def number(value: object, digits: int = 1) -> str:
-    """A measured value (days, points) with ``digits`` decimals; ``–`` for none."""
+    """A measured value (days, points) with ``digits`` decimals, a whole count without; ``–``
+    for none."""
     if value is None:
         return "–"
-    return f"{float(value):,.{digits}f}".replace(",", NBSP).replace(".", ",")  # type: ignore[arg-type]
+    value = float(value)  # type: ignore[arg-type]
+    places = 0 if value.is_integer() else digits
+    return f"{value:,.{places}f}".replace(",", NBSP).replace(".", ",")
 
 
 def percent(share: object) -> str:
