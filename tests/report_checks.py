@@ -142,6 +142,9 @@ def _check_isf(
             key = (part["rhf"], part["month"])
             split[key] = split.get(key, Decimal(0)) + Decimal(part["refund"])
     assert split == private, "the private part is the summary's refund_private"
+    for (region, month), refund in private.items():
+        cells = doc.xpath(f"//tr[@data-isf='{region}|{month}']/td")
+        assert cells[-1].text_content() == money(refund), ("private", region, month)
 
 
 def _check_gjestepasient(

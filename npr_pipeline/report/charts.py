@@ -14,6 +14,7 @@ import io
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 
 import matplotlib
@@ -62,13 +63,40 @@ def ordered_regions(found: object) -> list[str]:
     return [r for r in REGIONS if r in names] + sorted(names - set(REGIONS))
 
 
+@dataclass(frozen=True)
+class Margins:
+    """Space around the axes, in inches (fixed: matplotlib's constrained layout measures every
+    text again and took more than half of the page's time)."""
+
+    left: float = 0.75
+    right: float = 0.15
+    bottom: float = 0.55
+    top: float = 0.5
+    between: float = 0.8  # between panels side by side
+
+
+def label_inches(labels: object) -> float:
+    """The left margin that fits the longest tick label (about 0.065 in a character at 9 pt)."""
+    return 0.25 + 0.065 * max((len(str(label)) for label in labels), default=0)  # type: ignore[attr-defined]
+
+
 @contextmanager
-def figure(name: str, height: float, panels: int = 1) -> Iterator[tuple[Figure, list[Axes]]]:
+def figure(
+    name: str, height: float, panels: int = 1, margins: Margins = Margins()
+) -> Iterator[tuple[Figure, list[Axes]]]:
     """A figure with ``panels`` axes side by side, in the page's style; ``name`` salts the SVG
     ids so several charts inline in one page never share an id."""
     with matplotlib.rc_context({**STYLE, "svg.hashsalt": name}):
-        fig = Figure(figsize=(WIDTH, height), layout="constrained")
+        fig = Figure(figsize=(WIDTH, height))
         axes = fig.subplots(1, panels, squeeze=False)[0].tolist()
+        width = (WIDTH - margins.left - margins.right - margins.between * (panels - 1)) / panels
+        fig.subplots_adjust(
+            left=margins.left / WIDTH,
+            right=1 - margins.right / WIDTH,
+            bottom=margins.bottom / height,
+            top=1 - margins.top / height,
+            wspace=margins.between / width,
+        )
         yield fig, axes
 
 
@@ -95,7 +123,8 @@ def completeness(steps: list[dict]) -> str | None:
             bars.append((f"{step['step']} · {region}", by_region[region]))
     if not bars:
         return None
-    with figure("completeness", 0.9 + 0.2 * len(bars)) as (fig, (ax,)):
+    margins = Margins(left=label_inches(label for label, _ in bars), right=1.6, top=0.15)
+    with figure("completeness", 0.8 + 0.2 * len(bars), margins=margins) as (fig, (ax,)):
         labels = [label for label, _ in reversed(bars)]
         left = [0] * len(bars)
         for status, colour in STATUS_COLOURS.items():
@@ -109,7 +138,7 @@ def completeness(steps: list[dict]) -> str | None:
         ax.xaxis.get_major_locator().set_params(integer=True)
         for label in ax.get_yticklabels():  # the region in its colour
             label.set_color(region_colour(label.get_text().rsplit(" · ", 1)[-1]))
-        fig.legend(loc="outside right upper", fontsize=8)
+        fig.legend(loc="upper right", fontsize=8)
         return svg(fig, "completeness")
 
 
@@ -119,8 +148,9 @@ def quality(section: dict) -> str | None:
     units = section["units"]
     if not any(u["share"] for u in units):  # nothing left out: no chart of zeros
         return None
-    with figure("quality", 0.9 + 0.24 * len(units)) as (fig, (ax,)):
-        labels = [f"{u['name']} ({u['unit']})" for u in reversed(units)]
+    labels = [f"{u['name'][:45]} ({u['unit']})" for u in reversed(units)]
+    margins = Margins(left=label_inches(labels), top=0.3)
+    with figure("quality", 0.9 + 0.24 * len(units), margins=margins) as (fig, (ax,)):
         shares = [100 * u["share"] for u in reversed(units)]
         drawn = ax.barh(labels, shares, color=[region_colour(u["rhf"]) for u in reversed(units)])
         ax.bar_label(drawn, labels=[f"{s:.1f} %" for s in shares], padding=3, fontsize=8)
@@ -151,7 +181,7 @@ def ventetider_regions(rows: list[dict]) -> str | None:
     regions = ordered_regions(region for region, _ in cells)
     if not any(not c["suppressed"] and c["n"] for c in cells.values()):
         return None
-    with figure("ventetider-regions", 3.2, panels=3) as (fig, axes):
+    with figure("ventetider-regions", 3.2, panels=3, margins=Margins(top=0.6)) as (fig, axes):
         for ax, (measure, title) in zip(axes, VT_PANELS, strict=False):
             _days_panel(ax, [(r, cells.get((r, measure))) for r in regions], title)
         _fristbrudd_panel(axes[2], regions, cells)
@@ -257,7 +287,8 @@ def isf(section: dict) -> str | None:
     for row in section["split"]:
         if row["part"] == "private":
             private[row["rhf"], row["month"]] += Decimal(row["refund"] or 0)
-    with figure("isf", 3.4, panels=2) as (fig, (refund_ax, points_ax)):
+    margins = Margins(right=0.9, between=1.0)
+    with figure("isf", 3.4, panels=2, margins=margins) as (fig, (refund_ax, points_ax)):
         bottom = [0.0] * len(months)
         width = 0.8 / max(len(regions), 1)
         for j, region in enumerate(regions):
@@ -284,7 +315,7 @@ def isf(section: dict) -> str | None:
         for ax in (refund_ax, points_ax):
             ax.set_xlabel("måned (month)")
         fig.legend(*refund_ax.get_legend_handles_labels(), title="region", fontsize=8,
-                   loc="outside right upper")  # fmt: skip
+                   loc="upper right")  # fmt: skip
         return svg(fig, "isf")
 
 
@@ -302,7 +333,8 @@ def gjestepasient(matrix: list[dict]) -> str | None:
         amount[key] += Decimal(row["amount"] or 0)
         cases[key] += int(row["cases"])
     grid = [[float(amount.get((h, t), 0)) / 1000 for t in treating] for h in home]
-    with figure("gjestepasient", 0.9 + 0.55 * len(home)) as (fig, (ax,)):
+    margins = Margins(left=1.0, right=0.2, bottom=0.6, top=0.15)
+    with figure("gjestepasient", 1.0 + 0.55 * len(home), margins=margins) as (fig, (ax,)):
         image = ax.imshow(grid, cmap="Blues", aspect="auto")
         ax.grid(False)
         peak = max(max(row) for row in grid) or 1

@@ -102,6 +102,7 @@ def render(document: dict, earlier: list[str], this_version: str) -> str:
             steps=STEP_TITLES,
             grid=unit_grid(document["completeness"]),
             apart=apart_totals(document["gjestepasient"]["apart"]),
+            isf_parts=isf_parts(document["isf"]["split"]),
             apart_labels=APART,
             regions=charts.REGION_COLOURS,
         )
@@ -116,6 +117,18 @@ def unit_grid(steps: list[dict]) -> list[dict]:
             row = units.setdefault(unit["reshID"], {**unit, "steps": {}})
             row["steps"][step["step"]] = unit
     return sorted(units.values(), key=lambda u: (str(u["rhf"]), str(u["name"])))
+
+
+def isf_parts(split: list[dict]) -> dict[str, dict[str, Decimal]]:
+    """Refund per ``region|month``, public and private apart (exact: the detail lines' sums
+    as the warehouse gave them); what is not ``private`` is public."""
+    parts: dict[str, dict[str, Decimal]] = defaultdict(
+        lambda: {"public": Decimal(0), "private": Decimal(0)}
+    )
+    for row in split:
+        side = "private" if row["part"] == "private" else "public"
+        parts[f"{row['rhf']}|{row['month']}"][side] += Decimal(row["refund"] or 0)
+    return dict(parts)
 
 
 def apart_totals(apart: list[dict]) -> list[dict]:
