@@ -50,6 +50,17 @@ def test_a_suppressed_cell_is_marked_where_its_bar_would_be_and_never_drawn() ->
     assert "77" in texts, "HN's waiting cell is not suppressed and is drawn"
 
 
+def test_the_quality_chart_draws_each_share_against_the_threshold() -> None:
+    units = [
+        {"unit": "1", "name": "Sykehus A", "rhf": "HV", "share": 0.075},
+        {"unit": "2", "name": "Sykehus B", "rhf": "HN", "share": 0.0},
+    ]
+    texts = _texts(charts.quality({"threshold": 0.05, "units": units}))
+    assert "7.5 %" in texts and "0.0 %" in texts
+    assert "grense 5 % (threshold)" in texts
+    assert "Sykehus A (1)" in texts
+
+
 def test_no_chart_of_a_suppressed_or_empty_series() -> None:
     suppressed = [_cell("HSO", "avviklet", None), _cell("HV", "ventende", None)]
     assert charts.ventetider_regions(suppressed) is None

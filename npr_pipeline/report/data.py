@@ -330,6 +330,7 @@ def changes(con: duckdb.DuckDBPyConnection, period: str, versions: dict[str, Row
     """Per step, the current version against the one before: headline numbers, the units that
     moved most, and the submissions that are new in it."""
     found = []
+    names = dict(con.execute('SELECT "reshID", name FROM registry').fetchall()) if versions else {}
     for step, version in versions.items():
         new = version["version"]
         entry: Row = {"step": step, "from": None, "to": new, "headlines": [], "units": []}
@@ -342,7 +343,7 @@ def changes(con: duckdb.DuckDBPyConnection, period: str, versions: dict[str, Row
                 moved = _paired(con, UNIT_CHANGES[step], period, old, new, key="unit")
                 moved = [m for m in moved if m["old"] != m["new"]]
                 moved.sort(key=lambda m: -abs((m["new"] or 0) - (m["old"] or 0)))
-                entry["units"] = moved[:TOP_UNITS]
+                entry["units"] = [{**m, "name": names.get(m["unit"])} for m in moved[:TOP_UNITS]]
             entry["new_submissions"] = _new_submissions(con, step, period, old, version)
         found.append(entry)
     return found
