@@ -3,9 +3,9 @@
 Every figure on the page comes from here, and every figure here is a row (or the sum of rows)
 of a delivery table of one named version, the ledger or the registry: the page never computes
 a statistic of its own, so it cannot disagree with what was delivered. The figures are embedded
-in the page as JSON (``report-data``), and ``tests/test_report_page.py`` compares them with the
-tables. Queries name the columns they read, so columns added to a delivery later (ownership,
-financing, a daily route's fields) change nothing here.
+in the page as JSON (``report-data``), and ``tests/report_checks.py`` compares them with the
+tables (in ``make test`` and ``make e2e``). Queries name the columns they read, so columns
+added to a delivery later (ownership, financing, a daily route's fields) change nothing here.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def plain(value: object) -> object:
 
 
 def current_versions(con: duckdb.DuckDBPyConnection, period: str) -> dict[str, Row]:
-    """Per step, its newest version of ``period`` (what the ``*_current`` views show)."""
+    """Per step, its newest version of ``period`` (what the ``*_current`` views show); steps
+    this release does not know are left out, not guessed at."""
     if not has_table(con, "delivery_versions"):
         return {}
     found = rows(
@@ -59,7 +60,8 @@ def current_versions(con: duckdb.DuckDBPyConnection, period: str) -> dict[str, R
            QUALIFY version = max(version) OVER (PARTITION BY step)""",
         [period],
     )
-    return {r["step"]: r for r in sorted(found, key=lambda r: STEPS.index(r["step"]))}
+    known = [r for r in found if r["step"] in STEPS]
+    return {r["step"]: r for r in sorted(known, key=lambda r: STEPS.index(r["step"]))}
 
 
 def columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
