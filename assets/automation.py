@@ -36,13 +36,14 @@ PRODUCTION = (
     | AssetSelection.assets(AssetKey(["raw", "lake"]))
     | AssetSelection.assets(AssetKey(["core", "current_submissions"]))
     | AssetSelection.assets(AssetKey(["core", "production_input"]))
-    | AssetSelection.groups("gate", "out")
+    | AssetSelection.groups("gate", "out", "report")
 )
 production_job = define_asset_job(
     "production_job",
     selection=PRODUCTION,
     description="A period's production: the lake account, current submissions, the checked "
-    "input snapshot, each step's completeness gate and its delivery (partitioned by period, "
+    "input snapshot, each step's completeness gate and its delivery, and the period's report "
+    "page (partitioned by period, "
     "inferred from the selected assets).",
 )
 LOOKBACK_DAYS = 60

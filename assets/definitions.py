@@ -13,6 +13,7 @@ from assets.intake import inbox_sensor, intake_job, raw_lake, raw_submissions
 from assets.launch import gate_refusal_job
 from assets.production import gates, outs, production_input
 from assets.registry import unit_registry
+from assets.report import report_page
 from assets.resources import HomeResource
 
 # Named and described (Dagster's implicit default_automation_condition_sensor has neither).
@@ -33,6 +34,7 @@ defs = Definitions(
         production_input,
         *gates,
         *outs,
+        report_page,
     ],
     jobs=[intake_job, production_job, gate_refusal_job],
     schedules=[deadline_schedule],

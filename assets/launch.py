@@ -59,6 +59,7 @@ class RunOutcome:
     gates: list[dict] = field(default_factory=list)  # per chosen step, from the snapshot build
     quality_failures: list[str] = field(default_factory=list)
     deliveries: list[dict] = field(default_factory=list)  # step, version, tables
+    report: str | None = None  # the period's report page, when the run wrote one
     errors: list[str] = field(default_factory=list)  # first line of each failed step's error
 
     @property
@@ -133,6 +134,7 @@ def run_period(
     from assets.intake import raw_lake
     from assets.production import gates, outs, production_input
     from assets.registry import unit_registry
+    from assets.report import report_page
     from assets.resources import HomeResource
     from npr_pipeline.periods import Period
     from npr_pipeline.production.snapshot import stored_gates
@@ -148,12 +150,21 @@ def run_period(
         production_input,
         *chosen_gates,
         *chosen_outs,
+        report_page,  # the page of the period as it stands after this run
     ]
     loggers = {"npr_progress": _progress_logger(progress)}
     if verbose:
         loggers["console"] = colored_console_logger
     defs = Definitions(
-        assets=[unit_registry, raw_lake, current_submissions, production_input, *gates, *outs],
+        assets=[
+            unit_registry,
+            raw_lake,
+            current_submissions,
+            production_input,
+            *gates,
+            *outs,
+            report_page,
+        ],
         jobs=[production_job],
         resources={"home": HomeResource(root=str(home.root))},
         loggers=loggers,
@@ -210,6 +221,8 @@ def run_period(
             outcome.errors.append(f"{event.step_key}: {message.strip().splitlines()[0]}")
     for event in result.get_asset_materialization_events():
         key = event.asset_key.path
+        if key == report_page.key.path:
+            outcome.report = event.materialization.metadata["pages"].value.get(period)
         if key[0] != "out":
             continue
         versions = event.materialization.metadata["versions"].value

@@ -107,14 +107,18 @@ def main() -> None:
     if chromium is None:
         sys.exit("e2e: chromium not found (Debian: apt-get install chromium)")
     OUT.mkdir(exist_ok=True)
+    from e2e.report_page import report_page  # it builds on this module's helpers
+
     with tempfile.TemporaryDirectory(prefix="npr-e2e-") as tmp:
         home = Path(tmp) / "home"
         print(f"e2e: generating a faulty year and running intake into {home} ...")
         _generate(Path(tmp), home)
         print(f"e2e: running the GX suites of {PERIOD} (quality results page) ...")
         pages = _pick_reports(home) + [_results_page(home)]
+        print("e2e: a clean year through npr run 2026-T1 (the report page) ...")
+        pages.append(report_page(Path(tmp)))
         for page in pages:
-            print(f"e2e: opening {page.name} ({page.path.relative_to(home)}) ...")
+            print(f"e2e: opening {page.name} ({page.path.relative_to(tmp)}) ...")
             page.problems = _check_page(chromium, page)
     _print_summary(pages)
     if any(page.problems for page in pages):
@@ -267,8 +271,10 @@ def _check_page(chromium: str, page: Page) -> list[str]:
     url = page.path.as_uri()
     shot = OUT / f"{page.name}.png"
     shot.unlink(missing_ok=True)
+    netlog = OUT / f"{page.name}.netlog.json"
+    netlog.unlink(missing_ok=True)
     try:
-        dom = _chromium(chromium, "--dump-dom", url)
+        dom = _chromium(chromium, f"--log-net-log={netlog}", "--dump-dom", url)
         width, height = WINDOW
         _chromium(chromium, f"--screenshot={shot}", f"--window-size={width},{height}", url)
     except RuntimeError as exc:
@@ -277,7 +283,8 @@ def _check_page(chromium: str, page: Page) -> list[str]:
     if not dom.strip():
         return ["chromium returned an empty DOM"]
     doc = html.document_fromstring(dom)
-    return page.expect(doc) + _check_references(doc, page.path) + _check_png(shot)
+    checks = _check_references(doc, page.path) + _check_requests(netlog) + _check_png(shot)
+    return page.expect(doc) + checks
 
 
 # -- what a page must show --------------------------------------------------------------------
@@ -544,6 +551,34 @@ def _check_references(doc: html.HtmlElement, page: Path) -> list[str]:
     if broken:
         problems.append(_listing(f"{len(broken)} broken reference(s):", broken))
     return problems
+
+
+BROWSER_OWN = "not an origin"
+"""The initiator Chromium's net log gives the browser's own requests (its update and time
+services, which the host-resolver rule fails anyway); a page's requests name the page's
+origin (``null`` for a file)."""
+
+
+def _check_requests(netlog: Path) -> list[str]:
+    """No request the page made left the machine, as Chromium's own net log records them:
+    every ``URL_REQUEST_START_JOB`` the page initiated is for a local (file, data) URL."""
+    if not netlog.is_file():
+        return ["chromium wrote no net log"]
+    log = json.loads(netlog.read_text(encoding="utf-8"))
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    outside = sorted(
+        {
+            params["url"]
+            for event in log["events"]
+            if event["type"] == start
+            and (params := event.get("params", {})).get("url")
+            and params.get("initiator") != BROWSER_OWN
+            and urlsplit(params["url"]).scheme not in ("file", *IGNORED_SCHEMES)
+        }
+    )
+    if outside:
+        return [_listing(f"{len(outside)} request(s) left the machine:", outside)]
+    return []
 
 
 def _listing(title: str, items: list[str]) -> str:

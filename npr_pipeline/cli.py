@@ -632,13 +632,13 @@ def run(
 
         run_id = record_refusal(home, verdict, steps)
         gates = [_gate_doc(verdict.step_json(s)) for s in steps]
-        _report_run(home, str(chosen), run_id, gates, [], started, as_json)
+        _report_run(home, str(chosen), run_id, gates, [], None, started, as_json)
         raise typer.Exit(EXIT_REFUSED)
     from assets.launch import run_period  # the CLI is the composition root: it starts Dagster
 
     with _progress(_terminal()) as progress:
-        # registry, lake, current submissions and input, then a gate and an out per step
-        total = 4 + 2 * len(steps)
+        # registry, lake, current submissions and input, a gate and an out per step, the report
+        total = 5 + 2 * len(steps)
         task = progress.add_task(f"run {chosen}: starting Dagster", total=total)
 
         def advance(event: str, name: str) -> None:
@@ -655,7 +655,10 @@ def run(
     for error in outcome.errors if not outcome.refused else []:
         console.print(f"[red]failed[/red] {error}")
     gates = [_gate_doc(g) for g in outcome.gates]
-    _report_run(home, str(chosen), outcome.run_id, gates, outcome.deliveries, started, as_json)
+    _report_run(
+        home, str(chosen), outcome.run_id, gates, outcome.deliveries, outcome.report, started,
+        as_json,
+    )  # fmt: skip
     if outcome.refused:
         raise typer.Exit(EXIT_REFUSED)
     if not outcome.success:
@@ -705,10 +708,12 @@ def _report_run(
     run_id: str,
     gates: list[dict],
     deliveries: list[dict],
+    report: str | None,
     started: float,
     as_json: bool,
 ) -> None:
-    """The run's gates, deliveries and headline numbers: a JSON document or lines and tables."""
+    """The run's gates, deliveries, headline numbers and report page (its path, or None when
+    the run wrote none): a JSON document or lines and tables."""
     from npr_pipeline.production.headlines import headlines
 
     numbers = headlines(home, period) if deliveries else []
@@ -719,6 +724,7 @@ def _report_run(
             "gates": gates,
             "deliveries": deliveries,
             "headlines": [{"step": s, "measure": m, "value": v} for s, m, v in numbers],
+            "report": report,
             "seconds": round(time.perf_counter() - started, 1),
         }
         _print_json(doc)
@@ -743,6 +749,8 @@ def _report_run(
     if numbers:
         _print_headlines(numbers, period)
     seconds = time.perf_counter() - started
+    if report:
+        console.print(f"report: {report}", highlight=False)
     if deliveries:
         console.print(f"run {run_id} ({seconds:.1f} s); warehouse: {home.warehouse}")
     elif any(gate["gate"] != "open" for gate in gates):
@@ -852,6 +860,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
 ) -> None:
     """What make demo runs: a synthetic year through intake, quality and a tertial run."""
+    from npr_pipeline.report.page import PAGE, report_folder
     from npr_pipeline.settings import TEST, load_settings, record_environment
 
     home = State.home.ensure()
@@ -892,3 +901,5 @@ def demo(
     out.print(
         f"  Dagster UI: DAGSTER_HOME={home.dagster_home} .venv/bin/dagster dev -w workspace.yaml"
     )
+    page = report_folder(home, "2026-T1") / PAGE
+    out.print(f"report (open in a browser): {page}", highlight=False, soft_wrap=True)

@@ -81,6 +81,11 @@ class Home(BaseModel):
         return self.root / "extracts"
 
     @property
+    def reports(self) -> Path:
+        """The report page of each period's production runs (``reports/<period>/index.html``)."""
+        return self.root / "reports"
+
+    @property
     def registry(self) -> Path:
         """Imported versions of the unit registry."""
         return self.root / "registry"

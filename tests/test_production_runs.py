@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from npr_pipeline.cli import app
 from npr_pipeline.home import Home
 from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.synth.run import SynthOptions, run_synth
+from tests.report_checks import check_report, embedded_report
 
 runner = CliRunner()
 
@@ -205,6 +207,34 @@ def test_gate_opens_when_the_unit_delivers_and_versions_keep_lineage(late_unit, 
     assert changes["added"] > 0 and changes["removed"] == 0
 
 
+def test_each_run_writes_the_report_page_of_its_delivery_versions(late_unit) -> None:
+    """Three runs of 2026-T1 so far (isf with an override; all four steps once the unit had
+    delivered; ventetider again): three numbered pages kept, the newest also index.html, and
+    its figures those of the delivery tables of the current versions."""
+    home, late = late_unit
+    folder = home / "reports" / "2026-T1"
+    pages = sorted(p.name for p in folder.glob("v*.html"))
+    assert pages == ["v0001.html", "v0002.html", "v0003.html"]
+    assert (folder / "index.html").read_bytes() == (folder / "v0003.html").read_bytes()
+    first = embedded_report(folder / "v0001.html")
+    assert set(first["versions"]) == {"isf"}, "the first run produced isf alone"
+    (isf_gate,) = first["completeness"]
+    excused = [u for u in isf_gate["units"] if u["status"] == "excused"]
+    assert [u["reshID"] for u in excused] == [late]
+    assert excused[0]["reason"] == "EPJ upgrade at the unit; agreed with RHF"
+    page = check_report(home, folder / "index.html")
+    changes = {c["step"]: c for c in page["changes"]}
+    assert (changes["isf"]["from"], changes["isf"]["to"]) == (1, 2)
+    assert {s["unit"] for s in changes["isf"]["new_submissions"]} == {late}
+    moved = {u["unit"] for u in changes["isf"]["units"]}
+    assert late in moved, "the unit that came in moved most"
+    assert changes["ventetider"]["new_submissions"] == [], "v2 read the same files as v1"
+    text = (folder / "index.html").read_text(encoding="utf-8")
+    addresses = re.sub(r'xmlns(:\w+)?="[^"]*"', "", text)  # SVG namespace names, not URLs
+    assert "http://" not in addresses and "https://" not in addresses
+    assert "<script src" not in text
+
+
 def _materialize_alone(home: Path, *assets):
     """What a UI materialisation or a re-execution of single assets does: a new run, its own
     run id, no run config."""
@@ -234,7 +264,7 @@ def test_half_delivered_unit_override_end_to_end_and_a_reexecution_keeps_it(
         "--allow-missing", half, "--reason", "EPJ migration; agreed with the RHF",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "run 2026-T1: finished" in result.stderr and "12/12" in result.stderr, "progress"
+    assert "run 2026-T1: finished" in result.stderr and "13/13" in result.stderr, "progress"
     assert "dagster - " not in result.output, "Dagster's log goes to the run, not the terminal"
     doc = json.loads(result.stdout)
     assert doc["run_id"] and {d["step"] for d in doc["deliveries"]} == {
@@ -245,6 +275,10 @@ def test_half_delivered_unit_override_end_to_end_and_a_reexecution_keeps_it(
     assert all(g["gate"] == "open" and g["excused"] == [half] for g in doc["gates"])
     assert all(g["override"]["allowed_missing"] == [half] for g in doc["gates"])
     assert doc["headlines"], "headline numbers in the JSON document"
+    page = embedded_report(Path(doc["report"]))
+    excused = [u for s in page["completeness"] for u in s["units"] if u["status"] == "excused"]
+    assert {u["reshID"] for u in excused} == {half} and len(excused) == 4, "excused in each step"
+    assert all(u["reason"] == "EPJ migration; agreed with the RHF" for u in excused)
 
     rerun = _materialize_alone(home, out_isf)
     assert rerun.success and rerun.run_id != doc["run_id"]

@@ -1,0 +1,1 @@
+"""The deadline-day report page of a period's production run."""
