@@ -32,9 +32,10 @@ lock:
 demo: $(STAMP)
 	$(BIN)/npr demo
 
-# Both cores: the suite's session fixtures are per worker, every test uses its own tmp HOME.
+# Both cores, a module per worker at a time: some modules build one HOME in a module fixture
+# and their tests follow each other through it (runs, then versions, then the report).
 test: $(STAMP)
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadscope
 
 soak: $(STAMP)
 	NPR_SOAK=1 $(BIN)/pytest -m soak
