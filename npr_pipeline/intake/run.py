@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_val
+from npr_pipeline.feedback.test_route import answer_test_file
 from npr_pipeline.home import Home
 from npr_pipeline.intake.archive import archive_file
 from npr_pipeline.intake.gate import RegistryIndex
@@ -194,7 +195,8 @@ def _read_and_publish(task: _Task) -> _Outcome:
     lake: dict[str, Path] = {}
     if read.staged and read.gate.test_route is None and read.gate.unit is not None:
         lake = _publish(home, read, task.submission_id)
-    shutil.rmtree(staging, ignore_errors=True)
+    if read.gate.test_route is None:  # a test file's tables are checked at its commit
+        shutil.rmtree(staging, ignore_errors=True)
     return _Outcome(read, lake)
 
 
@@ -516,7 +518,7 @@ def _commit(
         patients=read.patients,
     )
     reasons = list(read.reasons) + list(read.gate.reasons)
-    if read.gate.test_route and not any(r.severity == "error" for r in reasons):
+    if read.gate.test_route:  # answered in full, errors and all, and never produced
         reasons.append(reason(read.gate.test_route, severity="info"))
         record.status = Status.TEST
     elif any(r.severity == "error" for r in reasons):
@@ -531,6 +533,7 @@ def _commit(
     if record.status != Status.ACCEPTED:
         record.episodes = 0
     _write_report(home, record, reasons, read)
+    quality = answer_test_file(home, record, read) if read.gate.test_route else None
     pending.records.append(typed(record))
     if record.status == Status.ACCEPTED:
         state.add(record)
@@ -542,6 +545,7 @@ def _commit(
         status=record.status,
         reasons=reasons,
         episodes=record.episodes,
+        quality=quality,
     )
 
 
