@@ -8,44 +8,26 @@ current submission. A test file that fails the schema is still a test file, with
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from npr_pipeline.envelope import PRODUCTION_HER, TEST_ORGNR, VALIDATION_HER
+from npr_pipeline.envelope import TEST_ORGNR
 from npr_pipeline.feedback.reports import read_report_findings, read_report_summary
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import Status
 from npr_pipeline.store.ledger import current_submissions, load_ledger, read_record
 from tests.intake_files import (
     Unit,
-    decode,
-    encode,
+    bad_care_level,
     fill_inbox,
     make_year,
-    mutate,
+    reversed_dates,
     run_intake,
     tables_of,
+    to_validation_service,
     with_sender,
 )
-
-_EPISODE = re.compile(r'<Episode [^>]*innDatoTid="([^"]+)"[^>]*utDatoTid="([^"]+)"')
-
-
-def reversed_dates(data: bytes) -> bytes:
-    """The first episode with both dates ends before it starts (rule episode_dates_in_order)."""
-    text = decode(data)
-    match = _EPISODE.search(text)
-    assert match is not None
-    start, end = match.group(1), match.group(2)
-    tag = match.group(0).replace(start, "\0").replace(end, start).replace("\0", end)
-    return encode(text[: match.start()] + tag + text[match.end() :])
-
-
-def to_validation_service(path: Path) -> bytes:
-    """A clean file addressed to the validation service instead of production."""
-    return mutate(path, (f"<Id>{PRODUCTION_HER}</Id>", f"<Id>{VALIDATION_HER}</Id>"))
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +72,7 @@ def test_test_files_get_both_answers_and_never_enter_production(
 def test_test_file_failing_the_schema_is_a_test_file_with_its_errors(
     units: list[Unit], tmp_path: Path
 ) -> None:
-    text = decode(to_validation_service(units[0].file("ord", 1)))
-    broken = encode(re.sub(r'omsorgsniva="\d"', 'omsorgsniva="7"', text, count=1))
+    broken = bad_care_level(to_validation_service(units[0].file("ord", 1)))
     home = Home(root=tmp_path / "home")
     (sub,) = run_intake(home, fill_inbox(tmp_path / "inbox", **{"broken.xml": broken})).submissions
     assert sub.status == Status.TEST

@@ -234,10 +234,11 @@ def check_alone(
     service, vendor test data, ``npr validate``), its XPR_ERR written into ``folder``.
 
     The same checks as a production delivery, over the file's own staged tables; the file
-    stands alone, so the rules that compare an ord with its ide find no pair and pass.
+    stands alone, so the rules that compare an ord with its ide (those that read ``ref_pair``)
+    are left out.
     """
     delivery = Delivery(record, None)
-    checks = list(load_catalogue())
+    checks = [c for c in load_catalogue() if "ref_pair" not in str(c.kwargs.get("sql", ""))]
     con = duckdb.connect(config={"threads": 1})
     try:
         register_tables(con, {table: [path] for table, path in tables.items()})
