@@ -466,6 +466,31 @@ def _print_validation(answers, folder: Path | None) -> None:
 
 
 @app.command()
+def send(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Send the answers' e-mails still pending (intake sends them too; SMTP in settings.json).
+
+    Exit 1 if any e-mail could still not be sent (it stays in HOME/outbox for the next try).
+    """
+    from npr_pipeline.feedback.mail import send_pending
+    from npr_pipeline.settings import load_settings
+
+    home = _existing_home()
+    settings = load_settings(home)
+    counts = send_pending(home, settings)
+    doc = {"smtp": settings.smtp_host is not None, **counts}
+    if as_json:
+        out.print_json(json.dumps(doc))
+    elif not settings.smtp_host:
+        out.print("e-mail is off (no smtp_host in settings.json): nothing sent")
+    else:
+        out.print(f"{counts['sent']} e-mail(s) sent, {counts['failed']} not sent")
+    if counts["failed"]:
+        raise _fail(f"{counts['failed']} e-mail(s) not sent; they stay pending in the outbox", 1)
+
+
+@app.command()
 def feedback(
     submission: Annotated[
         str,

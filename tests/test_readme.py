@@ -88,6 +88,7 @@ def test_the_readme_npr_commands_run_as_written(tmp_path: Path) -> None:
         "validate",
         "registry",
         "intake",
+        "send",
         "feedback",
         "status",
         "run",

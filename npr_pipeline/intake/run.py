@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from npr_pipeline.feedback.deliver import deliver_answers
 from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_val
 from npr_pipeline.feedback.test_route import answer_test_file
 from npr_pipeline.home import Home
@@ -303,6 +304,7 @@ def _intake(
         if sid in by_id:
             by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}
     sync_intake(home, load_ledger(home), checked.results)
+    deliver_answers(home, settings, [*by_id, *checked.outcomes])
     summary.submissions = [by_id[s.submission_id] if isinstance(s, _Task) else s for s in slots]
     for sub in summary.submissions:
         first = by_id.get(sub.submission_id)
