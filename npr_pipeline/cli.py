@@ -468,17 +468,26 @@ def _print_validation(answers, folder: Path | None) -> None:
 @app.command()
 def send(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for an intake of this HOME to finish.")
+    ] = 600.0,
 ) -> None:
     """Send the answers' e-mails still pending (intake sends them too; SMTP in settings.json).
 
-    Exit 1 if any e-mail could still not be sent (it stays in HOME/outbox for the next try).
+    Exit 1 if any e-mail could still not be sent (it stays in HOME/outbox for the next try),
+    3 if an intake held this HOME for longer than --wait seconds.
     """
     from npr_pipeline.feedback.mail import send_pending
+    from npr_pipeline.locking import HomeLocked, home_lock
     from npr_pipeline.settings import load_settings
 
     home = _existing_home()
     settings = load_settings(home)
-    counts = send_pending(home, settings)
+    try:  # intake sends too, and sweeps the outbox's unfinished writes under the same lock
+        with home_lock(home, "intake", wait):
+            counts = send_pending(home, settings)
+    except HomeLocked as exc:
+        raise _fail(str(exc), EXIT_REFUSED) from None
     doc = {"smtp": settings.smtp_host is not None, **counts}
     if as_json:
         out.print_json(json.dumps(doc))

@@ -239,11 +239,12 @@ def intake_directory(
 
 def sweep_interrupted(home: Home) -> None:
     """Remove what a killed intake left: staging folders and temporary files of atomic writes
-    in the ledger and the feedback folders (only intake writes there, and it holds the lock)."""
+    in the ledger, feedback and outbox folders (only intake and ``npr send`` write there, and
+    they hold the lock)."""
     staging = home.root / "staging"
     for leftover in staging.iterdir() if staging.is_dir() else ():
         shutil.rmtree(leftover, ignore_errors=True)  # the folder itself stays (owner-only)
-    for base in (home.ledger, home.feedback):
+    for base in (home.ledger, home.feedback, home.root / "outbox"):
         for tmp in base.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
 
