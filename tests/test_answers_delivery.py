@@ -203,3 +203,27 @@ def test_a_failed_send_keeps_the_mail_and_npr_send_delivers_it(
     assert state["state"] == "sent" and state["attempts"][-1]["error"] is None
     assert CliRunner().invoke(app, ["send", "--json"]).exit_code == 0
     assert len(server.messages) == 1, "a sent e-mail is never sent again"
+
+
+def test_answers_committed_by_a_killed_intake_are_posted_by_the_next(
+    small_year: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after its commits, before posting: the rerun sees duplicates, yet posts them."""
+    import npr_pipeline.intake.run as intake_run
+
+    def killed(*args: object) -> None:
+        raise KeyboardInterrupt("killed before the answers were posted")
+
+    inbox = fill_inbox(tmp_path / "inbox", sorted((small_year / "inbox").glob("*_2026-02_*")))
+    home = prepare_test_home(Home(root=tmp_path / "home"))
+    monkeypatch.setattr(intake_run, "deliver_answers", killed)
+    with pytest.raises(KeyboardInterrupt):
+        intake_run.intake_directory(home, inbox, workers=1)
+    assert not (outbox(home) / "state").exists()
+    monkeypatch.undo()
+    rerun = intake_run.intake_directory(home, inbox, workers=1)
+    assert {s.status for s in rerun.submissions} == {Status.DUPLICATE}
+    posted = {
+        json.loads(p.read_text())["submission_id"] for p in (outbox(home) / "state").glob("*")
+    }
+    assert posted == {r.submission_id for r in load_records(home)}

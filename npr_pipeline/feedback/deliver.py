@@ -15,7 +15,7 @@ from lxml import etree
 
 from npr_pipeline.feedback.address import valid_address
 from npr_pipeline.feedback.mail import Answered, queue_mails, send_pending
-from npr_pipeline.feedback.outbox import post_answers
+from npr_pipeline.feedback.outbox import mark_posted, post_answers, unposted
 from npr_pipeline.feedback.reports import read_report_summary
 from npr_pipeline.home import Home
 from npr_pipeline.intake.archive import archive_path
@@ -27,9 +27,15 @@ from npr_pipeline.store.ledger import load_records
 
 def deliver_answers(home: Home, settings: Settings, submission_ids: Iterable[str]) -> None:
     """Outbox messages for every answer, then e-mails (when SMTP is configured), then send
-    whatever e-mail is still pending, this run's or an earlier one's."""
-    wanted = set(submission_ids)
-    records = [r for r in load_records(home) if r.submission_id in wanted]
+    whatever e-mail is still pending, this run's or an earlier one's.
+
+    Also every committed submission not yet posted: an intake killed after its commits and
+    before this step leaves them, and its rerun sees those files as duplicates.
+    """
+    everything = load_records(home)
+    this_run = set(submission_ids)
+    wanted = this_run | unposted(home, [r for r in everything if r.submission_id not in this_run])
+    records = [r for r in everything if r.submission_id in wanted]
     registry = current_registry(home)
     names = dict(zip(registry["reshID"].astype(str), registry["name"], strict=True))
     answered = []
@@ -38,6 +44,7 @@ def deliver_answers(home: Home, settings: Settings, submission_ids: Iterable[str
         post_answers(home, record, name)
         if settings.smtp_host:
             answered.append(_answered(home, record, name))
+    mark_posted(home, [r.submission_id for r in records])
     queue_mails(home, settings, answered)
     send_pending(home, settings)
 

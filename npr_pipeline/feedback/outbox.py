@@ -9,15 +9,19 @@ report that changed (an XPR_ERR checked again once the ide arrived) is posted ag
 
 Each message has a state record, ``HOME/outbox/state/<message id>.json``: ``pending`` (in the
 outbox for the EDI transport to take) or ``undeliverable`` (the sender has no HER id).
+``HOME/outbox/posted.txt`` lists the submissions whose answers have been posted, one id a line,
+so what a killed intake committed but did not post is found and posted by the next one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from npr_pipeline.atomic import write_bytes, write_text
@@ -38,6 +42,8 @@ DISPLAY_NAMES = {
     XPR_VAL: "Tilbakemelding NPR: skjemavalidering",
     XPR_ERR: "Tilbakemelding NPR: innholdskontroll",
 }
+HISTORY_DAYS = 7
+_SID = re.compile(r"[0-9a-f]{16}")
 _IDS = uuid.UUID("7f1f2c1e-5c55-4b0e-9d55-6e0a8f3f1a14")  # namespace of outbox message ids
 
 
@@ -72,6 +78,33 @@ def read_state(home: Home, item_id: str) -> dict | None:
     """An item's state record, or None before it has one."""
     path = state_file(home, item_id)
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def unposted(home: Home, records: list[LedgerRecord]) -> set[str]:
+    """The submissions of ``records`` not posted yet.
+
+    A HOME's first run with an outbox counts what it received over ``HISTORY_DAYS`` before as
+    posted (its units had those answers through ``npr feedback``; years of answers must not
+    leave now), and posts the rest: also what a killed first run committed without posting.
+    """
+    path = outbox(home) / "posted.txt"
+    if not path.exists():
+        cutoff = datetime.now(UTC) - timedelta(days=HISTORY_DAYS)
+        old = [r.submission_id for r in records if datetime.fromisoformat(r.received) < cutoff]
+        write_text(path, "".join(f"{sid}\n" for sid in old))
+    # a kill while appending leaves a partial last line: not an id, so read as not posted
+    posted = {line for line in path.read_text(encoding="ascii").split() if _SID.fullmatch(line)}
+    return {r.submission_id for r in records} - posted
+
+
+def mark_posted(home: Home, submission_ids: list[str]) -> None:
+    """Add submissions to ``posted.txt`` (appended; one fsync for the lot)."""
+    path = outbox(home) / "posted.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="ascii") as fh:
+        fh.write("".join(f"\n{sid}\n" for sid in submission_ids))
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def post_answers(home: Home, record: LedgerRecord, unit_name: str | None) -> list[Posted]:
