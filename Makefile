@@ -32,8 +32,9 @@ lock:
 demo: $(STAMP)
 	$(BIN)/npr demo
 
+# Both cores: the suite's session fixtures are per worker, every test uses its own tmp HOME.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 soak: $(STAMP)
 	NPR_SOAK=1 $(BIN)/pytest -m soak

@@ -106,15 +106,16 @@ class _Pass:
     def run(self) -> None:
         started = False
         etree.clear_error_log()  # a syntax error's log must not carry an earlier file's entries
-        try:
-            for event, elem in hardened_iterparse(self.path, ("start", "end")):
-                started = True
-                if event == "start":
-                    self._start(elem)
-                else:
-                    self._end(elem)
-                if self._stopped:
-                    return
+        try:  # our own handle: a pass that stops early must not leave the file open
+            with open(self.path, "rb") as source:
+                for event, elem in hardened_iterparse(source, ("start", "end")):
+                    started = True
+                    if event == "start":
+                        self._start(elem)
+                    else:
+                        self._end(elem)
+                    if self._stopped:
+                        return
         except etree.XMLSyntaxError as exc:
             self.result.errors.append(classify_syntax_error(exc, self.path, started))
             return
