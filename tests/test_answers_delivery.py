@@ -22,13 +22,14 @@ from typer.testing import CliRunner
 
 from npr_pipeline.cli import app
 from npr_pipeline.feedback.deliver import deliver_answers
-from npr_pipeline.feedback.outbox import outbox
+from npr_pipeline.feedback.mail import Answered, queue_mails
+from npr_pipeline.feedback.outbox import outbox, read_state
 from npr_pipeline.feedback.reports import XSD_PATH
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import Status
 from npr_pipeline.schemas import MSGHEAD_NS
 from npr_pipeline.settings import Settings, load_settings, save_settings
-from npr_pipeline.store.ledger import load_records
+from npr_pipeline.store.ledger import LedgerRecord, load_records
 from tests.intake_files import (
     fill_inbox,
     make_year,
@@ -227,3 +228,32 @@ def test_answers_committed_by_a_killed_intake_are_posted_by_the_next(
         json.loads(p.read_text())["submission_id"] for p in (outbox(home) / "state").glob("*")
     }
     assert posted == {r.submission_id for r in load_records(home)}
+
+
+def test_mails_group_by_unit_and_day_and_skip_clean_days(tmp_path: Path) -> None:
+    """The daily route's rule over any answered files: one e-mail per unit, contact and Oslo
+    day, listing only the files with findings; a clean day or a unit without contact: none."""
+    home = prepare_test_home(Home(root=tmp_path / "home"))
+
+    def answered(sid: str, unit: str, received: str, errors: int, contact: bool = True):
+        record = LedgerRecord(sid, sid * 4, f"{sid}.xml", 1, received, "accepted", unit=unit)
+        contacts = (f"{unit}@example.no",) if contact else ()
+        return Answered(record, f"Unit {unit}", contacts, errors=errors, warnings=0)
+
+    items = [
+        answered("a" * 16, "1", "2026-03-01T08:00:00+00:00", 2),
+        answered("b" * 16, "1", "2026-03-01T22:30:00+00:00", 0),  # clean: not listed
+        answered("c" * 16, "1", "2026-03-01T23:30:00+00:00", 1),  # 00:30 on 2 March in Oslo
+        answered("d" * 16, "2", "2026-03-01T09:00:00+00:00", 0),  # a clean day: no e-mail
+        answered("e" * 16, "3", "2026-03-01T09:00:00+00:00", 5, contact=False),
+    ]
+    settings = Settings(smtp_host="127.0.0.1")
+    ids = queue_mails(home, settings, items)
+    states = [read_state(home, mail_id) for mail_id in ids]
+    assert [(s["unit"], s["day"], s["to"], s["submissions"]) for s in states] == [
+        ("1", "2026-03-01", ["1@example.no"], ["a" * 16]),
+        ("1", "2026-03-02", ["1@example.no"], ["c" * 16]),
+    ]
+    assert all(s["state"] == "pending" for s in states)
+    assert queue_mails(home, settings, items) == ids  # the same answers: the same e-mails
+    assert len(list((outbox(home) / "mail").glob("*.eml"))) == 2
