@@ -494,9 +494,10 @@ def send(
     elif not settings.smtp_host:
         out.print("e-mail is off (no smtp_host in settings.json): nothing sent")
     else:
-        out.print(f"{counts['sent']} e-mail(s) sent, {counts['failed']} not sent")
-    if counts["failed"]:
-        raise _fail(f"{counts['failed']} e-mail(s) not sent; they stay pending in the outbox", 1)
+        out.print(f"{counts['sent']} e-mail(s) sent, {counts['failed']} failed")
+    unsent = counts["failed"] + counts["pending"]
+    if unsent:
+        raise _fail(f"{unsent} e-mail(s) not sent; they stay pending in the outbox", 1)
 
 
 @app.command()

@@ -181,29 +181,35 @@ def test_one_mail_per_unit_and_day_with_the_display_files_and_no_fnr(
     assert any("fodselsnummer_valid" in text and "*****" in text for text in texts)
 
 
-def test_a_failed_send_keeps_the_mail_and_npr_send_delivers_it(
+def test_a_failed_send_keeps_the_mails_and_npr_send_delivers_them(
     smtp: tuple[_Inbox, int], small_year: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Server down: the first e-mail fails every attempt, the second waits untried; both are
+    kept, and ``npr send`` delivers them once the server is up, never twice."""
     server, port = smtp
-    ord_file = sorted((small_year / "inbox").glob("*_2026-01_ord.xml"))[0]
-    inbox = fill_inbox(tmp_path / "inbox", **{"finding.xml": with_finding(ord_file.read_bytes())})
+    ords = sorted((small_year / "inbox").glob("*_2026-01_ord.xml"))[:2]
+    inbox = fill_inbox(
+        tmp_path / "inbox",
+        **{f"finding{n}.xml": with_finding(p.read_bytes()) for n, p in enumerate(ords)},
+    )
     home = _mail_home(tmp_path / "home", _free_port())  # nobody listens there
     run_intake(home, inbox)
-    (state,) = [json.loads(p.read_text()) for p in (outbox(home) / "state").glob("mail-*.json")]
-    assert state["state"] == "failed" and len(state["attempts"]) == 3
-    assert all(a["error"] for a in state["attempts"])
-    assert (home.root / state["file"]).is_file() and server.messages == []
+    states = [json.loads(p.read_text()) for p in sorted((outbox(home) / "state").glob("mail-*"))]
+    assert [(s["state"], len(s["attempts"])) for s in states] == [("failed", 3), ("pending", 0)]
+    assert all(a["error"] for a in states[0]["attempts"])
+    assert all((home.root / s["file"]).is_file() for s in states) and server.messages == []
 
     save_settings(home, Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_retry_seconds=0))
     monkeypatch.setenv("NPR_HOME", str(home.root))
     result = CliRunner().invoke(app, ["send", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["sent"] == 1
-    assert len(server.messages) == 1
-    state = json.loads((outbox(home) / "state" / f"{state['id']}.json").read_text())
-    assert state["state"] == "sent" and state["attempts"][-1]["error"] is None
+    assert json.loads(result.stdout)["sent"] == 2
+    assert len(server.messages) == 2
+    for state in states:
+        state = json.loads((outbox(home) / "state" / f"{state['id']}.json").read_text())
+        assert state["state"] == "sent" and state["attempts"][-1]["error"] is None
     assert CliRunner().invoke(app, ["send", "--json"]).exit_code == 0
-    assert len(server.messages) == 1, "a sent e-mail is never sent again"
+    assert len(server.messages) == 2, "a sent e-mail is never sent again"
 
 
 def test_answers_committed_by_a_killed_intake_are_posted_by_the_next(

@@ -83,14 +83,21 @@ def queue_mails(home: Home, settings: Settings, answered: Iterable[Answered]) ->
 
 
 def send_pending(home: Home, settings: Settings, sleep=time.sleep) -> dict[str, int]:
-    """Send every e-mail not sent yet (oldest first); counts of sent and still unsent."""
-    counts = {SENT: 0, FAILED: 0}
+    """Send every e-mail not sent yet; counts of sent, failed and left pending.
+
+    After one e-mail has failed every attempt the server is taken to be down and the rest
+    wait for the next run (``pending``, untried): a dead server must not hold intake (and its
+    HOME lock) for attempts x timeout per e-mail.
+    """
+    counts = {SENT: 0, FAILED: 0, PENDING: 0}
     if not settings.smtp_host:
         return counts
-    states = sorted((outbox(home) / "state").glob("*.json"))
-    for path in states:
+    for path in sorted((outbox(home) / "state").glob("mail-*.json")):
         state = read_state(home, path.stem)
-        if not state or state.get("channel") != "email" or state["state"] == SENT:
+        if not state or state["state"] == SENT:
+            continue
+        if counts[FAILED]:
+            counts[PENDING] += 1
             continue
         data = (home.root / state["file"]).read_bytes()
         state["state"] = _send(settings, data, state, sleep)
