@@ -420,6 +420,122 @@ def _print_attention(submissions: list[dict]) -> None:
 
 
 @app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Submission files (or folders of them).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write each file's reports to DIR/<file stem>/.")
+    ] = None,
+    registry: Annotated[
+        Path | None,
+        typer.Option("--registry", help="A unit registry CSV: also check the sender against it."),
+    ] = None,
+    synthetic_fnr: Annotated[
+        bool,
+        typer.Option(
+            "--synthetic-fnr", help="Synthetic fødselsnummer (month + 80) are valid, as in tests."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """The register's answers (XPR_VAL, XPR_ERR) to FILES, locally: no HOME is read or written.
+
+    Exit 0 when every file is valid (warnings allowed), 3 when any file has an error (refused
+    by a rule), 2 for a missing file or a registry that cannot be read.
+    """
+    from npr_pipeline.registry import RegistryError
+    from npr_pipeline.validate import validate_files
+
+    paths = _submission_files(files)
+    try:
+        answers = validate_files(paths, out, registry, synthetic_fnr)
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    invalid = [a for a in answers if not a.valid]
+    if as_json:
+        doc = {
+            "files": len(answers),
+            "valid": len(answers) - len(invalid),
+            "invalid": len(invalid),
+            "out": str(out) if out else None,
+            "submissions": [a.as_json() for a in answers],
+        }
+        _console().print_json(json.dumps(doc, ensure_ascii=False))
+    else:
+        _print_validation(answers, out)
+    if invalid:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _submission_files(given: list[Path]) -> list[Path]:
+    """The files named, a folder standing for the files in it; a missing one is bad input."""
+    found: list[Path] = []
+    for path in given:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise _fail(f"no such file: {path}")
+    return found
+
+
+def _print_validation(answers, folder: Path | None) -> None:
+    table = Table("file", "type", "status", "errors", "warnings", "first findings")
+    for answer in answers:
+        codes: dict[str, int] = {}
+        for finding in answer.findings:
+            if finding["severity"] != "info":
+                codes[finding["rule"]] = codes.get(finding["rule"], 0) + 1
+        shown = ", ".join(f"{code} ({n})" for code, n in list(codes.items())[:4])
+        table.add_row(
+            escape(answer.file),
+            answer.message_type or "-",
+            "valid" if answer.valid else "[red]invalid[/red]",
+            str(answer.count("error")),
+            str(answer.count("warning")),
+            escape(shown),
+        )
+    out.print(table)
+    if folder is not None:
+        out.print(f"answers (XPR_VAL, XPR_ERR as XML, HTML, CSV) in {escape(str(folder))}")
+
+
+@app.command()
+def send(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for an intake of this HOME to finish.")
+    ] = 600.0,
+) -> None:
+    """Send the answers' e-mails still pending (intake sends them too; SMTP in settings.json).
+
+    Exit 1 if any e-mail could still not be sent (it stays in HOME/outbox for the next try),
+    3 if an intake held this HOME for longer than --wait seconds.
+    """
+    from npr_pipeline.feedback.mail import send_pending
+    from npr_pipeline.locking import HomeLocked, home_lock
+    from npr_pipeline.settings import load_settings
+
+    home = _existing_home()
+    settings = load_settings(home)
+    try:  # intake sends too, and sweeps the outbox's unfinished writes under the same lock
+        with home_lock(home, "intake", wait):
+            counts = send_pending(home, settings)
+    except HomeLocked as exc:
+        raise _fail(str(exc), EXIT_REFUSED) from None
+    doc = {"smtp": settings.smtp_host is not None, **counts}
+    if as_json:
+        out.print_json(json.dumps(doc))
+    elif not settings.smtp_host:
+        out.print("e-mail is off (no smtp_host in settings.json): nothing sent")
+    else:
+        out.print(f"{counts['sent']} e-mail(s) sent, {counts['failed']} failed")
+    unsent = counts["failed"] + counts["pending"]
+    if unsent:
+        raise _fail(f"{unsent} e-mail(s) not sent; they stay pending in the outbox", 1)
+
+
+@app.command()
 def feedback(
     submission: Annotated[
         str,

@@ -45,6 +45,14 @@ class Settings(BaseModel):
     allow_synthetic_fnr: bool | None = None
     max_file_bytes: int = Field(default=1 << 30, gt=0)
     max_excluded_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    # E-mail of the answers to the technical contacts: off (no host) unless configured, so a
+    # demo or a test HOME sends nothing by itself (docs/answers.md).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, gt=0, lt=65536)
+    smtp_sender: str = "npr-tilbakemelding@fhi.example"
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_attempts: int = Field(default=3, ge=1)
+    smtp_retry_seconds: float = Field(default=5.0, ge=0)
 
     @property
     def synthetic_fnr_accepted(self) -> bool:

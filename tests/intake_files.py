@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from npr_pipeline import reference
+from npr_pipeline.envelope import PRODUCTION_HER, VALIDATION_HER
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import IntakeSummary, intake_directory
 from npr_pipeline.registry import import_registry
@@ -243,3 +244,27 @@ def table_contents(home: Home) -> dict[str, object]:
         for base in (home.lake, home.vault)
         for path in sorted(base.rglob("*.parquet"))
     }
+
+
+# -- answers ------------------------------------------------------------------------------
+_EPISODE = re.compile(r'<Episode [^>]*innDatoTid="([^"]+)"[^>]*utDatoTid="([^"]+)"')
+
+
+def reversed_dates(data: bytes) -> bytes:
+    """The first episode with both dates ends before it starts (rule episode_dates_in_order)."""
+    text = decode(data)
+    match = _EPISODE.search(text)
+    assert match is not None
+    start, end = match.group(1), match.group(2)
+    tag = match.group(0).replace(start, "\0").replace(end, start).replace("\0", end)
+    return encode(text[: match.start()] + tag + text[match.end() :])
+
+
+def to_validation_service(path: Path) -> bytes:
+    """A clean file addressed to the validation service instead of production."""
+    return mutate(path, (f"<Id>{PRODUCTION_HER}</Id>", f"<Id>{VALIDATION_HER}</Id>"))
+
+
+def bad_care_level(data: bytes) -> bytes:
+    """The first episode's omsorgsniva is 7, a level that does not exist (a schema error)."""
+    return encode(re.sub(r'omsorgsniva="\d"', 'omsorgsniva="7"', decode(data), count=1))

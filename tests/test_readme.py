@@ -83,7 +83,18 @@ def test_the_readme_npr_commands_run_as_written(tmp_path: Path) -> None:
             _check(_sh(".venv/bin/npr run --period 2026-T1 --step isf", env), "second run")
         _check(_sh(command, env), command)
         ran.append(command.split()[1])
-    assert ran == ["synth", "registry", "intake", "feedback", "status", "run", "diff", "extract"]
+    assert ran == [
+        "synth",
+        "validate",
+        "registry",
+        "intake",
+        "send",
+        "feedback",
+        "status",
+        "run",
+        "diff",
+        "extract",
+    ]
 
 
 def _check(result: subprocess.CompletedProcess, command: str) -> None:

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from lxml import etree
 
+from npr_pipeline.feedback.address import valid_address
 from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
 from npr_pipeline.intake.gate import GateResult, Header, RegistryIndex, check_header, check_melding
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
@@ -243,8 +244,8 @@ class _Pass:
                 self._schema_error(elem, "Kontaktperson must precede Institusjon.")
             self._validate(elem)
             self.contacts.append(elem)
-            if elem.get("epost") and elem.get("typeKontaktperson") == "1":
-                self.result.contacts.append(elem.get("epost"))
+            if elem.get("typeKontaktperson") == "1" and valid_address(elem.get("epost")):
+                self.result.contacts.append(elem.get("epost", ""))
         elif local == "Enhet":
             self._department(elem)
         elif local == "Objektholder":
@@ -359,6 +360,8 @@ class _Pass:
             self._flush_pending(inst)
 
     def _close_melding(self, melding: etree._Element) -> None:
+        if not self.result.contacts:
+            self.result.reasons.append(reason("no_technical_contact", severity="warning"))
         if self.institutions != 1:
             found = self.institutions
             self._schema_error(melding, f"Exactly one Institusjon needed, found {found}.")

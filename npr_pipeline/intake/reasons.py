@@ -75,6 +75,11 @@ CODES: dict[str, str] = {
     "duplicate": "The same bytes were received before; nothing changed.",
     "older_than_current": "A newer lopenr of this unit, type and year is already current.",
     "ide_mismatch": "The identity message does not cover exactly the patients of its ord.",
+    "no_technical_contact": (
+        "No Kontaktperson of type 1 (technical contact) with a valid e-mail address: the answers "
+        "go by EDI only, no e-mail."
+    ),
+    "local_validation": "Checked locally by npr validate: never received by the register.",
 }
 
 

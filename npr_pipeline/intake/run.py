@@ -23,7 +23,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from npr_pipeline.feedback.deliver import deliver_answers
 from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_val
+from npr_pipeline.feedback.test_route import answer_test_file
 from npr_pipeline.home import Home
 from npr_pipeline.intake.archive import archive_file
 from npr_pipeline.intake.gate import RegistryIndex
@@ -194,7 +196,8 @@ def _read_and_publish(task: _Task) -> _Outcome:
     lake: dict[str, Path] = {}
     if read.staged and read.gate.test_route is None and read.gate.unit is not None:
         lake = _publish(home, read, task.submission_id)
-    shutil.rmtree(staging, ignore_errors=True)
+    if read.gate.test_route is None:  # a test file's tables are checked at its commit
+        shutil.rmtree(staging, ignore_errors=True)
     return _Outcome(read, lake)
 
 
@@ -236,11 +239,12 @@ def intake_directory(
 
 def sweep_interrupted(home: Home) -> None:
     """Remove what a killed intake left: staging folders and temporary files of atomic writes
-    in the ledger and the feedback folders (only intake writes there, and it holds the lock)."""
+    in the ledger, feedback and outbox folders (only intake and ``npr send`` write there, and
+    they hold the lock)."""
     staging = home.root / "staging"
     for leftover in staging.iterdir() if staging.is_dir() else ():
         shutil.rmtree(leftover, ignore_errors=True)  # the folder itself stays (owner-only)
-    for base in (home.ledger, home.feedback):
+    for base in (home.ledger, home.feedback, home.root / "outbox"):
         for tmp in base.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
 
@@ -301,6 +305,7 @@ def _intake(
         if sid in by_id:
             by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}
     sync_intake(home, load_ledger(home), checked.results)
+    deliver_answers(home, settings, [*by_id, *checked.outcomes])
     summary.submissions = [by_id[s.submission_id] if isinstance(s, _Task) else s for s in slots]
     for sub in summary.submissions:
         first = by_id.get(sub.submission_id)
@@ -516,7 +521,7 @@ def _commit(
         patients=read.patients,
     )
     reasons = list(read.reasons) + list(read.gate.reasons)
-    if read.gate.test_route and not any(r.severity == "error" for r in reasons):
+    if read.gate.test_route:  # answered in full, errors and all, and never produced
         reasons.append(reason(read.gate.test_route, severity="info"))
         record.status = Status.TEST
     elif any(r.severity == "error" for r in reasons):
@@ -531,6 +536,7 @@ def _commit(
     if record.status != Status.ACCEPTED:
         record.episodes = 0
     _write_report(home, record, reasons, read)
+    quality = answer_test_file(home, record, read) if read.gate.test_route else None
     pending.records.append(typed(record))
     if record.status == Status.ACCEPTED:
         state.add(record)
@@ -542,6 +548,7 @@ def _commit(
         status=record.status,
         reasons=reasons,
         episodes=record.episodes,
+        quality=quality,
     )
 
 

@@ -201,9 +201,9 @@ def _check_batch(
             durable=False,
         )
         for record, tables in parts:
-            info = _info(record, names.get(record.unit))
+            info = submission_info(record, names.get(record.unit))
             summary, findings = split.report_rows(sids, tables)
-            _report(home, info, summary, findings, by_check)
+            _report(home.feedback / info.submission_id, info, summary, findings, by_check)
             outcomes[record.submission_id] = split.outcome(record.submission_id)
         write_bytes(
             results_path(home, delivery.ord, "results"),
@@ -221,6 +221,37 @@ def _check_batch(
             durable=False,
         )
     return outcomes, split.results
+
+
+def check_alone(
+    folder: Path,
+    record: LedgerRecord,
+    tables: dict[str, Path],
+    unit_name: str | None,
+    allow_synthetic_fnr: bool,
+) -> QualityOutcome:
+    """The catalogue over one submission that never enters production (the validation
+    service, vendor test data, ``npr validate``), its XPR_ERR written into ``folder``.
+
+    The same checks as a production delivery, over the file's own staged tables; the file
+    stands alone, so the rules that compare an ord with its ide (those that read ``ref_pair``)
+    are left out.
+    """
+    delivery = Delivery(record, None)
+    checks = [c for c in load_catalogue() if "ref_pair" not in str(c.kwargs.get("sql", ""))]
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        register_tables(con, {table: [path] for table, path in tables.items()})
+        _register_deliveries(con, [delivery])
+        results, violations = run_checks(con, checks, allow_synthetic_fnr)
+    finally:
+        con.close()
+    split = _Split(results, violations, [delivery])
+    own = ORD_TABLES if record.message_type == "NPR_ORD" else IDE_TABLES
+    summary, findings = split.report_rows([record.submission_id], own)
+    info = submission_info(record, unit_name)
+    _report(folder, info, summary, findings, {c.id: c for c in checks})
+    return split.outcome(record.submission_id)
 
 
 class _Split:
@@ -347,7 +378,7 @@ def _parquet(table: pa.Table) -> bytes:
 
 
 def _report(
-    home: Home,
+    folder: Path,
     info: SubmissionInfo,
     summary: list[Any],
     violations: list[Any],
@@ -379,10 +410,11 @@ def _report(
         )
         for row in violations[:EXAMPLES]
     ]
-    write_xpr_err(home.feedback / info.submission_id, info, findings, rules)
+    write_xpr_err(folder, info, findings, rules)
 
 
-def _info(record: LedgerRecord, unit_name: str | None) -> SubmissionInfo:
+def submission_info(record: LedgerRecord, unit_name: str | None) -> SubmissionInfo:
+    """What an answer says about the file it answers, from its ledger record."""
     return SubmissionInfo(
         submission_id=record.submission_id,
         file=record.file,

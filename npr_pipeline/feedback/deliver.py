@@ -1,0 +1,77 @@
+"""After intake has written its answers: post them to the outbox and e-mail the contacts.
+
+Intake calls :func:`deliver_answers` once per run, with the submissions whose answers it wrote
+(the files it committed and the deliveries it checked again). The technical contacts are read
+from each archived file's ``Kontaktperson typeKontaktperson="1"`` (the file as received is the
+source; nothing about the contact is stored anywhere else).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from lxml import etree
+
+from npr_pipeline.feedback.address import valid_address
+from npr_pipeline.feedback.mail import Answered, queue_mails, send_pending
+from npr_pipeline.feedback.outbox import mark_posted, post_answers, unposted
+from npr_pipeline.feedback.reports import read_report_summary
+from npr_pipeline.home import Home
+from npr_pipeline.intake.archive import archive_path
+from npr_pipeline.intake.safe_xml import hardened_iterparse
+from npr_pipeline.registry import current_registry
+from npr_pipeline.settings import Settings
+from npr_pipeline.store.ledger import load_records
+
+
+def deliver_answers(home: Home, settings: Settings, submission_ids: Iterable[str]) -> None:
+    """Outbox messages for every answer, then e-mails (when SMTP is configured), then send
+    whatever e-mail is still pending, this run's or an earlier one's.
+
+    Also every committed submission not yet posted: an intake killed after its commits and
+    before this step leaves them, and its rerun sees those files as duplicates.
+    """
+    everything = load_records(home)
+    this_run = set(submission_ids)
+    wanted = this_run | unposted(home, [r for r in everything if r.submission_id not in this_run])
+    records = [r for r in everything if r.submission_id in wanted]
+    registry = current_registry(home)
+    names = dict(zip(registry["reshID"].astype(str), registry["name"], strict=True))
+    answered = []
+    for record in records:
+        name = names.get(record.unit or "")
+        post_answers(home, record, name)
+        if settings.smtp_host:
+            answered.append(_answered(home, record, name))
+    mark_posted(home, [r.submission_id for r in records])
+    queue_mails(home, settings, answered)
+    send_pending(home, settings)
+
+
+def _answered(home: Home, record, name: str | None) -> Answered:
+    summary = read_report_summary(home.feedback / record.submission_id).values()
+    return Answered(
+        record,
+        name,
+        technical_contacts(archive_path(home.archive, record.checksum)),
+        errors=sum(s["errors"] for s in summary),
+        warnings=sum(s["warnings"] for s in summary),
+    )
+
+
+def technical_contacts(path: Path) -> tuple[str, ...]:
+    """The valid e-mail addresses of the type-1 contacts, read up to the first Institusjon."""
+    found: list[str] = []
+    tags = ("{*}Kontaktperson", "{*}Institusjon")
+    with open(path, "rb") as handle:  # closed also when the loop stops at Institusjon
+        try:
+            for _, elem in hardened_iterparse(handle, ("start",), tags):
+                if etree.QName(elem).localname == "Institusjon":
+                    break
+                address = elem.get("epost")
+                if elem.get("typeKontaktperson") == "1" and valid_address(address):
+                    found.append(address)
+        except etree.XMLSyntaxError:
+            pass  # a broken file: the contacts read before the break still count
+    return tuple(dict.fromkeys(found))
