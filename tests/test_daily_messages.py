@@ -21,8 +21,9 @@ from npr_pipeline.schemas import MSG_TYPES, MSGHEAD_NS, hardened_parser, parse_n
 from npr_pipeline.synth import daily
 from npr_pipeline.synth import run as synth_run
 from npr_pipeline.synth.generate import generate_unit_year
-from npr_pipeline.synth.model import Department, Episode, Patient, Referral, UnitInfo, UnitYear
+from npr_pipeline.synth.model import Department, Episode, Patient, Referral, UnitYear
 from npr_pipeline.synth.run import SynthOptions
+from tests.daily_events import unit_info
 
 FILES = Path(__file__).resolve().parent / "daily_files"
 # ../shared beside the checkout; a worktree under /work/wt/ finds it one level further up
@@ -460,18 +461,7 @@ def test_the_schema_imports_the_common_types_of_its_version() -> None:
 
 
 def _unit_year() -> UnitYear:
-    unit = UnitInfo(
-        resh="4201115",
-        orgnr="999888777",
-        her="8000001",
-        name="Helse Eksempel HF & Co",
-        unit_type="HF",
-        rhf="Helse Sør-Øst",
-        komnr="0301",
-        sector="somatikk",
-        fagomrade="050",
-        size_weight=1.0,
-    )
+    unit = unit_info(name="Helse Eksempel HF & Co")
     day = date(2026, 3, 4)
     referral = Referral(
         referral_id="H-1",

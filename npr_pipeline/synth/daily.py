@@ -126,8 +126,7 @@ def write_unit_day(out: Path, day_events: UnitDay, lopenr: dict[str, int], seed:
     sender = Party(unit.name, her=unit.her, orgnr=unit.orgnr, resh=unit.resh)
     vendor, epj, epj_version = VENDORS[int(unit.resh) % len(VENDORS)]
     written = []
-    for kind in KINDS:
-        records = day_events.records[kind]
+    for kind, records in day_events.records.items():  # any message type folder's kind
         if not records:
             continue
         mtype: MessageType = get(kind, VERSION)
