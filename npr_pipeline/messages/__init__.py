@@ -29,7 +29,13 @@ Mapping format (``mapping.yaml``)::
         parent: daily_contacts
         inherit: [kontaktID, ...]    # columns copied from the parent row
         key: [kontaktID, tilstNr]
+        state: {table: diagnoses, rename: {kontaktID: episodeID}}
         columns: {tilstNr: int, ...}
+
+``state`` (optional) names the table of the consolidated state (a monthly lake table, see
+:mod:`npr_pipeline.store.consolidated`) that the table's rows become once the events are
+applied, and which columns change name on the way; a table without it (the closings) has no
+place in the state.
 
 Column types: ``string`` (kept as sent: codes keep leading zeros), ``int`` (xs:integer, 32
 bit), ``date`` (xs:date) and ``timestamp`` (xs:dateTime as Norwegian local time).
@@ -73,6 +79,8 @@ class TableSpec:
     parent: str | None = None
     inherit: tuple[tuple[str, str], ...] = ()  # (column, type) copied from the parent row
     vault: bool = False
+    state_table: str | None = None  # the consolidated state's table its rows become
+    state_rename: tuple[tuple[str, str], ...] = ()  # (column here, column in the state)
 
     def arrow_schema(self, context: tuple[str, ...] = ()) -> pa.Schema:
         """Context columns (strings), inherited and own columns, then the source line."""
@@ -162,7 +170,21 @@ def _table(raw: dict, kind: str, known: dict[str, TableSpec]) -> TableSpec:
     key = tuple(str(c) for c in raw.get("key", ()))
     if not key or not set(key) <= set(names):
         raise MappingError(f"{kind}/{name}: key {key} must name columns of the table")
-    return TableSpec(name, element, key, columns, parent, inherit, bool(raw.get("vault", False)))
+    state_table, rename = _state(raw.get("state"), f"{kind}/{name}", names)
+    vault = bool(raw.get("vault", False))
+    return TableSpec(name, element, key, columns, parent, inherit, vault, state_table, rename)
+
+
+def _state(raw: object, where: str, names: list[str]) -> tuple[str | None, tuple]:
+    """The ``state`` section: the state table's name and the renamed columns."""
+    if raw is None:
+        return None, ()
+    if not isinstance(raw, dict) or not isinstance(raw.get("table"), str):
+        raise MappingError(f"{where}: state needs a table name")
+    rename = raw.get("rename") or {}
+    if not isinstance(rename, dict) or not set(rename) <= set(names):
+        raise MappingError(f"{where}: state.rename must map columns of the table")
+    return raw["table"], tuple((str(k), str(v)) for k, v in rename.items())
 
 
 def load(folder: Path) -> MessageType:
