@@ -52,9 +52,9 @@ def table_path(home: Home, table: str) -> Path:
     return root / DAILY / table
 
 
-def _stored(spec: TableSpec, batch: int, rows: pa.Table) -> pa.Table:
+def stored(spec: TableSpec, batch: int, rows: pa.Table) -> pa.Table:
     """The reader's rows (context columns as strings) in the stored schema, tagged with the
-    batch."""
+    batch; columns the schema does not name are left out."""
     schema = event_schema(spec)
     columns = [pa.repeat(pa.scalar(batch, pa.int64()), rows.num_rows)]
     columns += [rows.column(f.name).cast(f.type) for f in list(schema)[1:]]
@@ -78,7 +78,7 @@ def append_events(home: Home, batch: int, tables: dict[str, pa.Table]) -> dict[s
         path.parent.mkdir(parents=True, exist_ok=True)
         write_deltalake(
             path,
-            _stored(table_specs()[name], batch, rows),
+            stored(table_specs()[name], batch, rows),
             mode="append",
             partition_by=["year"],
             commit_properties=CommitProperties(app_transactions=[Transaction(APP_ID, batch)]),
