@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -250,14 +250,28 @@ def intake_directory(
     return summary
 
 
-def sweep_interrupted(home: Home) -> None:
-    """Remove what a killed intake left: staging folders and temporary files of atomic writes
-    in the ledger and the feedback folders (only intake writes there, and it holds the lock)."""
+def sweep_interrupted(home: Home, submission_ids: Iterable[str] = ()) -> None:
+    """Remove what a killed intake left: staging folders, temporary files of atomic writes in
+    the ledger folder, and those in the feedback folders of ``submission_ids`` (only intake
+    writes there, and it holds the lock).
+
+    feedback/ holds a folder per file received (millions on the daily route), so it is never
+    walked: a run sweeps the folders it is about to write, those of the files it processes and
+    of the deliveries it checks. A killed run's leftovers are exactly there, because the files
+    it had not committed are processed again and its unchecked deliveries checked again.
+    """
     staging = home.root / "staging"
     for leftover in staging.iterdir() if staging.is_dir() else ():
         shutil.rmtree(leftover, ignore_errors=True)  # the folder itself stays (owner-only)
-    for base in (home.ledger, home.feedback):
-        for tmp in base.rglob(".*.tmp"):
+    for tmp in home.ledger.rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    _sweep_feedback(home, submission_ids)
+
+
+def _sweep_feedback(home: Home, submission_ids: Iterable[str]) -> None:
+    """Temporary files of interrupted atomic writes in these submissions' feedback folders."""
+    for sid in submission_ids:
+        for tmp in (home.feedback / sid).glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
 
 
@@ -296,6 +310,7 @@ def _intake(
                     progress(1)
                 continue
             pending.add(sid)
+            _sweep_feedback(home, [sid])
             received = datetime.now(UTC).replace(microsecond=0).isoformat()
             task = _Task(path.name, archived.path, sid, archived.checksum, archived.size, received)
             slots.append(task)
@@ -312,6 +327,7 @@ def _intake(
     finally:  # what is done is committed, also when the run stops on an error
         pending_writes.flush(by_id)
     deliveries = not_yet_checked(home, state.deliveries())
+    _sweep_feedback(home, (r.submission_id for d in deliveries for r in (d.ord, d.ide) if r))
     checked = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
     for sid, found in checked.outcomes.items():
         if sid in by_id:
