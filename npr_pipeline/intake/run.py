@@ -44,6 +44,7 @@ from npr_pipeline.processes import die_with_parent
 from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_checked
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
+from npr_pipeline.store.events import compact
 from npr_pipeline.store.ledger import (
     LedgerRecord,
     LopenrClaimed,
@@ -326,6 +327,8 @@ def _intake(
                 progress(1)
     finally:  # what is done is committed, also when the run stops on an error
         pending_writes.flush(by_id)
+    if pending_writes.batches:
+        compact(home)
     deliveries = not_yet_checked(home, state.deliveries())
     _sweep_feedback(home, (r.submission_id for d in deliveries for r in (d.ord, d.ide) if r))
     checked = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
@@ -459,6 +462,7 @@ class _Pending:
         self.records: list[LedgerRecord] = []
         self.failed: list[LedgerRecord] = []
         self.daily: list[DailyFile] = []
+        self.batches = 0  # daily batches committed by this run
 
     def __len__(self) -> int:
         return len(self.records) + len(self.failed) + len(self.daily)
@@ -473,6 +477,7 @@ class _Pending:
             batch = prepare_batch(self.home, self.daily)
             self.records += [typed(f.record) for f in self.daily]
             self.daily = []
+            self.batches += 1
         refused = write_records(self.home, self.records, self.failed, batch)
         self.records, self.failed = [], []
         if refused:

@@ -9,7 +9,8 @@ then own), ``line``. Events are never updated or dropped: the fold
 
 Each batch appends each table once, with the app transaction ``(npr-intake, batch)`` recorded
 in the same Delta commit, so retrying an append after a failure skips the tables that already
-hold the batch. Rows are visible only through the committed batches (:mod:`.batches`).
+hold the batch. Rows are visible only through the committed batches (:mod:`.batches`). After
+an intake, :func:`compact` merges the batches' small files and writes a checkpoint.
 """
 
 from __future__ import annotations
@@ -94,3 +95,20 @@ def events_dataset(home: Home, table: str) -> ds.Dataset:
     if not path.joinpath("_delta_log").is_dir():
         return ds.dataset(event_schema(table_specs()[table]).empty_table())
     return DeltaTable(path).to_pyarrow_dataset()
+
+
+def compact(home: Home) -> dict[str, int]:
+    """Merge each event table's small files (one per table and batch) and write a checkpoint,
+    so readers open few files and the log is replayed from the checkpoint. Rows and their batch
+    numbers do not change (history lives in the data); the replaced files stay for readers of
+    older versions until a vacuum. Returns the number of files each table has now."""
+    files: dict[str, int] = {}
+    for name in sorted(table_specs()):
+        path = table_path(home, name)
+        if not path.joinpath("_delta_log").is_dir():
+            continue
+        table = DeltaTable(path)
+        table.optimize.compact()
+        table.create_checkpoint()
+        files[name] = len(DeltaTable(path).file_uris())
+    return files
