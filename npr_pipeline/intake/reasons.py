@@ -80,7 +80,13 @@ CODES: dict[str, str] = {
         "go by EDI only, no e-mail."
     ),
     "local_validation": "Checked locally by npr validate: never received by the register.",
+    "wrong_route": "The unit reports by the other route (monthly or daily) for this data year.",
+    "duplicate_new": "An N event for a key that already exists; the record was not changed.",
+    "unknown_key": "An M, T or C event for a key that does not exist; nothing was changed.",
+    "after_cancel": "An M, T or C event for a cancelled record; nothing was changed.",
 }
+# Findings on a daily file's events (XPR_ERR): never reject the file, never change the state.
+EVENT_FINDINGS = ("duplicate_new", "unknown_key", "after_cancel")
 
 
 def reason(code: str, detail: str = "", **kwargs: object) -> Reason:

@@ -8,8 +8,8 @@ batches, inside a copy of its ``Melding`` and ``Institusjon`` start tags and the
 is bounded by a batch, not the file. Values become Arrow columns by the XML Schema lexical rules
 (:mod:`npr_pipeline.intake.lexical`). A file with any error gives its reasons and no rows.
 
-Not wired into ``npr intake`` yet (issue 13: the daily route's intake applies these rows as
-events); the monthly ord/ide keep their own reader.
+``npr intake`` reads every daily file with it (:mod:`npr_pipeline.intake.daily`); the monthly
+ord/ide keep their own reader.
 """
 
 from __future__ import annotations

@@ -8,10 +8,12 @@ types, the keys linking a child row to its parent, the table names). The generic
 new type or version is a new folder.
 
 Today the folders hold the daily event messages of issue 13 (``kontakt``, ``henvisning``,
-``ident``, ``avslutning``) and the types of issue 14: ``kpp`` (NPR_KPP, after the register's
-public KPP schema), ``forlop`` (the forløpsmelding, with its 2026 calendar), ``vtk`` (XPR_VTK,
-decisions on compulsory mental health care) and ``tsb`` (NPR-melding-TSB). They are not yet
-accepted by intake's gate: ``schemas.MSG_TYPES`` still lists the monthly types only.
+``ident``, ``avslutning``, and ``pasient`` and ``enhet``), accepted by intake from units on the
+daily route (:mod:`npr_pipeline.intake.daily`), and the types of issue 14: ``kpp`` (NPR_KPP,
+after the register's public KPP schema), ``forlop`` (the forløpsmelding, with its 2026
+calendar), ``vtk`` (XPR_VTK, decisions on compulsory mental health care) and ``tsb``
+(NPR-melding-TSB), read by the same reader but not yet received by intake (they are not
+events). ``schemas.MSG_TYPES`` lists the monthly types.
 
 Mapping format (``mapping.yaml``)::
 
@@ -32,7 +34,13 @@ Mapping format (``mapping.yaml``)::
         parent: daily_contacts
         inherit: [kontaktID, ...]    # columns copied from the parent row
         key: [kontaktID, tilstNr]
+        state: {table: diagnoses, rename: {kontaktID: episodeID}}
         columns: {tilstNr: int, ...}
+
+``state`` (optional) names the table of the consolidated state (a monthly lake table, see
+:mod:`npr_pipeline.store.consolidated`) that the table's rows become once the events are
+applied, and which columns change name on the way; a table without it (the closings) has no
+place in the state.
 
 Column types: ``string`` (kept as sent: codes keep leading zeros), ``int`` (xs:integer, 32
 bit), ``date`` (xs:date), ``timestamp`` (xs:dateTime as Norwegian local time) and ``decimal``
@@ -89,6 +97,8 @@ class TableSpec:
     inherit: tuple[tuple[str, str], ...] = ()  # (column, type) copied from the parent row
     vault: bool = False
     unique: bool = False  # the key is unique in a file (checked by the reader across batches)
+    state_table: str | None = None  # the consolidated state's table its rows become
+    state_rename: tuple[tuple[str, str], ...] = ()  # (column here, column in the state)
 
     def arrow_schema(self, context: tuple[str, ...] = ()) -> pa.Schema:
         """Context columns (strings), inherited and own columns, then the source line."""
@@ -163,6 +173,12 @@ class MessageType:
     def data_year(self) -> int:
         return DATA_YEARS[self.version]
 
+    @property
+    def is_event(self) -> bool:
+        """Whether its records are events (they carry ``hendelsesstatus``): the daily route's
+        types, applied to the consolidated state; the others are whole reports."""
+        return any(name == "hendelsesstatus" for name, _ in self.tables[0].columns)
+
     def schema(self) -> etree.XMLSchema:
         """The compiled schema, once per process."""
         return _compiled(self.schema_path)
@@ -209,8 +225,23 @@ def _table(raw: dict, kind: str, known: dict[str, TableSpec]) -> TableSpec:
     key = tuple(str(c) for c in raw.get("key", ()))
     if not key or not set(key) <= set(names):
         raise MappingError(f"{kind}/{name}: key {key} must name columns of the table")
+    state_table, rename = _state(raw.get("state"), f"{kind}/{name}", names)
     vault, unique = bool(raw.get("vault", False)), bool(raw.get("unique", False))
-    return TableSpec(name, element, key, columns, parent, inherit, vault, unique)
+    return TableSpec(
+        name, element, key, columns, parent, inherit, vault, unique, state_table, rename
+    )
+
+
+def _state(raw: object, where: str, names: list[str]) -> tuple[str | None, tuple]:
+    """The ``state`` section: the state table's name and the renamed columns."""
+    if raw is None:
+        return None, ()
+    if not isinstance(raw, dict) or not isinstance(raw.get("table"), str):
+        raise MappingError(f"{where}: state needs a table name")
+    rename = raw.get("rename") or {}
+    if not isinstance(rename, dict) or not set(rename) <= set(names):
+        raise MappingError(f"{where}: state.rename must map columns of the table")
+    return raw["table"], tuple((str(k), str(v)) for k, v in rename.items())
 
 
 def _calendar(raw: object, kind: str) -> Calendar | None:

@@ -15,6 +15,10 @@ The tables live in ``HOME/state.duckdb`` (:mod:`npr_pipeline.store.state`):
 - ``failed``: the marker of a file that failed on our side (status ``failed``): not a record;
   replaced at every retry, deleted in the transaction that commits the file for good.
 - ``meta``: ``ledger_json_imported`` marks the one-time import of the JSON records.
+- ``batches``: one row per intake batch of the daily route (:mod:`npr_pipeline.store.batches`):
+  taken uncommitted by ``begin_batch``, marked committed in the transaction that commits the
+  batch's records (``write_records(..., batch=...)``), so its events become visible exactly
+  when its ledger rows do.
 
 Every field is typed and bounded when the record is written (:func:`typed`), so reading the
 ledger cannot fail on a record that was written: one absurd file must never make a HOME
@@ -140,6 +144,13 @@ _DDL = (
         PRIMARY KEY (unit, message_type, year, lopenr)
     )""",
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS batches (
+        batch BIGINT PRIMARY KEY,
+        started TIMESTAMPTZ NOT NULL,
+        committed TIMESTAMPTZ,
+        files BIGINT,
+        versions VARCHAR
+    )""",
 )
 _ROW = tuple(f.name for f in fields(LedgerRecord)) + ("reason_codes",)
 _ARROW = pa.schema(
@@ -159,6 +170,16 @@ _ARROW = pa.schema(
 )
 _SELECT = ", ".join(_ROW)
 _IMPORTED = "ledger_json_imported"
+
+
+@dataclass(frozen=True)
+class BatchCommit:
+    """The batch row committed with a batch's records: its number, how many files it holds
+    and the Delta version each event table reached (for audit; readers filter on ``batch``)."""
+
+    batch: int
+    files: int
+    versions: dict[str, int] = field(default_factory=dict)
 
 
 class LedgerTypeError(ValueError):
@@ -280,11 +301,15 @@ def write_failed(home: Home, record: LedgerRecord) -> None:
 
 
 def write_records(
-    home: Home, records: list[LedgerRecord], failed: list[LedgerRecord] = ()
+    home: Home,
+    records: list[LedgerRecord],
+    failed: list[LedgerRecord] = (),
+    batch: BatchCommit | None = None,
 ) -> list[LopenrClaimed]:
     """Commit submissions and failed markers in one transaction: each new record with its
     lopenr claim if accepted, its failed marker dropped; a record that exists already is left
-    as it is (records are never rewritten); a failed marker replaces the previous one.
+    as it is (records are never rewritten); a failed marker replaces the previous one. With
+    ``batch``, the same transaction marks that intake batch committed (its events visible).
 
     If the database refuses a claim (another accepted record holds the lopenr), nothing of the
     batch is kept and it is committed again record by record: the refused records are left
@@ -292,11 +317,11 @@ def write_records(
     """
     rows = [_row(typed(r)) for r in records]
     failed_rows = [_row(typed(r)) for r in failed]
-    if not rows and not failed_rows:
+    if not rows and not failed_rows and batch is None:
         return []
     with state.writer(home, _prepare) as con:
         try:
-            _commit(con, rows, failed_rows)
+            _commit(con, rows, failed_rows, batch)
             return []
         except duckdb.ConstraintException:
             pass  # a claim refused: find which, one record per transaction
@@ -306,7 +331,7 @@ def write_records(
                 _commit(con, [row], [])
             except duckdb.ConstraintException:
                 refused.append(LopenrClaimed(record, _owner(con, record)))
-        _commit(con, [], failed_rows)
+        _commit(con, [], failed_rows, batch)
         return refused
 
 
@@ -314,6 +339,7 @@ def _commit(
     con: duckdb.DuckDBPyConnection,
     rows: list[tuple[object, ...]],
     failed_rows: list[tuple[object, ...]],
+    batch: BatchCommit | None = None,
 ) -> None:
     """One transaction: rolled back whole on any error."""
     con.begin()
@@ -340,6 +366,11 @@ def _commit(
             con.register("_failed", _arrow(failed_rows))
             con.execute("INSERT OR REPLACE INTO failed BY NAME SELECT * FROM _failed")
             con.unregister("_failed")
+        if batch is not None:
+            con.execute(
+                "UPDATE batches SET committed = now(), files = ?, versions = ? WHERE batch = ?",
+                [batch.files, json.dumps(batch.versions, sort_keys=True), batch.batch],
+            )
         con.commit()
     except BaseException:
         con.rollback()

@@ -1,0 +1,115 @@
+"""The daily route's event tables: every event of every accepted daily file, as Delta tables.
+
+One Delta table per mapping table (``npr_pipeline/messages/*/*/mapping.yaml``) under
+``HOME/lake/daily/<table>/``; a table the mapping marks ``vault`` (it holds fødselsnummer) under
+``HOME/vault/daily/<table>/`` instead. Partitioned by ``year`` only: units are data. Columns:
+``batch``, ``submission_id``, ``unit``, ``year``, ``lopenr``, the mapping's columns (inherited,
+then own), ``line``. Events are never updated or dropped: the fold
+(:mod:`.consolidated`) decides what counts.
+
+Each batch appends each table once, with the app transaction ``(npr-intake, batch)`` recorded
+in the same Delta commit, so retrying an append after a failure skips the tables that already
+hold the batch. Rows are visible only through the committed batches (:mod:`.batches`). After
+an intake, :func:`compact` merges the batches' small files and writes a checkpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from npr_pipeline.home import Home
+from npr_pipeline.messages import COLUMN_TYPES, LINE_COLUMN, TableSpec, all_types
+
+APP_ID = "npr-intake"
+DAILY = "daily"
+# What intake knows of a file beside its content, handed to read_typed as context (strings).
+CONTEXT = ("submission_id", "unit", "year", "lopenr")
+_CONTEXT_TYPES = {"submission_id": pa.string(), "unit": pa.string(), "year": pa.int32(),
+                  "lopenr": pa.int64()}  # fmt: skip
+
+
+@functools.cache
+def table_specs() -> dict[str, TableSpec]:
+    """Every event table by name (of the types whose records are events, not the report types
+    such as KPP); a later version of a message type replaces an earlier's."""
+    return {spec.name: spec for mtype in all_types() if mtype.is_event for spec in mtype.tables}
+
+
+def event_schema(spec: TableSpec) -> pa.Schema:
+    """The stored columns of one event table."""
+    fields = [pa.field("batch", pa.int64())]
+    fields += [pa.field(name, dtype) for name, dtype in _CONTEXT_TYPES.items()]
+    fields += [pa.field(name, COLUMN_TYPES[kind]) for name, kind in spec.all_columns()]
+    return pa.schema([*fields, pa.field(LINE_COLUMN, pa.int32())])
+
+
+def table_path(home: Home, table: str) -> Path:
+    """Where an event table lives: the vault for tables that hold fødselsnummer."""
+    root = home.vault if table_specs()[table].vault else home.lake
+    return root / DAILY / table
+
+
+def stored(spec: TableSpec, batch: int, rows: pa.Table) -> pa.Table:
+    """The reader's rows (context columns as strings) in the stored schema, tagged with the
+    batch; columns the schema does not name are left out."""
+    schema = event_schema(spec)
+    columns = [pa.repeat(pa.scalar(batch, pa.int64()), rows.num_rows)]
+    columns += [rows.column(f.name).cast(f.type) for f in list(schema)[1:]]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def append_events(home: Home, batch: int, tables: dict[str, pa.Table]) -> dict[str, int]:
+    """Append one batch's rows, one Delta commit per table carrying ``(npr-intake, batch)``;
+    a table already holding the batch (a retried append) is skipped. Returns each table's
+    Delta version after the append: the batch row records them for audit."""
+    versions: dict[str, int] = {}
+    for name, rows in sorted(tables.items()):
+        if rows.num_rows == 0:
+            continue
+        path = table_path(home, name)
+        if path.joinpath("_delta_log").is_dir():
+            table = DeltaTable(path)
+            if (table.transaction_version(APP_ID) or 0) >= batch:
+                versions[name] = table.version()
+                continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_deltalake(
+            path,
+            stored(table_specs()[name], batch, rows),
+            mode="append",
+            partition_by=["year"],
+            commit_properties=CommitProperties(app_transactions=[Transaction(APP_ID, batch)]),
+        )
+        versions[name] = DeltaTable(path).version()
+    return versions
+
+
+def events_dataset(home: Home, table: str) -> ds.Dataset:
+    """All stored rows of an event table as a pyarrow dataset (the reader beside DuckDB; an
+    empty one when the table was never written). Callers keep only committed batches."""
+    path = table_path(home, table)
+    if not path.joinpath("_delta_log").is_dir():
+        return ds.dataset(event_schema(table_specs()[table]).empty_table())
+    return DeltaTable(path).to_pyarrow_dataset()
+
+
+def compact(home: Home) -> dict[str, int]:
+    """Merge each event table's small files (one per table and batch) and write a checkpoint,
+    so readers open few files and the log is replayed from the checkpoint. Rows and their batch
+    numbers do not change (history lives in the data); the replaced files stay for readers of
+    older versions until a vacuum. Returns the number of files each table has now."""
+    files: dict[str, int] = {}
+    for name in sorted(table_specs()):
+        path = table_path(home, name)
+        if not path.joinpath("_delta_log").is_dir():
+            continue
+        table = DeltaTable(path)
+        table.optimize.compact()
+        table.create_checkpoint()
+        files[name] = len(DeltaTable(path).file_uris())
+    return files
