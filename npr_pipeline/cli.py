@@ -645,16 +645,31 @@ def _steps(chosen: list[str] | None) -> list[str]:
     return list(chosen or STEPS)
 
 
+def _print_reports(reports: list[dict]) -> None:
+    """The report types' obligations of ``npr status``: units expected, delivered, missing."""
+    table = Table(title="report types")
+    for column in ("type", "phase", "expected", "delivered", "missing"):
+        table.add_column(column)
+    for r in reports:
+        missing = ", ".join(m["reshID"] for m in r["missing"][:5])
+        more = f" (+{len(r['missing']) - 5})" if len(r["missing"]) > 5 else ""
+        table.add_row(r["message_type"], r["phase"], str(r["expected"]), str(r["delivered"]),
+                      f"{len(r['missing'])} {missing}{more}".strip())  # fmt: skip
+    out.print(table)
+
+
 @app.command()
 def status(
     period: Annotated[str, typer.Option(help="2026-03, 2026-T1 or 2026.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
-    """Per production step: units expected, delivered, missing, deadline, gate open or closed."""
+    """Per production step: units expected, delivered, missing, deadline, gate open or closed;
+    per report type (KPP, forløp, XPR_VTK, TSB): the obliged units that delivered or not."""
     from datetime import date
 
     from npr_pipeline.production.gate import gate_statuses
     from npr_pipeline.registry import current_registry
+    from npr_pipeline.reports import obligations
     from npr_pipeline.store.ledger import load_ledger
 
     chosen = _period(period)
@@ -665,10 +680,16 @@ def status(
         statuses = gate_statuses(registry, ledger, chosen, date.today())
     except ValueError as exc:
         raise _fail(str(exc)) from exc
-    doc = {"period": str(chosen), "steps": [s.as_json() for s in statuses]}
+    reports = obligations(registry, ledger, *chosen.window)
+    doc = {
+        "period": str(chosen),
+        "steps": [s.as_json() for s in statuses],
+        "reports": [r.as_json() for r in reports],
+    }
     if as_json:
         _print_json(doc)
         return
+    _print_reports(doc["reports"])
     table = Table(title=f"npr status {chosen}")
     for column in ("step", "expected", "delivered", "missing", "deadline", "gate"):
         table.add_column(column)

@@ -131,7 +131,8 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str, database: str | None = 
 
 
 def sync_intake(home: Home, ledger: pd.DataFrame, fresh: Sequence[pa.Table] = ()) -> None:
-    """Refresh the warehouse's ``ledger`` and bring ``quality_results`` up to date.
+    """Refresh the warehouse's ``ledger`` and ``message_counts`` (the report types' current
+    reports with their record counts) and bring ``quality_results`` up to date.
 
     The per-delivery results files under HOME stay the source of truth (written atomically by
     parallel workers); the warehouse holds one copy for SQL. It keeps the modification time of
@@ -141,9 +142,13 @@ def sync_intake(home: Home, ledger: pd.DataFrame, fresh: Sequence[pa.Table] = ()
     checked come from ``fresh`` (the tables their files were written from); changed files
     without fresh rows (a run killed before its sync) are read back.
     """
+    from npr_pipeline.reports import message_counts  # the store's modules, only for intake
+
     stamps = _results_stamps(home)
+    counts = message_counts(home, ledger)
     with writer(home) as con:
         replace_table(con, "ledger", ledger)
+        replace_table(con, "message_counts", counts)
         if stamps.empty:
             return
         synced = _synced_stamps(con)

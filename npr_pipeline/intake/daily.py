@@ -1,12 +1,15 @@
-"""The daily route in a worker: gate and read one daily event file, by the message type folders
-alone (``npr_pipeline/messages/``; no per-type code).
+"""The daily route in a worker: gate and read one daily event file or report file (KPP, the
+forløpsmelding, XPR_VTK, NPR-melding-TSB), by the message type folders alone
+(``npr_pipeline/messages/``; no per-type code).
 
 The MsgHead header is read first (a few hundred bytes): a type the folders describe goes this
 way, every other file to the monthly reader unchanged. The gate is the monthly one (known
-sender, receiver route, the registry's ``route``), the unit must be registered in the data
-year (the version's), and the file is read and validated by
-:func:`~npr_pipeline.intake.typed_reader.read_typed`. Its rows carry the intake context
-(``submission_id``, ``unit``, ``year``, ``lopenr``); the main process judges their events and
+sender, receiver route; for an event type the registry's ``route``, for a report type its
+``message_types``), the unit must be registered in the data year (the version's), and the file
+is read and validated by :func:`~npr_pipeline.intake.typed_reader.read_typed`; a report file's
+rows are also run through the report types' catalogue checks
+(:mod:`npr_pipeline.quality.report_checks`). Its rows carry the intake context
+(``submission_id``, ``unit``, ``year``, ``lopenr``); the main process judges them and
 commits them per batch (:mod:`npr_pipeline.intake.run`).
 """
 
@@ -19,13 +22,14 @@ from pathlib import Path
 import pyarrow as pa
 from lxml import etree
 
+from npr_pipeline.feedback.reports import Finding
 from npr_pipeline.intake.gate import (
     GateResult,
     Header,
     RegistryIndex,
     check_active,
     check_header,
-    daily_types,
+    typed_types,
 )
 from npr_pipeline.intake.lexical import xs_integer
 from npr_pipeline.intake.reader import LOPENR_MAX, _idents
@@ -33,6 +37,7 @@ from npr_pipeline.intake.reasons import Reason
 from npr_pipeline.intake.safe_xml import hardened_iterparse
 from npr_pipeline.intake.typed_reader import read_typed
 from npr_pipeline.messages import MessageType
+from npr_pipeline.quality.report_checks import check_report
 from npr_pipeline.schemas import MSGHEAD_NS
 from npr_pipeline.store.events import CONTEXT
 
@@ -51,6 +56,7 @@ class DailyRead:
     lopenr: int | None = None  # set once the file has validated (the schema bounds it)
     tables: dict[str, pa.Table] = field(default_factory=dict)
     reasons: list[Reason] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # a report's catalogue findings
 
     @property
     def version(self) -> str | None:
@@ -62,14 +68,15 @@ class DailyRead:
 
 
 def daily_header(path: Path) -> Header | None:
-    """The MsgHead header if the file is of a daily type; None for any other file (also one
+    """The MsgHead header if the file is of a type the folders describe (a daily event type or
+    a report type); None for any other file (also one
     that is not XML: the monthly reader gives its reasons)."""
     try:
         with open(path, "rb") as fh:
             for _, info in hardened_iterparse(fh, ("end",), (f"{MH}MsgInfo",)):
                 type_el = info.find(f"{MH}Type")
                 msg_type = type_el.get("V") if type_el is not None else None
-                if msg_type not in daily_types():
+                if msg_type not in typed_types():
                     return None
                 return Header(
                     msg_type=msg_type,
@@ -83,7 +90,7 @@ def daily_header(path: Path) -> Header | None:
 
 
 def read_daily(path: Path, header: Header, index: RegistryIndex, submission_id: str) -> DailyRead:
-    """Gate and read one daily file (its size already checked by the caller)."""
+    """Gate and read one daily or report file (its size already checked by the caller)."""
     result = DailyRead(header, check_header(header, index))
     if result.gate.rejected:
         return result
@@ -100,6 +107,8 @@ def read_daily(path: Path, header: Header, index: RegistryIndex, submission_id: 
         check_active(result.gate, result.gate.unit, date(year, 1, 1), date(year, 12, 31))
     constants = {"year": str(year), "lopenr": str(result.lopenr)}
     result.tables = {name: _with_context(table, constants) for name, table in typed.tables.items()}
+    if not typed.message.is_event:
+        result.findings = check_report(result.tables)
     return result
 
 

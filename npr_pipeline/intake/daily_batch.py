@@ -12,7 +12,7 @@ again under a new batch number and writes the same reports.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -20,7 +20,7 @@ from npr_pipeline.feedback.reports import Finding, SubmissionInfo, write_xpr_err
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import Reason, reason
 from npr_pipeline.store.batches import begin_batch
-from npr_pipeline.store.events import append_events, stored, table_specs
+from npr_pipeline.store.events import append_events, stored, stored_specs
 from npr_pipeline.store.findings import ARRIVAL, EventFinding, event_findings
 from npr_pipeline.store.ledger import BatchCommit, LedgerRecord
 
@@ -40,6 +40,7 @@ class DailyFile:
     tables: dict[str, pa.Table]
     info: SubmissionInfo
     reasons: list[Reason]  # the file's reasons so far (shared with its intake summary line)
+    findings: list[Finding] = field(default_factory=list)  # a report's catalogue findings
 
 
 def prepare_batch(home: Home, files: list[DailyFile]) -> BatchCommit:
@@ -53,9 +54,9 @@ def prepare_batch(home: Home, files: list[DailyFile]) -> BatchCommit:
         folder = home.feedback / file.record.submission_id
         write_xpr_val(folder, file.info, list(file.reasons))
         mine = found.get(file.record.submission_id, [])
-        if mine:
-            write_xpr_err(folder, file.info, [_finding(f) for f in mine], [])
-        summary = _summary(mine)
+        if mine or file.findings:
+            write_xpr_err(folder, file.info, [_finding(f) for f in mine] + file.findings, [])
+        summary = _summary(mine) + report_summary(file.findings)
         file.reasons.extend(summary)
         file.record.reasons += [r.as_json() | {"severity": r.severity} for r in summary]
     versions = append_events(home, number, rows)
@@ -68,7 +69,7 @@ def _rows(batch: int, files: list[DailyFile]) -> dict[str, pa.Table]:
     for arrival, file in enumerate(files, start=1):
         for name, table in file.tables.items():
             if table.num_rows:
-                rows = stored(table_specs()[name], batch, table)
+                rows = stored(stored_specs()[name], batch, table)
                 column = pa.repeat(pa.scalar(arrival, pa.int64()), table.num_rows)
                 parts.setdefault(name, []).append(rows.append_column(ARRIVAL, column))
     return {name: pa.concat_tables(tables) for name, tables in parts.items()}
@@ -85,6 +86,16 @@ def _finding(item: EventFinding) -> Finding:
         line=item.line,
         value=f"{item.status} {item.key}",
     )
+
+
+def report_summary(findings: list[Finding]) -> list[Reason]:
+    """One warning per failed report check (the file is stored all the same), with examples."""
+    summary = []
+    for rule, count in sorted(Counter(f.rule for f in findings).items()):
+        examples = [f"{f.episode_id} (line {f.line})" for f in findings if f.rule == rule]
+        detail = f"{rule}: {count} record(s), e.g. {', '.join(examples[:EXAMPLES])}; see XPR_ERR."
+        summary.append(reason("report_findings", detail, severity="warning"))
+    return summary
 
 
 def _summary(found: list[EventFinding]) -> list[Reason]:

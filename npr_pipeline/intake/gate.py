@@ -26,8 +26,20 @@ MONTHLY, DAILY = "monthly", "daily"
 
 def daily_types() -> frozenset[str]:
     """The MsgHead types of the daily route: every message type folder whose records are
-    events (types are data); the report types of issue 14 (KPP, ...) are not received yet."""
+    events (types are data)."""
     return frozenset(t.message_type for t in all_types() if t.is_event)
+
+
+def report_types() -> frozenset[str]:
+    """The MsgHead types of whole reports (KPP, the forløpsmelding, XPR_VTK, NPR-melding-TSB):
+    every folder whose records are not events. Any unit whose registry ``message_types`` lists
+    the type may send it, whatever its route."""
+    return frozenset(t.message_type for t in all_types() if not t.is_event)
+
+
+def typed_types() -> frozenset[str]:
+    """Every type the folders describe, read by the generic reader (events and reports)."""
+    return daily_types() | report_types()
 
 
 def unit_route(unit: dict[str, str]) -> str:
@@ -107,7 +119,8 @@ def check_header(header: Header, index: RegistryIndex) -> GateResult:
     """Message type, receiver and sender."""
     result = GateResult()
     route = DAILY if header.msg_type in daily_types() else MONTHLY
-    if header.msg_type not in MSG_TYPES and route != DAILY:
+    report = header.msg_type in report_types()
+    if header.msg_type not in MSG_TYPES and route != DAILY and not report:
         result.reasons.append(reason("unknown_message_type", f"Type: {header.msg_type!r}."))
         return result
     receivers = set(header.receiver.get("HER", []))
@@ -124,6 +137,8 @@ def check_header(header: Header, index: RegistryIndex) -> GateResult:
     unit, problem = index.resolve(header.sender)
     if problem:
         result.reasons.append(problem)
+    elif unit is not None and report:
+        _check_reported(result, unit, str(header.msg_type))
     elif unit is not None and unit_route(unit) != route:
         detail = f"Unit {unit['reshID']} reports {unit_route(unit)}; {header.msg_type} is {route}."
         result.reasons.append(reason("wrong_route", detail))
@@ -187,6 +202,11 @@ def _check_unit(
     gate: GateResult, unit: dict[str, str], msg_type: str, start: date, end: date
 ) -> None:
     check_active(gate, unit, start, end)
+    _check_reported(gate, unit, msg_type)
+
+
+def _check_reported(gate: GateResult, unit: dict[str, str], msg_type: str) -> None:
+    """The registry's ``message_types`` of the unit must list the type."""
     reported = unit.get("message_types", "").split(";")
     if msg_type not in reported:
         gate.reasons.append(

@@ -84,6 +84,14 @@ CODES: dict[str, str] = {
     "duplicate_new": "An N event for a key that already exists; the record was not changed.",
     "unknown_key": "An M, T or C event for a key that does not exist; nothing was changed.",
     "after_cancel": "An M, T or C event for a cancelled record; nothing was changed.",
+    "trial_period": (
+        "Received before the type's ordinary reporting begins (its calendar): answered in full "
+        "(XPR_VAL, XPR_ERR), recorded as a test file, never produced."
+    ),
+    "report_findings": (
+        "A content check of the report failed (see XPR_ERR); the report is stored: send a "
+        "corrected one with a newer lopenr."
+    ),
 }
 # Findings on a daily file's events (XPR_ERR): never reject the file, never change the state.
 EVENT_FINDINGS = ("duplicate_new", "unknown_key", "after_cancel")

@@ -7,11 +7,13 @@ ident coverage), the XPR_VAL report, then the ledger record. A run killed anywhe
 most staged or lake files without a ledger record; the rerun processes those files again and
 ends in the same state as one clean run.
 
-Daily event files (any type of ``npr_pipeline/messages/``) are read by
-:mod:`npr_pipeline.intake.daily` in the workers; the main process checks their lopenr like the
-monthly ones and commits each batch of them by the protocol of
-:mod:`npr_pipeline.intake.daily_batch` (events appended under the batch number, made visible
-by the ledger commit).
+Daily event files and report files (any type of ``npr_pipeline/messages/``: KPP, the
+forløpsmelding, XPR_VTK, NPR-melding-TSB) are read by :mod:`npr_pipeline.intake.daily` in the
+workers; the main process checks their lopenr like the monthly ones and commits each batch of
+them by the protocol of :mod:`npr_pipeline.intake.daily_batch` (rows appended under the batch
+number, made visible by the ledger commit). A report file received before its type's calendar
+opens production (the forløpsmelding until 31 May 2026) is answered in full and recorded as
+``test`` with the info reason ``trial_period``: its rows are never stored.
 """
 
 from __future__ import annotations
@@ -31,17 +33,18 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from npr_pipeline.feedback.deliver import deliver_answers
-from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_val
+from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_err, write_xpr_val
 from npr_pipeline.feedback.test_route import answer_test_file
 from npr_pipeline.home import Home
 from npr_pipeline.intake.archive import archive_file
 from npr_pipeline.intake.daily import DailyRead, daily_header, read_daily
-from npr_pipeline.intake.daily_batch import DailyFile, prepare_batch
+from npr_pipeline.intake.daily_batch import DailyFile, prepare_batch, report_summary
 from npr_pipeline.intake.gate import Header, RegistryIndex
 from npr_pipeline.intake.reader import ReadResult, read_submission
 from npr_pipeline.intake.reasons import Reason, Status, reason
 from npr_pipeline.lake import lake_file
 from npr_pipeline.locking import home_lock
+from npr_pipeline.messages import reaches_production, reception_phase
 from npr_pipeline.processes import die_with_parent
 from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_checked
 from npr_pipeline.registry import current_registry
@@ -237,6 +240,7 @@ def intake_directory(
     max_bytes: int | None = None,
     wait: float = LOCK_WAIT,
     on_wait: Callable[[str], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> IntakeSummary:
     """Receive every regular file in ``inbox`` (sorted by name), one intake per HOME at a time.
 
@@ -244,12 +248,14 @@ def intake_directory(
     HOME), then raises :class:`~npr_pipeline.locking.HomeLocked`. Under the lock, whatever an
     interrupted intake left half-done is swept first; the lopenr rule and every other ledger
     check see all committed records, so any interleaving ends as a sequential run would.
+    ``clock`` gives each file's time of receipt (UTC; default now): a type's calendar, e.g. the
+    forløpsmelding's trial period, is judged by it.
     """
     started = time.perf_counter()
     home.ensure()
     with home_lock(home, "intake", wait, on_wait):
         sweep_interrupted(home)
-        summary = _intake(home, inbox, workers, progress, max_bytes)
+        summary = _intake(home, inbox, workers, progress, max_bytes, clock or _now)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -280,12 +286,17 @@ def _sweep_feedback(home: Home, submission_ids: Iterable[str]) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _intake(
     home: Home,
     inbox: Path,
     workers: int,
     progress: Callable[[int], None] | None,
     max_bytes: int | None,
+    clock: Callable[[], datetime],
 ) -> IntakeSummary:
     settings = load_settings(home)
     max_bytes = max_bytes or settings.max_file_bytes
@@ -316,7 +327,7 @@ def _intake(
                 continue
             pending.add(sid)
             _sweep_feedback(home, [sid])
-            received = datetime.now(UTC).replace(microsecond=0).isoformat()
+            received = clock().replace(microsecond=0).isoformat()
             task = _Task(path.name, archived.path, sid, archived.checksum, archived.size, received)
             slots.append(task)
             yield task
@@ -631,21 +642,43 @@ def _commit_daily(
     gets its XPR_VAL now."""
     unit, header = daily.gate.unit, daily.header
     record = _new_record(
-        task, unit, header, version=daily.version, year=daily.year, lopenr=daily.lopenr
-    )
+        task, unit, header, version=daily.version, year=daily.year, lopenr=daily.lopenr,
+        period_from=daily.attrs.get("fraDatoPeriode"), period_to=daily.attrs.get("tilDatoPeriode"),
+    )  # fmt: skip
     reasons = list(daily.reasons) + list(daily.gate.reasons)
     _decide(record, reasons, daily.gate.test_route, lambda: _lopenr_rules(record, state))
+    _trial_period(record, reasons, daily)
     record.reasons = [r.as_json() | {"severity": r.severity} for r in reasons]
     info = _info(record, unit["name"] if unit else None, 0, 0)
     if record.status == Status.ACCEPTED:
         state.add(record)
-        pending.daily.append(DailyFile(record, daily.tables, info, reasons))
+        pending.daily.append(DailyFile(record, daily.tables, info, reasons, daily.findings))
     else:
-        write_xpr_val(home.feedback / record.submission_id, info, reasons)
+        folder = home.feedback / record.submission_id
+        write_xpr_val(folder, info, reasons)
+        if daily.findings:  # a test or trial report is answered in full
+            write_xpr_err(folder, info, daily.findings, [])
+            summary = report_summary(daily.findings)
+            reasons += summary
+            record.reasons += [r.as_json() | {"severity": r.severity} for r in summary]
         pending.records.append(typed(record))
     return SubmissionResult(
         task.file, task.submission_id, record.unit, record.message_type, record.status, reasons
     )
+
+
+def _trial_period(record: LedgerRecord, reasons: list[Reason], daily: DailyRead) -> None:
+    """A file its type's calendar keeps out of production on its day of receipt (the
+    forløpsmelding before 1 June 2026) becomes a test file: answered in full, never stored."""
+    if record.status != Status.ACCEPTED or daily.message is None:
+        return
+    received = datetime.fromisoformat(record.received).date()
+    calendar = daily.message.calendar
+    if calendar is not None and not reaches_production(daily.message, received):
+        phase = reception_phase(daily.message, received)
+        detail = f"Received {received} ({phase}); production from {calendar.production_from}."
+        reasons.append(reason("trial_period", detail, severity="info"))
+        record.status = Status.TEST
 
 
 def _lopenr_rules(record: LedgerRecord, state: _LedgerState) -> list[Reason]:

@@ -12,8 +12,9 @@ Today the folders hold the daily event messages of issue 13 (``kontakt``, ``henv
 daily route (:mod:`npr_pipeline.intake.daily`), and the types of issue 14: ``kpp`` (NPR_KPP,
 after the register's public KPP schema), ``forlop`` (the forløpsmelding, with its 2026
 calendar), ``vtk`` (XPR_VTK, decisions on compulsory mental health care) and ``tsb``
-(NPR-melding-TSB), read by the same reader but not yet received by intake (they are not
-events). ``schemas.MSG_TYPES`` lists the monthly types.
+(NPR-melding-TSB), whose records are whole reports, not events: intake receives them by the
+same worker path (:mod:`npr_pipeline.intake.daily`) and :mod:`npr_pipeline.reports` consumes
+them. ``schemas.MSG_TYPES`` lists the monthly types.
 
 Mapping format (``mapping.yaml``)::
 

@@ -15,8 +15,13 @@ from pydantic import BaseModel, Field, model_validator
 
 from npr_pipeline import reference
 from npr_pipeline.intake.tables import KEYS, TABLES
+from npr_pipeline.messages import LINE_COLUMN, all_types
 
 CATALOGUE_DIR = Path(__file__).resolve().parents[2] / "expectations"
+# Checks of the report types' tables (KPP, forløp, ...): run on each received file, apart from
+# the monthly catalogue (its GX suites and engines cover the monthly tables only).
+REPORTS_DIR = CATALOGUE_DIR / "reports"
+REPORT_CONTEXT = ("submission_id", "unit")
 EXPECTATIONS = (
     "expect_column_values_to_not_be_null",
     "expect_column_values_to_be_in_set",
@@ -53,7 +58,7 @@ class Check(BaseModel):
 
     @model_validator(mode="after")
     def _columns_exist(self) -> Check:
-        columns = {name for name, _ in KEYS + TABLES[self.table]}
+        columns = table_columns(self.table)
         named = [self.kwargs.get(k) for k in ("column", "column_A", "column_B")]
         named += list(self.kwargs.get("column_list", [])) + self.record
         unknown = [c for c in named if c and c not in columns]
@@ -74,7 +79,7 @@ def load_catalogue(folder: Path | None = None) -> tuple[Check, ...]:
     checks: list[Check] = []
     for path in sorted((folder or CATALOGUE_DIR).glob("*.yaml")):
         spec = _TableFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        if spec.table not in TABLES:
+        if not table_columns(spec.table):
             raise ValueError(f"{path.name}: unknown table {spec.table}")
         for raw in spec.checks:
             checks.append(Check.model_validate({"table": spec.table, "record": spec.record} | raw))
@@ -83,6 +88,19 @@ def load_catalogue(folder: Path | None = None) -> tuple[Check, ...]:
     if duplicates:
         raise ValueError(f"duplicate check ids: {duplicates}")
     return tuple(checks)
+
+
+def table_columns(table: str) -> set[str]:
+    """The columns a check of ``table`` may name: a monthly lake table's, or a report type's
+    table (the mapping's columns, the reader's context and ``line``); empty if unknown."""
+    if table in TABLES:
+        return {name for name, _ in KEYS + TABLES[table]}
+    for mtype in all_types():
+        for spec in mtype.tables:
+            if spec.name == table and not mtype.is_event:
+                names = {name for name, _ in spec.all_columns()}
+                return names | set(REPORT_CONTEXT) | {LINE_COLUMN}
+    return set()
 
 
 def resolved_kwargs(check: Check) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""The daily route's event tables: every event of every accepted daily file, as Delta tables.
+"""The daily route's event tables: every event of every accepted daily file, as Delta tables;
+and the same way the report types' tables (KPP, the forløpsmelding, XPR_VTK, NPR-melding-TSB:
+rows of whole reports, see :mod:`npr_pipeline.reports`), under one code path.
 
 One Delta table per mapping table (``npr_pipeline/messages/*/*/mapping.yaml``) under
 ``HOME/lake/daily/<table>/``; a table the mapping marks ``vault`` (it holds fødselsnummer) under
@@ -40,6 +42,13 @@ def table_specs() -> dict[str, TableSpec]:
     return {spec.name: spec for mtype in all_types() if mtype.is_event for spec in mtype.tables}
 
 
+@functools.cache
+def stored_specs() -> dict[str, TableSpec]:
+    """Every table intake appends per batch: the event tables and the report types' tables
+    (whose rows are whole reports; what is current is decided by the lopenr, not by a fold)."""
+    return {spec.name: spec for mtype in all_types() for spec in mtype.tables}
+
+
 def event_schema(spec: TableSpec) -> pa.Schema:
     """The stored columns of one event table."""
     fields = [pa.field("batch", pa.int64())]
@@ -50,7 +59,7 @@ def event_schema(spec: TableSpec) -> pa.Schema:
 
 def table_path(home: Home, table: str) -> Path:
     """Where an event table lives: the vault for tables that hold fødselsnummer."""
-    root = home.vault if table_specs()[table].vault else home.lake
+    root = home.vault if stored_specs()[table].vault else home.lake
     return root / DAILY / table
 
 
@@ -80,7 +89,7 @@ def append_events(home: Home, batch: int, tables: dict[str, pa.Table]) -> dict[s
         path.parent.mkdir(parents=True, exist_ok=True)
         write_deltalake(
             path,
-            stored(table_specs()[name], batch, rows),
+            stored(stored_specs()[name], batch, rows),
             mode="append",
             partition_by=["year"],
             commit_properties=CommitProperties(app_transactions=[Transaction(APP_ID, batch)]),
@@ -94,7 +103,7 @@ def events_dataset(home: Home, table: str) -> ds.Dataset:
     empty one when the table was never written). Callers keep only committed batches."""
     path = table_path(home, table)
     if not path.joinpath("_delta_log").is_dir():
-        return ds.dataset(event_schema(table_specs()[table]).empty_table())
+        return ds.dataset(event_schema(stored_specs()[table]).empty_table())
     return DeltaTable(path).to_pyarrow_dataset()
 
 
@@ -104,7 +113,7 @@ def compact(home: Home) -> dict[str, int]:
     numbers do not change (history lives in the data); the replaced files stay for readers of
     older versions until a vacuum. Returns the number of files each table has now."""
     files: dict[str, int] = {}
-    for name in sorted(table_specs()):
+    for name in sorted(stored_specs()):
         path = table_path(home, name)
         if not path.joinpath("_delta_log").is_dir():
             continue

@@ -1,0 +1,124 @@
+"""The consumer of the report types (KPP, the forløpsmelding, XPR_VTK, NPR-melding-TSB): which
+report of each unit and period is current, how many records it holds, and who must send one.
+
+A report replaces the unit's earlier reports of the same period (``meldingstype`` B), as the
+monthly route's files do: the **current** report of a unit, type, year and period
+(``fraDatoPeriode``-``tilDatoPeriode``) is its accepted one with the highest lopenr. Its rows are
+in the type's Delta tables (:mod:`npr_pipeline.store.events`), visible through the committed
+batches only. A unit must send a type when its registry ``message_types`` lists it and the
+type's calendar has opened production (the forløpsmelding from 1 June 2026).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from npr_pipeline.home import Home
+from npr_pipeline.messages import MessageType, all_types, reception_phase
+from npr_pipeline.store.batches import committed_batches
+from npr_pipeline.store.events import events_dataset
+
+COUNT_COLUMNS = ["unit", "message_type", "year", "period_from", "period_to", "records",
+                 "submission_id", "lopenr"]  # fmt: skip
+
+
+def report_types() -> tuple[MessageType, ...]:
+    """The message types whose records are whole reports, not events (the newest version)."""
+    newest: dict[str, MessageType] = {}
+    for mtype in all_types():
+        if (
+            not mtype.is_event
+            and mtype.data_year >= newest.get(mtype.message_type, mtype).data_year
+        ):
+            newest[mtype.message_type] = mtype
+    return tuple(newest[code] for code in sorted(newest))
+
+
+def current_reports(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Per unit, report type, year and period: the accepted report with the highest lopenr."""
+    codes = {t.message_type for t in report_types()}
+    accepted = ledger[(ledger["status"] == "accepted") & ledger["message_type"].isin(codes)]
+    keys = ["unit", "message_type", "year", "period_from", "period_to"]
+    ordered = accepted.sort_values(["lopenr", "submission_id"])
+    return ordered.groupby(keys, as_index=False).tail(1)[[*keys, "submission_id", "lopenr"]]
+
+
+def message_counts(home: Home, ledger: pd.DataFrame) -> pd.DataFrame:
+    """The warehouse's ``message_counts``: each current report with its number of records (rows
+    of the type's record table in committed batches)."""
+    current = current_reports(ledger)
+    con = duckdb.connect()
+    con.register("_committed", committed_batches(home))
+    counts = []
+    for mtype in report_types():
+        mine = current[current["message_type"] == mtype.message_type]
+        if mine.empty:
+            continue
+        con.register("_rows", events_dataset(home, mtype.tables[0].name))
+        con.register("_mine", mine[["submission_id"]])
+        found = con.execute(
+            "SELECT submission_id, count(*) AS records FROM _rows WHERE submission_id IN "
+            "(SELECT submission_id FROM _mine) AND batch IN (SELECT batch FROM _committed) "
+            "GROUP BY submission_id"
+        ).df()
+        counts.append(mine.merge(found, on="submission_id", how="left"))
+    con.close()
+    if not counts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in COUNT_COLUMNS}).astype(
+            {"records": "int64", "year": "Int64", "lopenr": "Int64"}
+        )
+    frame = pd.concat(counts, ignore_index=True)
+    frame["records"] = frame["records"].fillna(0).astype("int64")
+    for column in ("period_from", "period_to"):
+        frame[column] = pd.to_datetime(frame[column]).dt.date
+    return frame[COUNT_COLUMNS].sort_values(["message_type", "unit", "period_to"])
+
+
+@dataclass(frozen=True)
+class Obligation:
+    """One report type's units for a period: who must send it, who has, who has not
+    (``delivered``: every unit whose current report covers the period, obliged or not; the
+    JSON counts the obliged ones, as the production steps do)."""
+
+    message_type: str
+    phase: str
+    expected: list[dict[str, str]]
+    delivered: list[str]
+
+    def as_json(self) -> dict[str, object]:
+        done = set(self.delivered) & {u["reshID"] for u in self.expected}
+        return {
+            "message_type": self.message_type,
+            "phase": self.phase,
+            "expected": len(self.expected),
+            "delivered": len(done),
+            "missing": [u for u in self.expected if u["reshID"] not in done],
+            "units": [u | {"delivered": u["reshID"] in done} for u in self.expected],
+        }
+
+
+def obligations(
+    registry: pd.DataFrame, ledger: pd.DataFrame, start: date, end: date
+) -> list[Obligation]:
+    """Per report type, the units obliged for the period ``start``-``end`` (none before the
+    type's calendar opens production on the period's last day) and those whose current report
+    covers it (``period_from`` <= ``start`` and ``period_to`` >= ``end``)."""
+    current = current_reports(ledger)
+    found = []
+    for mtype in report_types():
+        code = mtype.message_type
+        listed = registry["message_types"].astype(str).str.split(";").map(lambda t, c=code: c in t)
+        phase = reception_phase(mtype, end)
+        units = registry[listed] if phase == "ordinary" else registry.iloc[0:0]
+        expected = [{"reshID": str(r.reshID), "name": str(r.name)} for r in units.itertuples()]
+        mine = current[current["message_type"] == code]
+        covers = mine[
+            (pd.to_datetime(mine["period_from"]).dt.date <= start)
+            & (pd.to_datetime(mine["period_to"]).dt.date >= end)
+        ]
+        found.append(Obligation(code, phase, expected, sorted(set(covers["unit"]))))
+    return found
