@@ -51,9 +51,10 @@ def message_counts(home: Home, ledger: pd.DataFrame) -> pd.DataFrame:
     """The warehouse's ``message_counts``: each current report with its number of records (rows
     of the type's record table in committed batches)."""
     current = current_reports(ledger)
-    con = duckdb.connect()
-    con.register("_committed", committed_batches(home))
     counts = []
+    con = duckdb.connect()
+    if not current.empty:  # a HOME without reports never opens the batches or Delta tables
+        con.register("_committed", committed_batches(home))
     for mtype in report_types():
         mine = current[current["message_type"] == mtype.message_type]
         if mine.empty:

@@ -30,7 +30,7 @@ from npr_pipeline.synth.kpp import write_kpp
 from npr_pipeline.synth.model import UnitInfo, UnitYear
 from npr_pipeline.synth.pathways import write_pathways
 from npr_pipeline.synth.tsb import write_tsb
-from tests.intake_files import fill_inbox, mutate, prepare_test_home
+from tests.intake_files import fill_inbox, mutate, prepare_test_home, to_validation_service
 
 APRIL = (date(2026, 1, 1), date(2026, 4, 30))
 JUNE = (date(2026, 1, 1), date(2026, 6, 30))
@@ -263,3 +263,31 @@ def test_a_newer_lopenr_is_the_current_report_and_status_lists_the_units(
         1,
         1,
     )
+
+
+def test_the_validation_service_answers_a_report_in_full_and_stores_nothing(
+    tmp_path: Path, years: dict[str, UnitYear]
+) -> None:
+    home, kpp, forlop = _kpp_and_forlop(tmp_path, years, JUNE)
+    checked = tmp_path / "files" / "to_121017.xml"
+    checked.write_bytes(mutate(kpp, ('kostnad="', 'kostnad="-')))
+    checked.write_bytes(to_validation_service(checked))
+    broken = tmp_path / "files" / "broken_to_121017.xml"
+    broken.write_bytes(mutate(checked, ('episodeID="', 'episode="')))
+    summary = _intake(home, tmp_path / "inbox", [checked, broken, forlop])
+    outcome = _outcome(summary)
+    assert outcome[checked.name] == ("test", ["validation_service", "report_findings",
+                                              "report_findings"])  # fmt: skip
+    assert outcome[broken.name][0] == "test" and "schema_error" in outcome[broken.name][1]
+    assert outcome[forlop.name] == ("accepted", [])
+    rules = {f["rule"] for f in read_report_findings(home.feedback / _sid(summary, checked))}
+    assert {"kpp_cost_non_negative", "kpp_total_equals_costs"} <= rules
+    assert (home.feedback / _sid(summary, broken) / "XPR_VAL.xml").is_file()
+    assert _stored(home, "kpp_costs") == []
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    assert con.execute("SELECT message_type FROM message_counts").fetchall() == [("NPR_FORLOP",)]
+    con.close()
+    text = CliRunner().invoke(app, ["status", "--period", "2026-06"],
+                              env={"NPR_HOME": str(home.root)})  # fmt: skip
+    assert text.exit_code == 0, text.output
+    assert "report types" in text.output and "NPR_FORLOP" in text.output
