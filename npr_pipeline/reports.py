@@ -22,8 +22,10 @@ from npr_pipeline.messages import MessageType, all_types, reception_phase
 from npr_pipeline.store.batches import committed_batches
 from npr_pipeline.store.events import events_dataset
 
-COUNT_COLUMNS = ["unit", "message_type", "year", "period_from", "period_to", "records",
-                 "submission_id", "lopenr"]  # fmt: skip
+# The warehouse's ``message_counts``: its columns and their SQL types.
+COUNT_TYPES = {"unit": "VARCHAR", "message_type": "VARCHAR", "year": "INTEGER",
+               "period_from": "DATE", "period_to": "DATE", "records": "BIGINT",
+               "submission_id": "VARCHAR", "lopenr": "BIGINT"}  # fmt: skip
 
 
 def report_types() -> tuple[MessageType, ...]:
@@ -69,14 +71,19 @@ def message_counts(home: Home, ledger: pd.DataFrame) -> pd.DataFrame:
         counts.append(mine.merge(found, on="submission_id", how="left"))
     con.close()
     if not counts:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in COUNT_COLUMNS}).astype(
-            {"records": "int64", "year": "Int64", "lopenr": "Int64"}
-        )
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in COUNT_TYPES})
     frame = pd.concat(counts, ignore_index=True)
     frame["records"] = frame["records"].fillna(0).astype("int64")
-    for column in ("period_from", "period_to"):
-        frame[column] = pd.to_datetime(frame[column]).dt.date
-    return frame[COUNT_COLUMNS].sort_values(["message_type", "unit", "period_to"])
+    return frame[list(COUNT_TYPES)].sort_values(["message_type", "unit", "period_to"])
+
+
+def store_counts(con: duckdb.DuckDBPyConnection, counts: pd.DataFrame) -> None:
+    """Replace the warehouse's ``message_counts`` (in the caller's transaction), typed also
+    when it is empty."""
+    con.register("_counts", counts)
+    columns = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in COUNT_TYPES.items())
+    con.execute(f"CREATE OR REPLACE TABLE message_counts AS SELECT {columns} FROM _counts")
+    con.unregister("_counts")
 
 
 @dataclass(frozen=True)

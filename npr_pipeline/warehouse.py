@@ -142,13 +142,13 @@ def sync_intake(home: Home, ledger: pd.DataFrame, fresh: Sequence[pa.Table] = ()
     checked come from ``fresh`` (the tables their files were written from); changed files
     without fresh rows (a run killed before its sync) are read back.
     """
-    from npr_pipeline.reports import message_counts  # the store's modules, only for intake
+    from npr_pipeline.reports import message_counts, store_counts  # only intake needs them
 
     stamps = _results_stamps(home)
     counts = message_counts(home, ledger)
     with writer(home) as con:
         replace_table(con, "ledger", ledger)
-        replace_table(con, "message_counts", counts)
+        store_counts(con, counts)
         if stamps.empty:
             return
         synced = _synced_stamps(con)
