@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.quality_bench
 	$(BIN)/python -m benchmarks.gate_bench
+	$(BIN)/python -m benchmarks.reader_floor
 
 e2e: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)

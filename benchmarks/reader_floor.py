@@ -1,0 +1,289 @@
+"""Intake against its validating floor, side by side in one run (issue 14, "Speed").
+
+    python -m benchmarks.reader_floor [--units 20] [--through 2026-04] [--episodes 300]
+    python -m benchmarks.reader_floor --national     # the month's files of the national set
+
+By default every file of a small set (20 units through April: 160 files, one of them the
+largest unit's 58.8 MB April file); ``--national`` takes the month's deliveries of the quality
+benchmark's national set (every active unit, ``.bench/quality/``, generated once).
+
+Every contender is one child under GNU time (``intake_bench.measure``) on the same files:
+
+- ``xmllint --stream``: libxml2's streaming parse without a schema;
+- ``xmllint --stream --schema``: the validating floor, on each file's Melding cut out of its
+  MsgHead (the NPR schema's root), one process per schema;
+- ``reader``: intake's reader alone, per file: archive, gate, validation, extraction, lake write;
+- ``reader, validation only``: the same pass with the extraction skipped (what libxml2
+  validation costs inside the reader);
+- ``xml2arrow``: the declarative native extractor (``benchmarks.native_extract``) alone, with
+  Parquet;
+- ``validation + xml2arrow``: the candidate reader: archive, the reader's validating pass
+  without extraction, then xml2arrow extraction and Parquet;
+- ``npr intake``: the whole command on both cores; ``pandas.read_xml`` on the ord files.
+
+Ratios are per CPU second (robust to the shared machine's load); the MB/s comparison with
+pandas is the issue's own. Results go to ``.bench/reader-floor-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+from benchmarks.intake_bench import (
+    CACHE,
+    GIB,
+    MB,
+    Measurement,
+    Scale,
+    _file_list,
+    ensure_dataset,
+    intake,
+    machine,
+    measure,
+    pandas,
+    pandas_sample,
+    parse_with_month,
+    xmllint,
+)
+
+MIB = 1 << 20
+NATIONAL_UNITS = 2000  # every active unit (1988), as the quality benchmark generates them
+_MELDING = re.compile(rb"<Melding[\s>].*</Melding>", re.DOTALL)
+_DECL = re.compile(rb"^<\?xml[^>]*\?>")
+MODES = ("reader", "validate", "native", "combined")
+LABELS = {
+    "reader": "reader (archive, gate, validation, extraction, lake)",
+    "validate": "reader, validation only",
+    "native": "xml2arrow extraction + Parquet",
+    "combined": "validation + xml2arrow (candidate reader)",
+}
+
+
+def _args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.reader_floor", description=__doc__)
+    parser.add_argument("--units", type=int, default=20)
+    parser.add_argument("--through", default="2026-04", help="YYYY-MM")
+    parser.add_argument("--episodes", type=float, default=300.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--national", action="store_true", help="The month's files of the national set."
+    )
+    return parse_with_month(parser, argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _args(argv)
+    if args.national:
+        from benchmarks.quality_bench import QUALITY_CACHE  # its set; heavy: not in the children
+
+        scale = Scale(NATIONAL_UNITS, args.month, args.episodes, args.seed)
+        dataset = ensure_dataset(scale, QUALITY_CACHE)
+        files = [p for p in dataset.files if f"_2026-{args.month:02d}_" in p.name]
+    else:
+        dataset = ensure_dataset(Scale(args.units, args.month, args.episodes, args.seed))
+        files = dataset.files
+    largest = max((p for p in files if p.name.endswith("_ord.xml")), key=lambda p: p.stat().st_size)
+    total = sum(p.stat().st_size for p in files)
+    print(f"{len(files)} files, {total / MB:.1f} MB; largest {largest.name}", flush=True)
+    CACHE.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="floor-", dir=CACHE) as tmp:
+        work = Path(tmp)
+        results: list[Measurement] = []
+        for case, chosen in (("inbox", files), ("largest file", [largest])):
+            results += _measure_case(case, chosen, dataset, work)
+    rows = [_row(r) for r in results]
+    for row in rows:  # per-file CPU seconds only in the JSON file
+        print(json.dumps({k: v for k, v in row.items() if k != "per_file_cpu_s"}))
+    targets = _targets(results)
+    for target in targets:
+        print(json.dumps(target))
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    out = CACHE / f"reader-floor-{stamp}.json"
+    doc = {
+        "machine": machine(),
+        "scale": dataset.scale.key,
+        "files": len(files),
+        "bytes": total,
+        "rows": rows,
+    }
+    out.write_text(json.dumps(doc | {"targets": targets}, indent=2) + "\n")
+    print(f"results: {out}")
+
+
+def _measure_case(case: str, files: list[Path], dataset, work: Path) -> list[Measurement]:  # noqa: ANN001
+    """Every contender on ``files``; intake and pandas only on the whole inbox."""
+    results = [xmllint(case, files), _floor(case, files, work)]
+    for mode in MODES:
+        print(f"  {mode} on {case} ...", flush=True)
+        argv = [sys.executable, "-m", "benchmarks.reader_floor", mode, str(dataset.registry)]
+        listing = _file_list(work, f"{mode}-{case.replace(' ', '-')}", files)
+        result = measure(LABELS[mode], case, [*argv, listing], files, True)
+        results.append(result)
+    if case == "inbox":
+        results.append(intake(case, dataset, files, work))
+        ord_files = [p for p in files if p.name.endswith("_ord.xml")]
+        results.append(pandas(case, pandas_sample(ord_files), work))  # at most 300 MB
+    return results
+
+
+def _floor(case: str, files: list[Path], work: Path) -> Measurement:
+    """``xmllint --stream --schema`` over the Melding payloads, one process per schema.
+
+    Cutting the payloads out is setup, not timed; the bytes counted are the original files'
+    (the MsgHead around a payload is about a kilobyte).
+    """
+    from npr_pipeline.schemas import parse_namespace, schema_path
+
+    groups: dict[tuple[str, str], list[Path]] = {}
+    folder = work / f"payloads-{case.replace(' ', '-')}"
+    folder.mkdir()
+    for path in files:
+        data = path.read_bytes()
+        body = _MELDING.search(data)
+        ns = re.search(rb'<Melding[^>]*xmlns="([^"]+)"', data)
+        if body is None or ns is None or parse_namespace(ns[1].decode()) is None:
+            continue
+        decl = _DECL.match(data)
+        payload = folder / path.name
+        payload.write_bytes((decl[0] if decl else b"") + b"\n" + body[0])
+        groups.setdefault(parse_namespace(ns[1].decode()), []).append(payload)  # type: ignore[arg-type]
+    combined = Measurement(
+        "xmllint --stream --schema (floor)", case, len(files), sum(p.stat().st_size for p in files)
+    )
+    for (version, msg), payloads in sorted(groups.items()):
+        argv = ["xmllint", "--noout", "--stream", "--schema", schema_path(version, msg)]
+        part = measure(combined.name, case, [*argv, *payloads], payloads, False)
+        combined.seconds += part.seconds
+        combined.cpu_seconds += part.cpu_seconds
+        combined.max_rss = max(combined.max_rss, part.max_rss)
+        combined.tree_pss = max(combined.tree_pss, part.tree_pss)
+        combined.load = max(combined.load, part.load)
+        combined.returncode = part.returncode
+        if not part.ok:
+            combined.note = part.note
+    return combined
+
+
+def _row(r: Measurement) -> dict[str, object]:
+    return {
+        "contender": r.name,
+        "case": r.case,
+        "files": r.files,
+        "MB": round(r.bytes / MB, 1),
+        "s": round(r.seconds, 1),
+        "cpu_s": round(r.cpu_seconds, 2),
+        "MB/s": round(r.mb_per_s, 1) if r.mb_per_s else None,
+        "MB/cpu-s": round(r.mb_per_cpu_s, 1) if r.mb_per_cpu_s else None,
+        "peak MiB": round(r.peak / MIB),
+        "load": round(r.load, 1),
+        "note": r.note,
+        "output": {k: v for k, v in (r.output or {}).items() if k != "per_file"},
+        "per_file_cpu_s": (r.output or {}).get("per_file"),
+    }
+
+
+def _targets(results: list[Measurement]) -> list[dict[str, object]]:
+    """The issue's targets on the inbox, per CPU second against the floor of the same run."""
+
+    def find(prefix: str) -> Measurement | None:
+        return next((r for r in results if r.name.startswith(prefix) and r.case == "inbox"), None)
+
+    floor, ours = find("xmllint --stream --schema"), find("npr intake")
+    naive = find("pandas")
+
+    def per_cpu(r: Measurement | None) -> float | None:
+        return r.mb_per_cpu_s if r and r.ok else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a and b else None
+
+    base = per_cpu(floor)
+    rows = [
+        ("reader / floor (MB/cpu-s)", ratio(per_cpu(find("reader (")), base), 0.6, ">="),
+        ("candidate reader / floor (MB/cpu-s)", ratio(per_cpu(find("validation +")), base), 0.6,
+         ">="),
+        ("npr intake / floor (MB/cpu-s)", ratio(per_cpu(ours), base), 0.45, ">="),
+        ("npr intake / pandas.read_xml (MB/s)",
+         ratio(ours.mb_per_s if ours else None, naive.mb_per_s if naive else None), 3.0, ">="),
+        ("npr intake peak (GiB)", round(ours.peak / GIB, 2) if ours else None, 1.0, "<"),
+    ]  # fmt: skip
+    return [
+        {
+            "target": name,
+            "value": value,
+            "needed": f"{op} {limit}",
+            "verdict": "n/a"
+            if value is None
+            else ("PASS" if (value >= limit if op == ">=" else value < limit) else "MISS"),
+        }
+        for name, value, limit, op in rows
+    ]
+
+
+# -- the children ----------------------------------------------------------------------------
+def _child(mode: str, registry: Path, files: list[Path]) -> dict[str, object]:
+    """One contender over ``files`` in this process; CPU seconds per file for the report."""
+    from npr_pipeline.intake import reader
+    from npr_pipeline.intake.archive import archive_file
+    from npr_pipeline.intake.gate import RegistryIndex
+    from npr_pipeline.registry import read_registry_csv
+
+    index = RegistryIndex(read_registry_csv(registry))
+    if mode in ("validate", "combined"):  # the validating pass only: no rows, no sinks
+        reader._Pass._extract = lambda self, elem: None  # noqa: SLF001
+        reader._Pass._row = lambda self, table, *values: None  # noqa: SLF001
+        reader._Pass.close_sinks = lambda self: None  # noqa: SLF001
+    per_file: dict[str, float] = {}
+    rows = 0
+    with tempfile.TemporaryDirectory(prefix="child-", dir=CACHE) as tmp:
+        work = Path(tmp)
+        for path in files:
+            started = time.process_time()
+            rows += _one(mode, path, index, work, archive_file, reader.read_submission)
+            per_file[path.name] = round(time.process_time() - started, 3)
+    return {"rows": rows, "per_file": per_file}
+
+
+def _one(mode, path, index, work, archive_file, read_submission) -> int:  # noqa: ANN001
+    """What one contender does with one file; returns the rows it wrote."""
+    from benchmarks import native_extract
+
+    archived = archive_file(path, work / "archive") if mode != "native" else None
+    sid = archived.submission_id if archived else path.stem
+    keys = (sid, path.name.split("_", 1)[0], 2026)
+    rows = 0
+    if mode != "native":
+        read = read_submission(archived.path, index, work / "staging" / sid, sid, date.today(),
+                               1 << 34)  # fmt: skip
+        if read.errors:
+            raise SystemExit(f"{path.name}: {read.errors[0]}")
+        keys = (sid, read.gate.unit["reshID"], read.year or 0)
+        for table, staged in read.staged.items():  # the lake write: a rename per table
+            target = work / "lake" / table / f"{sid}.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+            rows += 1
+    if mode in ("native", "combined"):
+        extract = native_extract.extract_ord if path.name.endswith("_ord.xml") else (
+            native_extract.extract_ide)  # fmt: skip
+        tables = extract(path if archived is None else archived.path, keys)
+        native_extract.write(tables, work / "native" / sid)
+        rows += sum(t.num_rows for t in tables.values())
+    return rows
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] in MODES:
+        listing = Path(sys.argv[3]).read_text().splitlines()
+        print(json.dumps(_child(sys.argv[1], Path(sys.argv[2]), [Path(p) for p in listing])))
+    else:
+        main()
