@@ -221,17 +221,41 @@ def synth(
     episodes_per_unit_month: Annotated[
         float, typer.Option(help="National mean episodes per unit and month (size-weighted).")
     ] = 300.0,
-    defects: Annotated[float, typer.Option(help="Share of files with a labelled fault.")] = 0.0,
+    defects: Annotated[
+        float,
+        typer.Option(
+            help="Share of monthly files with a labelled fault (the daily route ignores it)."
+        ),
+    ] = 0.0,
+    route: Annotated[
+        str,
+        typer.Option(
+            help="monthly: cumulative ord/ide files; daily: the same truth as daily event files "
+            "(corrections, duplicates, out-of-order, closings); mixed: --daily-share of the units "
+            "daily, the rest monthly."
+        ),
+    ] = "monthly",
+    daily_share: Annotated[
+        float, typer.Option(help="With --route mixed: the share of units on the daily route.")
+    ] = 0.5,
+    private_units: Annotated[
+        int, typer.Option(help="Add N privately funded providers (most tiny, some idle).")
+    ] = 0,
 ) -> None:
     """Write a synthetic reporting year: registry.csv, inbox/ and (with --defects) defects.csv."""
     from npr_pipeline import reference
-    from npr_pipeline.synth.run import SynthOptions, run_synth, select_units
+    from npr_pipeline.synth.run import ROUTES, SynthOptions, run_synth, select_units
 
     match = re.fullmatch(r"(\d{4})-(0[1-9]|1[0-2])", through)
     if not match or int(match[1]) != year:
         raise _fail(f"--through must be a month of {year} as YYYY-MM, got {through!r}")
     if not 0 <= defects <= 1 or (units is not None and units < 1):
         raise _fail("--defects must be within 0..1 and --units at least 1")
+    if route not in ROUTES or not 0 <= daily_share <= 1 or private_units < 0:
+        raise _fail(
+            f"--route must be one of {', '.join(ROUTES)}, --daily-share within 0..1 and "
+            "--private-units at least 0"
+        )
     try:
         reference.message_version(year)
     except (KeyError, ValueError) as exc:
@@ -244,6 +268,9 @@ def synth(
         seed=seed,
         episodes_per_unit_month=episodes_per_unit_month,
         defects=defects,
+        route=route,
+        daily_share=daily_share,
+        private_units=private_units,
     )
     started = time.perf_counter()
     with _progress() as progress:

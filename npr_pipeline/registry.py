@@ -34,6 +34,7 @@ from npr_pipeline.settings import (
 )
 
 REQUIRED = ("reshID", "orgnr", "herID", "name", "rhf", "ownership")
+ROUTES = ("", "monthly", "daily")  # a unit's reporting route; empty means monthly
 
 
 class RegistryError(ValueError):
@@ -82,6 +83,10 @@ def read_registry_csv(path: Path) -> pd.DataFrame:
     bad = frame.loc[~frame["orgnr"].map(orgnr_check.is_valid), "orgnr"].tolist()
     if bad:
         raise RegistryError(f"{path}: invalid organisation numbers: {', '.join(bad[:5])}")
+    if "route" in frame.columns:
+        wrong = frame.loc[~frame["route"].str.strip().isin(ROUTES), "route"].unique().tolist()
+        if wrong:
+            raise RegistryError(f"{path}: unknown route {', '.join(wrong[:5])} (monthly or daily)")
     return frame
 
 

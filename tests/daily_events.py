@@ -1,11 +1,11 @@
 """Hand-made daily event files for the store and intake tests: real XML written by the synth's
-renderer (:func:`npr_pipeline.synth.daily.write_unit_day`), read by the real reader, appended
+renderer (:func:`npr_pipeline.synth.daily.render_file`), read by the real reader, appended
 to real Delta tables under real committed batches."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,9 +15,9 @@ from npr_pipeline.intake.typed_reader import read_typed
 from npr_pipeline.store.batches import begin_batch
 from npr_pipeline.store.events import CONTEXT, append_events
 from npr_pipeline.store.ledger import BatchCommit, write_records
-from npr_pipeline.synth.daily import Element, UnitDay
-from npr_pipeline.synth.daily import write_unit_day as render
-from npr_pipeline.synth.model import UnitInfo, UnitYear
+from npr_pipeline.synth.daily import DailyFile, render_file
+from npr_pipeline.synth.events import Element
+from npr_pipeline.synth.model import UnitInfo
 
 UNIT = "4201115"
 YEAR = 2026
@@ -92,8 +92,10 @@ def write_file(
 ) -> Path:  # fmt: skip
     """One daily file of ``kind`` with these records and this lopenr."""
     folder.mkdir(parents=True, exist_ok=True)
-    day_events = UnitDay(UnitYear(unit_info(unit), [], []), day, {kind: records})
-    (path,) = render(folder, day_events, {kind: lopenr - 1}, seed=1)
+    made = datetime.combine(day, time(23, 30))
+    daily = DailyFile(kind, made, made, tuple(records), lopenr=lopenr)
+    path = folder / daily.name(unit)
+    path.write_bytes(render_file(unit_info(unit), daily, seed=1))
     return path
 
 

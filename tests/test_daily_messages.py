@@ -7,23 +7,17 @@ fail the schema, and a file with any error gives its reasons and no rows.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from lxml import etree
 
-from npr_pipeline import messages, reference, schema_docs
+from npr_pipeline import messages, schema_docs
 from npr_pipeline.intake.typed_reader import read_typed
 from npr_pipeline.messages import MappingError, all_types, by_namespace, get, load
 from npr_pipeline.schemas import MSG_TYPES, MSGHEAD_NS, hardened_parser, parse_namespace
-from npr_pipeline.synth import daily
-from npr_pipeline.synth import run as synth_run
-from npr_pipeline.synth.generate import generate_unit_year
-from npr_pipeline.synth.model import Department, Episode, Patient, Referral, UnitYear
-from npr_pipeline.synth.run import SynthOptions
-from tests.daily_events import unit_info
 
 FILES = Path(__file__).resolve().parent / "daily_files"
 # ../shared beside the checkout; a worktree under /work/wt/ finds it one level further up
@@ -32,13 +26,13 @@ MSGHEAD_XSD = next(
     (p / "reference/kith-msghead/MsgHead-v1_2.xsd" for p in _SHARED if p.exists()),
     _SHARED[0] / "reference/kith-msghead/MsgHead-v1_2.xsd",
 )
-KINDS = ("kontakt", "henvisning", "ident", "avslutning")
+KINDS = ("kontakt", "henvisning", "ident", "avslutning", "pasient", "enhet")
 CONTEXT = {"submission_id": "s-1", "unit": "4201115"}
 # The attribute types a mapping column type may read (the schema bounds them so all convert).
 COMPATIBLE = {
     "date": {"dato"},
     "timestamp": {"datoTid"},
-    "int": {"nummer", "antall", "lopenr"},
+    "int": {"nummer", "antall", "lopenr", "aarstall"},
 }
 
 
@@ -62,13 +56,15 @@ def _rows(table: pa.Table, *columns: str) -> list[tuple]:
 # -- the registry of types ----------------------------------------------------------------------
 
 
-def test_the_four_daily_types_are_folders() -> None:
+def test_the_six_daily_types_are_folders() -> None:
     found = {(t.kind, t.version, t.message_type) for t in all_types()}
     assert found == {
         ("kontakt", "58.0.1", "NPR_KONTAKT"),
         ("henvisning", "58.0.1", "NPR_HENVISNING"),
         ("ident", "58.0.1", "NPR_IDENT"),
         ("avslutning", "58.0.1", "NPR_AVSLUTNING"),
+        ("pasient", "58.0.1", "NPR_PASIENT"),
+        ("enhet", "58.0.1", "NPR_ENHET"),
     }
     for mtype in all_types():
         assert mtype.namespace == f"http://www.npr.no/xmlstds/58_0_1_{mtype.kind}"
@@ -397,7 +393,7 @@ def test_a_closing_needs_its_record(tmp_path: Path) -> None:
     assert result.tables == {} and result.errors[0].code == "schema_error"
 
 
-@pytest.mark.parametrize("kind", ("kontakt", "henvisning", "ident"))
+@pytest.mark.parametrize("kind", ("kontakt", "henvisning", "ident", "pasient", "enhet"))
 def test_an_event_message_may_be_empty(tmp_path: Path, kind: str) -> None:
     """A day without events is a valid (if pointless) message: the tables exist, empty."""
     mtype = get(kind, "58.0.1")
@@ -455,125 +451,3 @@ def test_the_schema_imports_the_common_types_of_its_version() -> None:
         imports = [i.get("schemaLocation") for i in root.iter("{*}import")]
         assert imports == ["../../../schemas/58_0_1/NPR.xsd"]
         assert (mtype.schema_path.parent / imports[0]).resolve().exists()
-
-
-# -- the synthetic daily writer -----------------------------------------------------------------
-
-
-def _unit_year() -> UnitYear:
-    unit = unit_info(name="Helse Eksempel HF & Co")
-    day = date(2026, 3, 4)
-    referral = Referral(
-        referral_id="H-1",
-        resh="4201115",
-        fagomrade="050",
-        received=day,
-        seniority=date(2026, 3, 1),
-        assessed=None,
-        deadline=None,
-        care_start=None,
-        ended=None,
-        end_code=None,
-        priority="1",
-    )
-    ended_today = Episode(
-        episode_id="E-1",
-        resh="4201115",
-        fagomrade="050",
-        care_level="1",
-        urgency="4",
-        contact_type="2",
-        debitor="1",
-        start=datetime(2026, 3, 2, 8, 0),
-        end=datetime(2026, 3, 4, 12, 0),
-        referral_id="H-1",
-        diagnoses=["M161", "E119"],
-        procedures=[("NFB40", "K")],
-    )
-    first = Patient("P-0001", "01016112345", "2", 1961, "0301", [referral], [ended_today])
-    later = Episode(
-        episode_id="E-2",
-        resh="4201115",
-        fagomrade="110",
-        care_level="3",
-        urgency="4",
-        contact_type="3",
-        debitor="30",
-        start=datetime(2026, 3, 5, 9, 0),
-        end=datetime(2026, 3, 5, 9, 30),
-        referral_id=None,
-        diagnoses=["I10"],
-        procedures=[],
-    )
-    second = Patient("P-0002", "02026212345", "1", 1962, "4601", [], [later])
-    dept = Department("4201115", "Ortopedisk avdeling", "050", None)
-    return UnitYear(unit, [dept], [first, second])
-
-
-def test_synth_writes_a_unit_day_that_reads_back(tmp_path: Path) -> None:
-    unit_year = _unit_year()
-    lopenr: dict[str, int] = {}
-    day = daily.unit_day(unit_year, date(2026, 3, 4))
-    paths = daily.write_unit_day(tmp_path, day, lopenr, seed=1)
-    assert [p.name for p in paths] == [
-        "4201115_kontakt_2026-03-04_1.xml",
-        "4201115_henvisning_2026-03-04_1.xml",
-        "4201115_ident_2026-03-04_1.xml",
-    ]
-    for path in paths:
-        result = read_typed(path, CONTEXT)
-        assert result.ok, (path.name, result.errors)
-        assert result.message is not None
-        assert result.message.schema().validate(_payload(path))
-        assert (
-            set(result.attrs) >= {"meldingstype", "lopenr"} and result.attrs["meldingstype"] == "E"
-        )
-    kontakt = read_typed(paths[0]).tables
-    assert _rows(kontakt["daily_contacts"], "kontaktID", "hendelsesstatus", "pasientNr") == [
-        ("E-1", "N", "P-0001")
-    ]
-    assert _rows(kontakt["daily_contact_diagnoses"], "tilstNr", "kodeNr") == [
-        (1, "M161"),
-        (2, "E119"),
-    ]
-    ident = read_typed(paths[2]).tables["daily_identities"]
-    assert _rows(ident, "pid", "fid") == [("P-0001", "01016112345")]
-    # the next day: the second patient's contact and identity, lopenr raised per kind
-    paths = daily.write_unit_day(tmp_path, daily.unit_day(unit_year, date(2026, 3, 5)), lopenr, 1)
-    assert [p.name for p in paths] == [
-        "4201115_kontakt_2026-03-05_2.xml",
-        "4201115_ident_2026-03-05_2.xml",
-    ]
-    assert read_typed(paths[0]).tables["daily_contacts"]["debitor"].to_pylist() == ["30"]
-
-
-def test_synth_daily_files_of_a_generated_month_validate(tmp_path: Path) -> None:
-    """Every day of January for two generated units: each file validates and reads back, and the
-    contacts sent by day are exactly the episodes of the monthly file (same truth)."""
-    options = SynthOptions(out=tmp_path, year=2026, through=1, units=2, seed=3)
-    sent: list[str] = []
-    monthly: list[str] = []
-    for task in synth_run._tasks(synth_run.select_units(options), options):
-        lopenr: dict[str, int] = {}  # per unit and kind
-        unit_year = generate_unit_year(
-            task.unit,
-            2026,
-            1,
-            options.seed,
-            task.episodes_per_month,
-            synth_run._catchment(),
-            set(reference.code_list("fagomrade")),
-        )
-        day = date(2026, 1, 1)
-        while day.month == 1:
-            for path in daily.write_unit_day(tmp_path, daily.unit_day(unit_year, day), lopenr, 3):
-                result = read_typed(path)
-                assert result.ok, (path.name, result.errors[:3])
-                if "kontakt" in path.name:
-                    sent += result.tables["daily_contacts"]["kontaktID"].to_pylist()
-            day += timedelta(days=1)
-        monthly += [
-            e.episode_id for p in unit_year.patients for e in p.episodes if e.end.month == 1
-        ]
-    assert sorted(sent) == sorted(monthly)
-    assert len(sent) > 10

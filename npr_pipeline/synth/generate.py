@@ -9,6 +9,7 @@ postponements and withdrawals; about 3 % of patients from another region.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
@@ -39,9 +40,12 @@ SHARED_POOL_SIZE = 200_000
 REGIONS = ("HSO", "HV", "HMN", "HN")
 HOSPITAL_FAGOMRADER = ("110", "010", "050", "030", "150", "170", "200", "250", "300", "320")
 PATIENT_POSTPONEMENT = ("4", "21", "22")
+PRIVATE_PAYERS = ((0.08, "1"), (0.15, "70"), (0.55, "30"), (0.65, "32"))  # then 60
 
 
-def departments(unit: UnitInfo, rng: np.random.Generator, valid_fag: set[str]) -> list[Department]:
+def departments(
+    unit: UnitInfo, rng: np.random.Generator, valid_fag: AbstractSet[str]
+) -> list[Department]:
     """The unit's ``Enhet`` list: hospitals have several departments, small units one."""
     sektor = {"mental_health": "642", "tsb": "681"}.get(unit.sector)
     if unit.unit_type != "trust_site":
@@ -69,13 +73,13 @@ def generate_unit_year(
     seed: int,
     episodes_per_month: float,
     catchment: Catchment,
-    valid_fag: set[str],
+    valid_fag: AbstractSet[str],
 ) -> UnitYear:
     """Patients, referral periods and episodes of one unit from 1 January to ``through_month``."""
     rng = np.random.default_rng([seed, int(unit.resh)])
     depts = departments(unit, rng, valid_fag)
     expected = episodes_per_month * through_month
-    n_courses = max(1, int(rng.poisson(expected / EPISODES_PER_COURSE)))
+    n_courses = max(1, int(rng.poisson(expected / EPISODES_PER_COURSE))) if expected else 0
     n_patients = max(1, int(n_courses / COURSES_PER_PATIENT))
     patients = _patients(rng, seed, unit, year, catchment, n_patients)
     builder = _CourseBuilder(
@@ -113,6 +117,18 @@ def _patients(
             )
         )
     return patients
+
+
+def _debitor(u: float, financing: str) -> str:
+    """Who pays (DOMAIN.md), from one uniform draw: a public unit's patients rarely pay
+    themselves (30); a private provider's mostly do (30, 32) or their insurer (60), and a few
+    are publicly paid (1 ordinary, 70 Helfo for a breached deadline)."""
+    if financing != "private":
+        return "1" if u < 0.98 else "30"
+    for limit, code in PRIVATE_PAYERS:
+        if u < limit:
+            return code
+    return "60"
 
 
 def _at(day: date, minutes: int) -> datetime:
@@ -289,7 +305,7 @@ class _CourseBuilder:
                 care_level=level,
                 urgency=urgency,
                 contact_type=contact,
-                debitor="1" if rng.random() < 0.98 else "30",
+                debitor=_debitor(rng.random(), self.unit.financing),
                 start=start,
                 end=end,
                 referral_id=referral_id,

@@ -24,6 +24,7 @@ class UnitInfo:
     sector: str
     fagomrade: str
     size_weight: float
+    financing: str = "public"  # "private": a privately funded provider, mostly self-pay
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,17 @@
 
 Units are generated in parallel processes (both cores), largest first so the pool stays busy;
 each unit's files depend only on (seed, reshID), so the result does not depend on scheduling.
+
+A unit reports by one route (the registry's ``route`` column): ``monthly`` cumulative ord/ide
+files, or ``daily`` event files (:mod:`npr_pipeline.synth.daily`) of the same year: the unit's
+records are generated the same way whichever route it takes.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import gc
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -14,14 +20,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from npr_pipeline import reference
 from npr_pipeline.atomic import atomic_open
+from npr_pipeline.periods import month_end
 from npr_pipeline.registry import as_text
 from npr_pipeline.schemas import VERSIONS
+from npr_pipeline.synth.cutoff import episodes_as_of
+from npr_pipeline.synth.daily import write_unit_files
+from npr_pipeline.synth.events import unit_events
 from npr_pipeline.synth.generate import generate_unit_year
-from npr_pipeline.synth.model import UnitInfo
+from npr_pipeline.synth.model import UnitInfo, UnitYear
 from npr_pipeline.synth.population import Catchment
+from npr_pipeline.synth.private import private_units
+from npr_pipeline.synth.truth import TABLE_NAMES, truth_tables
 from npr_pipeline.synth.writer import FileSpec, write_submission
 
 ORD_DEFECTS = (
@@ -53,8 +66,10 @@ REGISTRY_COLUMNS = (
     "size_weight",
     "valid_from",
     "valid_to",
+    "route",
 )
 MIN_EPISODES_PER_MONTH = 2.0
+ROUTES = ("monthly", "daily", "mixed")
 
 
 @dataclass(frozen=True)
@@ -67,7 +82,10 @@ class SynthOptions:
     units: int | None = None
     seed: int = 1
     episodes_per_unit_month: float = 300.0  # national mean; a unit's share follows size_weight
-    defects: float = 0.0
+    defects: float = 0.0  # monthly route only: the daily route ignores it
+    route: str = "monthly"
+    daily_share: float = 0.5  # with route "mixed": the share of units on the daily route
+    private_units: int = 0
 
 
 @dataclass
@@ -88,12 +106,28 @@ class _UnitTask:
     options: SynthOptions
     version: str
     encoding: str
+    route: str
 
 
 def select_units(options: SynthOptions) -> pd.DataFrame:
-    """The registry subset (``--units N``) of units active in the year, largest first."""
+    """The registry subset (``--units N``) of units active in the year and the ``--private-units``
+    providers, largest first, each with its route."""
     units = reference.representative_units(options.units or 10**9, seed=options.seed)
+    if options.private_units:
+        private = private_units(options.private_units, options.seed)
+        units = pd.concat([units, private], ignore_index=True)
+    units["route"] = _routes(units["reshID"], options)
     return units.sort_values("size_weight", ascending=False, kind="stable")
+
+
+def _routes(resh: pd.Series, options: SynthOptions) -> list[str]:
+    """Each unit's route: all one way, or (mixed) a seeded draw of round(share x n) daily units."""
+    if options.route != "mixed":
+        return [options.route] * len(resh)
+    order = sorted(resh)
+    chosen = np.random.default_rng([options.seed, 31]).permutation(len(order))
+    daily = {order[i] for i in chosen[: round(options.daily_share * len(order))]}
+    return ["daily" if r in daily else "monthly" for r in resh]
 
 
 def run_synth(options: SynthOptions, progress: Callable[[int], None] | None = None) -> SynthResult:
@@ -124,6 +158,8 @@ def run_synth(options: SynthOptions, progress: Callable[[int], None] | None = No
 def _write_registry(units: pd.DataFrame, path: Path) -> None:
     """The subset as a registry file ``npr registry import`` takes: ISO dates, lower-case flags."""
     frame = as_text(units.loc[:, list(REGISTRY_COLUMNS)])
+    # financing says who funds the unit: public (also by contract or RHF agreement) or private
+    frame["financing"] = frame["financing"].where(frame["financing"] == "private", "public")
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         frame.to_csv(fh, index=False)
 
@@ -138,21 +174,58 @@ def _tasks(units: pd.DataFrame, options: SynthOptions) -> Iterator[_UnitTask]:
             her=row.herID,
             name=row.name,
             unit_type=row.unit_type,
-            rhf=row.rhf,
+            # a provider without an RHF agreement draws its patients from where it lies
+            rhf=row.rhf or reference.home_rhf(row.komnr) or "HSO",
             komnr=row.komnr,
             sector=row.sector,
             fagomrade=row.fagomrade,
             size_weight=float(row.size_weight),
+            financing=row.financing,
         )
         per_month = max(
             MIN_EPISODES_PER_MONTH,
             options.episodes_per_unit_month * unit.size_weight / mean_weight,
         )
+        if unit.size_weight == 0:  # an idle private provider: nothing to report this year
+            per_month = 0.0
         encoding = "iso-8859-1" if int(unit.resh) % 5 == 0 else "utf-8"
-        yield _UnitTask(unit, per_month, options, version, encoding)
+        yield _UnitTask(unit, per_month, options, version, encoding, row.route)
 
 
+def expected_tables(options: SynthOptions, month: int) -> dict[str, pa.Table]:
+    """The truth of the run ``options`` describes, through ``month``: every unit's net records
+    (:mod:`npr_pipeline.synth.truth`) in the monthly lake tables' columns without lineage, the
+    same whichever route each unit took. Generated again from the seed, not read from files:
+    what both routes' results are compared with."""
+    parts: dict[str, list[pa.Table]] = {name: [] for name in TABLE_NAMES}
+    for task in _tasks(select_units(options), options):
+        for name, table in truth_tables(_unit_year(task), options.year, month).items():
+            parts[name].append(table)
+    return {name: pa.concat_tables(tables) for name, tables in parts.items()}
+
+
+def _unit_year(task: _UnitTask) -> UnitYear:
+    options = task.options
+    return generate_unit_year(
+        task.unit,
+        options.year,
+        options.through,
+        options.seed,
+        task.episodes_per_month,
+        _catchment(),
+        _valid_fagomrader(),
+    )
+
+
+@functools.cache
+def _valid_fagomrader() -> frozenset[str]:
+    return frozenset(reference.code_list("fagomrade"))
+
+
+@functools.cache
 def _catchment() -> Catchment:
+    """The municipalities per region, once per worker process (a tiny provider's whole year
+    took less time than building this)."""
     munis = reference.municipalities()
     munis = munis[munis["rhf_code"].fillna("") != ""]
     return Catchment(
@@ -161,18 +234,28 @@ def _catchment() -> Catchment:
 
 
 def _run_unit(task: _UnitTask) -> tuple[int, int, int, list[tuple[str, str, str]]]:
-    """Generate one unit's year and write its 2 x months files (runs in a worker process)."""
+    """Generate one unit's year and write its files by its route (runs in a worker process).
+
+    The cyclic garbage collector is paused meanwhile: a big unit's year is millions of small
+    objects without cycles (freed by reference counting), and the collector's repeated scans of
+    that growing heap took more than half the time of the daily route's events.
+    """
+    gc.disable()
+    try:
+        return _unit_files(task)
+    finally:
+        gc.enable()
+
+
+def _unit_files(task: _UnitTask) -> tuple[int, int, int, list[tuple[str, str, str]]]:
     options, unit = task.options, task.unit
-    valid_fag = set(reference.code_list("fagomrade"))
-    unit_year = generate_unit_year(
-        unit,
-        options.year,
-        options.through,
-        options.seed,
-        task.episodes_per_month,
-        _catchment(),
-        valid_fag,
-    )
+    unit_year = _unit_year(task)
+    if task.route == "daily":
+        events = unit_events(unit_year, options.year, options.through, options.seed)
+        paths, size = write_unit_files(options.out / "inbox", unit, events, options.seed)
+        last_day = month_end(options.year, options.through)
+        episodes = sum(len(episodes_as_of(p.episodes, last_day)) for p in unit_year.patients)
+        return len(paths), episodes, size, []
     rng = np.random.default_rng([options.seed, int(unit.resh), 99])
     files = episodes = size = 0
     defects: list[tuple[str, str, str]] = []
