@@ -5,6 +5,8 @@ and the reporting calendar: a calendar row names a period, an audience (``all`` 
 contract specialists, ``contract_specialists``, ``isf_agreement``) and the steps it serves.
 Delivered means a current, accepted ord and its ide whose data reach the period's end. Only the
 ord/ide pair is gated; other message types a unit owes (KPP, PAK) are outside this platform.
+A unit on the daily route (registry ``route``) has delivered when it has closed the period and
+its totals matched (:mod:`.daily_gate`); a missing one says why (``reason``, ``difference``).
 
 ``judge_period`` is the gate's verdict for a period: every step judged from one reading of the
 ledger, the audited override (if any) checked against it, and the exact submissions production
@@ -26,6 +28,8 @@ from npr_pipeline.home import Home
 from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
+from npr_pipeline.production.daily_gate import NO_DAILY_GATE, DailyGate
+from npr_pipeline.production.daily_inputs import DailyInput
 from npr_pipeline.production.inputs import PeriodInput, period_input
 from npr_pipeline.warehouse import retype, utc_timestamp, writer
 
@@ -45,6 +49,8 @@ class Missing:
     last_submission: str | None
     deadline: str | None
     days_to_deadline: int | None
+    reason: str | None = None  # daily units: "not_closed" or "totals_differ"
+    difference: dict[str, dict[str, int]] | None = None  # per closing and postart
 
 
 @dataclass
@@ -135,25 +141,32 @@ def gate_status(
     step: str,
     today: date,
     allowed_missing: list[str] | None = None,
+    daily: DailyGate = NO_DAILY_GATE,
 ) -> GateStatus:
-    """The gate of one step and period as of ``today``."""
+    """The gate of one step and period as of ``today`` (``daily``: the daily units' verdict,
+    :func:`.daily_gate.daily_gate`)."""
     expected = obligations(registry, period, step)
-    current = current_for_period(ledger, period)
-    delivered_units = _complete(current)
+    current = _monthly(current_for_period(ledger, period))
+    delivered_units = (_complete(current) - set(daily.input.units)) | daily.delivered
     last = current.groupby("unit")["period_to"].max()
-    missing = [
-        Missing(
-            reshID=row.reshID,
-            name=row.name,
-            last_submission=last.get(row.reshID),
-            deadline=row.first_deadline,
-            days_to_deadline=(date.fromisoformat(row.first_deadline) - today).days
-            if row.first_deadline
-            else None,
+    missing = []
+    for row in expected.itertuples(index=False):
+        if row.reshID in delivered_units:
+            continue
+        problem = daily.problems.get(row.reshID)
+        missing.append(
+            Missing(
+                reshID=row.reshID,
+                name=row.name,
+                last_submission=last.get(row.reshID),
+                deadline=row.first_deadline,
+                days_to_deadline=(date.fromisoformat(row.first_deadline) - today).days
+                if row.first_deadline
+                else None,
+                reason=problem.reason if problem else None,
+                difference=problem.difference or None if problem else None,
+            )
         )
-        for row in expected.itertuples(index=False)
-        if row.reshID not in delivered_units
-    ]
     deadlines = sorted(d for d in expected["first_deadline"].dropna())
     return GateStatus(
         step=step,
@@ -164,6 +177,11 @@ def gate_status(
         deadline=deadlines[0] if deadlines else None,
         allowed_missing=sorted(allowed_missing or []),
     )
+
+
+def _monthly(current: pd.DataFrame) -> pd.DataFrame:
+    """The ord and ide among the current submissions (daily files are judged by closings)."""
+    return current.loc[current["message_type"].isin(PAIR)].reset_index(drop=True)
 
 
 def _covering(current: pd.DataFrame) -> pd.DataFrame:
@@ -241,11 +259,22 @@ class GateVerdict:
             "judged_at": self.judged_at,
             "expected": status.expected,
             "delivered": status.delivered,
-            "missing": [{"reshID": m.reshID, "name": m.name} for m in status.missing],
+            "missing": [_missing_json(m) for m in status.missing],
             "excused": excused,
             "left_out": self.left_out,
             "override": self.override.as_json() if self.override else None,
         }
+
+
+def _missing_json(m: Missing) -> dict[str, object]:
+    """A missing unit as a delivery records it: ``reshID``, ``name`` (CONTRACT.md) and, for a
+    daily unit, ``reason`` and ``difference``."""
+    doc: dict[str, object] = {"reshID": m.reshID, "name": m.name}
+    if m.reason:
+        doc["reason"] = m.reason
+    if m.difference:
+        doc["difference"] = m.difference
+    return doc
 
 
 def judge_period(
@@ -254,23 +283,32 @@ def judge_period(
     period: Period,
     today: date,
     override: Override | None = None,
+    daily: DailyGate = NO_DAILY_GATE,
 ) -> GateVerdict:
     """The gate of every step of ``period``, the override checked, and what may be produced.
+
+    ``daily`` is the daily units' verdict (:func:`.daily_gate.daily_gate`): those that closed
+    the period with matching totals are read from the consolidated state at its batch; the
+    others are left out (``not_closed`` or ``totals_differ``) as an incomplete monthly unit is.
 
     Raises ``OverrideError`` when the override names a unit that is not missing for any step
     (delivered, not obliged, or not a unit at all): an override names the units it excuses.
     """
     allowed = list(override.allowed_missing) if override else []
-    statuses = [gate_status(registry, ledger, period, s, today, allowed) for s in STEPS]
+    statuses = [gate_status(registry, ledger, period, s, today, allowed, daily) for s in STEPS]
     if override:
         _check_override(registry, statuses, override)
-    current = current_for_period(ledger, period)
-    complete = _complete(current)
+    current = _monthly(current_for_period(ledger, period))
+    daily_units = set(daily.input.units)
+    complete = _complete(current) - daily_units
     excused = set(allowed)
-    left_out = {unit: "excused" for unit in excused} | {
-        unit: "incomplete" for unit in set(_covering(current)["unit"]) - complete - excused
-    }
+    left_out = (
+        {unit: "incomplete" for unit in set(_covering(current)["unit"]) - complete - excused}
+        | {unit: p.reason for unit, p in daily.problems.items() if unit not in excused}
+        | {unit: "excused" for unit in excused}
+    )
     included = sorted(complete - excused)
+    included_daily = DailyInput(tuple(sorted(daily.delivered - excused)), daily.input.batch)
     judged = current.assign(
         included=current["unit"].isin(included) & current["covers"].astype(bool)
     )
@@ -281,9 +319,9 @@ def judge_period(
         override=override,
         judged=judged.reset_index(drop=True),
         left_out=dict(sorted(left_out.items())),
-        inputs=period_input(ledger, period, included)
+        inputs=period_input(ledger, period, included, included_daily)
         if len(current)
-        else PeriodInput(period, current, current, ledger.iloc[0:0]),
+        else PeriodInput(period, current, current, ledger.iloc[0:0], included_daily),
     )
 
 

@@ -81,6 +81,7 @@ def produce(home: Home, period: Period, step: str, run_id: str) -> StepResult:
     con, submissions = open_snapshot(home, period, step)
     try:
         gate = gate_record(con, step) or {}
+        daily_batch = con.execute("SELECT daily_batch FROM build").fetchall()[0][0]
         if step == "kjernejournal":  # the one step that reads the vault
             kjernejournal.join_vault(con, home, period, submissions)
         tables = compute_step(con, step, period)
@@ -95,6 +96,7 @@ def produce(home: Home, period: Period, step: str, run_id: str) -> StepResult:
         official=period.official,
         provenance=provenance,
         gate=gate,
+        daily_batch=daily_batch,
     )
     version = write_delivery(home, step, str(period), tables, lineage)
     rows = {name: len(frame) for name, frame in tables.items()}
@@ -142,9 +144,9 @@ def input_quality(home: Home, period: Period, max_share: float) -> dict[str, obj
                FROM raw_episodes r
                LEFT JOIN episodes e ON e.submission_id = r.submission_id
                     AND e."episodeID" = r."episodeID"
-               WHERE CAST(r."utDatoTid" AS DATE) <= (SELECT max(CAST("utDatoTid" AS DATE))
-                                                     FROM raw_episodes)
-               GROUP BY r.unit ORDER BY r.unit"""
+               WHERE CAST(r."utDatoTid" AS DATE) <= ?
+               GROUP BY r.unit ORDER BY r.unit""",
+            [period.end],  # a later cumulative file's months after the period are cut, not lost
         ).df()
         by_rule = exclusion_summary(con)
     finally:
