@@ -530,6 +530,7 @@ def status(
     from datetime import date
 
     from npr_pipeline.production import STEPS
+    from npr_pipeline.production.daily_gate import daily_gate
     from npr_pipeline.production.gate import gate_status
     from npr_pipeline.registry import current_registry
     from npr_pipeline.store.ledger import load_ledger
@@ -539,7 +540,10 @@ def status(
     _require_registry(home)
     registry, ledger = current_registry(home), load_ledger(home)
     try:
-        statuses = [gate_status(registry, ledger, chosen, s, date.today()) for s in STEPS]
+        daily = daily_gate(home, registry, chosen)
+        statuses = [
+            gate_status(registry, ledger, chosen, s, date.today(), daily=daily) for s in STEPS
+        ]
     except ValueError as exc:
         raise _fail(str(exc)) from exc
     doc = {"period": str(chosen), "steps": [s.as_json() for s in statuses]}
@@ -561,17 +565,34 @@ def status(
     missing = {m["reshID"]: m for step in doc["steps"] for m in step["missing"]}
     if missing:
         detail = Table(title="missing units")
-        for column in ("reshID", "name", "last submission", "deadline", "days past deadline"):
+        for column in ("reshID", "name", "last submission", "deadline", "days past deadline",
+                       "why"):  # fmt: skip
             detail.add_column(column)
         for m in list(missing.values())[:50]:
             days = m["days_to_deadline"]
             detail.add_row(
                 m["reshID"], m["name"], str(m["last_submission"] or "-"), str(m["deadline"]),
-                "-" if days is None else f"{-days:+d}" if days else "0",
+                "-" if days is None else f"{-days:+d}" if days else "0", _why(m),
             )  # fmt: skip
         out.print(detail)
         if len(missing) > 50:
             out.print(f"... and {len(missing) - 50} more (use --json)")
+
+
+def _why(missing: dict[str, object]) -> str:
+    """A daily unit's reason in words, with its differences (closing: postart antall-counted);
+    a monthly unit's is its missing ord/ide."""
+    reason = missing.get("reason")
+    if reason is None:
+        return "no current ord+ide reaching the period's end"
+    if reason == "not_closed":
+        return "daily: no closing (NPR_AVSLUTNING) covering the period"
+    parts = [
+        f"{closing} postart {postart}: {diff:+d}"
+        for closing, diffs in (missing.get("difference") or {}).items()
+        for postart, diff in diffs.items()
+    ]
+    return "daily: control totals differ from the state (" + ", ".join(parts) + ")"
 
 
 @app.command()
@@ -594,6 +615,7 @@ def run(
     import warnings
     from datetime import date
 
+    from npr_pipeline.production.daily_gate import daily_gate
     from npr_pipeline.production.gate import Override, OverrideError, judge_period
     from npr_pipeline.registry import current_registry
     from npr_pipeline.store.ledger import load_ledger
@@ -615,7 +637,9 @@ def run(
         )
     try:  # the gate's verdict before launching anything: a refusal takes seconds
         override = Override.of(allowed, reason, getpass.getuser())
-        verdict = judge_period(current_registry(home), ledger, chosen, date.today(), override)
+        registry = current_registry(home)
+        daily = daily_gate(home, registry, chosen)
+        verdict = judge_period(registry, ledger, chosen, date.today(), override, daily)
     except OverrideError as exc:
         raise _fail(str(exc)) from exc
     if not verbose:
