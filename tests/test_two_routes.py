@@ -17,11 +17,13 @@ import itertools
 import json
 import re
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pytest
+from lxml import etree
 
 from npr_pipeline.home import Home
 from npr_pipeline.intake import typed_reader
@@ -34,8 +36,11 @@ from npr_pipeline.production.snapshot import snapshot_path
 from npr_pipeline.store.batches import begin_batch, committed_batch
 from npr_pipeline.store.events import CONTEXT, append_events
 from npr_pipeline.store.ledger import BatchCommit, write_records
+from npr_pipeline.synth.daily import DailyFile, render_file
+from npr_pipeline.synth.events import Element
 from npr_pipeline.synth.run import SynthOptions, run_synth
 from npr_pipeline.warehouse import reader
+from tests.daily_events import unit_info
 from tests.intake_files import prepare_test_home
 
 YEAR, THROUGH = 2026, 4
@@ -161,3 +166,69 @@ def test_the_snapshot_names_the_daily_files_and_its_batch(routes: dict[str, Home
         snapshot.close()
     assert read_at == [(batch,)]
     assert named == behind and all(DAILY_NAME.fullmatch(f"{s}.xml") for s in named)
+
+
+def _january_contact(inbox: Path, activities: set[str]) -> tuple[str, Element, str]:
+    """A January contact of the daily files sent once (one N, never corrected) whose id is an
+    ISF activity of January (unit, its element), and a main diagnosis code another has."""
+    events: dict[tuple[str, str], list[Element]] = {}
+    codes = set()
+    for path in sorted(inbox.glob("*_kontakt_*.xml")):
+        for element in etree.parse(path).iter("{*}Kontakt"):
+            record = _element(element)
+            codes.update(c[1]["kodeNr"] for c in record[2] if c[1].get("tilstNr") == "1")
+            events.setdefault((path.name.split("_")[0], record[1]["kontaktID"]), []).append(record)
+    for (unit, kid), (record, *more) in sorted(events.items()):
+        main = [c[1]["kodeNr"] for c in record[2] if c[1].get("tilstNr") == "1"]
+        january = record[1].get("innDatoTid", "").startswith("2026-01")
+        if not more and january and main and (unit, kid) in activities:
+            return unit, record, sorted(codes - set(main))[0]
+    raise AssertionError("no January contact to correct")
+
+
+def _element(element: etree._Element) -> Element:
+    """An lxml element as the synth's renderer takes it (name, attributes, children)."""
+    name = etree.QName(element).localname
+    return (name, dict(element.attrib), [_element(child) for child in element])
+
+
+def _isf(home: Home, period: str) -> dict[tuple[str, str], tuple]:
+    with reader(home) as con:
+        rows = con.execute(
+            'SELECT unit, activity_id, main_code FROM "isf_detail_current" WHERE period = ?',
+            [period],
+        ).fetchall()
+    return {(u, a): code for u, a, code in rows}
+
+
+def test_a_correction_back_in_time_changes_every_period_that_includes_it(
+    routes: dict[str, Home], tmp_path: Path
+) -> None:
+    """An M for a January contact sent in June: January and T1 change in their next runs
+    (February does not), the closings' gate stays open, and no submitted file is read again
+    (the inbox is moved away before the runs; the daily route archives nothing here)."""
+    home = routes["daily"]
+    run_period(home, "2026-01", "daily-jan")
+    before = {p: _isf(home, p) for p in ("2026-01", *PERIODS)}
+    synth = home.root.parent / "synth"
+    unit, (name, attrs, children), code = _january_contact(synth / "inbox", set(before["2026-01"]))
+    fixed = [
+        (n, {**a, "kodeNr": code} if a.get("tilstNr") == "1" else a, c) for n, a, c in children
+    ]
+    sent = datetime(2026, 6, 10, 23, 30)
+    correction = DailyFile("kontakt", sent, sent, ((name, {**attrs, "hendelsesstatus": "M",
+        "endretTidspunkt": "2026-06-10T10:00:00"}, fixed),), lopenr=9000)  # fmt: skip
+    path = tmp_path / correction.name(unit)
+    path.write_bytes(render_file(unit_info(unit), correction, seed=1))
+    synth.rename(tmp_path / "synth-away")  # a run that read a submitted file would fail
+    receive_daily(home, [path])
+    for period in ("2026-01", *PERIODS):
+        run_period(home, period, "daily-fix")
+    key = (unit, attrs["kontaktID"])
+    for period in ("2026-01", "2026-T1"):
+        after = _isf(home, period)
+        assert before[period][key] != code and after[key] == code, period
+        assert {k: v for k, v in after.items() if k != key} == {
+            k: v for k, v in before[period].items() if k != key
+        }
+    assert _isf(home, "2026-02") == before["2026-02"]
