@@ -8,13 +8,10 @@ committed batches (``tests.daily_events``); the registry puts the unit on the da
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 from datetime import date
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -24,69 +21,18 @@ from npr_pipeline.periods import Period
 from npr_pipeline.production.daily_gate import daily_gate
 from npr_pipeline.production.gate import Override, judge_period
 from npr_pipeline.registry import current_registry
-from npr_pipeline.store.batches import begin_batch
-from npr_pipeline.store.events import append_events
-from npr_pipeline.store.ledger import BatchCommit, LedgerRecord, load_ledger, write_records
-from tests.daily_events import UNIT, avslutning, henvisning, ident, kontakt, read_events, write_file
-from tests.intake_files import prepare_test_home
+from npr_pipeline.store.ledger import load_ledger
+from tests.daily_events import UNIT, avslutning, henvisning, ident, kontakt
+from tests.daily_units import Unit, daily_home
 
 MARCH = ("2026-03-01", "2026-03-31")
 AT, LATER = "2026-03-20T10:00:00", "2026-04-02T10:00:00"
-REGISTRY = {
-    "reshID": UNIT, "orgnr": "999888771", "herID": "8000001", "name": "Helse Eksempel HF",
-    "unit_type": "HF", "parent_trust": "", "rhf": "HSO", "komnr": "0301",
-    "ownership": "public", "financing": "public", "sector": "somatic", "fagomrade": "050",
-    "isf_agreement": "true", "message_types": "NPR_ORD;NPR_IDE", "size_weight": "1.0",
-    "valid_from": "2002-01-01", "valid_to": "", "route": "daily",
-}  # fmt: skip
 runner = CliRunner()
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
-    registry = tmp_path / "registry.csv"
-    with open(registry, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(REGISTRY))
-        writer.writeheader()
-        writer.writerow(REGISTRY)
-    return prepare_test_home(Home(root=tmp_path / "home"), registry)
-
-
-class Unit:
-    """Sends the unit's daily files, each intake batch committed with its ledger rows."""
-
-    def __init__(self, home: Home, folder: Path) -> None:
-        self.home, self.folder, self.lopenr = home, folder, 0
-
-    def send(self, *files: tuple[str, list]) -> int:
-        paths = []
-        for kind, records in files:
-            self.lopenr += 1
-            paths.append(write_file(self.folder, kind, self.lopenr, records, day=date(2026, 3, 31)))
-        tables: dict = {}
-        for path in paths:
-            for name, table in read_events(path).items():
-                tables.setdefault(name, []).append(table)
-        batch = begin_batch(self.home)
-        versions = append_events(
-            self.home, batch, {n: pa.concat_tables(t) for n, t in tables.items()}
-        )
-        write_records(
-            self.home,
-            [_ledger_row(p) for p in paths],
-            batch=BatchCommit(batch, len(paths), versions),
-        )
-        return batch
-
-
-def _ledger_row(path: Path) -> LedgerRecord:
-    data = path.read_bytes()
-    kind, lopenr = path.stem.split("_")[2:4]
-    return LedgerRecord(
-        submission_id=path.stem, checksum=hashlib.sha256(data).hexdigest(), file=str(path),
-        size=len(data), received="2026-03-31T23:59:00", status="accepted", unit=UNIT,
-        message_type=f"NPR_{kind.upper()}", year=2026, lopenr=int(lopenr),
-    )  # fmt: skip
+    return daily_home(tmp_path)
 
 
 @pytest.fixture
