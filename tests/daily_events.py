@@ -23,12 +23,17 @@ UNIT = "4201115"
 YEAR = 2026
 
 
-def unit_info(resh: str = UNIT, name: str = "Helse Eksempel HF") -> UnitInfo:
-    """A unit to send from (the registry's first unit in the tests' registries)."""
+def unit_info(
+    resh: str = UNIT,
+    name: str = "Helse Eksempel HF",
+    orgnr: str = "999888777",
+    her: str = "8000001",
+) -> UnitInfo:
+    """A unit to send from."""
     return UnitInfo(
         resh=resh,
-        orgnr="999888777",
-        her="8000001",
+        orgnr=orgnr,
+        her=her,
         name=name,
         unit_type="HF",
         rhf="Helse Sør-Øst",
@@ -87,15 +92,17 @@ def avslutning(
 
 
 def write_file(
-    folder: Path, kind: str, lopenr: int, records: list[Element], unit: str = UNIT,
+    folder: Path, kind: str, lopenr: int, records: list[Element], sender: UnitInfo | None = None,
     day: date = date(YEAR, 3, 4),
 ) -> Path:  # fmt: skip
-    """One daily file of ``kind`` with these records and this lopenr."""
+    """One daily file of ``kind`` with these records and this lopenr (by default from
+    :func:`unit_info`'s unit)."""
     folder.mkdir(parents=True, exist_ok=True)
+    sender = sender or unit_info()
     made = datetime.combine(day, time(23, 30))
     daily = DailyFile(kind, made, made, tuple(records), lopenr=lopenr)
-    path = folder / daily.name(unit)
-    path.write_bytes(render_file(unit_info(unit), daily, seed=1))
+    path = folder / daily.name(sender.resh)
+    path.write_bytes(render_file(sender, daily, seed=1))
     return path
 
 

@@ -234,9 +234,12 @@ def test_interrupted_files_are_swept_at_the_next_start(tmp_path: Path) -> None:
         path.write_bytes(b"half")
     kept = home.ledger / "abc.json"
     kept.write_text("{}")
-    sweep_interrupted(home)
+    untouched = home.feedback / "other" / ".XPR_VAL.xml.zz.tmp"  # not this run's: not walked
+    untouched.parent.mkdir()
+    untouched.write_bytes(b"half")
+    sweep_interrupted(home, ["abc"])
     assert [p for p in leftovers if p.exists()] == []
-    assert kept.exists()
+    assert kept.exists() and untouched.exists()
 
 
 # Where to kill: as soon as the reading workers exist; halfway through the commits; after the

@@ -15,7 +15,7 @@ from deltalake import DeltaTable
 
 from npr_pipeline.home import Home
 from npr_pipeline.store.batches import begin_batch, committed_batch, committed_batches
-from npr_pipeline.store.events import append_events, events_dataset, table_path
+from npr_pipeline.store.events import append_events, compact, events_dataset, table_path
 from tests.daily_events import commit_batch, ident, kontakt, read_events, write_file
 
 
@@ -81,3 +81,26 @@ def test_an_uncommitted_batch_is_invisible_and_its_number_never_reused(tmp_path:
     assert sorted(set(stored.column("batch").to_pylist())) == [lost, again]
     visible = stored.filter(pc.field("batch").isin(committed_batches(home).column("batch")))
     assert visible.num_rows == 2
+
+
+def test_compaction_merges_the_batches_files_and_keeps_every_row(tmp_path: Path) -> None:
+    home = Home(root=tmp_path / "home").ensure()
+    files = _files(tmp_path)
+    for _ in range(3):  # the same rows three times: three batches, three files per table
+        commit_batch(home, files[:1])
+    contacts = table_path(home, "daily_contacts")
+    before = (
+        events_dataset(home, "daily_contacts")
+        .to_table()
+        .sort_by([("batch", "ascending"), ("kontaktID", "ascending")])
+    )
+    assert len(DeltaTable(contacts).file_uris()) == 3
+    assert compact(home)["daily_contacts"] == 1
+    after = (
+        events_dataset(home, "daily_contacts")
+        .to_table()
+        .sort_by([("batch", "ascending"), ("kontaktID", "ascending")])
+    )
+    assert after.to_pylist() == before.to_pylist()
+    assert sorted(set(after.column("batch").to_pylist())) == [1, 2, 3]
+    assert DeltaTable(contacts).transaction_version("npr-intake") == 3

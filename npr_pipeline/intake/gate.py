@@ -17,8 +17,22 @@ from npr_pipeline import reference
 from npr_pipeline.envelope import PRODUCTION_HER, TEST_ORGNR, VALIDATION_HER
 from npr_pipeline.intake.lexical import LexicalError, xs_date
 from npr_pipeline.intake.reasons import Reason, reason
+from npr_pipeline.messages import all_types
 from npr_pipeline.periods import month_end
 from npr_pipeline.schemas import MSG_TYPES
+
+MONTHLY, DAILY = "monthly", "daily"
+
+
+def daily_types() -> frozenset[str]:
+    """The MsgHead types of the daily route: every message type folder (types are data)."""
+    return frozenset(t.message_type for t in all_types())
+
+
+def unit_route(unit: dict[str, str]) -> str:
+    """The unit's route from the registry's ``route`` column; empty or absent means monthly."""
+    route = str(unit.get("route") or "").strip().lower()
+    return DAILY if route == DAILY else MONTHLY
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,8 @@ def _describe(idents: dict[str, list[str]], matches: dict[str, set[str]]) -> str
 def check_header(header: Header, index: RegistryIndex) -> GateResult:
     """Message type, receiver and sender."""
     result = GateResult()
-    if header.msg_type not in MSG_TYPES:
+    route = DAILY if header.msg_type in daily_types() else MONTHLY
+    if header.msg_type not in MSG_TYPES and route != DAILY:
         result.reasons.append(reason("unknown_message_type", f"Type: {header.msg_type!r}."))
         return result
     receivers = set(header.receiver.get("HER", []))
@@ -108,6 +123,9 @@ def check_header(header: Header, index: RegistryIndex) -> GateResult:
     unit, problem = index.resolve(header.sender)
     if problem:
         result.reasons.append(problem)
+    elif unit is not None and unit_route(unit) != route:
+        detail = f"Unit {unit['reshID']} reports {unit_route(unit)}; {header.msg_type} is {route}."
+        result.reasons.append(reason("wrong_route", detail))
     result.unit = unit
     return result
 
@@ -167,6 +185,16 @@ def _period(attrs: dict[str, str], received: date) -> tuple[date, date] | Reason
 def _check_unit(
     gate: GateResult, unit: dict[str, str], msg_type: str, start: date, end: date
 ) -> None:
+    check_active(gate, unit, start, end)
+    reported = unit.get("message_types", "").split(";")
+    if msg_type not in reported:
+        gate.reasons.append(
+            reason("type_not_reported", f"Unit {unit['reshID']} reports {', '.join(reported)}.")
+        )
+
+
+def check_active(gate: GateResult, unit: dict[str, str], start: date, end: date) -> None:
+    """The unit must be registered for some day of the period (a daily unit: its data year)."""
     valid_from = _date(unit.get("valid_from"))
     valid_to = _date(unit.get("valid_to"))
     if (valid_from and valid_from > end) or (valid_to and valid_to < start):
@@ -176,11 +204,6 @@ def _check_unit(
                 f"Unit {unit['reshID']} is registered from {valid_from or '-'} "
                 f"to {valid_to or '-'}.",
             )
-        )
-    reported = unit.get("message_types", "").split(";")
-    if msg_type not in reported:
-        gate.reasons.append(
-            reason("type_not_reported", f"Unit {unit['reshID']} reports {', '.join(reported)}.")
         )
 
 

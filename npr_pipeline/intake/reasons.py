@@ -75,7 +75,13 @@ CODES: dict[str, str] = {
     "duplicate": "The same bytes were received before; nothing changed.",
     "older_than_current": "A newer lopenr of this unit, type and year is already current.",
     "ide_mismatch": "The identity message does not cover exactly the patients of its ord.",
+    "wrong_route": "The unit reports by the other route (monthly or daily) for this data year.",
+    "duplicate_new": "An N event for a key that already exists; the record was not changed.",
+    "unknown_key": "An M, T or C event for a key that does not exist; nothing was changed.",
+    "after_cancel": "An M, T or C event for a cancelled record; nothing was changed.",
 }
+# Findings on a daily file's events (XPR_ERR): never reject the file, never change the state.
+EVENT_FINDINGS = ("duplicate_new", "unknown_key", "after_cancel")
 
 
 def reason(code: str, detail: str = "", **kwargs: object) -> Reason:

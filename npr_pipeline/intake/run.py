@@ -6,6 +6,12 @@ process commits them in inbox order: ledger-level checks (lopenr reuse, late old
 ident coverage), the XPR_VAL report, then the ledger record. A run killed anywhere leaves at
 most staged or lake files without a ledger record; the rerun processes those files again and
 ends in the same state as one clean run.
+
+Daily event files (any type of ``npr_pipeline/messages/``) are read by
+:mod:`npr_pipeline.intake.daily` in the workers; the main process checks their lopenr like the
+monthly ones and commits each batch of them by the protocol of
+:mod:`npr_pipeline.intake.daily_batch` (events appended under the batch number, made visible
+by the ledger commit).
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from itertools import chain, islice
 from pathlib import Path
 
@@ -26,7 +33,9 @@ import pyarrow.parquet as pq
 from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_val
 from npr_pipeline.home import Home
 from npr_pipeline.intake.archive import archive_file
-from npr_pipeline.intake.gate import RegistryIndex
+from npr_pipeline.intake.daily import DailyRead, daily_header, read_daily
+from npr_pipeline.intake.daily_batch import DailyFile, prepare_batch
+from npr_pipeline.intake.gate import Header, RegistryIndex
 from npr_pipeline.intake.reader import ReadResult, read_submission
 from npr_pipeline.intake.reasons import Reason, Status, reason
 from npr_pipeline.lake import lake_file
@@ -35,6 +44,7 @@ from npr_pipeline.processes import die_with_parent
 from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_checked
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
+from npr_pipeline.store.events import compact
 from npr_pipeline.store.ledger import (
     LedgerRecord,
     LopenrClaimed,
@@ -139,6 +149,7 @@ class _Outcome:
     read: ReadResult
     lake: dict[str, Path]
     error: str | None = None  # an unexpected failure handling this file (ours, not the unit's)
+    daily: DailyRead | None = None  # a daily event file (then ``read`` is empty)
 
 
 def _failed(error: BaseException) -> _Outcome:
@@ -180,6 +191,12 @@ def _discard(home: Home, submission_id: str) -> None:
 def _read_and_publish(task: _Task) -> _Outcome:
     """Read one archived file and, if it is production data, move its tables into the lake."""
     home: Home = _WORKER["home"]  # type: ignore[assignment]
+    if 0 < task.size <= _WORKER["max_bytes"]:  # type: ignore[operator]
+        header = daily_header(task.archived)
+        if header is not None:
+            index: RegistryIndex = _WORKER["index"]  # type: ignore[assignment]
+            daily = read_daily(task.archived, header, index, task.submission_id)
+            return _Outcome(ReadResult(), {}, daily=daily)
     staging = home.root / "staging" / task.submission_id
     shutil.rmtree(staging, ignore_errors=True)
     received = datetime.fromisoformat(task.received).date()
@@ -234,14 +251,28 @@ def intake_directory(
     return summary
 
 
-def sweep_interrupted(home: Home) -> None:
-    """Remove what a killed intake left: staging folders and temporary files of atomic writes
-    in the ledger and the feedback folders (only intake writes there, and it holds the lock)."""
+def sweep_interrupted(home: Home, submission_ids: Iterable[str] = ()) -> None:
+    """Remove what a killed intake left: staging folders, temporary files of atomic writes in
+    the ledger folder, and those in the feedback folders of ``submission_ids`` (only intake
+    writes there, and it holds the lock).
+
+    feedback/ holds a folder per file received (millions on the daily route), so it is never
+    walked: a run sweeps the folders it is about to write, those of the files it processes and
+    of the deliveries it checks. A killed run's leftovers are exactly there, because the files
+    it had not committed are processed again and its unchecked deliveries checked again.
+    """
     staging = home.root / "staging"
     for leftover in staging.iterdir() if staging.is_dir() else ():
         shutil.rmtree(leftover, ignore_errors=True)  # the folder itself stays (owner-only)
-    for base in (home.ledger, home.feedback):
-        for tmp in base.rglob(".*.tmp"):
+    for tmp in home.ledger.rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    _sweep_feedback(home, submission_ids)
+
+
+def _sweep_feedback(home: Home, submission_ids: Iterable[str]) -> None:
+    """Temporary files of interrupted atomic writes in these submissions' feedback folders."""
+    for sid in submission_ids:
+        for tmp in (home.feedback / sid).glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
 
 
@@ -280,6 +311,7 @@ def _intake(
                     progress(1)
                 continue
             pending.add(sid)
+            _sweep_feedback(home, [sid])
             received = datetime.now(UTC).replace(microsecond=0).isoformat()
             task = _Task(path.name, archived.path, sid, archived.checksum, archived.size, received)
             slots.append(task)
@@ -295,7 +327,10 @@ def _intake(
                 progress(1)
     finally:  # what is done is committed, also when the run stops on an error
         pending_writes.flush(by_id)
+    if pending_writes.batches:
+        compact(home)
     deliveries = not_yet_checked(home, state.deliveries())
+    _sweep_feedback(home, (r.submission_id for d in deliveries for r in (d.ord, d.ide) if r))
     checked = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
     for sid, found in checked.outcomes.items():
         if sid in by_id:
@@ -419,22 +454,31 @@ class _LedgerState:
 
 
 class _Pending:
-    """Ledger records and failed markers waiting for their commit (one transaction)."""
+    """Ledger records and failed markers waiting for their commit (one transaction), and the
+    accepted daily files whose events commit with them (one intake batch)."""
 
     def __init__(self, home: Home) -> None:
         self.home = home
         self.records: list[LedgerRecord] = []
         self.failed: list[LedgerRecord] = []
+        self.daily: list[DailyFile] = []
+        self.batches = 0  # daily batches committed by this run
 
     def __len__(self) -> int:
-        return len(self.records) + len(self.failed)
+        return len(self.records) + len(self.failed) + len(self.daily)
 
     def flush(self, by_id: dict[str, SubmissionResult]) -> None:
         """Commit them; a record the database refuses (its lopenr is claimed by another
         accepted record: only if HOME's lock was bypassed) becomes a failed file instead."""
         if not len(self):
             return
-        refused = write_records(self.home, self.records, self.failed)
+        batch = None
+        if self.daily:
+            batch = prepare_batch(self.home, self.daily)
+            self.records += [typed(f.record) for f in self.daily]
+            self.daily = []
+            self.batches += 1
+        refused = write_records(self.home, self.records, self.failed, batch)
         self.records, self.failed = [], []
         if refused:
             self.failed = [_claim_refused(self.home, r, by_id) for r in refused]
@@ -491,42 +535,30 @@ def _commit(
 ) -> SubmissionResult:
     """Ledger-level checks, the XPR_VAL report, then the ledger record (the commit mark,
     committed with the next batch of records)."""
+    if outcome.daily is not None:
+        return _commit_daily(home, task, outcome.daily, state, pending)
     read = outcome.read
     header = read.header
     unit = read.gate.unit
-    record = LedgerRecord(
-        submission_id=task.submission_id,
-        checksum=task.checksum,
-        file=task.file,
-        size=task.size,
-        received=task.received,
-        status=Status.ACCEPTED,
-        unit=unit["reshID"] if unit else None,
-        her=unit["herID"] if unit else _first(header, "HER"),
-        orgnr=unit["orgnr"] if unit else _first(header, "ENH"),
-        message_type=header.msg_type if header else None,
+    record = _new_record(
+        task,
+        unit,
+        header,
         version=read.version,
         year=read.year,
         period_from=_iso(read.date_attr("fraDatoPeriode")),
         period_to=_iso(read.date_attr("tilDatoPeriode")),
         extracted=_iso(read.date_attr("uttakDato")),
         lopenr=read.lopenr,
-        receiver=",".join(header.receiver.get("HER", [])) if header else None,
         episodes=read.episodes,
         patients=read.patients,
     )
     reasons = list(read.reasons) + list(read.gate.reasons)
-    if read.gate.test_route and not any(r.severity == "error" for r in reasons):
-        reasons.append(reason(read.gate.test_route, severity="info"))
-        record.status = Status.TEST
-    elif any(r.severity == "error" for r in reasons):
-        record.status = Status.REJECTED
-    else:
-        reasons += _ledger_checks(home, record, state, outcome)
-        if any(r.severity == "error" for r in reasons):
-            record.status = Status.REJECTED
-            for path in outcome.lake.values():
-                path.unlink(missing_ok=True)
+    checks = partial(_ledger_checks, home, record, state, outcome)
+    _decide(record, reasons, read.gate.test_route, checks)
+    if record.status == Status.REJECTED:
+        for path in outcome.lake.values():
+            path.unlink(missing_ok=True)
     record.reasons = [r.as_json() | {"severity": r.severity} for r in reasons]
     if record.status != Status.ACCEPTED:
         record.episodes = 0
@@ -545,9 +577,72 @@ def _commit(
     )
 
 
-def _ledger_checks(
-    home: Home, record: LedgerRecord, state: _LedgerState, outcome: _Outcome
-) -> list[Reason]:
+def _new_record(
+    task: _Task, unit: dict[str, str] | None, header: Header | None, **fields: object
+) -> LedgerRecord:
+    """An accepted record of the task's file, its sender from the registry or the header."""
+    return LedgerRecord(
+        submission_id=task.submission_id,
+        checksum=task.checksum,
+        file=task.file,
+        size=task.size,
+        received=task.received,
+        status=Status.ACCEPTED,
+        unit=unit["reshID"] if unit else None,
+        her=unit["herID"] if unit else _first(header, "HER"),
+        orgnr=unit["orgnr"] if unit else _first(header, "ENH"),
+        message_type=header.msg_type if header else None,
+        receiver=",".join(header.receiver.get("HER", [])) if header else None,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _decide(
+    record: LedgerRecord,
+    reasons: list[Reason],
+    test_route: str | None,
+    checks: Callable[[], list[Reason]],
+) -> None:
+    """The file's status: test route, rejected by the reasons so far, or by ``checks`` (run
+    only for a file that would otherwise be accepted), else accepted."""
+    if test_route and not any(r.severity == "error" for r in reasons):
+        reasons.append(reason(test_route, severity="info"))
+        record.status = Status.TEST
+    elif any(r.severity == "error" for r in reasons):
+        record.status = Status.REJECTED
+    else:
+        reasons += checks()
+        if any(r.severity == "error" for r in reasons):
+            record.status = Status.REJECTED
+
+
+def _commit_daily(
+    home: Home, task: _Task, daily: DailyRead, state: _LedgerState, pending: _Pending
+) -> SubmissionResult:
+    """A daily file: the gate's and reader's reasons and the lopenr rules decide; an accepted
+    file waits for its batch (events, findings and reports: :mod:`.daily_batch`), any other
+    gets its XPR_VAL now."""
+    unit, header = daily.gate.unit, daily.header
+    record = _new_record(
+        task, unit, header, version=daily.version, year=daily.year, lopenr=daily.lopenr
+    )
+    reasons = list(daily.reasons) + list(daily.gate.reasons)
+    _decide(record, reasons, daily.gate.test_route, lambda: _lopenr_rules(record, state))
+    record.reasons = [r.as_json() | {"severity": r.severity} for r in reasons]
+    info = _info(record, unit["name"] if unit else None, 0, 0)
+    if record.status == Status.ACCEPTED:
+        state.add(record)
+        pending.daily.append(DailyFile(record, daily.tables, info, reasons))
+    else:
+        write_xpr_val(home.feedback / record.submission_id, info, reasons)
+        pending.records.append(typed(record))
+    return SubmissionResult(
+        task.file, task.submission_id, record.unit, record.message_type, record.status, reasons
+    )
+
+
+def _lopenr_rules(record: LedgerRecord, state: _LedgerState) -> list[Reason]:
+    """The lopenr must be unused and not far above the current one of its unit, type, year."""
     unit, msg_type, year = record.unit, record.message_type, record.year
     assert unit and msg_type and year and record.lopenr is not None
     owner = state.lopenr_owner(unit, msg_type, year, record.lopenr)
@@ -556,6 +651,18 @@ def _ledger_checks(
     newest = state.newest_lopenr(unit, msg_type, year)
     if newest is not None and record.lopenr > newest + LOPENR_JUMP:
         return [reason("lopenr_jump", f"lopenr {record.lopenr}; current: {newest}.")]
+    return []
+
+
+def _ledger_checks(
+    home: Home, record: LedgerRecord, state: _LedgerState, outcome: _Outcome
+) -> list[Reason]:
+    refused = _lopenr_rules(record, state)
+    if refused:
+        return refused
+    unit, msg_type, year = record.unit, record.message_type, record.year
+    assert unit and msg_type and year and record.lopenr is not None
+    newest = state.newest_lopenr(unit, msg_type, year)
     found: list[Reason] = []
     if newest is not None and newest > record.lopenr:
         found.append(reason("older_than_current", f"Current lopenr: {newest}.", severity="info"))
@@ -602,23 +709,31 @@ def _patient_set(paths: dict[str, Path], msg_type: str) -> set[str]:
 def _write_report(
     home: Home, record: LedgerRecord, reasons: list[Reason], read: ReadResult
 ) -> None:
-    info = SubmissionInfo(
+    unit_name = read.gate.unit["name"] if read.gate.unit else None
+    info = _info(record, unit_name, read.episodes, read.patients)
+    write_xpr_val(home.feedback / record.submission_id, info, reasons)
+
+
+def _info(
+    record: LedgerRecord, unit_name: str | None, episodes: int, patients: int
+) -> SubmissionInfo:
+    """What a report says about the file it answers."""
+    return SubmissionInfo(
         submission_id=record.submission_id,
         file=record.file,
         received=record.received,
         status=str(record.status),
         unit=record.unit,
-        unit_name=read.gate.unit["name"] if read.gate.unit else None,
+        unit_name=unit_name,
         message_type=record.message_type,
         version=record.version,
         period=f"{record.period_from}/{record.period_to}" if record.period_to else None,
         lopenr=record.lopenr,
         checksum=record.checksum,
         size=record.size,
-        episodes=read.episodes,
-        patients=read.patients,
+        episodes=episodes,
+        patients=patients,
     )
-    write_xpr_val(home.feedback / record.submission_id, info, reasons)
 
 
 def _first(header, kind: str) -> str | None:

@@ -8,8 +8,8 @@ batches, inside a copy of its ``Melding`` and ``Institusjon`` start tags and the
 is bounded by a batch, not the file. Values become Arrow columns by the XML Schema lexical rules
 (:mod:`npr_pipeline.intake.lexical`). A file with any error gives its reasons and no rows.
 
-Not wired into ``npr intake`` yet (issue 13: the daily route's intake applies these rows as
-events); the monthly ord/ide keep their own reader.
+``npr intake`` reads every daily file with it (:mod:`npr_pipeline.intake.daily`); the monthly
+ord/ide keep their own reader.
 """
 
 from __future__ import annotations
@@ -107,14 +107,15 @@ class _Pass:
         started = False
         etree.clear_error_log()  # a syntax error's log must not carry an earlier file's entries
         try:
-            for event, elem in hardened_iterparse(self.path, ("start", "end")):
-                started = True
-                if event == "start":
-                    self._start(elem)
-                else:
-                    self._end(elem)
-                if self._stopped:
-                    return
+            with open(self.path, "rb") as handle:  # closed also when the pass stops early
+                for event, elem in hardened_iterparse(handle, ("start", "end")):
+                    started = True
+                    if event == "start":
+                        self._start(elem)
+                    else:
+                        self._end(elem)
+                    if self._stopped:
+                        return
         except etree.XMLSyntaxError as exc:
             self.result.errors.append(classify_syntax_error(exc, self.path, started))
             return

@@ -8,8 +8,8 @@ types, the keys linking a child row to its parent, the table names). The generic
 new type or version is a new folder.
 
 Today the folders hold the daily event messages of issue 13 (``kontakt``, ``henvisning``,
-``ident``, ``avslutning``). They are not yet accepted by intake's gate: ``schemas.MSG_TYPES``
-still lists the monthly types only.
+``ident``, ``avslutning``). Intake accepts every type a folder describes, from units on the
+daily route (:mod:`npr_pipeline.intake.daily`); ``schemas.MSG_TYPES`` lists the monthly types.
 
 Mapping format (``mapping.yaml``)::
 

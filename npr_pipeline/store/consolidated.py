@@ -90,7 +90,7 @@ def _eq(names: Iterable[str], left: str, right: str) -> str:
 
 def classify_sql(events: str, ident: tuple[str, ...]) -> str:
     """SQL classifying each (deduplicated) event of ``events`` per identity ``ident``: ``ord``
-    (its place among its key's events), ``applied``, and ``finding`` when it is ignored."""
+    (its place among its key's events) and ``applied`` (whether it changes the record)."""
     part = _cols(ident)
     return f"""
         WITH o AS (
@@ -101,19 +101,13 @@ def classify_sql(events: str, ident: tuple[str, ...]) -> str:
             SELECT *,
                 last_value(CASE WHEN {_q(STATUS)} IN ('N', 'C') THEN {_q(STATUS)} END
                     IGNORE NULLS) OVER w AS prev_nc,
-                coalesce(bool_or({_q(STATUS)} = 'N') OVER w, false) AS prev_n
             FROM o
             WINDOW w AS (PARTITION BY {part} ORDER BY ord
                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
         )
-        SELECT * EXCLUDE (prev_nc, prev_n),
+        SELECT * EXCLUDE (prev_nc),
             CASE WHEN {_q(STATUS)} = 'N' THEN coalesce(prev_nc, '') <> 'N'
-                ELSE coalesce(prev_nc = 'N', false) END AS applied,
-            CASE WHEN {_q(STATUS)} = 'N' THEN
-                    CASE WHEN coalesce(prev_nc, '') = 'N' THEN 'duplicate_new' END
-                WHEN coalesce(prev_nc = 'N', false) THEN NULL
-                WHEN prev_n THEN 'after_cancel'
-                ELSE 'unknown_key' END AS finding
+                ELSE coalesce(prev_nc = 'N', false) END AS applied
         FROM p"""
 
 
@@ -133,12 +127,13 @@ def content_hashes_sql(family: Family, events: str, children: dict[str, str]) ->
     return f"SELECT e.*, hash({', '.join(parts)}) AS content FROM {events} e {' '.join(joins)}"
 
 
-def fold(con: duckdb.DuckDBPyConnection, family: Family, sources: dict[str, str], out: str) -> None:
-    """Fold one family's events into temp tables ``{out}{table}`` (daily columns, plus the event
-    columns of the event that set each row). ``sources`` give each table's events as SQL with a
-    ``scope`` column: the fold runs per scope (one state per scope, e.g. per closing)."""
+def link(
+    con: duckdb.DuckDBPyConnection, family: Family, sources: dict[str, str], out: str
+) -> dict[str, str]:
+    """Number the record events (``{out}_e``, column ``eid``), link each child row to its record
+    event (``{out}_c_<child>``) and hash each event's content (``{out}_h``, column ``content``).
+    Returns the child tables by name."""
     root, key = family.root, family.root.key
-    ident = ("scope", "unit", *key)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {out}_e AS SELECT row_number() OVER "
         f"(ORDER BY scope, submission_id, line) AS eid, * FROM ({sources[root.name]})"
@@ -155,8 +150,19 @@ def fold(con: duckdb.DuckDBPyConnection, family: Family, sources: dict[str, str]
             f"QUALIFY row_number() OVER (PARTITION BY c.cid ORDER BY p.line DESC) = 1"
         )
     hashed = content_hashes_sql(family, f"{out}_e", children)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {out}_h AS {hashed}")
+    return children
+
+
+def fold(con: duckdb.DuckDBPyConnection, family: Family, sources: dict[str, str], out: str) -> None:
+    """Fold one family's events into temp tables ``{out}{table}`` (daily columns, plus the event
+    columns of the event that set each row). ``sources`` give each table's events as SQL with a
+    ``scope`` column: the fold runs per scope (one state per scope, e.g. per closing)."""
+    root, key = family.root, family.root.key
+    ident = ("scope", "unit", *key)
+    children = link(con, family, sources, out)
     dedup = (
-        f"SELECT * FROM ({hashed}) QUALIFY row_number() OVER (PARTITION BY "
+        f"SELECT * FROM {out}_h QUALIFY row_number() OVER (PARTITION BY "
         f"{_cols((*ident, STATUS, TIME, 'content'))} ORDER BY lopenr, line, submission_id) = 1"
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {out}_k AS {classify_sql(f'({dedup})', ident)}")

@@ -9,7 +9,8 @@ then own), ``line``. Events are never updated or dropped: the fold
 
 Each batch appends each table once, with the app transaction ``(npr-intake, batch)`` recorded
 in the same Delta commit, so retrying an append after a failure skips the tables that already
-hold the batch. Rows are visible only through the committed batches (:mod:`.batches`).
+hold the batch. Rows are visible only through the committed batches (:mod:`.batches`). After
+an intake, :func:`compact` merges the batches' small files and writes a checkpoint.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ def table_path(home: Home, table: str) -> Path:
     return root / DAILY / table
 
 
-def _stored(spec: TableSpec, batch: int, rows: pa.Table) -> pa.Table:
+def stored(spec: TableSpec, batch: int, rows: pa.Table) -> pa.Table:
     """The reader's rows (context columns as strings) in the stored schema, tagged with the
-    batch."""
+    batch; columns the schema does not name are left out."""
     schema = event_schema(spec)
     columns = [pa.repeat(pa.scalar(batch, pa.int64()), rows.num_rows)]
     columns += [rows.column(f.name).cast(f.type) for f in list(schema)[1:]]
@@ -78,7 +79,7 @@ def append_events(home: Home, batch: int, tables: dict[str, pa.Table]) -> dict[s
         path.parent.mkdir(parents=True, exist_ok=True)
         write_deltalake(
             path,
-            _stored(table_specs()[name], batch, rows),
+            stored(table_specs()[name], batch, rows),
             mode="append",
             partition_by=["year"],
             commit_properties=CommitProperties(app_transactions=[Transaction(APP_ID, batch)]),
@@ -94,3 +95,20 @@ def events_dataset(home: Home, table: str) -> ds.Dataset:
     if not path.joinpath("_delta_log").is_dir():
         return ds.dataset(event_schema(table_specs()[table]).empty_table())
     return DeltaTable(path).to_pyarrow_dataset()
+
+
+def compact(home: Home) -> dict[str, int]:
+    """Merge each event table's small files (one per table and batch) and write a checkpoint,
+    so readers open few files and the log is replayed from the checkpoint. Rows and their batch
+    numbers do not change (history lives in the data); the replaced files stay for readers of
+    older versions until a vacuum. Returns the number of files each table has now."""
+    files: dict[str, int] = {}
+    for name in sorted(table_specs()):
+        path = table_path(home, name)
+        if not path.joinpath("_delta_log").is_dir():
+            continue
+        table = DeltaTable(path)
+        table.optimize.compact()
+        table.create_checkpoint()
+        files[name] = len(DeltaTable(path).file_uris())
+    return files

@@ -1,0 +1,111 @@
+"""The daily route in a worker: gate and read one daily event file, by the message type folders
+alone (``npr_pipeline/messages/``; no per-type code).
+
+The MsgHead header is read first (a few hundred bytes): a type the folders describe goes this
+way, every other file to the monthly reader unchanged. The gate is the monthly one (known
+sender, receiver route, the registry's ``route``), the unit must be registered in the data
+year (the version's), and the file is read and validated by
+:func:`~npr_pipeline.intake.typed_reader.read_typed`. Its rows carry the intake context
+(``submission_id``, ``unit``, ``year``, ``lopenr``); the main process judges their events and
+commits them per batch (:mod:`npr_pipeline.intake.run`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+from lxml import etree
+
+from npr_pipeline.intake.gate import (
+    GateResult,
+    Header,
+    RegistryIndex,
+    check_active,
+    check_header,
+    daily_types,
+)
+from npr_pipeline.intake.lexical import xs_integer
+from npr_pipeline.intake.reader import LOPENR_MAX, _idents
+from npr_pipeline.intake.reasons import Reason
+from npr_pipeline.intake.safe_xml import hardened_iterparse
+from npr_pipeline.intake.typed_reader import read_typed
+from npr_pipeline.messages import MessageType
+from npr_pipeline.schemas import MSGHEAD_NS
+from npr_pipeline.store.events import CONTEXT
+
+MH = f"{{{MSGHEAD_NS}}}"
+
+
+@dataclass
+class DailyRead:
+    """What a worker learned of one daily file: its gate, type, attributes, rows or reasons."""
+
+    header: Header
+    gate: GateResult
+    message: MessageType | None = None
+    attrs: dict[str, str] = field(default_factory=dict)
+    records: int = 0
+    lopenr: int | None = None  # set once the file has validated (the schema bounds it)
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    reasons: list[Reason] = field(default_factory=list)
+
+    @property
+    def version(self) -> str | None:
+        return self.message.version if self.message else None
+
+    @property
+    def year(self) -> int | None:
+        return self.message.data_year if self.message else None
+
+
+def daily_header(path: Path) -> Header | None:
+    """The MsgHead header if the file is of a daily type; None for any other file (also one
+    that is not XML: the monthly reader gives its reasons)."""
+    try:
+        with open(path, "rb") as fh:
+            for _, info in hardened_iterparse(fh, ("end",), (f"{MH}MsgInfo",)):
+                type_el = info.find(f"{MH}Type")
+                msg_type = type_el.get("V") if type_el is not None else None
+                if msg_type not in daily_types():
+                    return None
+                return Header(
+                    msg_type=msg_type,
+                    sender=_idents(info.find(f"{MH}Sender")),
+                    receiver=_idents(info.find(f"{MH}Receiver")),
+                    sender_name=info.findtext(f"{MH}Sender/{MH}Organisation/{MH}OrganisationName"),
+                )
+    except etree.XMLSyntaxError:
+        return None
+    return None
+
+
+def read_daily(path: Path, header: Header, index: RegistryIndex, submission_id: str) -> DailyRead:
+    """Gate and read one daily file (its size already checked by the caller)."""
+    result = DailyRead(header, check_header(header, index))
+    if result.gate.rejected:
+        return result
+    unit = result.gate.unit["reshID"] if result.gate.unit else "test"
+    typed = read_typed(path, {"submission_id": submission_id, "unit": unit})
+    result.message, result.attrs, result.records = typed.message, typed.attrs, typed.records
+    if not typed.ok:
+        result.reasons = list(typed.errors)
+        return result
+    assert typed.message is not None
+    year = typed.message.data_year
+    result.lopenr = xs_integer(typed.attrs["lopenr"], maximum=LOPENR_MAX)
+    if result.gate.unit is not None:
+        check_active(result.gate, result.gate.unit, date(year, 1, 1), date(year, 12, 31))
+    constants = {"year": str(year), "lopenr": str(result.lopenr)}
+    result.tables = {name: _with_context(table, constants) for name, table in typed.tables.items()}
+    return result
+
+
+def _with_context(table: pa.Table, constants: dict[str, str]) -> pa.Table:
+    """The reader's rows with every context column of :data:`CONTEXT`, in that order, first."""
+    for name, value in constants.items():
+        table = table.append_column(name, pa.repeat(pa.scalar(value), table.num_rows))
+    rest = [n for n in table.column_names if n not in CONTEXT]
+    return table.select([*CONTEXT, *rest])
