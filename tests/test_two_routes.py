@@ -3,12 +3,11 @@ daily route and a mix of both gives the same deliveries, row for row, apart from
 correction back in time by the daily route reaches every period that includes it in their next
 runs without any submitted file being read again.
 
-Monthly files go through ``intake_directory`` (archive, gate, validation, content checks). The
-daily files are read by the real typed reader (XSD-validated) and appended to the real Delta
-event tables, one committed batch per delivery month (each month's closings are its last
-files), as :func:`receive_daily` does: daily intake itself is the events branch's part. The
-production steps are the core functions the Dagster assets call (``check_period``: gates,
-snapshot, GX suites, verdict; ``produce``: one delivery version).
+Every file goes through ``intake_directory`` (what ``npr intake`` runs: archive, gate,
+validation, content checks, the daily events committed per intake batch), once per delivery
+month. The production steps are the core functions the Dagster assets call (``check_period``:
+gates, snapshot, GX suites, verdict; ``produce``: one delivery version), as ``npr run`` does
+without starting Dagster.
 """
 
 from __future__ import annotations
@@ -21,21 +20,19 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pytest
 from lxml import etree
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake import typed_reader
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
 from npr_pipeline.production.input_checks import check_period
 from npr_pipeline.production.run import produce
 from npr_pipeline.production.snapshot import snapshot_path
-from npr_pipeline.store.batches import begin_batch, committed_batch
-from npr_pipeline.store.events import CONTEXT, append_events
-from npr_pipeline.store.ledger import BatchCommit, write_records
+from npr_pipeline.registry import current_registry
+from npr_pipeline.store.batches import committed_batch
+from npr_pipeline.store.ledger import load_ledger
 from npr_pipeline.synth.daily import DailyFile, render_file
 from npr_pipeline.synth.events import Element
 from npr_pipeline.synth.run import SynthOptions, run_synth
@@ -51,44 +48,28 @@ LINEAGE = ("submission_id", "line", "version", "run_id")
 and line behind it differ by route, everything else must not."""
 
 
-def receive_daily(home: Home, files: list[Path]) -> list[int]:
-    """Append the daily files' events (in name order), one committed batch per delivery month."""
-    batches = []
-    for _, month in itertools.groupby(files, key=lambda p: DAILY_NAME.fullmatch(p.name)[2]):
-        tables: dict[str, list[pa.Table]] = {}
-        month = list(month)
-        for path in month:
-            unit = DAILY_NAME.fullmatch(path.name)[1]
-            head = typed_reader.read_typed(path)
-            assert head.ok, head.errors
-            context = (path.stem, unit, str(YEAR), head.attrs["lopenr"])
-            rows = typed_reader.read_typed(path, dict(zip(CONTEXT, context, strict=True)))
-            for name, table in rows.tables.items():
-                tables.setdefault(name, []).append(table)
-        batch = begin_batch(home)
-        appended = {n: pa.concat_tables(t) for n, t in tables.items()}
-        write_records(
-            home, [], batch=BatchCommit(batch, len(month), append_events(home, batch, appended))
-        )
-        batches.append(batch)
-    return batches
-
-
 def receive(root: Path, route: str) -> Home:
-    """A HOME that has received the small year through April by ``route``."""
+    """A HOME that has received the small year through April by ``route``: ``npr intake``'s
+    core once per delivery month, over the files as the synth wrote them (the daily ones late,
+    resent and duplicated; each unit's closing the last of its month's files)."""
     synth = root / "synth"
     run_synth(SynthOptions(out=synth, year=YEAR, through=THROUGH, units=3, seed=5,
                            episodes_per_unit_month=10, route=route))  # fmt: skip
     home = prepare_test_home(Home(root=root / "home"), synth / "registry.csv")
-    files = sorted((synth / "inbox").iterdir())
-    monthly = root / "monthly"
-    monthly.mkdir()
-    for path in files:
-        if not DAILY_NAME.fullmatch(path.name):
-            shutil.copy(path, monthly / path.name)
-    intake_directory(home, monthly)
-    receive_daily(home, [p for p in files if DAILY_NAME.fullmatch(p.name)])
+    for month, files in itertools.groupby(sorted((synth / "inbox").iterdir(), key=_month), _month):
+        inbox = root / f"inbox-{month}"
+        inbox.mkdir()
+        for path in files:
+            shutil.copy(path, inbox / path.name)
+        done = intake_directory(home, inbox).as_json()
+        assert done["rejected"] == done["failed"] == 0, done
     return home
+
+
+def _month(path: Path) -> str:
+    """The month a file was delivered in (a monthly file: the month its data end)."""
+    daily = DAILY_NAME.fullmatch(path.name)
+    return daily[2] if daily else path.name.split("_")[1].replace("-", "")
 
 
 def run_period(home: Home, period: str, run_id: str) -> None:
@@ -165,7 +146,11 @@ def test_the_snapshot_names_the_daily_files_and_its_batch(routes: dict[str, Home
     finally:
         snapshot.close()
     assert read_at == [(batch,)]
-    assert named == behind and all(DAILY_NAME.fullmatch(f"{s}.xml") for s in named)
+    assert named == behind
+    ledger = load_ledger(home).set_index("submission_id").loc[sorted(named)]
+    assert all(DAILY_NAME.fullmatch(Path(f).name) for f in ledger["file"])
+    assert set(ledger["message_type"]) == {"NPR_KONTAKT", "NPR_HENVISNING", "NPR_PASIENT",
+                                           "NPR_IDENT", "NPR_ENHET"}  # fmt: skip
 
 
 def _january_contact(inbox: Path, activities: set[str]) -> tuple[str, Element, str]:
@@ -206,7 +191,7 @@ def test_a_correction_back_in_time_changes_every_period_that_includes_it(
 ) -> None:
     """An M for a January contact sent in June: January and T1 change in their next runs
     (February does not), the closings' gate stays open, and no submitted file is read again
-    (the inbox is moved away before the runs; the daily route archives nothing here)."""
+    (the inbox and HOME's archive are moved away before the runs)."""
     home = routes["daily"]
     run_period(home, "2026-01", "daily-jan")
     before = {p: _isf(home, p) for p in ("2026-01", *PERIODS)}
@@ -216,12 +201,21 @@ def test_a_correction_back_in_time_changes_every_period_that_includes_it(
         (n, {**a, "kodeNr": code} if a.get("tilstNr") == "1" else a, c) for n, a, c in children
     ]
     sent = datetime(2026, 6, 10, 23, 30)
+    ledger = load_ledger(home)
+    sent_before = ledger[(ledger["unit"] == unit) & (ledger["message_type"] == "NPR_KONTAKT")]
+    lopenr = int(sent_before["lopenr"].max()) + 1  # the unit's next kontakt file
     correction = DailyFile("kontakt", sent, sent, ((name, {**attrs, "hendelsesstatus": "M",
-        "endretTidspunkt": "2026-06-10T10:00:00"}, fixed),), lopenr=9000)  # fmt: skip
-    path = tmp_path / correction.name(unit)
-    path.write_bytes(render_file(unit_info(unit), correction, seed=1))
-    synth.rename(tmp_path / "synth-away")  # a run that read a submitted file would fail
-    receive_daily(home, [path])
+        "endretTidspunkt": "2026-06-10T10:00:00"}, fixed),), lopenr=lopenr)  # fmt: skip
+    late = tmp_path / "late"
+    late.mkdir()
+    row = current_registry(home).set_index("reshID").loc[unit]
+    sender = unit_info(unit, row["name"], row["orgnr"], row["herID"])
+    (late / correction.name(unit)).write_bytes(render_file(sender, correction, seed=1))
+    done = intake_directory(home, late).as_json()
+    assert done["accepted"] == 1, done["rejected_by_reason"]
+    # a run that read a submitted file again would fail: the inbox and the archive are gone
+    synth.rename(tmp_path / "synth-away")
+    home.archive.rename(tmp_path / "archive-away")
     for period in ("2026-01", *PERIODS):
         run_period(home, period, "daily-fix")
     key = (unit, attrs["kontaktID"])
