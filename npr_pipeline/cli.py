@@ -868,7 +868,8 @@ def demo(
     units: Annotated[int, typer.Option(help="Units in the demo year.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
 ) -> None:
-    """What make demo runs: a synthetic year through intake, quality and a tertial run."""
+    """What make demo runs: a synthetic year (a quarter of the units on the daily route)
+    through intake month by month, quality and a tertial run."""
     from npr_pipeline.settings import TEST, load_settings, record_environment
 
     home = State.home.ensure()
@@ -888,9 +889,15 @@ def demo(
         seed=seed,
         episodes_per_unit_month=30.0,
         defects=0.0,
+        route="mixed",  # a few units on the daily route beside the monthly ones
+        daily_share=0.25,
+        private_units=0,
     )
     registry_import(demo_dir / "registry.csv")
-    intake(demo_dir / "inbox", as_json=False, workers=2)
+    from npr_pipeline.synth.delivery import split_by_delivery_month
+
+    for inbox in split_by_delivery_month(demo_dir / "inbox", demo_dir):  # as delivered
+        intake(inbox, as_json=False, workers=2)
     status(period="2026-T1", as_json=False)
     run(period="2026-T1", step=None, allow_missing="", reason="", as_json=False, verbose=False)
     from npr_pipeline.research.pseudonym import ensure_demo_key

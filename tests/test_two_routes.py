@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
-import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from npr_pipeline.registry import current_registry
 from npr_pipeline.store.batches import committed_batch
 from npr_pipeline.store.ledger import load_ledger
 from npr_pipeline.synth.daily import DailyFile, render_file
+from npr_pipeline.synth.delivery import DAILY_NAME, split_by_delivery_month
 from npr_pipeline.synth.events import Element
 from npr_pipeline.synth.run import SynthOptions, run_synth
 from npr_pipeline.warehouse import reader
@@ -42,7 +41,6 @@ from tests.intake_files import prepare_test_home
 
 YEAR, THROUGH = 2026, 4
 PERIODS = ("2026-02", "2026-T1")
-DAILY_NAME = re.compile(r"(\d+)_(\d{6})\d{2}T\d{6}_[a-z]+_(\d+)\.xml")
 LINEAGE = ("submission_id", "line", "version", "run_id")
 """The delivery columns that name where a row came from (or which version it is in): the file
 and line behind it differ by route, everything else must not."""
@@ -56,20 +54,10 @@ def receive(root: Path, route: str) -> Home:
     run_synth(SynthOptions(out=synth, year=YEAR, through=THROUGH, units=3, seed=5,
                            episodes_per_unit_month=10, route=route))  # fmt: skip
     home = prepare_test_home(Home(root=root / "home"), synth / "registry.csv")
-    for month, files in itertools.groupby(sorted((synth / "inbox").iterdir(), key=_month), _month):
-        inbox = root / f"inbox-{month}"
-        inbox.mkdir()
-        for path in files:
-            shutil.copy(path, inbox / path.name)
+    for inbox in split_by_delivery_month(synth / "inbox", root):
         done = intake_directory(home, inbox).as_json()
         assert done["rejected"] == done["failed"] == 0, done
     return home
-
-
-def _month(path: Path) -> str:
-    """The month a file was delivered in (a monthly file: the month its data end)."""
-    daily = DAILY_NAME.fullmatch(path.name)
-    return daily[2] if daily else path.name.split("_")[1].replace("-", "")
 
 
 def run_period(home: Home, period: str, run_id: str) -> None:

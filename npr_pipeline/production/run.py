@@ -18,6 +18,7 @@ from npr_pipeline import reference
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.production import gjestepasient, isf, kjernejournal, reference_sql, ventetider
+from npr_pipeline.production.daily_inputs import DailyInput, daily_units
 from npr_pipeline.production.deliveries import Frame, Lineage, write_delivery
 from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
 from npr_pipeline.production.snapshot import (
@@ -28,6 +29,7 @@ from npr_pipeline.production.snapshot import (
 )
 from npr_pipeline.provenance import collect
 from npr_pipeline.registry import current_registry
+from npr_pipeline.store.batches import committed_batch
 from npr_pipeline.store.ledger import load_ledger
 
 
@@ -44,12 +46,16 @@ class StepResult:
 
 
 def open_period(home: Home, period: Period) -> tuple[duckdb.DuckDBPyConnection, PeriodInput]:
-    """An in-memory DuckDB session with the period's views and reference tables."""
-    ledger = load_ledger(home)
-    inputs = period_input(ledger, period)
+    """An in-memory DuckDB session with the period's views and reference tables: every
+    unit's current covering files, and every daily unit's state at the newest batch."""
+    ledger, registry = load_ledger(home), current_registry(home)
+    daily = DailyInput(tuple(daily_units(registry, period.year)), committed_batch(home))
+    inputs = period_input(ledger, period, daily=daily)
     con = duckdb.connect()
     register_period_views(con, home, inputs)
-    reference_sql.register(con, current_registry(home), period.year)
+    reference_sql.register(con, registry, period.year)
+    con.register("_daily", pd.DataFrame({"batch": daily.batch, "unit": list(daily.units)}))
+    con.execute("CREATE TEMP TABLE daily_input AS SELECT * FROM _daily")  # as a snapshot has
     kjernejournal.join_vault(con, home, period, inputs.submissions)
     return con, inputs
 
