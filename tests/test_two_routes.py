@@ -19,7 +19,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from lxml import etree
 
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import intake_directory
@@ -31,12 +30,10 @@ from npr_pipeline.production.snapshot import snapshot_path
 from npr_pipeline.registry import current_registry
 from npr_pipeline.store.batches import committed_batch
 from npr_pipeline.store.ledger import load_ledger
-from npr_pipeline.synth.daily import DailyFile, render_file
+from npr_pipeline.synth.correction import write_correction
 from npr_pipeline.synth.delivery import DAILY_NAME, split_by_delivery_month
-from npr_pipeline.synth.events import Element
 from npr_pipeline.synth.run import SynthOptions, run_synth
 from npr_pipeline.warehouse import reader
-from tests.daily_events import unit_info
 from tests.intake_files import prepare_test_home
 
 YEAR, THROUGH = 2026, 4
@@ -141,30 +138,6 @@ def test_the_snapshot_names_the_daily_files_and_its_batch(routes: dict[str, Home
                                            "NPR_IDENT", "NPR_ENHET"}  # fmt: skip
 
 
-def _january_contact(inbox: Path, activities: set[str]) -> tuple[str, Element, str]:
-    """A January contact of the daily files sent once (one N, never corrected) whose id is an
-    ISF activity of January (unit, its element), and a main diagnosis code another has."""
-    events: dict[tuple[str, str], list[Element]] = {}
-    codes = set()
-    for path in sorted(inbox.glob("*_kontakt_*.xml")):
-        for element in etree.parse(path).iter("{*}Kontakt"):
-            record = _element(element)
-            codes.update(c[1]["kodeNr"] for c in record[2] if c[1].get("tilstNr") == "1")
-            events.setdefault((path.name.split("_")[0], record[1]["kontaktID"]), []).append(record)
-    for (unit, kid), (record, *more) in sorted(events.items()):
-        main = [c[1]["kodeNr"] for c in record[2] if c[1].get("tilstNr") == "1"]
-        january = record[1].get("innDatoTid", "").startswith("2026-01")
-        if not more and january and main and (unit, kid) in activities:
-            return unit, record, sorted(codes - set(main))[0]
-    raise AssertionError("no January contact to correct")
-
-
-def _element(element: etree._Element) -> Element:
-    """An lxml element as the synth's renderer takes it (name, attributes, children)."""
-    name = etree.QName(element).localname
-    return (name, dict(element.attrib), [_element(child) for child in element])
-
-
 def _isf(home: Home, period: str) -> dict[tuple[str, str], tuple]:
     with reader(home) as con:
         rows = con.execute(
@@ -184,32 +157,20 @@ def test_a_correction_back_in_time_changes_every_period_that_includes_it(
     run_period(home, "2026-01", "daily-jan")
     before = {p: _isf(home, p) for p in ("2026-01", *PERIODS)}
     synth = home.root.parent / "synth"
-    unit, (name, attrs, children), code = _january_contact(synth / "inbox", set(before["2026-01"]))
-    fixed = [
-        (n, {**a, "kodeNr": code} if a.get("tilstNr") == "1" else a, c) for n, a, c in children
-    ]
-    sent = datetime(2026, 6, 10, 23, 30)
-    ledger = load_ledger(home)
-    sent_before = ledger[(ledger["unit"] == unit) & (ledger["message_type"] == "NPR_KONTAKT")]
-    lopenr = int(sent_before["lopenr"].max()) + 1  # the unit's next kontakt file
-    correction = DailyFile("kontakt", sent, sent, ((name, {**attrs, "hendelsesstatus": "M",
-        "endretTidspunkt": "2026-06-10T10:00:00"}, fixed),), lopenr=lopenr)  # fmt: skip
-    late = tmp_path / "late"
-    late.mkdir()
-    row = current_registry(home).set_index("reshID").loc[unit]
-    sender = unit_info(unit, row["name"], row["orgnr"], row["herID"])
-    (late / correction.name(unit)).write_bytes(render_file(sender, correction, seed=1))
-    done = intake_directory(home, late).as_json()
+    fix = write_correction(synth / "inbox", "2026-01", datetime(2026, 6, 10, 23, 30),
+                           current_registry(home), load_ledger(home), tmp_path / "late",
+                           wanted=set(before["2026-01"]))  # fmt: skip
+    done = intake_directory(home, fix.path.parent).as_json()
     assert done["accepted"] == 1, done["rejected_by_reason"]
     # a run that read a submitted file again would fail: the inbox and the archive are gone
     synth.rename(tmp_path / "synth-away")
     home.archive.rename(tmp_path / "archive-away")
     for period in ("2026-01", *PERIODS):
         run_period(home, period, "daily-fix")
-    key = (unit, attrs["kontaktID"])
+    key = (fix.unit, fix.contact)
     for period in ("2026-01", "2026-T1"):
         after = _isf(home, period)
-        assert before[period][key] != code and after[key] == code, period
+        assert before[period][key] == fix.before != fix.after == after[key], period
         assert {k: v for k, v in after.items() if k != key} == {
             k: v for k, v in before[period].items() if k != key
         }
