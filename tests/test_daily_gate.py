@@ -12,6 +12,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -20,6 +21,7 @@ from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.production.daily_gate import daily_gate
 from npr_pipeline.production.gate import Override, judge_period
+from npr_pipeline.production.snapshot import build_snapshot, snapshot_path
 from npr_pipeline.registry import current_registry
 from npr_pipeline.store.ledger import load_ledger
 from tests.daily_events import UNIT, avslutning, henvisning, ident, kontakt
@@ -105,3 +107,31 @@ def test_a_correction_after_the_close_does_not_reopen_the_gate(home: Home, unit:
     assert _missing(home) == []
     gate = daily_gate(home, current_registry(home), Period.parse("2026-03"))
     assert gate.input.batch == later and gate.delivered == {UNIT}
+
+
+def test_an_error_finding_excludes_a_daily_record_as_a_monthly_one(home: Home, unit: Unit) -> None:
+    """The catalogue runs over the daily state when the snapshot is built: a contact that ends
+    before it starts (``episode_dates_in_order``, an error) is left out, its neighbour is not."""
+    dates = {"K-1": ("2026-03-02T08:00:00", "2026-03-02T09:00:00"),
+             "K-2": ("2026-03-05T08:00:00", "2026-03-04T08:00:00")}  # fmt: skip
+    unit.send(
+        ("kontakt", [kontakt(k, "N", AT, patient=f"P-{k[-1]}", innDatoTid=i, utDatoTid=u)
+                     for k, (i, u) in dates.items()]),
+        ("ident", [ident(f"P-{n}", "N", AT) for n in (1, 2)]),
+        ("avslutning", [avslutning("A-3", "N", "2026-03-31T23:59:00", MARCH,
+                                   {"1": 2, "3": 2})]),
+    )  # fmt: skip
+    build_snapshot(home, Period.parse("2026-03"))
+    con = duckdb.connect(str(snapshot_path(home, Period.parse("2026-03"))), read_only=True)
+    try:
+        raw = con.execute('SELECT "episodeID" FROM raw_episodes ORDER BY 1').fetchall()
+        kept = con.execute('SELECT "episodeID" FROM episodes ORDER BY 1').fetchall()
+        found = con.execute(
+            "SELECT unit, record_id, submission_id FROM excluded "
+            "WHERE check_id = 'episode_dates_in_order'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert raw == [("K-1",), ("K-2",)]
+    assert found == [(UNIT, "K-2", f"daily-{UNIT}-2026")]
+    assert ("K-2",) not in kept

@@ -103,7 +103,7 @@ def daily_violations(
 ) -> pa.Table:
     """The catalogue's findings over the daily units' state, as the monthly violations files
     hold them: one run of every check over every daily unit (each unit its own 'submission',
-    its ide the same id, extracted on the day the state's last batch was committed)."""
+    its ide the same id, extracted on the day the state's batch was committed)."""
     check = duckdb.connect()
     try:
         for table, sql in rows.items():
@@ -111,7 +111,7 @@ def daily_violations(
             check.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM _{table}")
         reference_tables.register(check)
         ids = [state_id(unit, year) for unit in daily.units]
-        received = received_date(home)
+        received = received_date(home, daily.batch)
         check.register(
             "_ref",
             pa.table(
@@ -134,9 +134,11 @@ def daily_violations(
     return pa.Table.from_pandas(violations, preserve_index=False)
 
 
-def received_date(home: Home) -> date:
-    """The day the newest committed batch was committed: no record of the state can have
+def received_date(home: Home, batch: int) -> date:
+    """The day ``batch`` was committed: no record of the state as known at it can have
     happened after the register received it."""
     with state.reader(home, ledger._prepare) as con:
-        found = con.execute("SELECT max(committed) FROM batches").fetchall()[0][0]
+        found = con.execute(
+            "SELECT max(committed) FROM batches WHERE batch <= ?", [batch]
+        ).fetchall()[0][0]
     return found.date() if found is not None else date.today()

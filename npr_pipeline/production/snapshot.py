@@ -138,7 +138,7 @@ def _register_daily(
         "CREATE OR REPLACE TABLE ref_submission AS SELECT CAST(submission_id AS VARCHAR) "
         "AS submission_id, CAST(extracted AS DATE) AS extracted, CAST(period_to AS DATE) "
         "AS period_to FROM ref_submission UNION ALL SELECT sid, ?, ? FROM _ids",
-        [received_date(home), inputs.period.end],
+        [received_date(home, daily.batch), inputs.period.end],
     )
 
 
