@@ -27,6 +27,7 @@ from assets.resources import HomeResource
 from npr_pipeline import reference
 from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
+from npr_pipeline.production.daily_gate import daily_gate
 from npr_pipeline.production.gate import gate_statuses
 from npr_pipeline.registry import current_registry
 from npr_pipeline.store.ledger import load_ledger
@@ -116,10 +117,11 @@ def completeness_sensor(context: SensorEvaluationContext, home: HomeResource):
     today = date.today()
     requests = []
     for period in open_periods(today):
-        statuses = gate_statuses(registry, ledger, period, today)
+        daily = daily_gate(npr_home, registry, period)
+        statuses = gate_statuses(registry, ledger, period, today, daily=daily)
         if not all(s.open for s in statuses):
             continue
-        fingerprint = _fingerprint(current_for_period(ledger, period))
+        fingerprint = _fingerprint(current_for_period(ledger, period), daily.input.batch)
         if seen.get(str(period)) == fingerprint:
             continue
         seen[str(period)] = fingerprint
@@ -134,6 +136,9 @@ def completeness_sensor(context: SensorEvaluationContext, home: HomeResource):
     return requests or SkipReason("no period has become complete since the last run")
 
 
-def _fingerprint(current: pd.DataFrame) -> str:
+def _fingerprint(current: pd.DataFrame, daily_batch: int) -> str:
+    """Which submissions are current and which daily batch the state is at: a change in
+    either (a late correction by either route) is a new run."""
     ids = ",".join(sorted(current["submission_id"].astype(str)))
+    ids += f";daily={daily_batch}" if daily_batch else ""
     return hashlib.sha256(ids.encode()).hexdigest()[:16]

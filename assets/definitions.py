@@ -11,6 +11,7 @@ from assets.automation import completeness_sensor, deadline_schedule, production
 from assets.core import current_submissions
 from assets.intake import inbox_sensor, intake_job, raw_lake, raw_submissions
 from assets.launch import gate_refusal_job
+from assets.preliminary import daily_activity
 from assets.production import gates, outs, production_input
 from assets.registry import unit_registry
 from assets.report import report_page
@@ -29,6 +30,7 @@ defs = Definitions(
     assets=[
         raw_submissions,
         raw_lake,
+        daily_activity,
         unit_registry,
         current_submissions,
         production_input,

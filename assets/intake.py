@@ -119,8 +119,9 @@ def raw_lake(context: AssetExecutionContext, home: HomeResource) -> MaterializeR
 
 intake_job = define_asset_job(
     "intake_job",
-    selection=[raw_submissions],
-    description="Intake of every new file in HOME/inbox (what `npr intake` does).",
+    selection=[AssetKey(["raw", "submissions"]), AssetKey(["preliminary", "daily_activity"])],
+    description="Intake of every new file in HOME/inbox (what `npr intake` does), then the "
+    "preliminary daily activity refreshed from the state it left.",
 )
 
 

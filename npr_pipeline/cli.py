@@ -667,6 +667,7 @@ def status(
     per report type (KPP, forløp, XPR_VTK, TSB): the obliged units that delivered or not."""
     from datetime import date
 
+    from npr_pipeline.production.daily_gate import daily_gate
     from npr_pipeline.production.gate import gate_statuses
     from npr_pipeline.registry import current_registry
     from npr_pipeline.reports import obligations
@@ -677,7 +678,8 @@ def status(
     _require_registry(home)
     registry, ledger = current_registry(home), load_ledger(home)
     try:
-        statuses = gate_statuses(registry, ledger, chosen, date.today())
+        daily = daily_gate(home, registry, chosen)
+        statuses = gate_statuses(registry, ledger, chosen, date.today(), daily=daily)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
     reports = obligations(registry, ledger, *chosen.window)
@@ -705,17 +707,34 @@ def status(
     missing = {m["reshID"]: m for step in doc["steps"] for m in step["missing"]}
     if missing:
         detail = Table(title="missing units")
-        for column in ("reshID", "name", "last submission", "deadline", "days past deadline"):
+        for column in ("reshID", "name", "last submission", "deadline", "days past deadline",
+                       "why"):  # fmt: skip
             detail.add_column(column)
         for m in list(missing.values())[:50]:
             days = m["days_to_deadline"]
             detail.add_row(
                 m["reshID"], m["name"], str(m["last_submission"] or "-"), str(m["deadline"]),
-                "-" if days is None else f"{-days:+d}" if days else "0",
+                "-" if days is None else f"{-days:+d}" if days else "0", _why(m),
             )  # fmt: skip
         out.print(detail)
         if len(missing) > 50:
             out.print(f"... and {len(missing) - 50} more (use --json)")
+
+
+def _why(missing: dict[str, object]) -> str:
+    """A daily unit's reason in words, with its differences (closing: postart antall-counted);
+    a monthly unit's is its missing ord/ide."""
+    reason = missing.get("reason")
+    if reason is None:
+        return "no current ord+ide reaching the period's end"
+    if reason == "not_closed":
+        return "daily: no closing (NPR_AVSLUTNING) covering the period"
+    parts = [
+        f"{closing} postart {postart}: {diff:+d}"
+        for closing, diffs in (missing.get("difference") or {}).items()
+        for postart, diff in diffs.items()
+    ]
+    return "daily: control totals differ from the state (" + ", ".join(parts) + ")"
 
 
 @app.command()
@@ -738,6 +757,7 @@ def run(
     import warnings
     from datetime import date
 
+    from npr_pipeline.production.daily_gate import daily_gate
     from npr_pipeline.production.gate import Override, OverrideError, judge_period
     from npr_pipeline.registry import current_registry
     from npr_pipeline.store.ledger import load_ledger
@@ -759,7 +779,9 @@ def run(
         )
     try:  # the gate's verdict before launching anything: a refusal takes seconds
         override = Override.of(allowed, reason, getpass.getuser())
-        verdict = judge_period(current_registry(home), ledger, chosen, date.today(), override)
+        registry = current_registry(home)
+        daily = daily_gate(home, registry, chosen)
+        verdict = judge_period(registry, ledger, chosen, date.today(), override, daily)
     except OverrideError as exc:
         raise _fail(str(exc)) from exc
     if not verbose:
@@ -996,7 +1018,8 @@ def demo(
     units: Annotated[int, typer.Option(help="Units in the demo year.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
 ) -> None:
-    """What make demo runs: a synthetic year through intake, quality and a tertial run."""
+    """What make demo runs: a synthetic year (a quarter of the units on the daily route)
+    through intake month by month, quality and a tertial run."""
     from npr_pipeline.report.page import PAGE, report_folder
     from npr_pipeline.settings import TEST, load_settings, record_environment
 
@@ -1017,9 +1040,15 @@ def demo(
         seed=seed,
         episodes_per_unit_month=30.0,
         defects=0.0,
+        route="mixed",  # a few units on the daily route beside the monthly ones
+        daily_share=0.25,
+        private_units=0,
     )
     registry_import(demo_dir / "registry.csv")
-    intake(demo_dir / "inbox", as_json=False, workers=2)
+    from npr_pipeline.synth.delivery import split_by_delivery_month
+
+    for inbox in split_by_delivery_month(demo_dir / "inbox", demo_dir):  # as delivered
+        intake(inbox, as_json=False, workers=2)
     status(period="2026-T1", as_json=False)
     run(period="2026-T1", step=None, allow_missing="", reason="", as_json=False, verbose=False)
     from npr_pipeline.research.pseudonym import ensure_demo_key

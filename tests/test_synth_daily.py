@@ -183,7 +183,7 @@ def test_each_closing_matches_the_state_when_it_arrives(received: list[Received]
             r
             for r in state["referrals"]
             if r["mottattDato"] <= last
-            and (r["avviklingsdato"] is None or r["avviklingsdato"] >= first)
+            and min(d for d in (r["tjenestestart"], r["avviklingsdato"], last) if d) >= first
         ]
         patients = {r["pasientNr"] for r in contacts + waiting}
         idents = patients & {r["pid"] for r in state["idents"]}

@@ -35,10 +35,13 @@ memory and skip pandas' object conversion."""
 VERSIONS_DDL = """CREATE TABLE IF NOT EXISTS delivery_versions (
     step VARCHAR, period VARCHAR, version INTEGER, run_id VARCHAR, created TIMESTAMP,
     official BOOLEAN, override VARCHAR, submissions VARCHAR, tables VARCHAR,
-    restricted_path VARCHAR, gate VARCHAR)"""
+    restricted_path VARCHAR, gate VARCHAR, daily_batch BIGINT)"""
 GATE_COLUMN = "ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS gate VARCHAR"
 """The completeness gate's verdict for the version (JSON: gate, missing, excused and left-out
 units, the override, the snapshot build it was judged in); added to older warehouses."""
+DAILY_BATCH_COLUMN = "ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS daily_batch BIGINT"
+"""The intake batch the daily units' consolidated state was read at (the snapshot's high-water
+mark): the version can be rebuilt from the event tables as known then."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Lineage:
     provenance: Provenance | None = None
     """What shaped the version; collected when it is written if not given."""
     gate: dict[str, object] | None = None
+    daily_batch: int | None = None
 
 
 def write_delivery(
@@ -67,6 +71,7 @@ def write_delivery(
                 f"ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS {column} {sql_type}"
             )
         con.execute(GATE_COLUMN)
+        con.execute(DAILY_BATCH_COLUMN)
         retype(con, "delivery_versions", "created", "TIMESTAMP")  # VARCHAR (ISO, UTC) before
         version = _next_version(con, step, period)
         restricted = None
@@ -92,6 +97,7 @@ def write_delivery(
             # relative to HOME: a copied or moved HOME still finds its restricted rows
             "restricted_path": restricted.relative_to(home.root).as_posix() if restricted else None,
             "gate": json.dumps(lineage.gate, ensure_ascii=False) if lineage.gate else None,
+            "daily_batch": lineage.daily_batch,
             **provenance.as_row(),
         }
         con.execute(

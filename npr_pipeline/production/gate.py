@@ -5,6 +5,8 @@ and the reporting calendar: a calendar row names a period, an audience (``all`` 
 contract specialists, ``contract_specialists``, ``isf_agreement``) and the steps it serves.
 Delivered means a current, accepted ord and its ide whose data reach the period's end. Only the
 ord/ide pair is gated; other message types a unit owes (KPP, PAK) are outside this platform.
+A unit on the daily route (registry ``route``) has delivered when it has closed the period and
+its totals matched (:mod:`.daily_gate`); a missing one says why (``reason``, ``difference``).
 
 ``judge_period`` is the gate's verdict for a period: every step judged from one reading of the
 ledger, the audited override (if any) checked against it, and the exact submissions production
@@ -27,8 +29,12 @@ from npr_pipeline.home import Home
 from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
+from npr_pipeline.production.daily_gate import NO_DAILY_GATE, DailyGate, DailyProblem
+from npr_pipeline.production.daily_inputs import DailyInput
 from npr_pipeline.production.inputs import PeriodInput, period_input
 from npr_pipeline.warehouse import retype, utc_timestamp, writer
+
+PAIR = ("NPR_ORD", "NPR_IDE")
 
 
 class OverrideError(ValueError):
@@ -44,6 +50,8 @@ class Missing:
     last_submission: str | None
     deadline: str | None
     days_to_deadline: int | None
+    reason: str | None = None  # daily units: "not_closed" or "totals_differ"
+    difference: dict[str, dict[str, int]] | None = None  # per closing and postart
 
 
 @dataclass
@@ -139,9 +147,11 @@ def gate_status(
     step: str,
     today: date,
     allowed_missing: list[str] | None = None,
+    daily: DailyGate = NO_DAILY_GATE,
 ) -> GateStatus:
-    """The gate of one step and period as of ``today``."""
-    return gate_statuses(registry, ledger, period, today, allowed_missing, (step,))[0]
+    """The gate of one step and period as of ``today`` (``daily``: the daily units' verdict,
+    :func:`.daily_gate.daily_gate`)."""
+    return gate_statuses(registry, ledger, period, today, allowed_missing, (step,), daily)[0]
 
 
 def gate_statuses(
@@ -151,6 +161,7 @@ def gate_statuses(
     today: date,
     allowed_missing: list[str] | None = None,
     steps: tuple[str, ...] = STEPS,
+    daily: DailyGate = NO_DAILY_GATE,
 ) -> list[GateStatus]:
     """The gate of each of ``steps`` for ``period`` as of ``today``, from one reading.
 
@@ -159,9 +170,8 @@ def gate_statuses(
     per-unit Python loop or a per-unit group aggregate costs seconds per step
     (docs/benchmarks.md, "The gate over 65,000 units").
     """
-    return _statuses(
-        registry, current_for_period(ledger, period), period, today, allowed_missing, steps
-    )
+    current = _monthly(current_for_period(ledger, period))
+    return _statuses(registry, current, period, today, allowed_missing, steps, daily)
 
 
 def _statuses(
@@ -171,14 +181,18 @@ def _statuses(
     today: date,
     allowed_missing: list[str] | None,
     steps: tuple[str, ...] = STEPS,
+    daily: DailyGate = NO_DAILY_GATE,
 ) -> list[GateStatus]:
-    """``gate_statuses`` from the period's current submissions (``current_for_period``)."""
-    delivered = _complete(current)
+    """``gate_statuses`` from the period's current ord and ide (``_monthly``): a monthly unit
+    has delivered with its complete pair, a daily unit by its closings (``daily``)."""
+    daily_units = pd.Index(list(daily.input.units), dtype=object)
+    delivered = _complete(current).difference(daily_units)
+    delivered = delivered.union(pd.Index(sorted(daily.delivered), dtype=object))
     last = _last_submission(current)
     active = _active(registry, period)[["reshID", "name", "unit_type", "isf_agreement"]]
     return [
         _status(obligations(registry, period, step, active), delivered, last, period, step, today,
-                allowed_missing)
+                allowed_missing, daily.problems)
         for step in steps
     ]  # fmt: skip
 
@@ -191,21 +205,27 @@ def _status(
     step: str,
     today: date,
     allowed_missing: list[str] | None,
+    problems: dict[str, DailyProblem],
 ) -> GateStatus:
-    """One step's gate: its obligated units against the units that delivered."""
+    """One step's gate: its obligated units against the units that delivered; a daily unit
+    that did not says why (``problems``: not closed, or its totals differ)."""
     absent = expected[~_member(expected["reshID"], delivered)]
-    missing = [
-        Missing(
-            reshID=row.reshID,
-            name=row.name,
-            last_submission=last.get(row.reshID),
-            deadline=row.first_deadline,
-            days_to_deadline=(date.fromisoformat(row.first_deadline) - today).days
-            if row.first_deadline
-            else None,
+    missing = []
+    for row in absent.itertuples(index=False):
+        problem = problems.get(row.reshID)
+        missing.append(
+            Missing(
+                reshID=row.reshID,
+                name=row.name,
+                last_submission=last.get(row.reshID),
+                deadline=row.first_deadline,
+                days_to_deadline=(date.fromisoformat(row.first_deadline) - today).days
+                if row.first_deadline
+                else None,
+                reason=problem.reason if problem else None,
+                difference=problem.difference or None if problem else None,
+            )
         )
-        for row in absent.itertuples(index=False)
-    ]
     deadlines = expected["first_deadline"].dropna()
     return GateStatus(
         step=step,
@@ -230,6 +250,12 @@ def _last_submission(current: pd.DataFrame) -> pd.Series:
     ordered = current.sort_values(["unit", "period_to"], na_position="first")
     newest = ordered.drop_duplicates("unit", keep="last")
     return newest.set_index("unit")["period_to"]
+
+
+def _monthly(current: pd.DataFrame) -> pd.DataFrame:
+    """The ord and ide among the current submissions (daily files are judged by closings,
+    report types such as KPP are not gated here)."""
+    return current.loc[current["message_type"].isin(PAIR)].reset_index(drop=True)
 
 
 def _covering(current: pd.DataFrame) -> pd.DataFrame:
@@ -311,11 +337,22 @@ class GateVerdict:
             "judged_at": self.judged_at,
             "expected": status.expected,
             "delivered": status.delivered,
-            "missing": [{"reshID": m.reshID, "name": m.name} for m in status.missing],
+            "missing": [_missing_json(m) for m in status.missing],
             "excused": excused,
             "left_out": self.left_out,
             "override": self.override.as_json() if self.override else None,
         }
+
+
+def _missing_json(m: Missing) -> dict[str, object]:
+    """A missing unit as a delivery records it: ``reshID``, ``name`` (CONTRACT.md) and, for a
+    daily unit, ``reason`` and ``difference``."""
+    doc: dict[str, object] = {"reshID": m.reshID, "name": m.name}
+    if m.reason:
+        doc["reason"] = m.reason
+    if m.difference:
+        doc["difference"] = m.difference
+    return doc
 
 
 def judge_period(
@@ -324,23 +361,31 @@ def judge_period(
     period: Period,
     today: date,
     override: Override | None = None,
+    daily: DailyGate = NO_DAILY_GATE,
 ) -> GateVerdict:
     """The gate of every step of ``period``, the override checked, and what may be produced.
+
+    ``daily`` is the daily units' verdict (:func:`.daily_gate.daily_gate`): those that closed
+    the period with matching totals are read from the consolidated state at its batch; the
+    others are left out (``not_closed`` or ``totals_differ``) as an incomplete monthly unit is.
 
     Raises ``OverrideError`` when the override names a unit that is not missing for any step
     (delivered, not obliged, or not a unit at all): an override names the units it excuses.
     """
     allowed = list(override.allowed_missing) if override else []
-    current = current_for_period(ledger, period)
-    statuses = _statuses(registry, current, period, today, allowed)
+    current = _monthly(current_for_period(ledger, period))
+    statuses = _statuses(registry, current, period, today, allowed, STEPS, daily)
     if override:
         _check_override(registry, statuses, override)
-    complete = set(_complete(current))
+    complete = set(_complete(current)) - set(daily.input.units)
     excused = set(allowed)
-    left_out = {unit: "excused" for unit in excused} | {
-        unit: "incomplete" for unit in set(_covering(current)["unit"]) - complete - excused
-    }
+    left_out = (
+        {unit: "incomplete" for unit in set(_covering(current)["unit"]) - complete - excused}
+        | {unit: p.reason for unit, p in daily.problems.items() if unit not in excused}
+        | {unit: "excused" for unit in excused}
+    )
     included = sorted(complete - excused)
+    included_daily = DailyInput(tuple(sorted(daily.delivered - excused)), daily.input.batch)
     judged = current.assign(
         included=current["unit"].isin(included) & current["covers"].astype(bool)
     )
@@ -351,9 +396,9 @@ def judge_period(
         override=override,
         judged=judged.reset_index(drop=True),
         left_out=dict(sorted(left_out.items())),
-        inputs=period_input(ledger, period, included, current)
+        inputs=period_input(ledger, period, included, current, included_daily)
         if len(current)
-        else PeriodInput(period, current, current, ledger.iloc[0:0]),
+        else PeriodInput(period, current, current, ledger.iloc[0:0], included_daily),
     )
 
 

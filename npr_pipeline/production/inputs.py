@@ -26,6 +26,12 @@ from npr_pipeline.home import Home
 from npr_pipeline.intake.tables import ORD_TABLES, schema_of
 from npr_pipeline.lake import current_for_period, lake_file, parquet_source
 from npr_pipeline.periods import Period
+from npr_pipeline.production.daily_inputs import (
+    NO_DAILY,
+    DailyInput,
+    daily_violations,
+    register_daily_rows,
+)
 from npr_pipeline.provenance import catalogue_sha256
 from npr_pipeline.quality.submission import marker_of, quality_file
 
@@ -50,6 +56,7 @@ class PeriodInput:
     ords: pd.DataFrame
     ides: pd.DataFrame
     submissions: pd.DataFrame  # their ledger rows (checksum, file, extraction date, ...)
+    daily: DailyInput = NO_DAILY  # the daily units, read from the consolidated state
 
     @property
     def submission_ids(self) -> list[str]:
@@ -61,8 +68,10 @@ def period_input(
     period: Period,
     units: list[str] | None = None,
     current: pd.DataFrame | None = None,
+    daily: DailyInput = NO_DAILY,
 ) -> PeriodInput:
-    """Current covering ord and ide submissions (optionally only of ``units``).
+    """Current covering ord and ide submissions (optionally only of ``units``), and the daily
+    units' state (``daily``) beside them.
 
     ``current``: ``current_for_period(ledger, period)`` when the caller has it already (the
     gate's verdict: at 65,000 units each working out costs a second)."""
@@ -74,7 +83,7 @@ def period_input(
     ides = current[current["message_type"] == "NPR_IDE"].reset_index(drop=True)
     chosen = ledger["submission_id"].isin(current["submission_id"])
     submissions = ledger[chosen].sort_values("submission_id").reset_index(drop=True)
-    return PeriodInput(period, ords, ides, submissions)
+    return PeriodInput(period, ords, ides, submissions, daily)
 
 
 def register_period_views(
@@ -86,8 +95,10 @@ def register_period_views(
 ) -> None:
     """Views ``episodes``, ``diagnoses``, ... and ``idents`` for the period, exclusions applied.
 
-    ``raw_<table>`` views hold the same rows before exclusion; ``excluded`` (a temporary table,
-    read once) the error findings.
+    ``raw_<table>`` views hold the same rows before exclusion: the monthly units' current files
+    UNION ALL the daily units' consolidated state at ``inputs.daily.batch``
+    (:mod:`.daily_inputs`); ``excluded`` (a temporary table, read once) the error findings of
+    both.
     ``materialise=True`` creates the same relations as tables in the connection's database
     file instead: read from the lake once, then every query (GX runs dozens per period) scans
     one columnar table rather than thousands of small Parquet files and violation files.
@@ -97,11 +108,21 @@ def register_period_views(
     kind = "TABLE" if materialise else "TEMP VIEW"
     year, end = inputs.period.year, inputs.period.end.isoformat()
     _excluded(con, home, inputs, "TABLE" if materialise else "TEMP TABLE")
+    daily = register_daily_rows(con, home, year, inputs.daily) if inputs.daily.units else {}
+    if daily:
+        con.register("_daily_violations", daily_violations(con, home, year, inputs.daily, daily))
+        columns = ", ".join(f'"{c}"' for c, _ in VIOLATION_TYPES)
+        con.execute(
+            f"INSERT INTO excluded BY NAME SELECT {columns} FROM _daily_violations "
+            "WHERE severity = 'error'"
+        )
     for table, submissions in [*((t, inputs.ords) for t in ORD_TABLES), ("idents", inputs.ides)]:
         paths = _existing(home, table, year, submissions)
-        source = parquet_source(paths) if paths else f"({_empty(table)})"
+        source = f"SELECT * FROM {parquet_source(paths)}" if paths else _empty(table)
+        if table in daily:
+            source = f"{source} UNION ALL BY NAME {daily[table]}"
         columns = "* EXCLUDE (fid)" if table == "idents" and not identity_numbers else "*"
-        _read(con, f"CREATE OR REPLACE {kind} raw_{table} AS SELECT {columns} FROM {source}")
+        _read(con, f"CREATE OR REPLACE {kind} raw_{table} AS SELECT {columns} FROM ({source})")
     for table in ORD_TABLES:
         con.execute(f"CREATE OR REPLACE {kind} {table} AS {_filtered(table, end)}")
     con.execute(

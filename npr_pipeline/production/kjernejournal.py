@@ -28,8 +28,10 @@ import pandas as pd
 from npr_pipeline.home import Home
 from npr_pipeline.lake import lake_file, parquet_source
 from npr_pipeline.periods import Period
+from npr_pipeline.production.daily_inputs import DailyInput, register_daily_rows
 from npr_pipeline.production.inputs import readable
 from npr_pipeline.production.isf import PRIVATE_PAYERS
+from npr_pipeline.warehouse import has_table
 
 DELIVERED = """
 CREATE OR REPLACE TEMP VIEW kj_contacts AS
@@ -93,9 +95,10 @@ def join_vault(
     """Temporary view ``identities`` (unit, pid, fid): the session's ``idents`` with their numbers.
 
     The numbers come from the vault files of the ide submissions among ``submissions`` (the
-    session's lineage: ``unit``, ``submission_id``, ``message_type``); the session's ``idents``
-    decides which identities count (exclusions applied). A view in the session: nothing is
-    written anywhere.
+    session's lineage: ``unit``, ``submission_id``, ``message_type``) and, for a snapshot with
+    daily units, from their identities in the vault's event tables as known at the snapshot's
+    batch; the session's ``idents`` decides which identities count (exclusions applied). A view
+    in the session: nothing is written anywhere.
     """
     ides = submissions[submissions["message_type"] == "NPR_IDE"]
     paths = [
@@ -110,9 +113,19 @@ def join_vault(
         else "(SELECT NULL::VARCHAR AS submission_id, NULL::VARCHAR AS pid, "
         "NULL::VARCHAR AS fid WHERE FALSE)"
     )
+    numbers = f"SELECT submission_id, pid, fid FROM {vault}"
+    daily = (
+        con.execute("SELECT unit, batch FROM daily_input").fetchall()
+        if has_table(con, "daily_input")
+        else []
+    )
+    if daily:
+        units, batch = [u for u, _ in daily], daily[0][1]
+        rows = register_daily_rows(con, home, period.year, DailyInput(tuple(units), batch))
+        numbers += f" UNION ALL SELECT submission_id, pid, fid FROM ({rows['idents']})"
     con.execute(
         "CREATE OR REPLACE TEMP VIEW identities AS SELECT i.unit, i.pid, v.fid FROM idents i "
-        f"JOIN (SELECT submission_id, pid, fid FROM {vault}) v USING (submission_id, pid)"
+        f"JOIN ({numbers}) v USING (submission_id, pid)"
     )
 
 

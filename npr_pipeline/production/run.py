@@ -25,6 +25,7 @@ from npr_pipeline.production import (
     reference_sql,
     ventetider,
 )
+from npr_pipeline.production.daily_inputs import DailyInput, daily_units
 from npr_pipeline.production.deliveries import Frame, Lineage, write_delivery
 from npr_pipeline.production.inputs import PeriodInput, period_input, register_period_views
 from npr_pipeline.production.snapshot import (
@@ -35,6 +36,7 @@ from npr_pipeline.production.snapshot import (
 )
 from npr_pipeline.provenance import collect
 from npr_pipeline.registry import current_registry
+from npr_pipeline.store.batches import committed_batch
 from npr_pipeline.store.ledger import load_ledger
 
 
@@ -51,12 +53,16 @@ class StepResult:
 
 
 def open_period(home: Home, period: Period) -> tuple[duckdb.DuckDBPyConnection, PeriodInput]:
-    """An in-memory DuckDB session with the period's views and reference tables."""
-    ledger = load_ledger(home)
-    inputs = period_input(ledger, period)
+    """An in-memory DuckDB session with the period's views and reference tables: every
+    unit's current covering files, and every daily unit's state at the newest batch."""
+    ledger, registry = load_ledger(home), current_registry(home)
+    daily = DailyInput(tuple(daily_units(registry, period.year)), committed_batch(home))
+    inputs = period_input(ledger, period, daily=daily)
     con = duckdb.connect()
     register_period_views(con, home, inputs)
-    reference_sql.register(con, current_registry(home), period.year)
+    reference_sql.register(con, registry, period.year)
+    con.register("_daily", pd.DataFrame({"batch": daily.batch, "unit": list(daily.units)}))
+    con.execute("CREATE TEMP TABLE daily_input AS SELECT * FROM _daily")  # as a snapshot has
     kjernejournal.join_vault(con, home, period, inputs.submissions)
     return con, inputs
 
@@ -90,6 +96,7 @@ def produce(home: Home, period: Period, step: str, run_id: str) -> StepResult:
     con, submissions = open_snapshot(home, period, step)
     try:
         gate = gate_record(con, step) or {}
+        daily_batch = con.execute("SELECT daily_batch FROM build").fetchall()[0][0]
         if step == "kjernejournal":  # the one step that reads the vault
             kjernejournal.join_vault(con, home, period, submissions)
         tables = compute_step(con, step, period)
@@ -104,6 +111,7 @@ def produce(home: Home, period: Period, step: str, run_id: str) -> StepResult:
         official=period.official,
         provenance=provenance,
         gate=gate,
+        daily_batch=daily_batch,
     )
     version = write_delivery(home, step, str(period), tables, lineage)
     rows = {name: len(frame) for name, frame in tables.items()}
@@ -151,9 +159,9 @@ def input_quality(home: Home, period: Period, max_share: float) -> dict[str, obj
                FROM raw_episodes r
                LEFT JOIN episodes e ON e.submission_id = r.submission_id
                     AND e."episodeID" = r."episodeID"
-               WHERE CAST(r."utDatoTid" AS DATE) <= (SELECT max(CAST("utDatoTid" AS DATE))
-                                                     FROM raw_episodes)
-               GROUP BY r.unit ORDER BY r.unit"""
+               WHERE CAST(r."utDatoTid" AS DATE) <= ?
+               GROUP BY r.unit ORDER BY r.unit""",
+            [period.end],  # a later cumulative file's months after the period are cut, not lost
         ).df()
         by_rule = exclusion_summary(con)
     finally:

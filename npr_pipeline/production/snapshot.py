@@ -37,6 +37,8 @@ from npr_pipeline.atomic import atomic_path
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.production import reference_sql
+from npr_pipeline.production.daily_gate import daily_gate
+from npr_pipeline.production.daily_inputs import received_date, state_id
 from npr_pipeline.production.gate import GateVerdict, Override, judge_period
 from npr_pipeline.production.inputs import PeriodInput, register_period_views
 from npr_pipeline.quality import reference_tables
@@ -71,9 +73,10 @@ def build_snapshot(home: Home, period: Period, override: Override | None = None)
     (a sensor and a schedule, say) each replace the file, and a verdict belongs to the build
     it judged.
     """
-    verdict = judge_period(
-        current_registry(home), load_ledger(home), period, date.today(), override
-    )
+    registry = current_registry(home)
+    daily = daily_gate(home, registry, period)  # its batch: the high-water mark the file reads
+    ledger = load_ledger(home)
+    verdict = judge_period(registry, ledger, period, date.today(), override, daily)
     build_id = uuid.uuid4().hex
     with atomic_path(snapshot_path(home, period)) as tmp:
         tmp.unlink()  # DuckDB refuses an existing empty file
@@ -85,11 +88,58 @@ def build_snapshot(home: Home, period: Period, override: Override | None = None)
             )
             reference_tables.register(con, persistent=True)
             register_lineage(con, verdict.inputs)
+            _register_daily(con, home, verdict.inputs, ledger)
             _register_gate(con, verdict)
-            con.execute("CREATE TABLE build AS SELECT ? AS build_id, now() AS at", [build_id])
+            con.execute(
+                "CREATE TABLE build AS SELECT ? AS build_id, now() AS at, ? AS daily_batch",
+                [build_id, verdict.inputs.daily.batch],
+            )
         finally:
             con.close()
     return build_id
+
+
+def _register_daily(
+    con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, ledger: pd.DataFrame
+) -> None:
+    """``daily_input`` (the batch the daily units' state was read at, and those units),
+    ``daily_sources`` (the daily file and line behind each of their rows), the daily files in
+    ``input_submissions`` (lineage), and each unit's state id in ``ref_pair`` and
+    ``ref_submission`` (the catalogue's pair and extraction rules over the snapshot)."""
+    daily = inputs.daily
+    replace_table(
+        con,
+        "daily_input",
+        pd.DataFrame({"batch": [daily.batch] * len(daily.units), "unit": list(daily.units)}),
+    )
+    if not daily.units:
+        con.execute(
+            'CREATE TABLE daily_sources ("table" VARCHAR, unit VARCHAR, record_id VARCHAR, '
+            "file VARCHAR, line INTEGER)"
+        )
+        return
+    con.execute("CREATE TABLE daily_sources AS SELECT * FROM temp.daily_sources")
+    con.register("_ledger", ledger[["submission_id", "checksum", "message_type", "file"]])
+    con.execute(
+        "INSERT INTO input_submissions SELECT s.file, coalesce(l.checksum, ''), s.unit, "
+        "coalesce(l.message_type, 'daily'), coalesce(l.file, s.file) FROM "
+        "(SELECT DISTINCT unit, file FROM daily_sources) s "
+        "LEFT JOIN _ledger l ON l.submission_id = s.file"
+    )
+    year = inputs.period.year
+    ids = [state_id(unit, year) for unit in daily.units]
+    con.register("_ids", pd.DataFrame({"sid": ids}))
+    # typed again: with no monthly unit the tables were made from empty frames
+    con.execute(
+        "CREATE OR REPLACE TABLE ref_pair AS SELECT CAST(ord_sid AS VARCHAR) AS ord_sid, "
+        "CAST(ide_sid AS VARCHAR) AS ide_sid FROM ref_pair UNION ALL SELECT sid, sid FROM _ids"
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE ref_submission AS SELECT CAST(submission_id AS VARCHAR) "
+        "AS submission_id, CAST(extracted AS DATE) AS extracted, CAST(period_to AS DATE) "
+        "AS period_to FROM ref_submission UNION ALL SELECT sid, ?, ? FROM _ids",
+        [received_date(home, daily.batch), inputs.period.end],
+    )
 
 
 def _register_gate(con: duckdb.DuckDBPyConnection, verdict: GateVerdict) -> None:

@@ -235,20 +235,26 @@ def _patient_events(
     yield Event("pasient", moment, right)
 
 
+def _wait_end(referral: Referral) -> date:
+    """The day the wait ended (care start or end, the earlier), or ``date.max`` while it lasts:
+    the store's rule (``consolidated.counts_sql``), so a unit's closing matches its state."""
+    ends = [d for d in (referral.care_start, referral.ended) if d is not None]
+    return min(ends, default=date.max)
+
+
 def control_totals(unit_year: UnitYear, first: date, last: date) -> dict[str, int]:
     """The closing's totals per ``postart`` (docs/messages/daily.md) over what the unit has
     reported by ``last`` (the monthly route's rule, :mod:`npr_pipeline.synth.cutoff`):
     1 contacts ended by ``last`` whose ``innDatoTid`` falls in [first, last]; 2 referral periods
-    waiting at any time in it (received by ``last``, not ended before ``first``); 3 identities
-    of the patients of those contacts and referral periods."""
+    waiting at any time in it (received by ``last``, and neither started nor ended before
+    ``first``: a wait ends at care start); 3 identities of the patients of those contacts and
+    referral periods."""
     contacts = waiting = identities = 0
     for patient in unit_year.patients:
         counted = sum(
             first <= e.start.date() <= last for e in episodes_as_of(patient.episodes, last)
         )
-        open_ = sum(
-            r.received <= last and (r.ended is None or r.ended >= first) for r in patient.referrals
-        )
+        open_ = sum(r.received <= last and _wait_end(r) >= first for r in patient.referrals)
         contacts, waiting = contacts + counted, waiting + open_
         identities += bool(counted or open_)
     return {"1": contacts, "2": waiting, "3": identities}

@@ -1,0 +1,177 @@
+"""Both routes, one state (issue 13): the same synthetic year received by the monthly route, the
+daily route and a mix of both gives the same deliveries, row for row, apart from lineage; and a
+correction back in time by the daily route reaches every period that includes it in their next
+runs without any submitted file being read again.
+
+Every file goes through ``intake_directory`` (what ``npr intake`` runs: archive, gate,
+validation, content checks, the daily events committed per intake batch), once per delivery
+month. The production steps are the core functions the Dagster assets call (``check_period``:
+gates, snapshot, GX suites, verdict; ``produce``: one delivery version), as ``npr run`` does
+without starting Dagster.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from npr_pipeline.home import Home
+from npr_pipeline.intake.run import intake_directory
+from npr_pipeline.periods import Period
+from npr_pipeline.production import STEPS
+from npr_pipeline.production.input_checks import check_period
+from npr_pipeline.production.run import produce
+from npr_pipeline.production.snapshot import snapshot_path
+from npr_pipeline.registry import current_registry
+from npr_pipeline.store.batches import committed_batch
+from npr_pipeline.store.ledger import load_ledger
+from npr_pipeline.synth.correction import write_correction
+from npr_pipeline.synth.delivery import DAILY_NAME, split_by_delivery_month
+from npr_pipeline.synth.run import SynthOptions, run_synth
+from npr_pipeline.warehouse import reader
+from tests.intake_files import prepare_test_home
+
+YEAR, THROUGH = 2026, 4
+PERIODS = ("2026-02", "2026-T1")
+LINEAGE = ("submission_id", "line", "version", "run_id")
+"""The delivery columns that name where a row came from (or which version it is in): the file
+and line behind it differ by route, everything else must not."""
+
+
+def receive(root: Path, route: str) -> Home:
+    """A HOME that has received the small year through April by ``route``: ``npr intake``'s
+    core once per delivery month, over the files as the synth wrote them (the daily ones late,
+    resent and duplicated; each unit's closing the last of its month's files)."""
+    synth = root / "synth"
+    run_synth(SynthOptions(out=synth, year=YEAR, through=THROUGH, units=3, seed=5,
+                           episodes_per_unit_month=10, route=route))  # fmt: skip
+    home = prepare_test_home(Home(root=root / "home"), synth / "registry.csv")
+    for inbox in split_by_delivery_month(synth / "inbox", root):
+        done = intake_directory(home, inbox).as_json()
+        assert done["rejected"] == done["failed"] == 0, done
+    return home
+
+
+def run_period(home: Home, period: str, run_id: str) -> None:
+    """Gates, snapshot and checks, then every step: what ``npr run`` materialises."""
+    checks = check_period(home, Period.parse(period), run_id, 0.05)
+    assert checks.passed, (checks.failed_errors, checks.over)
+    assert all(g["gate"] == "open" for g in checks.gates), checks.gates
+    for step in STEPS:
+        produce(home, Period.parse(period), step, run_id)
+
+
+def deliveries(home: Home) -> dict[tuple[str, str], list[tuple]]:
+    """Every delivery table's rows per (table, period), newest version, lineage left out."""
+    found = {}
+    with reader(home) as con:
+        tables = [t for (t,) in con.execute(
+            "SELECT table_name FROM duckdb_columns() WHERE column_name IN ('version', 'period') "
+            "AND table_name NOT IN ('delivery_versions', 'gate_runs') "
+            "AND NOT table_name LIKE '%_current' GROUP BY 1 HAVING count(*) = 2"
+        ).fetchall()]  # fmt: skip
+        for table, period in itertools.product(tables, PERIODS):
+            found[(table, period)] = _rows(con, table, period)
+    return found
+
+
+def _rows(con: duckdb.DuckDBPyConnection, table: str, period: str) -> list[tuple]:
+    columns = [c for (c,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]
+    ).fetchall() if c not in LINEAGE]  # fmt: skip
+    names = ", ".join(f'"{c}"' for c in columns)
+    return con.execute(
+        f'SELECT {names} FROM "{table}" WHERE period = ? AND version = (SELECT max(version) '
+        f'FROM "{table}" WHERE period = ?) ORDER BY ALL',
+        [period, period],
+    ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def routes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Home]:
+    homes = {}
+    for route in ("monthly", "daily", "mixed"):
+        home = receive(tmp_path_factory.mktemp(f"route-{route}"), route)
+        for period in PERIODS:
+            run_period(home, period, f"{route}-1")
+        homes[route] = home
+    return homes
+
+
+def test_every_delivery_is_the_same_whichever_route(routes: dict[str, Home]) -> None:
+    monthly = deliveries(routes["monthly"])
+    assert len(monthly) >= 2 * 8 and any(monthly.values())
+    assert sum(len(rows) for rows in monthly.values()) > 1000
+    for route in ("daily", "mixed"):
+        other = deliveries(routes[route])
+        assert other.keys() == monthly.keys()
+        for key, rows in monthly.items():
+            assert other[key] == rows, (route, key)
+
+
+def test_the_snapshot_names_the_daily_files_and_its_batch(routes: dict[str, Home]) -> None:
+    """The version records the batch it read and every daily file behind its rows."""
+    home = routes["daily"]
+    with reader(home) as con:
+        batch, submissions = con.execute(
+            "SELECT daily_batch, submissions FROM delivery_versions WHERE step = 'isf' "
+            "AND period = '2026-T1'"
+        ).fetchall()[0]
+    assert batch == committed_batch(home) > 0
+    named = {s["submission_id"] for s in json.loads(submissions)}
+    snapshot = duckdb.connect(str(snapshot_path(home, Period.parse("2026-T1"))), read_only=True)
+    try:
+        behind = {f for (f,) in snapshot.execute("SELECT file FROM daily_sources").fetchall()}
+        read_at = snapshot.execute("SELECT DISTINCT batch FROM daily_input").fetchall()
+    finally:
+        snapshot.close()
+    assert read_at == [(batch,)]
+    assert named == behind
+    ledger = load_ledger(home).set_index("submission_id").loc[sorted(named)]
+    assert all(DAILY_NAME.fullmatch(Path(f).name) for f in ledger["file"])
+    assert set(ledger["message_type"]) == {"NPR_KONTAKT", "NPR_HENVISNING", "NPR_PASIENT",
+                                           "NPR_IDENT", "NPR_ENHET"}  # fmt: skip
+
+
+def _isf(home: Home, period: str) -> dict[tuple[str, str], tuple]:
+    with reader(home) as con:
+        rows = con.execute(
+            'SELECT unit, activity_id, main_code FROM "isf_detail_current" WHERE period = ?',
+            [period],
+        ).fetchall()
+    return {(u, a): code for u, a, code in rows}
+
+
+def test_a_correction_back_in_time_changes_every_period_that_includes_it(
+    routes: dict[str, Home], tmp_path: Path
+) -> None:
+    """An M for a January contact sent in June: January and T1 change in their next runs
+    (February does not), the closings' gate stays open, and no submitted file is read again
+    (the inbox and HOME's archive are moved away before the runs)."""
+    home = routes["daily"]
+    run_period(home, "2026-01", "daily-jan")
+    before = {p: _isf(home, p) for p in ("2026-01", *PERIODS)}
+    synth = home.root.parent / "synth"
+    fix = write_correction(synth / "inbox", "2026-01", datetime(2026, 6, 10, 23, 30),
+                           current_registry(home), load_ledger(home), tmp_path / "late",
+                           wanted=set(before["2026-01"]))  # fmt: skip
+    done = intake_directory(home, fix.path.parent).as_json()
+    assert done["accepted"] == 1, done["rejected_by_reason"]
+    # a run that read a submitted file again would fail: the inbox and the archive are gone
+    synth.rename(tmp_path / "synth-away")
+    home.archive.rename(tmp_path / "archive-away")
+    for period in ("2026-01", *PERIODS):
+        run_period(home, period, "daily-fix")
+    key = (fix.unit, fix.contact)
+    for period in ("2026-01", "2026-T1"):
+        after = _isf(home, period)
+        assert before[period][key] == fix.before != fix.after == after[key], period
+        assert {k: v for k, v in after.items() if k != key} == {
+            k: v for k, v in before[period].items() if k != key
+        }
+    assert _isf(home, "2026-02") == before["2026-02"]
