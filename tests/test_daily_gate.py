@@ -18,14 +18,17 @@ from typer.testing import CliRunner
 
 from npr_pipeline.cli import EXIT_REFUSED, app
 from npr_pipeline.home import Home
+from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
 from npr_pipeline.production.daily_gate import daily_gate
 from npr_pipeline.production.gate import Override, judge_period
 from npr_pipeline.production.snapshot import build_snapshot, snapshot_path
 from npr_pipeline.registry import current_registry
 from npr_pipeline.store.ledger import load_ledger
+from npr_pipeline.synth.run import SynthOptions, run_synth
 from tests.daily_events import UNIT, avslutning, henvisning, ident, kontakt
 from tests.daily_units import Unit, daily_home
+from tests.intake_files import prepare_test_home
 
 MARCH = ("2026-03-01", "2026-03-31")
 AT, LATER = "2026-03-20T10:00:00", "2026-04-02T10:00:00"
@@ -135,3 +138,21 @@ def test_an_error_finding_excludes_a_daily_record_as_a_monthly_one(home: Home, u
     assert raw == [("K-1",), ("K-2",)]
     assert found == [(UNIT, "K-2", f"daily-{UNIT}-2026")]
     assert ("K-2",) not in kept
+
+
+def test_one_intake_of_a_whole_daily_inbox_checks_each_closing_at_its_place(
+    tmp_path: Path,
+) -> None:
+    """A catch-up: every daily file through February in one ``npr intake``, so a unit's January
+    closing and its February files come in one run. Each closing is checked against the state
+    as it stood when the closing came, not with the files that follow it: intake starts a new
+    batch after a unit's closing, and every January closing matches."""
+    synth = tmp_path / "synth"
+    run_synth(SynthOptions(out=synth, year=2026, through=2, units=2, seed=3,
+                           episodes_per_unit_month=10, route="daily"))  # fmt: skip
+    home = prepare_test_home(Home(root=tmp_path / "home"), synth / "registry.csv")
+    done = intake_directory(home, synth / "inbox").as_json()
+    assert done["accepted"] > 0 and done["rejected"] == done["failed"] == 0, done
+    gate = daily_gate(home, current_registry(home), Period.parse("2026-01"))
+    assert gate.input.units and gate.problems == {}
+    assert gate.delivered == set(gate.input.units)

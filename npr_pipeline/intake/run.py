@@ -477,27 +477,44 @@ class _Pending:
         self.home = home
         self.records: list[LedgerRecord] = []
         self.failed: list[LedgerRecord] = []
-        self.daily: list[DailyFile] = []
+        self.daily: list[list[DailyFile]] = [[]]  # one intake batch per list
+        self._closed: set[str] = set()  # units with a closing in the open batch
         self.batches = 0  # daily batches committed by this run
 
     def __len__(self) -> int:
-        return len(self.records) + len(self.failed) + len(self.daily)
+        return len(self.records) + len(self.failed) + sum(len(files) for files in self.daily)
+
+    def add_daily(self, file: DailyFile) -> None:
+        """Queue an accepted daily file for its batch. A unit's file after its own closing
+        starts the next batch: a closing is checked against the state as known at its batch
+        (``consolidated.state_counts``), so nothing the unit sent after it may share that batch
+        (an inbox holding a month's closing and the next month's files, as a catch-up has)."""
+        unit = file.record.unit or ""
+        if unit in self._closed:
+            self.daily.append([])
+            self._closed = set()
+        self.daily[-1].append(file)
+        if file.record.message_type == "NPR_AVSLUTNING":
+            self._closed.add(unit)
 
     def flush(self, by_id: dict[str, SubmissionResult]) -> None:
         """Commit them; a record the database refuses (its lopenr is claimed by another
         accepted record: only if HOME's lock was bypassed) becomes a failed file instead."""
         if not len(self):
             return
-        batch = None
-        if self.daily:
-            batch = prepare_batch(self.home, self.daily)
-            self.records += [typed(f.record) for f in self.daily]
-            self.daily = []
-            self.batches += 1
-        refused = write_records(self.home, self.records, self.failed, batch)
-        self.records, self.failed = [], []
-        if refused:
-            self.failed = [_claim_refused(self.home, r, by_id) for r in refused]
+        segments = [files for files in self.daily if files] or [[]]
+        self.daily, self._closed = [[]], set()
+        for files in segments:  # each its own batch, in order, with its files' ledger rows
+            batch = None
+            if files:
+                batch = prepare_batch(self.home, files)
+                self.records += [typed(f.record) for f in files]
+                self.batches += 1
+            refused = write_records(self.home, self.records, self.failed, batch)
+            self.records, self.failed = [], []
+            if refused:
+                self.failed = [_claim_refused(self.home, r, by_id) for r in refused]
+        if self.failed:
             self.flush(by_id)
 
 
@@ -652,7 +669,7 @@ def _commit_daily(
     info = _info(record, unit["name"] if unit else None, 0, 0)
     if record.status == Status.ACCEPTED:
         state.add(record)
-        pending.daily.append(DailyFile(record, daily.tables, info, reasons, daily.findings))
+        pending.add_daily(DailyFile(record, daily.tables, info, reasons, daily.findings))
     else:
         folder = home.feedback / record.submission_id
         write_xpr_val(folder, info, reasons)
