@@ -5,10 +5,12 @@
 
 Every unit of ``reference.representative_units(N)`` is put on the daily route and its synthetic
 year (the synth's own generator, through the day's month) is rendered as that day's daily
-files (:func:`npr_pipeline.synth.daily.write_unit_day`: the N events of the day; many units send
-nothing on a given day). The files are cached in ``.bench/daily-<units>-<day>/``. Reported: ms
-of CPU per file (the intake process and its workers), files per second of wall time, peak
-memory; results in ``.bench/daily-results-<timestamp>.json``. A measurement, not a gate.
+files (the unit's events of that day, :func:`npr_pipeline.synth.events.unit_events`, written by
+:func:`npr_pipeline.synth.daily.write_unit_files` as the synth's daily route does, some late,
+resent or duplicated; many units send nothing on a given day). The files are cached in
+``.bench/daily-<units>-<day>/``. Reported: ms of CPU per file (the intake process and its
+workers), files per second of wall time, peak memory; results in
+``.bench/daily-results-<timestamp>.json``. A measurement, not a gate.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from benchmarks.intake_bench import CACHE, machine, measure
 from npr_pipeline import reference
 from npr_pipeline.registry import as_text
 from npr_pipeline.synth import daily
+from npr_pipeline.synth.events import unit_events
 from npr_pipeline.synth.generate import generate_unit_year
 from npr_pipeline.synth.model import UnitInfo
 from npr_pipeline.synth.run import (
@@ -45,7 +48,9 @@ def _unit_files(args: tuple[UnitInfo, float, date, Path]) -> int:
     unit, per_month, day, inbox = args
     valid_fag = set(reference.code_list("fagomrade"))
     year = generate_unit_year(unit, day.year, day.month, SEED, per_month, _catchment(), valid_fag)
-    return len(daily.write_unit_day(inbox, daily.unit_day(year, day), {}, SEED))
+    events = [e for e in unit_events(year, day.year, day.month, SEED) if e.moment.date() == day]
+    paths, _ = daily.write_unit_files(inbox, unit, events, SEED)
+    return len(paths)
 
 
 def dataset(units: int, day: date, episodes: float) -> tuple[Path, Path]:
