@@ -59,6 +59,15 @@ def test_daily_activity_counts_the_state_after_each_batch(tmp_path: Path) -> Non
         ("050", "public", "public", 1),
     ]
     assert {row[7] for row in _activity(home)} == {later}
+    with reader(home) as con:  # an analyst's client shows what each column means
+        comments = con.execute(
+            "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'daily_activity'"
+        ).fetchall()
+        (table_comment,) = con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE table_name = 'daily_activity'"
+        ).fetchone()
+    assert table_comment.startswith("Preliminary")
+    assert [column for column, comment in comments if not comment] == []
 
 
 def test_the_intake_job_refreshes_it_and_its_freshness_is_declared() -> None:

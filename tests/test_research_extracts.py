@@ -275,10 +275,11 @@ def test_key_must_be_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_dictionary_documents_every_lake_and_delivery_column_once(home: Home) -> None:
-    # The warehouse's own tables (registry, ledger, quality results, gate history) are
-    # checked against a real warehouse in test_warehouse_comments.py.
+    # The warehouse's own tables (registry, ledger, quality results, gate history) are checked
+    # against a real warehouse in test_warehouse_comments.py, daily_activity in
+    # test_daily_activity.py.
     state = {"registry", "ledger", "quality_results", "quality_results_files",
-             "current_submissions", "gate_runs", "message_counts"}  # fmt: skip
+             "current_submissions", "gate_runs", "message_counts", "daily_activity"}  # fmt: skip
     documented = {(c.table, c.column) for c in dictionary().columns if c.table not in state}
     expected = {(t, name) for t, columns in TABLES.items() for name, _ in KEYS + columns}
     period = Period.parse("2026-T1")
