@@ -113,11 +113,11 @@ if point == "ledger":
     lake.publish = published_then_dying
 else:
     real_add, moved = lake._add, []
-    def dying_add(root, batch, part):
+    def dying_add(home, batch, part):
         if len(moved) == int(point):
             os.kill(os.getpid(), signal.SIGKILL)
         moved.append(part)
-        return real_add(root, batch, part)
+        return real_add(home, batch, part)
     lake._add = dying_add
 run.intake_directory(Home(root=Path(sys.argv[1])), Path(sys.argv[2]), workers=1)
 """

@@ -37,7 +37,7 @@ from npr_pipeline.research.pseudonym import (
 )
 from npr_pipeline.research.spec import LEVEL_VARIABLES
 from npr_pipeline.settings import TEST, record_environment
-from npr_pipeline.store.lake import KEYS, TABLES
+from npr_pipeline.store.lake import KEYS, TABLES, part_files
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "example-extract.yaml"
 runner = CliRunner()
@@ -102,7 +102,7 @@ def extracts(home: Home) -> dict[str, Path]:
 
 
 def _vault_fids(home: Home) -> set[str]:
-    files = sorted(home.vault.rglob("*.parquet"))
+    files = sorted(part_files(home, "idents").values())
     assert files, "the vault must hold identities for the scan to mean anything"
     fids = set()
     for path in files:

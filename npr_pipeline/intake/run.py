@@ -509,10 +509,9 @@ class _Pending:
         parts, self.parts = self.parts, []
         number = begin_batch(self.home)
         versions = lake.publish(self.home, number, parts)
-        for part in parts:
-            root = lake.table_path(self.home, part.table)
-            moved = root / f"{lake.BATCH}={number}" / f"{part.submission_id}.parquet"
-            self.located[(part.submission_id, part.table)] = moved
+        for p in parts:
+            moved = lake.part_path(self.home, p.table, number, p.submission_id)
+            self.located[(p.submission_id, p.table)] = moved
         for sid in {p.submission_id for p in parts}:
             shutil.rmtree(self.home.root / "staging" / sid, ignore_errors=True)
         self.lake_tables.update(versions)

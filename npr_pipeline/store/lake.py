@@ -190,10 +190,15 @@ def _stats(part: Part) -> str:
     )
 
 
-def _add(root: Path, batch: int, part: Part) -> AddAction:
+def part_path(home: Home, table: str, batch: int, submission_id: str) -> Path:
+    """Where a published part file lives: its table's folder of the batch."""
+    return table_path(home, table) / f"{BATCH}={batch}" / f"{submission_id}.parquet"
+
+
+def _add(home: Home, batch: int, part: Part) -> AddAction:
     """Move the part into the batch's folder (once: a retried publish finds it there)."""
-    relative = f"{BATCH}={batch}/{part.submission_id}.parquet"
-    target = root / relative
+    target = part_path(home, part.table, batch, part.submission_id)
+    relative = target.relative_to(table_path(home, part.table)).as_posix()
     if part.path != target and part.path.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part.path, target)
@@ -216,7 +221,7 @@ def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
         root = table_path(home, table)
         props = CommitProperties(app_transactions=[Transaction(APP_ID, batch)])
         if not root.joinpath("_delta_log").is_dir():
-            actions = [_add(root, batch, p) for p in members]
+            actions = [_add(home, batch, p) for p in members]
             create_table_with_add_actions(
                 str(root), Schema.from_arrow(delta_schema(table)), actions, mode="error",
                 partition_by=[BATCH], commit_properties=props,
@@ -225,7 +230,7 @@ def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
             continue
         delta = DeltaTable(root)
         if (delta.transaction_version(APP_ID) or 0) < batch:
-            actions = [_add(root, batch, p) for p in members]
+            actions = [_add(home, batch, p) for p in members]
             delta.create_write_transaction(
                 actions, mode="append", schema=delta_schema(table), partition_by=[BATCH],
                 commit_properties=props,
