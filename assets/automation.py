@@ -25,11 +25,11 @@ from dagster import (
 
 from assets.resources import HomeResource
 from npr_pipeline import reference
-from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
 from npr_pipeline.production.daily_gate import daily_gate
 from npr_pipeline.production.gate import gate_statuses
 from npr_pipeline.registry import current_registry
+from npr_pipeline.store.lake import current_for_period
 from npr_pipeline.store.ledger import load_ledger
 
 PRODUCTION = (

@@ -12,8 +12,8 @@ from dagster import (
 
 from assets.partitions import period_partitions
 from assets.resources import HomeResource
-from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
+from npr_pipeline.store.lake import current_for_period
 from npr_pipeline.store.ledger import load_ledger
 from npr_pipeline.warehouse import retype, writer
 

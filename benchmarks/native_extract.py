@@ -2,7 +2,7 @@
 
 xml2arrow (Rust, quick-xml, Arrow batches) reads a file into tables described by a YAML
 mapping. This module builds that mapping from the lake's own column list
-(:data:`npr_pipeline.intake.tables.TABLES`) and turns xml2arrow's output into the lake's tables,
+(:data:`npr_pipeline.store.lake.TABLES`) and turns xml2arrow's output into the lake's tables,
 so ``benchmarks.reader_floor`` can time extraction by xml2arrow against extraction by lxml on
 the same files. It is a measurement, not the intake path: it never validates (that stays with
 libxml2, run before it) and it cannot give source lines, which the lake's ``line`` columns hold
@@ -32,7 +32,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from npr_pipeline.intake.tables import KEYS, TABLES, convert, schema_of
+from npr_pipeline.intake.tables import convert
+from npr_pipeline.store.lake import KEYS, TABLES, part_schema, schema_of
 
 INST = "/MsgHead/Document/RefDoc/Content/Melding/Institusjon"
 HOLDER = f"{INST}/Objektholder"
@@ -163,7 +164,8 @@ def _row_of(
 
 
 def _lake(table: str, columns: dict[str, pa.Array], keys: tuple[str, str, int]) -> pa.Table:
-    """Columns by lake name into the lake's schema (``line`` null: xml2arrow has no lines)."""
+    """Columns by lake name into the lake's part-file schema (``line`` null: xml2arrow has no
+    lines)."""
     n = len(next(iter(columns.values())))
     arrays = [pa.repeat(pa.scalar(v, t), n) for v, (_, t) in zip(keys, KEYS, strict=True)]
     for name, dtype in TABLES[table]:
@@ -171,7 +173,7 @@ def _lake(table: str, columns: dict[str, pa.Array], keys: tuple[str, str, int]) 
             arrays.append(pa.nulls(n, dtype))
         else:
             arrays.append(convert(columns[name], dtype, table, name))
-    return pa.Table.from_arrays(arrays, schema=schema_of(table))
+    return pa.Table.from_arrays(arrays, schema=schema_of(table)).cast(part_schema(table))
 
 
 def extract_ord(path: Path, keys: tuple[str, str, int]) -> dict[str, pa.Table]:

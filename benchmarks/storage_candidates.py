@@ -10,7 +10,7 @@ tests, no dependency in pyproject.toml)::
         duckdb-extension-avro==1.5.5 pandas pytz
     /work/scratch-store/venv/bin/python benchmarks/storage_candidates.py --out .bench/storage
 
-Rows follow the lake's schemas (npr_pipeline/intake/tables.py, copied here so the scratch venv
+Rows follow the lake's schemas (npr_pipeline/store/lake.py, copied here so the scratch venv
 needs nothing from the project; checked against it when the project is importable) and the
 ledger's columns (npr_pipeline/store/ledger.py). A "file" is one small daily submission of one
 unit: on average ~10 rows across episodes, diagnoses, procedures and referrals.
@@ -76,12 +76,12 @@ def check_schemas() -> str:
     """Compare the copied schemas with the project's when it can be imported."""
     sys.path.insert(0, str(ROOT))
     try:
-        from npr_pipeline.intake.tables import schema_of
+        from npr_pipeline.store.lake import schema_of
     except Exception as problem:  # the scratch venv lacks the project's dependencies
         return f"not checked ({type(problem).__name__})"
     for table, schema in SCHEMAS.items():
         assert schema_of(table).equals(schema), table
-    return "equal to npr_pipeline.intake.tables"
+    return "equal to npr_pipeline.store.lake"
 
 
 # ---------------------------------------------------------------- data

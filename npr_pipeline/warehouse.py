@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from npr_pipeline.home import Home
-from npr_pipeline.lake import parquet_source
+from npr_pipeline.store.lake import parquet_source
 
 
 @contextmanager

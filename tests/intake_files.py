@@ -27,6 +27,7 @@ from npr_pipeline.registry import import_registry
 from npr_pipeline.schemas import MSGHEAD_NS
 from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.store import state
+from npr_pipeline.store.lake import TABLES, part_files
 from npr_pipeline.store.ledger import load_records
 from npr_pipeline.synth.run import SynthOptions, run_synth
 
@@ -204,13 +205,21 @@ def fill_inbox(inbox: Path, files: Iterable[Path] = (), **named: bytes) -> Path:
 
 
 # -- looking at HOME ------------------------------------------------------------------------
+def _visible(home: Home) -> dict[str, Path]:
+    """Every part file readers see (committed batches), by table, unit and submission."""
+    units = {r.submission_id: r.unit for r in load_records(home)}
+    return {
+        f"{table}/unit={units.get(sid)}/{sid}": path
+        for table in TABLES
+        for sid, path in sorted(part_files(home, table).items())
+    }
+
+
 def stored_tables(home: Home) -> dict[str, str]:
-    """Every lake and vault Parquet file (path relative to HOME) with its SHA-256."""
-    found = {}
-    for base in (home.lake, home.vault):
-        for path in sorted(base.rglob("*.parquet")):
-            found[str(path.relative_to(home.root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
+    """Every visible lake and vault part file with its SHA-256 (the worker's file, moved)."""
+    return {
+        key: hashlib.sha256(path.read_bytes()).hexdigest() for key, path in _visible(home).items()
+    }
 
 
 def tables_of(home: Home, submission_id: str) -> list[Path]:
@@ -238,12 +247,8 @@ def ledger_bytes(home: Home) -> dict[str, bytes]:
 
 
 def table_contents(home: Home) -> dict[str, object]:
-    """Every lake and vault table as an Arrow table, by path relative to HOME."""
-    return {
-        str(path.relative_to(home.root)): pq.read_table(path)
-        for base in (home.lake, home.vault)
-        for path in sorted(base.rglob("*.parquet"))
-    }
+    """Every visible lake and vault part file as an Arrow table (see :func:`stored_tables`)."""
+    return {key: pq.read_table(path) for key, path in _visible(home).items()}
 
 
 # -- answers ------------------------------------------------------------------------------

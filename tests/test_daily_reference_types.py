@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from npr_pipeline import schema_docs
-from npr_pipeline.intake.tables import TABLES
 from npr_pipeline.intake.typed_reader import read_typed
 from npr_pipeline.messages import get
 from npr_pipeline.schemas import schema_path
+from npr_pipeline.store.lake import TABLES
 
 FILES = Path(__file__).resolve().parent / "daily_files"
 CONTEXT = {"submission_id": "s-1", "unit": "4201115"}

@@ -20,7 +20,6 @@ import duckdb
 import pytest
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake.tables import TABLES
 from npr_pipeline.periods import Period
 from npr_pipeline.production.input_checks import GX_TABLES
 from npr_pipeline.production.inputs import period_input, register_period_views
@@ -34,6 +33,7 @@ from npr_pipeline.quality.gx_suite import (
     to_expectation,
 )
 from npr_pipeline.quality.sql_engine import run_checks
+from npr_pipeline.store.lake import TABLES
 from npr_pipeline.store.ledger import load_ledger
 from tests.intake_files import received_year
 

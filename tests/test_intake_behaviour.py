@@ -17,7 +17,8 @@ import pytest
 from npr_pipeline.home import Home
 from npr_pipeline.intake import run as intake_run
 from npr_pipeline.intake.reasons import Status
-from npr_pipeline.intake.run import IntakeSummary, lake_file
+from npr_pipeline.intake.run import IntakeSummary
+from npr_pipeline.store.lake import part_files
 from npr_pipeline.store.ledger import current_submissions, load_ledger, load_records
 from tests.intake_files import (
     Unit,
@@ -182,8 +183,7 @@ def test_newest_lopenr_is_current_and_a_late_older_file_never_replaces_it(
     assert sorted(versions["submission_id"]) == sorted([jan, mar, feb])
     assert set(versions["status"]) == {Status.ACCEPTED}
     assert sorted(versions["lopenr"].astype(int)) == [1, 3, 5]
-    for sid in (jan, mar, feb):
-        assert lake_file(home, "episodes", 2026, big.resh, sid).exists()
+    assert part_files(home, "episodes", [jan, mar, feb]).keys() == {jan, mar, feb}
 
 
 def test_older_file_sorted_after_newer_in_one_run_is_not_current(big: Unit, tmp_path: Path) -> None:

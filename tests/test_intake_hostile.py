@@ -22,8 +22,9 @@ from npr_pipeline import reference
 from npr_pipeline.envelope import PRODUCTION_HER, TEST_ORGNR, VALIDATION_HER
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import CODES, Status
-from npr_pipeline.intake.run import SubmissionResult, lake_file
+from npr_pipeline.intake.run import SubmissionResult
 from npr_pipeline.registry import import_registry
+from npr_pipeline.store.lake import part_files
 from npr_pipeline.store.ledger import current_submissions, load_ledger, load_records, read_record
 from tests.intake_files import (
     MSGHEAD_XMLNS,
@@ -350,8 +351,8 @@ def _assert_good(home: Home, result: SubmissionResult, unit: Unit) -> None:
     assert result.status == Status.ACCEPTED, result.reasons
     assert result.reasons == []
     assert result.unit == unit.resh
-    assert lake_file(home, "episodes", 2026, unit.resh, result.submission_id).exists()
-    assert lake_file(home, "patients", 2026, unit.resh, result.submission_id).exists()
+    for table in ("episodes", "patients"):
+        assert part_files(home, table, [result.submission_id])[result.submission_id].is_file()
 
 
 def _assert_hostile(home: Home, result: SubmissionResult, case: Case) -> None:
@@ -408,7 +409,7 @@ def test_latin1_file_declaring_iso_8859_1_is_accepted(year: Year, tmp_path: Path
     home = Home(root=tmp_path / "home")
     (result,) = run_intake(home, inbox).submissions
     assert result.status == Status.ACCEPTED, result.reasons
-    path = lake_file(home, "departments", 2026, year.small.resh, result.submission_id)
+    path = part_files(home, "departments", [result.submission_id])[result.submission_id]
     assert name in pq.read_table(path).column("navn").to_pylist()
 
 

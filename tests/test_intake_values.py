@@ -30,9 +30,9 @@ from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_datetime, xs_i
 from npr_pipeline.intake.reader import read_submission
 from npr_pipeline.intake.reasons import Status
 from npr_pipeline.intake.tables import ValueRejected, convert
-from npr_pipeline.lake import lake_file
 from npr_pipeline.registry import current_registry, import_registry
 from npr_pipeline.schemas import schema_path
+from npr_pipeline.store.lake import part_files
 from npr_pipeline.store.ledger import load_ledger, load_records
 from tests.intake_files import Unit, decode, encode, fill_inbox, make_year, run_intake
 from tests.soak import examples
@@ -79,7 +79,7 @@ def _intake_mutated(tmp_path: Path, units, attribute: str, make: callable):
 
 
 def _stored(home: Home, sub, table: str, column: str) -> object:
-    path = lake_file(home, table, 2026, sub.unit, sub.submission_id)
+    path = part_files(home, table, [sub.submission_id])[sub.submission_id]
     return pq.read_table(path, columns=[column]).column(0)[0].as_py()
 
 

@@ -30,6 +30,7 @@ from npr_pipeline.production.snapshot import (
     record_verdict,
     snapshot_path,
 )
+from npr_pipeline.store.lake import versions
 from npr_pipeline.store.ledger import load_ledger
 from tests.handbuilt import (
     ALERIS,
@@ -87,6 +88,8 @@ def test_snapshot_holds_the_period_views_as_tables(received: Home) -> None:
             assert not stored.execute(
                 "SELECT table_name FROM duckdb_columns() WHERE column_name = 'fid'"
             ).fetchall(), "the snapshot copies fødselsnummer out of the vault"
+            (lake_versions,) = stored.execute("SELECT lake_versions FROM build").fetchall()[0]
+            assert json.loads(lake_versions) == versions(received) != {}
             excluded, kept, raw = stored.execute(
                 "SELECT (SELECT count(*) FROM excluded), (SELECT count(*) FROM episodes), "
                 "(SELECT count(*) FROM raw_episodes)"

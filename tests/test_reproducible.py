@@ -25,7 +25,6 @@ from npr_pipeline import provenance
 from npr_pipeline.cli import app
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import intake_directory
-from npr_pipeline.lake import lake_file
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS, kjernejournal, reference_sql
 from npr_pipeline.production.diff import diff_versions
@@ -35,6 +34,7 @@ from npr_pipeline.production.snapshot import build_snapshot, record_verdict, sna
 from npr_pipeline.quality import catalogue
 from npr_pipeline.quality.submission import marker_of, quality_file
 from npr_pipeline.registry import current_registry
+from npr_pipeline.store.lake import part_files
 from npr_pipeline.store.ledger import load_ledger, load_records
 from tests.handbuilt import query
 from tests.intake_files import received_year
@@ -299,7 +299,8 @@ def test_an_unreadable_lake_file_stops_the_run_naming_it(
     received: Home, damaged, how: str, table: str
 ) -> None:
     row = _chosen(received, "NPR_IDE" if table == "idents" else "NPR_ORD")
-    path = damaged(lake_file(received, table, 2026, row["unit"], row["submission_id"]), how)
+    sid = row["submission_id"]
+    path = damaged(part_files(received, table, [sid])[sid], how)
     with pytest.raises(InputFileError, match=str(path)):
         build_snapshot(received, Period.parse(PERIOD))
 

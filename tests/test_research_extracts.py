@@ -20,7 +20,6 @@ from npr_pipeline import suppression
 from npr_pipeline.cli import app
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import intake_directory
-from npr_pipeline.intake.tables import KEYS, TABLES
 from npr_pipeline.periods import Period
 from npr_pipeline.production.deliveries import VERSIONS_DDL
 from npr_pipeline.production.run import compute_step, exclusion_summary, open_period
@@ -38,6 +37,7 @@ from npr_pipeline.research.pseudonym import (
 )
 from npr_pipeline.research.spec import LEVEL_VARIABLES
 from npr_pipeline.settings import TEST, record_environment
+from npr_pipeline.store.lake import KEYS, TABLES, part_files
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "example-extract.yaml"
 runner = CliRunner()
@@ -102,7 +102,7 @@ def extracts(home: Home) -> dict[str, Path]:
 
 
 def _vault_fids(home: Home) -> set[str]:
-    files = sorted(home.vault.rglob("*.parquet"))
+    files = sorted(part_files(home, "idents").values())
     assert files, "the vault must hold identities for the scan to mean anything"
     fids = set()
     for path in files:

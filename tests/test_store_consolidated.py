@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake.tables import TABLES, schema_of
 from npr_pipeline.store.consolidated import daily_closings, register_daily_state, state_counts
+from npr_pipeline.store.lake import TABLES, schema_of
 from tests.daily_events import (
     UNIT,
     avslutning,

@@ -16,6 +16,7 @@ from stdnum.no import orgnr as orgnr_check
 from npr_pipeline import reference
 from npr_pipeline.home import Home
 from npr_pipeline.registry import RegistryError, current_registry, import_registry
+from npr_pipeline.store.lake import part_files
 from npr_pipeline.store.ledger import load_records
 from npr_pipeline.synth import run as synth_run
 from npr_pipeline.synth.run import SynthOptions, expected_tables, run_synth
@@ -168,9 +169,8 @@ def test_the_truth_is_what_the_monthly_route_puts_in_the_lake(tmp_path: Path) ->
     for month in (1, 2):
         expected = expected_tables(options, month)
         for table in TABLE_NAMES:
-            base = home.vault if table == "idents" else home.lake
-            paths = [p for p in base.glob(f"{table}/year=2026/unit=*/*.parquet")
-                     if month_of[p.stem] == month]  # fmt: skip
+            files = part_files(home, table)
+            paths = [path for sid, path in files.items() if month_of[sid] == month]
             assert len(paths) == 3, table
             lake = pa.concat_tables(pq.ParquetFile(p).read() for p in paths)
             lake = lake.drop_columns(["submission_id"])

@@ -29,8 +29,9 @@ from npr_pipeline.intake.safe_xml import (
     classify_syntax_error,
     hardened_iterparse,
 )
-from npr_pipeline.intake.tables import IDE_TABLES, ORD_TABLES, Sink, ValueRejected
+from npr_pipeline.intake.tables import Sink, ValueRejected
 from npr_pipeline.schemas import MSGHEAD_NS, parse_namespace, schema
+from npr_pipeline.store.lake import IDE_TABLES, ORD_TABLES
 
 MH = f"{{{MSGHEAD_NS}}}"
 MAX_ERRORS = 1000

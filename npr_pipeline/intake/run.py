@@ -3,9 +3,12 @@
 The main process archives each file first (content-addressed, so a file seen before is a
 duplicate at once), workers on both cores read, validate and stage the new ones, and the main
 process commits them in inbox order: ledger-level checks (lopenr reuse, late older files,
-ident coverage), the XPR_VAL report, then the ledger record. A run killed anywhere leaves at
-most staged or lake files without a ledger record; the rerun processes those files again and
-ends in the same state as one clean run.
+ident coverage), the XPR_VAL report, then the ledger record. The accepted monthly files' tables
+(staged Parquet, one file per table) are committed into the lake's Delta tables per intake
+batch, before the batch's ledger records (:mod:`npr_pipeline.store.lake`). A run killed
+anywhere leaves at most staged files, part files outside the Delta log or an uncommitted batch,
+none of them visible; the rerun processes those files again and ends in the same state as one
+clean run.
 
 Daily event files and report files (any type of ``npr_pipeline/messages/``: KPP, the
 forløpsmelding, XPR_VTK, NPR-melding-TSB) are read by :mod:`npr_pipeline.intake.daily` in the
@@ -42,15 +45,17 @@ from npr_pipeline.intake.daily_batch import DailyFile, prepare_batch, report_sum
 from npr_pipeline.intake.gate import Header, RegistryIndex
 from npr_pipeline.intake.reader import ReadResult, read_submission
 from npr_pipeline.intake.reasons import Reason, Status, reason
-from npr_pipeline.lake import lake_file
 from npr_pipeline.locking import home_lock
 from npr_pipeline.messages import reaches_production, reception_phase
 from npr_pipeline.processes import die_with_parent
 from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_checked
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
+from npr_pipeline.store import lake
+from npr_pipeline.store.batches import begin_batch
 from npr_pipeline.store.events import compact
 from npr_pipeline.store.ledger import (
+    BatchCommit,
     LedgerRecord,
     LopenrClaimed,
     load_ledger,
@@ -152,7 +157,7 @@ class _Task:
 @dataclass
 class _Outcome:
     read: ReadResult
-    lake: dict[str, Path]
+    lake: dict[str, lake.Part]  # an accepted file's staged tables, waiting for their batch
     error: str | None = None  # an unexpected failure handling this file (ours, not the unit's)
     daily: DailyRead | None = None  # a daily event file (then ``read`` is empty)
 
@@ -178,7 +183,7 @@ def _process(task: _Task) -> _Outcome:
     """One file, isolated: whatever goes wrong while handling it is this file's outcome
     (``failed``, retried by the next intake), never the end of the run for the others."""
     try:
-        return _read_and_publish(task)
+        return _read_and_stage(task)
     except Exception as exc:  # noqa: BLE001 - any failure must stay this file's
         home: Home = _WORKER["home"]  # type: ignore[assignment]
         _discard(home, task.submission_id)
@@ -186,15 +191,14 @@ def _process(task: _Task) -> _Outcome:
 
 
 def _discard(home: Home, submission_id: str) -> None:
-    """Remove what an unfinished submission left: its staging folder and lake files."""
+    """Remove what an unfinished submission left: its staging folder (its tables reach the
+    lake only when its batch is published)."""
     shutil.rmtree(home.root / "staging" / submission_id, ignore_errors=True)
-    for base in (home.lake, home.vault):
-        for path in base.glob(f"*/*/*/{submission_id}.parquet"):
-            path.unlink(missing_ok=True)
 
 
-def _read_and_publish(task: _Task) -> _Outcome:
-    """Read one archived file and, if it is production data, move its tables into the lake."""
+def _read_and_stage(task: _Task) -> _Outcome:
+    """Read one archived file; if it is production data, its staged tables become parts for
+    the lake (their row counts read here, in the worker)."""
     home: Home = _WORKER["home"]  # type: ignore[assignment]
     if 0 < task.size <= _WORKER["max_bytes"]:  # type: ignore[operator]
         header = daily_header(task.archived)
@@ -213,23 +217,16 @@ def _read_and_publish(task: _Task) -> _Outcome:
         received,
         _WORKER["max_bytes"],  # type: ignore[arg-type]
     )
-    lake: dict[str, Path] = {}
+    parts: dict[str, lake.Part] = {}
     if read.staged and read.gate.test_route is None and read.gate.unit is not None:
-        lake = _publish(home, read, task.submission_id)
-    if read.gate.test_route is None:  # a test file's tables are checked at its commit
+        unit = read.gate.unit["reshID"]
+        parts = {
+            table: lake.staged_part(table, path, task.submission_id, unit, read.year or 0)
+            for table, path in read.staged.items()
+        }
+    elif read.gate.test_route is None:  # a test file's tables are checked at its commit
         shutil.rmtree(staging, ignore_errors=True)
-    return _Outcome(read, lake)
-
-
-def _publish(home: Home, read: ReadResult, submission_id: str) -> dict[str, Path]:
-    unit = read.gate.unit["reshID"]  # type: ignore[index]
-    moved = {}
-    for table, staged in read.staged.items():
-        target = lake_file(home, table, read.year or 0, unit, submission_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged, target)
-        moved[table] = target
-    return moved
+    return _Outcome(read, parts)
 
 
 def intake_directory(
@@ -276,6 +273,7 @@ def sweep_interrupted(home: Home, submission_ids: Iterable[str] = ()) -> None:
     for base in (home.ledger, home.root / "outbox"):
         for tmp in base.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
+    lake.sweep(home)
     _sweep_feedback(home, submission_ids)
 
 
@@ -344,6 +342,8 @@ def _intake(
         pending_writes.flush(by_id)
     if pending_writes.batches:
         compact(home)
+    if pending_writes.lake_tables:
+        lake.maintain(home, pending_writes.lake_tables)
     deliveries = not_yet_checked(home, state.deliveries())
     _sweep_feedback(home, (r.submission_id for d in deliveries for r in (d.ord, d.ide) if r))
     checked = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
@@ -480,9 +480,42 @@ class _Pending:
         self.daily: list[list[DailyFile]] = [[]]  # one intake batch per list
         self._closed: set[str] = set()  # units with a closing in the open batch
         self.batches = 0  # daily batches committed by this run
+        self.parts: list[lake.Part] = []  # accepted monthly files' tables for the next batch
+        self.lake_tables: set[str] = set()  # monthly tables this run committed to
+        # where this run's monthly files' tables are (staged, then published): an ide's check
+        # against its ord reads them without a look-up in the Delta log
+        self.located: dict[tuple[str, str], Path] = {}
 
     def __len__(self) -> int:
         return len(self.records) + len(self.failed) + sum(len(files) for files in self.daily)
+
+    def add_parts(self, parts: dict[str, lake.Part]) -> None:
+        """Queue an accepted monthly file's tables for the next batch."""
+        self.parts += parts.values()
+        self.located.update({(p.submission_id, p.table): p.path for p in parts.values()})
+
+    def table_file(self, submission_id: str, table: str) -> Path | None:
+        """A monthly submission's file of ``table``: this run's, or the lake's committed one."""
+        found = self.located.get((submission_id, table))
+        if found is None:
+            found = lake.part_files(self.home, table, [submission_id]).get(submission_id)
+        return found
+
+    def _publish(self) -> BatchCommit | None:
+        """The monthly parts into the lake under a new batch (one Delta commit per table);
+        the batch row to commit with the records, or None when there are none."""
+        if not self.parts:
+            return None
+        parts, self.parts = self.parts, []
+        number = begin_batch(self.home)
+        versions = lake.publish(self.home, number, parts)
+        for p in parts:
+            moved = lake.part_path(self.home, p.table, number, p.submission_id)
+            self.located[(p.submission_id, p.table)] = moved
+        for sid in {p.submission_id for p in parts}:
+            shutil.rmtree(self.home.root / "staging" / sid, ignore_errors=True)
+        self.lake_tables.update(versions)
+        return BatchCommit(number, len({p.submission_id for p in parts}), versions)
 
     def add_daily(self, file: DailyFile) -> None:
         """Queue an accepted daily file for its batch. A unit's file after its own closing
@@ -502,20 +535,25 @@ class _Pending:
         accepted record: only if HOME's lock was bypassed) becomes a failed file instead."""
         if not len(self):
             return
-        segments = [files for files in self.daily if files] or [[]]
+        segments = [files for files in self.daily if files]
         self.daily, self._closed = [[]], set()
+        monthly = self._publish()
+        if monthly is not None or not segments:  # else the records go with the first segment
+            self._write(monthly, by_id)
         for files in segments:  # each its own batch, in order, with its files' ledger rows
-            batch = None
-            if files:
-                batch = prepare_batch(self.home, files)
-                self.records += [typed(f.record) for f in files]
-                self.batches += 1
-            refused = write_records(self.home, self.records, self.failed, batch)
-            self.records, self.failed = [], []
-            if refused:
-                self.failed = [_claim_refused(self.home, r, by_id) for r in refused]
+            batch = prepare_batch(self.home, files)
+            self.records += [typed(f.record) for f in files]
+            self.batches += 1
+            self._write(batch, by_id)
         if self.failed:
             self.flush(by_id)
+
+    def _write(self, batch: BatchCommit | None, by_id: dict[str, SubmissionResult]) -> None:
+        """The pending records, failed markers and ``batch`` in one DuckDB transaction."""
+        refused = write_records(self.home, self.records, self.failed, batch)
+        self.records, self.failed = [], []
+        if refused:
+            self.failed = [_claim_refused(self.home, r, by_id) for r in refused]
 
 
 def _claim_refused(
@@ -587,11 +625,10 @@ def _commit(
         patients=read.patients,
     )
     reasons = list(read.reasons) + list(read.gate.reasons)
-    checks = partial(_ledger_checks, home, record, state, outcome)
+    checks = partial(_ledger_checks, record, state, outcome, pending)
     _decide(record, reasons, read.gate.test_route, checks)
     if record.status == Status.REJECTED:
-        for path in outcome.lake.values():
-            path.unlink(missing_ok=True)
+        _discard(home, task.submission_id)
     record.reasons = [r.as_json() | {"severity": r.severity} for r in reasons]
     if record.status != Status.ACCEPTED:
         record.episodes = 0
@@ -600,6 +637,7 @@ def _commit(
     pending.records.append(typed(record))
     if record.status == Status.ACCEPTED:
         state.add(record)
+        pending.add_parts(outcome.lake)
     return SubmissionResult(
         file=task.file,
         submission_id=task.submission_id,
@@ -712,7 +750,7 @@ def _lopenr_rules(record: LedgerRecord, state: _LedgerState) -> list[Reason]:
 
 
 def _ledger_checks(
-    home: Home, record: LedgerRecord, state: _LedgerState, outcome: _Outcome
+    record: LedgerRecord, state: _LedgerState, outcome: _Outcome, pending: _Pending
 ) -> list[Reason]:
     refused = _lopenr_rules(record, state)
     if refused:
@@ -725,22 +763,22 @@ def _ledger_checks(
         found.append(reason("older_than_current", f"Current lopenr: {newest}.", severity="info"))
     partner = state.partner(unit, msg_type, year, record.period_to or "")
     if partner is not None:
-        mismatch = _ident_mismatch(home, record, outcome, partner)
+        mismatch = _ident_mismatch(record, outcome, partner, pending)
         if mismatch:
             found.append(mismatch)
     return found
 
 
 def _ident_mismatch(
-    home: Home, record: LedgerRecord, outcome: _Outcome, partner: LedgerRecord
+    record: LedgerRecord, outcome: _Outcome, partner: LedgerRecord, pending: _Pending
 ) -> Reason | None:
     """Compare the patients of an ord with the idents of its ide (both ways)."""
-    own = _patient_set(outcome.lake, record.message_type or "")
-    other_paths = {
-        table: lake_file(home, table, partner.year, partner.unit, partner.submission_id)
-        for table in ("patients", "idents")
-    }
-    other = _patient_set(other_paths, partner.message_type or "")
+    table, _ = _PATIENTS[record.message_type or ""]
+    part = outcome.lake.get(table)
+    own = _patient_set(part.path if part else None, record.message_type or "")
+    table, _ = _PATIENTS[partner.message_type or ""]
+    other_path = pending.table_file(partner.submission_id, table)
+    other = _patient_set(other_path, partner.message_type or "")
     patients, idents = (own, other) if record.message_type == "NPR_ORD" else (other, own)
     without_ident = sorted(patients - idents)
     without_patient = sorted(idents - patients)
@@ -755,11 +793,14 @@ def _ident_mismatch(
     return reason("ide_mismatch", detail, severity="warning")
 
 
-def _patient_set(paths: dict[str, Path], msg_type: str) -> set[str]:
-    table, column = ("patients", "pasientNr") if msg_type == "NPR_ORD" else ("idents", "pid")
-    path = paths.get(table)
+_PATIENTS = {"NPR_ORD": ("patients", "pasientNr"), "NPR_IDE": ("idents", "pid")}
+
+
+def _patient_set(path: Path | None, msg_type: str) -> set[str]:
+    """The patient numbers in a submission's patients (ord) or idents (ide) file."""
     if path is None or not path.exists():
         return set()
+    column = _PATIENTS[msg_type][1]
     return set(pq.read_table(path, columns=[column]).column(0).to_pylist())
 
 

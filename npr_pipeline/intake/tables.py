@@ -1,4 +1,5 @@
-"""The lake's tables: their columns and types, and a bounded-memory Parquet sink per table.
+"""A bounded-memory Parquet sink per lake table (the tables' columns and types live in
+:mod:`npr_pipeline.store.lake`).
 
 Codes stay strings (fagområde "010" keeps its zero), dates become dates and timestamps. Rows
 are buffered as Python lists per column and flushed as a row group every ``FLUSH_ROWS`` rows,
@@ -14,94 +15,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_datetime, xs_integer
+from npr_pipeline.store.lake import INT, KEYS, TABLES, TS, D, S, part_schema
 
 FLUSH_ROWS = 100_000
-S, D, TS, INT = pa.string(), pa.date32(), pa.timestamp("s"), pa.int32()
-
-# Every table starts with submission_id, unit (the sender's RESH id) and year.
-KEYS = (("submission_id", S), ("unit", S), ("year", INT))
-
-TABLES: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
-    "patients": (
-        ("pasientNr", S),
-        ("kjonn", S),
-        ("fodselsar", INT),
-        ("komNrHjem", S),
-        ("line", INT),
-    ),
-    "departments": (
-        ("reshID", S),
-        ("navn", S),
-        ("sektor", S),
-        ("isfRefusjon", S),
-        ("nace", S),
-        ("enhetstype", S),
-        ("avdeling", S),
-    ),
-    "episodes": (
-        ("pasientNr", S),
-        ("episodeID", S),
-        ("reshID", S),
-        ("fagomrade", S),
-        ("omsorgsniva", S),
-        ("innmateHast", S),
-        ("kontaktType", S),
-        ("debitor", S),
-        ("komNrHjem", S),
-        ("innDatoTid", TS),
-        ("utDatoTid", TS),
-        ("henvisningsperiodeID", S),
-        ("drg", S),
-        ("drgKilde", S),
-        ("line", INT),
-    ),
-    "diagnoses": (
-        ("pasientNr", S),
-        ("episodeID", S),
-        ("tilstNr", INT),
-        ("kodeNr", S),
-        ("kodeverk", S),
-    ),
-    "procedures": (
-        ("pasientNr", S),
-        ("episodeID", S),
-        ("seq", INT),
-        ("kodeNr", S),
-        ("kodeverk", S),
-        ("dato", D),
-    ),
-    "referrals": (
-        ("pasientNr", S),
-        ("henvisningsperiodeID", S),
-        ("reshID", S),
-        ("fagomrade", S),
-        ("mottattDato", D),
-        ("ansiennitetsdato", D),
-        ("vurderingsdato", D),
-        ("fristStartHelsehjelp", D),
-        ("tjenestestart", D),
-        ("avviklingsdato", D),
-        ("avviklingskode", S),
-        ("prioritet", S),
-        ("line", INT),
-    ),
-    "postponements": (
-        ("pasientNr", S),
-        ("henvisningsperiodeID", S),
-        ("utsettelseskode", S),
-        ("utsettelsesdato", D),
-        ("utsettelseSluttdato", D),
-    ),
-    "idents": (("pid", S), ("fid", S), ("fidType", S), ("line", INT)),
-}
-ORD_TABLES = ("patients", "departments", "episodes", "diagnoses", "procedures", "referrals",
-              "postponements")  # fmt: skip
-IDE_TABLES = ("idents",)
-
-
-def schema_of(table: str) -> pa.Schema:
-    """The Parquet schema of a lake table."""
-    return pa.schema([pa.field(n, t) for n, t in KEYS + TABLES[table]])
 
 
 def _raw_type(name: str) -> pa.DataType:
@@ -175,14 +91,16 @@ class Sink:
         n = len(self.pending)
         if n == 0 and self.writer is not None:
             return
-        schema = schema_of(self.table)
+        schema = part_schema(self.table)  # the Delta table's types (timestamps in microseconds)
         sid, unit, year = self.keys
         rows = pa.array(self.pending, type=self.row_type)
         self.pending.clear()  # a value that cannot be stored must not be tried again at close
         arrays = [pa.repeat(pa.scalar(v, t), n) for v, t in ((sid, S), (unit, S), (year, INT))]
         arrays += [
-            convert(column, dtype, self.table, name)
-            for column, (name, dtype) in zip(rows.flatten(), self.columns, strict=True)
+            convert(column, dtype, self.table, name).cast(field.type)
+            for column, field, (name, dtype) in zip(
+                rows.flatten(), list(schema)[len(KEYS) :], self.columns, strict=True
+            )
         ]
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,13 +23,13 @@ import pandas as pd
 import pyarrow as pa
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake.tables import TABLES, schema_of
 from npr_pipeline.quality import reference_tables
 from npr_pipeline.quality.catalogue import load_catalogue
 from npr_pipeline.quality.sql_engine import run_checks
 from npr_pipeline.settings import load_settings
 from npr_pipeline.store import ledger, state
 from npr_pipeline.store.consolidated import register_daily_state
+from npr_pipeline.store.lake import TABLES, schema_of
 
 DAILY = "daily"
 PREFIX = "daily_"

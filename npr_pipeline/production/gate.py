@@ -26,12 +26,12 @@ import pandas as pd
 
 from npr_pipeline import reference
 from npr_pipeline.home import Home
-from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
 from npr_pipeline.production.daily_gate import NO_DAILY_GATE, DailyGate, DailyProblem
 from npr_pipeline.production.daily_inputs import DailyInput
 from npr_pipeline.production.inputs import PeriodInput, period_input
+from npr_pipeline.store.lake import current_for_period
 from npr_pipeline.warehouse import retype, utc_timestamp, writer
 
 PAIR = ("NPR_ORD", "NPR_IDE")

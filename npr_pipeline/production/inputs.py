@@ -3,9 +3,10 @@
 Per unit the current ord (and its ide, in the vault) whose data reach the period's end; rows
 after the period's end are cut (a later cumulative file also holds the months after it); records
 with an error finding are left out and counted. Production copies no data: its views read the
-lake's Parquet files directly, so a unit's late correction changes production by changing which
-file is current, nothing else. Only the per-period quality database that GX validates holds a
-materialised copy, rebuilt from the lake on every run.
+part files of the lake's Delta tables (chosen from the log: committed batches, current
+submissions; :mod:`npr_pipeline.store.lake`) directly, so a unit's late correction changes
+production by changing which file is current, nothing else. Only the per-period quality
+database that GX validates holds a materialised copy, rebuilt from the lake on every run.
 
 Fail closed, never skip: every lake file the ledger says a chosen submission has, and every
 chosen ord's violations file (checked with the current catalogue), must be there and readable;
@@ -23,8 +24,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake.tables import ORD_TABLES, schema_of
-from npr_pipeline.lake import current_for_period, lake_file, parquet_source
 from npr_pipeline.periods import Period
 from npr_pipeline.production.daily_inputs import (
     NO_DAILY,
@@ -34,6 +33,14 @@ from npr_pipeline.production.daily_inputs import (
 )
 from npr_pipeline.provenance import catalogue_sha256
 from npr_pipeline.quality.submission import marker_of, quality_file
+from npr_pipeline.store.lake import (
+    ORD_TABLES,
+    current_for_period,
+    parquet_source,
+    part_files,
+    schema_of,
+    table_path,
+)
 
 EPISODE_TABLES = ("episodes", "diagnoses", "procedures")
 VIOLATION_TYPES = (
@@ -117,7 +124,7 @@ def register_period_views(
             "WHERE severity = 'error'"
         )
     for table, submissions in [*((t, inputs.ords) for t in ORD_TABLES), ("idents", inputs.ides)]:
-        paths = _existing(home, table, year, submissions)
+        paths = _existing(home, table, submissions)
         source = f"SELECT * FROM {parquet_source(paths)}" if paths else _empty(table)
         if table in daily:
             source = f"{source} UNION ALL BY NAME {daily[table]}"
@@ -131,16 +138,18 @@ def register_period_views(
     )
 
 
-def _existing(home: Home, table: str, year: int, submissions: pd.DataFrame) -> list[Path]:
-    """The submissions' lake files of ``table``: each accepted submission has one of every
-    table of its message type, so a missing or unreadable one stops the run."""
-    paths = [
-        lake_file(home, table, year, row.unit, row.submission_id)
-        for row in submissions.itertuples(index=False)
-    ]
-    for path, row in zip(paths, submissions.itertuples(index=False), strict=True):
-        readable(path, f"lake file of submission {row.submission_id} ({row.unit})")
-    return paths
+def _existing(home: Home, table: str, submissions: pd.DataFrame) -> list[Path]:
+    """The submissions' part files of ``table`` (from the Delta log, in the submissions'
+    order): each accepted submission has one of every table of its message type, so a missing
+    or unreadable one stops the run."""
+    files = part_files(home, table, submissions["submission_id"])
+    for row in submissions.itertuples(index=False):
+        what = f"lake file of submission {row.submission_id} ({row.unit})"
+        if row.submission_id not in files:
+            raise InputFileError(f"{what} is missing from {table_path(home, table)} (the ledger "
+                                 "says it exists)")  # fmt: skip
+        readable(files[row.submission_id], what)
+    return [files[sid] for sid in submissions["submission_id"]]
 
 
 def readable(path: Path, what: str) -> None:

@@ -26,11 +26,11 @@ import duckdb
 import pandas as pd
 
 from npr_pipeline.home import Home
-from npr_pipeline.lake import lake_file, parquet_source
 from npr_pipeline.periods import Period
 from npr_pipeline.production.daily_inputs import DailyInput, register_daily_rows
-from npr_pipeline.production.inputs import readable
+from npr_pipeline.production.inputs import InputFileError, readable
 from npr_pipeline.production.isf import PRIVATE_PAYERS
+from npr_pipeline.store.lake import parquet_source, part_files
 from npr_pipeline.warehouse import has_table
 
 DELIVERED = """
@@ -101,12 +101,13 @@ def join_vault(
     in the session: nothing is written anywhere.
     """
     ides = submissions[submissions["message_type"] == "NPR_IDE"]
-    paths = [
-        lake_file(home, "idents", period.year, row.unit, row.submission_id)
-        for row in ides.itertuples(index=False)
-    ]
-    for path, row in zip(paths, ides.itertuples(index=False), strict=True):
-        readable(path, f"vault file of submission {row.submission_id} ({row.unit})")  # fail closed
+    files = part_files(home, "idents", ides["submission_id"])
+    for row in ides.itertuples(index=False):  # fail closed
+        what = f"vault file of submission {row.submission_id} ({row.unit})"
+        if row.submission_id not in files:
+            raise InputFileError(f"{what} is missing (the ledger says it exists)")
+        readable(files[row.submission_id], what)
+    paths = [files[sid] for sid in ides["submission_id"]]
     vault = (
         parquet_source(paths)
         if paths

@@ -43,6 +43,7 @@ from npr_pipeline.production.gate import GateVerdict, Override, judge_period
 from npr_pipeline.production.inputs import PeriodInput, register_period_views
 from npr_pipeline.quality import reference_tables
 from npr_pipeline.registry import current_registry
+from npr_pipeline.store.lake import versions
 from npr_pipeline.store.ledger import load_ledger
 from npr_pipeline.warehouse import has_table, replace_table
 
@@ -78,6 +79,9 @@ def build_snapshot(home: Home, period: Period, override: Override | None = None)
     ledger = load_ledger(home)
     verdict = judge_period(registry, ledger, period, date.today(), override, daily)
     build_id = uuid.uuid4().hex
+    # for audit: the monthly tables' Delta versions as the build began (their submissions'
+    # rows, named in the lineage, never change, so the lineage alone rebuilds the input)
+    lake_versions = versions(home)
     with atomic_path(snapshot_path(home, period)) as tmp:
         tmp.unlink()  # DuckDB refuses an existing empty file
         con = duckdb.connect(str(tmp))
@@ -91,8 +95,9 @@ def build_snapshot(home: Home, period: Period, override: Override | None = None)
             _register_daily(con, home, verdict.inputs, ledger)
             _register_gate(con, verdict)
             con.execute(
-                "CREATE TABLE build AS SELECT ? AS build_id, now() AS at, ? AS daily_batch",
-                [build_id, verdict.inputs.daily.batch],
+                "CREATE TABLE build AS SELECT ? AS build_id, now() AS at, ? AS daily_batch, "
+                "? AS lake_versions",
+                [build_id, verdict.inputs.daily.batch, json.dumps(lake_versions)],
             )
         finally:
             con.close()

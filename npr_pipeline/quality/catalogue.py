@@ -14,8 +14,8 @@ import yaml
 from pydantic import BaseModel, Field, model_validator
 
 from npr_pipeline import reference
-from npr_pipeline.intake.tables import KEYS, TABLES
 from npr_pipeline.messages import LINE_COLUMN, all_types
+from npr_pipeline.store.lake import KEYS, TABLES
 
 CATALOGUE_DIR = Path(__file__).resolve().parents[2] / "expectations"
 # Checks of the report types' tables (KPP, forløp, ...): run on each received file, apart from

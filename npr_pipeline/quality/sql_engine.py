@@ -15,11 +15,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from npr_pipeline.intake.tables import TABLES, schema_of
-from npr_pipeline.lake import parquet_source
 from npr_pipeline.quality import reference_tables
 from npr_pipeline.quality.catalogue import Check, resolved_kwargs
 from npr_pipeline.quality.rules import PYTHON_RULES
+from npr_pipeline.store.lake import TABLES, parquet_source, schema_of
 
 RECORD_ID = {"idents": "pid", "patients": "pasientNr"}
 

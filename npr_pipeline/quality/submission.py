@@ -29,13 +29,12 @@ import pyarrow.parquet as pq
 from npr_pipeline.atomic import write_bytes, write_text
 from npr_pipeline.feedback.reports import Finding, SubmissionInfo, write_xpr_err
 from npr_pipeline.home import Home
-from npr_pipeline.intake.tables import IDE_TABLES, ORD_TABLES
-from npr_pipeline.lake import lake_file
 from npr_pipeline.processes import die_with_parent
 from npr_pipeline.provenance import catalogue_sha256
 from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.sql_engine import register_tables, run_checks
 from npr_pipeline.registry import current_registry
+from npr_pipeline.store.lake import IDE_TABLES, ORD_TABLES, part_files
 from npr_pipeline.store.ledger import LedgerRecord
 
 EXAMPLES = 10_000
@@ -338,14 +337,11 @@ def _results_files(results: pd.DataFrame, batch: list[Delivery]) -> tuple[pa.Tab
 
 
 def _files(home: Home, batch: list[Delivery]) -> dict[str, list[Path]]:
-    files: dict[str, list[Path]] = {t: [] for t in (*ORD_TABLES, *IDE_TABLES)}
-    for d in batch:
-        for table in ORD_TABLES:
-            files[table].append(lake_file(home, table, d.ord.year, d.ord.unit, d.ord.submission_id))
-        if d.ide is not None:
-            files["idents"].append(
-                lake_file(home, "idents", d.ide.year, d.ide.unit, d.ide.submission_id)
-            )
+    """Each table's part files of the deliveries' ords (and ides), chosen from the Delta log."""
+    ords = [d.ord.submission_id for d in batch]
+    ides = [d.ide.submission_id for d in batch if d.ide is not None]
+    files = {t: list(part_files(home, t, ords).values()) for t in ORD_TABLES}
+    files |= {t: list(part_files(home, t, ides).values()) for t in IDE_TABLES}
     return files
 
 

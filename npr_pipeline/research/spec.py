@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from npr_pipeline import reference
 from npr_pipeline.home import Home
-from npr_pipeline.lake import current_for_period
 from npr_pipeline.periods import Period
 from npr_pipeline.research.dictionary import ColumnType, Dictionary, Sensitivity
+from npr_pipeline.store.lake import current_for_period
 from npr_pipeline.store.ledger import load_ledger
 
 Level = Literal["episode", "stay", "person"]

@@ -33,10 +33,10 @@ import duckdb
 import pyarrow as pa
 
 from npr_pipeline.home import Home
-from npr_pipeline.intake.tables import KEYS, TABLES, schema_of
 from npr_pipeline.messages import TableSpec
 from npr_pipeline.store.batches import committed_batches
 from npr_pipeline.store.events import events_dataset, table_specs
+from npr_pipeline.store.lake import KEYS, TABLES, schema_of
 
 STATUS, TIME = "hendelsesstatus", "endretTidspunkt"
 EVENT_COLUMNS = ("batch", "submission_id", "unit", "year", "lopenr", "line")
@@ -251,7 +251,7 @@ def register_daily_state(
 ) -> None:
     """Create temp views ``{prefix}<monthly table>`` for every monthly lake table: the daily
     units' state of ``year`` as known at ``as_of_batch``, with exactly the columns and types of
-    ``intake.tables.schema_of(<table>)`` (a table no daily message feeds is empty). Also
+    ``store.lake.schema_of(<table>)`` (a table no daily message feeds is empty). Also
     ``{prefix}period_closings`` (see :func:`daily_closings`). ``units`` limits the units."""
     out = _fold_all(con, home, _scope(con, home, year, as_of_batch, units, prefix), prefix)
     for table in TABLES:

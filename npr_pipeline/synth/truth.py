@@ -3,7 +3,7 @@
 Both routes write this truth: the monthly cumulative files show it directly, the daily event
 streams net out to it once every file through the month has been received. Tests compare
 either route's result with these rows, so they have exactly the columns of
-``intake.tables.schema_of(<table>)`` without the lineage (``submission_id``, ``line``). The
+``store.lake.schema_of(<table>)`` without the lineage (``submission_id``, ``line``). The
 ``idents`` table carries fødselsnummer: its rows live in memory only, never written outside the
 identity vault.
 """
@@ -14,8 +14,8 @@ from datetime import date
 
 import pyarrow as pa
 
-from npr_pipeline.intake.tables import schema_of
 from npr_pipeline.periods import month_end
+from npr_pipeline.store.lake import schema_of
 from npr_pipeline.synth.cutoff import patient_as_of
 from npr_pipeline.synth.model import Department, UnitYear
 

@@ -1,0 +1,179 @@
+"""The monthly lake in Delta: one part file per submission and table, committed per intake
+batch, read only through committed batches; kills anywhere end, after a rerun, in the clean
+run's state; maintenance keeps recent versions readable."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from npr_pipeline.home import Home
+from npr_pipeline.intake.reasons import Status
+from npr_pipeline.store import state
+from npr_pipeline.store.batches import committed_batch
+from npr_pipeline.store.events import APP_ID
+from npr_pipeline.store.lake import (
+    BATCH,
+    TABLES,
+    maintain,
+    parquet_source,
+    part_files,
+    sweep,
+    table_path,
+)
+from npr_pipeline.store.ledger import _prepare, load_records
+from tests.intake_files import make_year, prepare_test_home, run_intake, table_contents
+from tests.soak import SOAK
+
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two units' January and February: 8 files (ord and ide), one intake batch."""
+    out = tmp_path_factory.mktemp("synth-lake")
+    make_year(out, units=2, through=2, episodes=4.0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean(year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
+    home = _home(tmp_path_factory.mktemp("clean") / "home", year)
+    summary = run_intake(home, year / "inbox", timeout=TIMEOUT)
+    assert {s.status for s in summary.submissions} == {Status.ACCEPTED}
+    return home
+
+
+def _home(root: Path, year: Path) -> Home:
+    return prepare_test_home(Home(root=root), year / "registry.csv")
+
+
+def _state(home: Home) -> tuple:
+    records = sorted((r.submission_id, r.status, r.lopenr) for r in load_records(home))
+    return records, table_contents(home)
+
+
+def test_each_submission_is_one_part_file_in_its_batch(clean: Home) -> None:
+    """Every accepted file's tables sit in ``batch=N/<sid>.parquet`` with the batch as the
+    app transaction and the keys' statistics in the log; the Parquet is the reader's own."""
+    accepted = {r.submission_id for r in load_records(clean)}
+    batch = committed_batch(clean)
+    for table in TABLES:
+        delta = DeltaTable(table_path(clean, table))
+        assert delta.transaction_version(APP_ID) == batch
+        assert delta.metadata().partition_columns == [BATCH]
+        files = part_files(clean, table)
+        assert set(files) <= accepted and files
+        for sid, path in files.items():
+            assert path.relative_to(table_path(clean, table)) == Path(
+                f"batch={batch}/{sid}.parquet"
+            )
+    assert table_path(clean, "idents").is_relative_to(clean.vault)
+    assert not any(clean.lake.rglob("idents"))
+
+
+def test_a_second_reader_sees_the_same_rows(clean: Home) -> None:
+    """Delta's own pyarrow dataset (what Spark or Trino would read: the log's files) and the
+    part files DuckDB reads give the same rows."""
+    for table in ("episodes", "idents"):
+        delta = DeltaTable(table_path(clean, table)).to_pyarrow_dataset()
+        theirs = delta.to_table(filter=ds.field(BATCH) <= committed_batch(clean))
+        paths = list(part_files(clean, table).values())
+        ours = duckdb.sql(f"SELECT * FROM {parquet_source(paths)}").to_arrow_table()
+        key = [("submission_id", "ascending"), ("line", "ascending")]
+        assert (
+            theirs.drop_columns([BATCH]).sort_by(key).to_pylist() == ours.sort_by(key).to_pylist()
+        )
+
+
+# a kill -9 of intake after the monthly batch's Delta commits, before its ledger commit; or
+# (soak) after the n-th part file moved into its batch folder, before any Delta commit
+_KILL = """
+import os, signal, sys
+from pathlib import Path
+import npr_pipeline.intake.run as run
+import npr_pipeline.store.lake as lake
+from npr_pipeline.home import Home
+point = sys.argv[3]
+if point == "ledger":
+    real_publish = lake.publish
+    def published_then_dying(*args):
+        real_publish(*args)
+        os.kill(os.getpid(), signal.SIGKILL)
+    lake.publish = published_then_dying
+else:
+    real_add, moved = lake._add, []
+    def dying_add(home, batch, part):
+        if len(moved) == int(point):
+            os.kill(os.getpid(), signal.SIGKILL)
+        moved.append(part)
+        return real_add(home, batch, part)
+    lake._add = dying_add
+run.intake_directory(Home(root=Path(sys.argv[1])), Path(sys.argv[2]), workers=1)
+"""
+KILL_POINTS = ["ledger", *(["0", "1", "10", "30"] if SOAK else [])]
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_kill_while_publishing_then_rerun_equals_a_clean_run(
+    year: Path, clean: Home, tmp_path: Path, point: str
+) -> None:
+    killed = _home(tmp_path / "home", year)
+    died = subprocess.run(
+        [sys.executable, "-c", _KILL, str(killed.root), str(year / "inbox"), point],
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=TIMEOUT,
+    )
+    assert died.returncode == -signal.SIGKILL
+    assert (committed_batch(killed), load_records(killed)) == (0, [])
+    assert table_contents(killed) == {}  # stored maybe, visible never
+    if point == "ledger":  # the batch is in the log, under a number never committed
+        assert DeltaTable(table_path(killed, "episodes")).transaction_version(APP_ID) == 1
+    run_intake(killed, year / "inbox", timeout=TIMEOUT)
+    assert committed_batch(killed) == 2
+    assert _state(killed) == _state(clean)
+    for path in killed.root.glob("*/monthly/*/batch=1/*"):  # in the log (never read), or swept
+        assert str(path) in DeltaTable(path.parents[1]).file_uris()
+    assert not any(killed.staging.iterdir())
+
+
+def test_the_sweep_removes_part_files_outside_the_log_only(clean: Home, tmp_path: Path) -> None:
+    """A file a killed intake moved into an uncommitted batch's folder goes; committed files and
+    files the log holds stay."""
+    root = table_path(clean, "episodes")
+    stray = root / "batch=99" / "stray.parquet"
+    stray.parent.mkdir()
+    committed = next(iter(part_files(clean, "episodes").values()))
+    pq.write_table(pq.read_table(committed), stray)
+    assert sweep(clean) == 1
+    assert not stray.parent.exists() and committed.is_file()
+    assert sweep(clean) == 0
+
+
+def test_maintenance_checkpoints_and_vacuums_once_a_day(year: Path, tmp_path: Path) -> None:
+    """After an intake: a checkpoint for each table written to, and a vacuum (recorded) that
+    keeps recent versions readable; a second maintenance the same day vacuums nothing."""
+    home = _home(tmp_path / "home", year)
+    run_intake(home, year / "inbox", timeout=TIMEOUT)
+    last = table_path(home, "episodes") / "_delta_log" / "_last_checkpoint"
+    assert json.loads(last.read_text())["version"] == DeltaTable(last.parents[1]).version()
+    with state.reader(home, _prepare) as con:
+        (value,) = con.execute(
+            "SELECT value FROM meta WHERE key = 'monthly_lake_vacuumed'"
+        ).fetchall()[0]
+    assert json.loads(value) == {"day": datetime.now(UTC).date().isoformat(), "deleted": 0}
+    before = table_contents(home)
+    maintain(home, [], today=datetime.now(UTC))
+    assert table_contents(home) == before
+    assert DeltaTable(table_path(home, "episodes"), version=0).to_pyarrow_table().num_rows > 0
