@@ -161,19 +161,17 @@ def test_the_sweep_removes_part_files_outside_the_log_only(clean: Home, tmp_path
     assert sweep(clean) == 0
 
 
-def test_maintenance_checkpoints_and_vacuums_once_a_day(year: Path, tmp_path: Path) -> None:
+def test_maintenance_checkpoints_and_vacuums_once_a_day(clean: Home) -> None:
     """After an intake: a checkpoint for each table written to, and a vacuum (recorded) that
     keeps recent versions readable; a second maintenance the same day vacuums nothing."""
-    home = _home(tmp_path / "home", year)
-    run_intake(home, year / "inbox", timeout=TIMEOUT)
-    last = table_path(home, "episodes") / "_delta_log" / "_last_checkpoint"
+    last = table_path(clean, "episodes") / "_delta_log" / "_last_checkpoint"
     assert json.loads(last.read_text())["version"] == DeltaTable(last.parents[1]).version()
-    with state.reader(home, _prepare) as con:
+    with state.reader(clean, _prepare) as con:
         (value,) = con.execute(
             "SELECT value FROM meta WHERE key = 'monthly_lake_vacuumed'"
         ).fetchall()[0]
     assert json.loads(value) == {"day": datetime.now(UTC).date().isoformat(), "deleted": 0}
-    before = table_contents(home)
-    maintain(home, [], today=datetime.now(UTC))
-    assert table_contents(home) == before
-    assert DeltaTable(table_path(home, "episodes"), version=0).to_pyarrow_table().num_rows > 0
+    before = table_contents(clean)
+    maintain(clean, [], today=datetime.now(UTC))
+    assert table_contents(clean) == before
+    assert DeltaTable(table_path(clean, "episodes"), version=0).to_pyarrow_table().num_rows > 0
