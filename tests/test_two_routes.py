@@ -57,12 +57,13 @@ def receive(root: Path, route: str) -> Home:
     return home
 
 
-def run_period(home: Home, period: str, run_id: str) -> None:
-    """Gates, snapshot and checks, then every step: what ``npr run`` materialises."""
+def run_period(home: Home, period: str, run_id: str, steps: tuple[str, ...] = STEPS) -> None:
+    """Gates, snapshot and checks, then each step: what ``npr run`` materialises (``--step``
+    narrows it, as for the correction, whose figures are ISF's)."""
     checks = check_period(home, Period.parse(period), run_id, 0.05)
     assert checks.passed, (checks.failed_errors, checks.over)
     assert all(g["gate"] == "open" for g in checks.gates), checks.gates
-    for step in STEPS:
+    for step in steps:
         produce(home, Period.parse(period), step, run_id)
 
 
@@ -154,7 +155,7 @@ def test_a_correction_back_in_time_changes_every_period_that_includes_it(
     (February does not), the closings' gate stays open, and no submitted file is read again
     (the inbox and HOME's archive are moved away before the runs)."""
     home = routes["daily"]
-    run_period(home, "2026-01", "daily-jan")
+    run_period(home, "2026-01", "daily-jan", ("isf",))
     before = {p: _isf(home, p) for p in ("2026-01", *PERIODS)}
     synth = home.root.parent / "synth"
     fix = write_correction(synth / "inbox", "2026-01", datetime(2026, 6, 10, 23, 30),
@@ -166,7 +167,7 @@ def test_a_correction_back_in_time_changes_every_period_that_includes_it(
     synth.rename(tmp_path / "synth-away")
     home.archive.rename(tmp_path / "archive-away")
     for period in ("2026-01", *PERIODS):
-        run_period(home, period, "daily-fix")
+        run_period(home, period, "daily-fix", ("isf",))
     key = (fix.unit, fix.contact)
     for period in ("2026-01", "2026-T1"):
         after = _isf(home, period)
