@@ -33,10 +33,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from npr_pipeline.feedback.deliver import deliver_answers
+from npr_pipeline.feedback.outbox import scratch
 from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_err, write_xpr_val
 from npr_pipeline.feedback.test_route import answer_test_file
 from npr_pipeline.home import Home
-from npr_pipeline.intake.archive import archive_file
+from npr_pipeline.intake.archive import archive_file, sync_archive
 from npr_pipeline.intake.daily import DailyRead, daily_header, read_daily
 from npr_pipeline.intake.daily_batch import DailyFile, prepare_batch, report_summary
 from npr_pipeline.intake.gate import Header, RegistryIndex
@@ -262,20 +263,24 @@ def intake_directory(
 
 def sweep_interrupted(home: Home, submission_ids: Iterable[str] = ()) -> None:
     """Remove what a killed intake left: staging folders, temporary files of atomic writes in
-    the ledger and outbox folders, and those in the feedback folders of ``submission_ids`` (only
-    intake and ``npr send`` write there, and they hold the lock).
+    the ledger folder and the outbox's scratch folder, and those in the feedback folders of
+    ``submission_ids`` (only intake and ``npr send`` write there, and they hold the lock).
 
-    feedback/ holds a folder per file received (millions on the daily route), so it is never
-    walked: a run sweeps the folders it is about to write, those of the files it processes and
-    of the deliveries it checks. A killed run's leftovers are exactly there, because the files
-    it had not committed are processed again and its unchecked deliveries checked again.
+    feedback/ and outbox/ hold files per file received (millions on the daily route), so they
+    are never walked: every outbox write keeps its temporary file in ``outbox/.tmp``
+    (:func:`~npr_pipeline.feedback.outbox.scratch`), and a run sweeps the feedback folders it
+    is about to write, those of the files it processes and of the deliveries it checks. A
+    killed run's leftovers are exactly there, because the files it had not committed are
+    processed again and its unchecked deliveries checked again.
     """
     staging = home.root / "staging"
     for leftover in staging.iterdir() if staging.is_dir() else ():
         shutil.rmtree(leftover, ignore_errors=True)  # the folder itself stays (owner-only)
-    for base in (home.ledger, home.root / "outbox"):
-        for tmp in base.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+    for tmp in home.ledger.rglob(".*.tmp"):  # the JSON ledger before state.duckdb: small
+        tmp.unlink(missing_ok=True)
+    outbox_scratch = scratch(home)
+    for tmp in outbox_scratch.iterdir() if outbox_scratch.is_dir() else ():
+        tmp.unlink(missing_ok=True)
     _sweep_feedback(home, submission_ids)
 
 
@@ -317,7 +322,7 @@ def _intake(
         """
         pending: set[str] = set()
         for path in files:
-            archived = archive_file(path, home.archive)
+            archived = archive_file(path, home.archive, durable=False)  # synced per commit
             summary.bytes += archived.size
             sid = archived.submission_id
             if sid in known or sid in pending:
@@ -502,6 +507,7 @@ class _Pending:
         accepted record: only if HOME's lock was bypassed) becomes a failed file instead."""
         if not len(self):
             return
+        sync_archive(self.home.archive)  # the files of these records are on disk before them
         segments = [files for files in self.daily if files] or [[]]
         self.daily, self._closed = [[]], set()
         for files in segments:  # each its own batch, in order, with its files' ledger rows
