@@ -62,9 +62,14 @@ from npr_pipeline.store.ledger import (
 from npr_pipeline.warehouse import sync_intake
 
 EXAMPLES = 5
-# Workers are replaced after this many files each: allocator pools (Arrow, lxml) otherwise keep
-# the high-water mark of every file a worker has read, and a long inbox grows without bound.
-WORKER_FILES = 64
+# Workers are replaced after this many bytes read each, or this many files (whichever comes
+# first): allocator pools (Arrow, lxml) otherwise keep the high-water mark of every file a
+# worker has read, and a long inbox grows without bound. The bytes bound what a worker can
+# have grown to (a monthly file of 1-2 MB: ~64 files, as before); the files bound the pool's
+# queue of tiny daily files (a few kB each) whose replacement would otherwise cost more than
+# their reading.
+WORKER_BYTES = 128 * 2**20
+WORKER_FILES = 1_024
 # A lopenr this far above the unit's current one is a typo or garbage, not the next message:
 # accepted, it would stay the unit's current file for the rest of the year.
 LOPENR_JUMP = 1_000
@@ -166,11 +171,14 @@ _WORKER: dict[str, object] = {}
 
 
 def _init_worker(
-    registry: pd.DataFrame, home_root: str, max_bytes: int, parent: int | None = None
+    index: RegistryIndex, home_root: str, max_bytes: int, parent: int | None = None
 ) -> None:
+    """A worker's state. ``index`` is built once by the main process and inherited by every
+    worker of every pool through fork (65,000 units take ~1 s of CPU to index: per worker and
+    pool, that was ~20 ms per daily file)."""
     if parent is not None:
         die_with_parent(parent)
-    _WORKER["index"] = RegistryIndex(registry)
+    _WORKER["index"] = index
     _WORKER["home"] = Home(root=Path(home_root))
     _WORKER["max_bytes"] = max_bytes
 
@@ -370,13 +378,15 @@ def _run(
 ) -> Iterator[tuple[_Task, _Outcome]]:
     """Each task with its outcome, in task order; a pool only when there is work to share.
 
-    Workers are replaced by starting a fresh pool for every ``workers * WORKER_FILES`` files,
-    not with ``max_tasks_per_child``: in CPython 3.11 to 3.15b3 that option deadlocks once a
-    worker retires with tasks still queued (python/cpython#115634), which hung whole inboxes.
+    Workers are replaced by starting a fresh pool for every ``workers * WORKER_BYTES`` bytes or
+    ``workers * WORKER_FILES`` files, not with ``max_tasks_per_child``: in CPython 3.11 to
+    3.15b3 that option deadlocks once a worker retires with tasks still queued
+    (python/cpython#115634), which hung whole inboxes.
     """
+    index = RegistryIndex(registry)
     first = list(islice(tasks, 2))
     if workers <= 1 or len(first) <= 1:
-        _init_worker(registry, str(home.root), max_bytes)
+        _init_worker(index, str(home.root), max_bytes)
         for task in chain(first, tasks):
             yield task, _process(task)
         return
@@ -385,15 +395,24 @@ def _run(
         with ProcessPoolExecutor(
             max_workers=workers,
             initializer=_init_worker,
-            initargs=(registry, str(home.root), max_bytes, os.getpid()),
+            initargs=(index, str(home.root), max_bytes, os.getpid()),
         ) as pool:
             # the whole batch is submitted at once, taking tasks (archiving files) as it goes
-            batch = [
-                (task, _submit(pool, task)) for task in islice(remaining, workers * WORKER_FILES)
-            ]
+            batch = [(task, _submit(pool, task)) for task in _generation(remaining, workers)]
             for task, future in batch:
                 yield task, _outcome_of(future)
-        if len(batch) < workers * WORKER_FILES:
+        if not batch:
+            return
+
+
+def _generation(tasks: Iterator[_Task], workers: int) -> Iterator[_Task]:
+    """The next tasks of one pool: until their bytes reach ``workers * WORKER_BYTES`` or their
+    number ``workers * WORKER_FILES``."""
+    size = 0
+    for count, task in enumerate(tasks, start=1):
+        yield task
+        size += task.size
+        if size >= workers * WORKER_BYTES or count >= workers * WORKER_FILES:
             return
 
 
