@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.quality_bench
 	$(BIN)/python -m benchmarks.gate_bench
 	$(BIN)/python -m benchmarks.reader_floor
+	$(BIN)/python -m benchmarks.daily_bench  # 2,000 units; a national day: --units 65000
 
 e2e: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)

@@ -3,6 +3,9 @@
 A reader never sees half a file, and a run killed mid-write leaves the old file or none.
 ``durable=False`` skips the fsync for files that can be rebuilt from the archive (reports,
 quality results): still atomic, but an fsync costs ~8 ms here and intake writes thousands.
+``scratch`` puts the temporary file in another folder of the same filesystem instead of beside
+the target: a folder that holds millions of files (the outbox) is then never walked to find what
+a killed run left, only its small scratch folder.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from typing import IO
 
 
 @contextmanager
-def atomic_path(target: Path, durable: bool = True) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; renamed over ``target`` on success."""
+def atomic_path(target: Path, durable: bool = True, scratch: Path | None = None) -> Iterator[Path]:
+    """Yield a temporary path in ``scratch`` (default: the target's folder); renamed over
+    ``target`` on success."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    folder = scratch or target.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -34,20 +40,26 @@ def atomic_path(target: Path, durable: bool = True) -> Iterator[Path]:
 
 @contextmanager
 def atomic_open(
-    target: Path, mode: str = "w", durable: bool = True, **kwargs: object
+    target: Path,
+    mode: str = "w",
+    durable: bool = True,
+    scratch: Path | None = None,
+    **kwargs: object,
 ) -> Iterator[IO]:
     """Open a temporary file for writing; it replaces ``target`` only if the block succeeds."""
-    with atomic_path(target, durable) as tmp, open(tmp, mode, **kwargs) as fh:  # type: ignore[call-overload]
+    with atomic_path(target, durable, scratch) as tmp, open(tmp, mode, **kwargs) as fh:  # type: ignore[call-overload]
         yield fh
 
 
-def write_bytes(target: Path, data: bytes, durable: bool = True) -> None:
+def write_bytes(
+    target: Path, data: bytes, durable: bool = True, scratch: Path | None = None
+) -> None:
     """Atomically write ``data`` to ``target``."""
-    with atomic_open(target, "wb", durable=durable) as fh:
+    with atomic_open(target, "wb", durable=durable, scratch=scratch) as fh:
         fh.write(data)
 
 
-def write_text(target: Path, text: str, durable: bool = True) -> None:
+def write_text(target: Path, text: str, durable: bool = True, scratch: Path | None = None) -> None:
     """Atomically write UTF-8 ``text`` to ``target``."""
-    with atomic_open(target, "w", durable=durable, encoding="utf-8") as fh:
+    with atomic_open(target, "w", durable=durable, scratch=scratch, encoding="utf-8") as fh:
         fh.write(text)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from npr_pipeline.feedback.outbox import outbox, scratch
 from npr_pipeline.home import Home
 from npr_pipeline.intake import run as run_module
-from npr_pipeline.intake.archive import archive_file
+from npr_pipeline.intake.archive import archive_file, sync_archive
 from npr_pipeline.intake.reasons import Status
 from npr_pipeline.intake.run import intake_directory, sweep_interrupted
 from npr_pipeline.locking import HomeLocked, home_lock
@@ -228,6 +229,7 @@ def test_interrupted_files_are_swept_at_the_next_start(tmp_path: Path) -> None:
         home.ledger / ".abc.json.x1y2.tmp",
         home.feedback / "abc" / ".XPR_VAL.xml.zz.tmp",
         home.root / "staging" / "abc" / "episodes.parquet",
+        scratch(home) / ".0123.xml.k9.tmp",
     ]
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,9 +239,12 @@ def test_interrupted_files_are_swept_at_the_next_start(tmp_path: Path) -> None:
     untouched = home.feedback / "other" / ".XPR_VAL.xml.zz.tmp"  # not this run's: not walked
     untouched.parent.mkdir()
     untouched.write_bytes(b"half")
+    posted = outbox(home) / "edi" / "0123.xml"  # the outbox itself is never walked
+    posted.parent.mkdir(parents=True)
+    posted.write_bytes(b"<MsgHead/>")
     sweep_interrupted(home, ["abc"])
     assert [p for p in leftovers if p.exists()] == []
-    assert kept.exists() and untouched.exists()
+    assert kept.exists() and untouched.exists() and posted.exists()
 
 
 # Where to kill: as soon as the reading workers exist; halfway through the commits; after the
@@ -330,3 +335,18 @@ def test_intake_json_reports_failed_and_exit_1(
     assert result.exit_code == 1, result.output
     doc = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
     assert doc["failed"] == 1 and doc["submissions"][0]["status"] == "failed"
+
+
+def test_an_archive_copy_cut_short_before_its_sync_is_replaced(tmp_path: Path) -> None:
+    """Intake archives without an fsync per file and syncs once per commit batch: a crash before
+    that sync may leave a renamed copy without all its bytes, which the next intake replaces."""
+    source = tmp_path / "file.xml"
+    source.write_bytes(b"<Melding/>" * 100)
+    first = archive_file(source, tmp_path / "archive", durable=False)
+    assert not first.existed and first.path.read_bytes() == source.read_bytes()
+    first.path.chmod(0o644)
+    first.path.write_bytes(b"")  # what a power cut before the sync can leave
+    again = archive_file(source, tmp_path / "archive", durable=False)
+    assert not again.existed and again.path.read_bytes() == source.read_bytes()
+    sync_archive(tmp_path / "archive")
+    assert archive_file(source, tmp_path / "archive").existed

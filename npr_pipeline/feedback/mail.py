@@ -25,7 +25,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 from npr_pipeline.atomic import write_bytes
-from npr_pipeline.feedback.outbox import KINDS, outbox, read_state, write_state
+from npr_pipeline.feedback.outbox import KINDS, outbox, read_state, scratch, write_state
 from npr_pipeline.feedback.reports import OSLO, local_time
 from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
 from npr_pipeline.home import Home
@@ -73,7 +73,7 @@ def queue_mails(home: Home, settings: Settings, answered: Iterable[Answered]) ->
             continue
         message = _message(home, settings, mail_id, day, contacts, items)
         path = outbox(home) / "mail" / f"{mail_id}.eml"
-        write_bytes(path, message.as_bytes(policy=SMTP))
+        write_bytes(path, message.as_bytes(policy=SMTP), scratch=scratch(home))
         write_state(home, mail_id, {
             "id": mail_id, "channel": "email", "state": PENDING, "to": list(contacts),
             "unit": items[0].sender, "day": day, "file": str(path.relative_to(home.root)),

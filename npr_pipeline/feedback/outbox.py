@@ -63,6 +63,12 @@ def outbox(home: Home) -> Path:
     return home.root / "outbox"
 
 
+def scratch(home: Home) -> Path:
+    """``HOME/outbox/.tmp``: the temporary files of every outbox write (see ``atomic.py``), so
+    what a killed run left is found there, never by walking the outbox's millions of files."""
+    return outbox(home) / ".tmp"
+
+
 def state_file(home: Home, item_id: str) -> Path:
     """Where the state record of an outbox message or e-mail is."""
     return outbox(home) / "state" / f"{item_id}.json"
@@ -71,7 +77,7 @@ def state_file(home: Home, item_id: str) -> Path:
 def write_state(home: Home, item_id: str, state: dict, durable: bool = True) -> None:
     """Replace an item's state record, atomically (``durable``: fsynced, see post_answers)."""
     text = json.dumps(state, ensure_ascii=False, indent=1)
-    write_text(state_file(home, item_id), text, durable=durable)
+    write_text(state_file(home, item_id), text, durable=durable, scratch=scratch(home))
 
 
 def read_state(home: Home, item_id: str) -> dict | None:
@@ -91,7 +97,7 @@ def unposted(home: Home, records: list[LedgerRecord]) -> set[str]:
     if not path.exists():
         cutoff = datetime.now(UTC) - timedelta(days=HISTORY_DAYS)
         old = [r.submission_id for r in records if datetime.fromisoformat(r.received) < cutoff]
-        write_text(path, "".join(f"{sid}\n" for sid in old))
+        write_text(path, "".join(f"{sid}\n" for sid in old), scratch=scratch(home))
     # a kill while appending leaves a partial last line: not an id, so read as not posted
     posted = {line for line in path.read_text(encoding="ascii").split() if _SID.fullmatch(line)}
     return {r.submission_id for r in records} - posted
@@ -128,7 +134,8 @@ def post_answers(home: Home, record: LedgerRecord, unit_name: str | None) -> lis
         path = None
         if record.her:
             path = outbox(home) / "edi" / f"{message_id}.xml"
-            write_bytes(path, wrap(data, kind, message_id, record, unit_name), durable=False)
+            message = wrap(data, kind, message_id, record, unit_name)
+            write_bytes(path, message, durable=False, scratch=scratch(home))
             state |= {"state": "pending", "file": str(path.relative_to(home.root))}
         else:
             state |= {"state": "undeliverable", "why": "the sender has no HER id"}

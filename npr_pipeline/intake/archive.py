@@ -3,10 +3,16 @@
 Archiving is the first thing intake does, before any parsing, so nothing received can be
 lost whatever happens later. The copy is streamed (bounded memory for any size), written to a
 temporary name and renamed into place, then made read-only.
+
+Intake archives without an fsync per file (``durable=False``: ~8 ms each, a national day has
+tens of thousands) and makes a whole commit batch durable with one :func:`sync_archive` before
+its ledger records are committed: a file is committed only once its copy is on disk. A copy a
+crash cut short before that sync has the wrong size, and the next intake replaces it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import tempfile
@@ -36,8 +42,9 @@ def archive_path(archive: Path, checksum: str) -> Path:
     return archive / checksum[:2] / checksum[2:4] / checksum
 
 
-def archive_file(source: Path, archive: Path) -> Archived:
-    """Copy ``source`` into the archive (atomically) unless identical bytes are there."""
+def archive_file(source: Path, archive: Path, durable: bool = True) -> Archived:
+    """Copy ``source`` into the archive (atomically) unless identical bytes are there; without
+    ``durable`` the copy is on disk only after the next :func:`sync_archive`."""
     archive.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
@@ -50,10 +57,11 @@ def archive_file(source: Path, archive: Path) -> Archived:
                 out.write(chunk)
                 size += len(chunk)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         checksum = digest.hexdigest()
         target = archive_path(archive, checksum)
-        if target.exists():
+        if target.is_file() and target.stat().st_size == size:
             return Archived(checksum, size, target, existed=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.chmod(0o444)
@@ -61,3 +69,19 @@ def archive_file(source: Path, archive: Path) -> Archived:
         return Archived(checksum, size, target, existed=False)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def sync_archive(archive: Path) -> None:
+    """Make every copy archived so far durable: one ``syncfs`` of the archive's filesystem
+    (``sync`` where the C library has none), instead of an fsync per file."""
+    archive.mkdir(parents=True, exist_ok=True)
+    syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+    if syncfs is None:  # pragma: no cover - not glibc
+        os.sync()
+        return
+    fd = os.open(archive, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:  # pragma: no cover - the kernel refused: sync everything
+            os.sync()
+    finally:
+        os.close(fd)

@@ -36,10 +36,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from npr_pipeline.feedback.deliver import deliver_answers
+from npr_pipeline.feedback.outbox import scratch
 from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_err, write_xpr_val
 from npr_pipeline.feedback.test_route import answer_test_file
 from npr_pipeline.home import Home
-from npr_pipeline.intake.archive import archive_file
+from npr_pipeline.intake.archive import archive_file, sync_archive
 from npr_pipeline.intake.daily import DailyRead, daily_header, read_daily
 from npr_pipeline.intake.daily_batch import DailyFile, prepare_batch, report_summary
 from npr_pipeline.intake.gate import Header, RegistryIndex
@@ -66,9 +67,14 @@ from npr_pipeline.store.ledger import (
 from npr_pipeline.warehouse import sync_intake
 
 EXAMPLES = 5
-# Workers are replaced after this many files each: allocator pools (Arrow, lxml) otherwise keep
-# the high-water mark of every file a worker has read, and a long inbox grows without bound.
-WORKER_FILES = 64
+# Workers are replaced after this many bytes read each, or this many files (whichever comes
+# first): allocator pools (Arrow, lxml) otherwise keep the high-water mark of every file a
+# worker has read, and a long inbox grows without bound. The bytes bound what a worker can
+# have grown to (a monthly file of 1-2 MB: ~64 files, as before); the files bound the pool's
+# queue of tiny daily files (a few kB each) whose replacement would otherwise cost more than
+# their reading.
+WORKER_BYTES = 128 * 2**20
+WORKER_FILES = 1_024
 # A lopenr this far above the unit's current one is a typo or garbage, not the next message:
 # accepted, it would stay the unit's current file for the rest of the year.
 LOPENR_JUMP = 1_000
@@ -170,11 +176,14 @@ _WORKER: dict[str, object] = {}
 
 
 def _init_worker(
-    registry: pd.DataFrame, home_root: str, max_bytes: int, parent: int | None = None
+    index: RegistryIndex, home_root: str, max_bytes: int, parent: int | None = None
 ) -> None:
+    """A worker's state. ``index`` is built once by the main process and inherited by every
+    worker of every pool through fork (65,000 units take ~1 s of CPU to index: per worker and
+    pool, that was ~20 ms per daily file)."""
     if parent is not None:
         die_with_parent(parent)
-    _WORKER["index"] = RegistryIndex(registry)
+    _WORKER["index"] = index
     _WORKER["home"] = Home(root=Path(home_root))
     _WORKER["max_bytes"] = max_bytes
 
@@ -259,20 +268,24 @@ def intake_directory(
 
 def sweep_interrupted(home: Home, submission_ids: Iterable[str] = ()) -> None:
     """Remove what a killed intake left: staging folders, temporary files of atomic writes in
-    the ledger and outbox folders, and those in the feedback folders of ``submission_ids`` (only
-    intake and ``npr send`` write there, and they hold the lock).
+    the ledger folder and the outbox's scratch folder, and those in the feedback folders of
+    ``submission_ids`` (only intake and ``npr send`` write there, and they hold the lock).
 
-    feedback/ holds a folder per file received (millions on the daily route), so it is never
-    walked: a run sweeps the folders it is about to write, those of the files it processes and
-    of the deliveries it checks. A killed run's leftovers are exactly there, because the files
-    it had not committed are processed again and its unchecked deliveries checked again.
+    feedback/ and outbox/ hold files per file received (millions on the daily route), so they
+    are never walked: every outbox write keeps its temporary file in ``outbox/.tmp``
+    (:func:`~npr_pipeline.feedback.outbox.scratch`), and a run sweeps the feedback folders it
+    is about to write, those of the files it processes and of the deliveries it checks. A
+    killed run's leftovers are exactly there, because the files it had not committed are
+    processed again and its unchecked deliveries checked again.
     """
     staging = home.root / "staging"
     for leftover in staging.iterdir() if staging.is_dir() else ():
         shutil.rmtree(leftover, ignore_errors=True)  # the folder itself stays (owner-only)
-    for base in (home.ledger, home.root / "outbox"):
-        for tmp in base.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+    for tmp in home.ledger.rglob(".*.tmp"):  # the JSON ledger before state.duckdb: small
+        tmp.unlink(missing_ok=True)
+    outbox_scratch = scratch(home)
+    for tmp in outbox_scratch.iterdir() if outbox_scratch.is_dir() else ():
+        tmp.unlink(missing_ok=True)
     lake.sweep(home)
     _sweep_feedback(home, submission_ids)
 
@@ -315,7 +328,7 @@ def _intake(
         """
         pending: set[str] = set()
         for path in files:
-            archived = archive_file(path, home.archive)
+            archived = archive_file(path, home.archive, durable=False)  # synced per commit
             summary.bytes += archived.size
             sid = archived.submission_id
             if sid in known or sid in pending:
@@ -365,13 +378,15 @@ def _run(
 ) -> Iterator[tuple[_Task, _Outcome]]:
     """Each task with its outcome, in task order; a pool only when there is work to share.
 
-    Workers are replaced by starting a fresh pool for every ``workers * WORKER_FILES`` files,
-    not with ``max_tasks_per_child``: in CPython 3.11 to 3.15b3 that option deadlocks once a
-    worker retires with tasks still queued (python/cpython#115634), which hung whole inboxes.
+    Workers are replaced by starting a fresh pool for every ``workers * WORKER_BYTES`` bytes or
+    ``workers * WORKER_FILES`` files, not with ``max_tasks_per_child``: in CPython 3.11 to
+    3.15b3 that option deadlocks once a worker retires with tasks still queued
+    (python/cpython#115634), which hung whole inboxes.
     """
+    index = RegistryIndex(registry)
     first = list(islice(tasks, 2))
     if workers <= 1 or len(first) <= 1:
-        _init_worker(registry, str(home.root), max_bytes)
+        _init_worker(index, str(home.root), max_bytes)
         for task in chain(first, tasks):
             yield task, _process(task)
         return
@@ -380,15 +395,24 @@ def _run(
         with ProcessPoolExecutor(
             max_workers=workers,
             initializer=_init_worker,
-            initargs=(registry, str(home.root), max_bytes, os.getpid()),
+            initargs=(index, str(home.root), max_bytes, os.getpid()),
         ) as pool:
             # the whole batch is submitted at once, taking tasks (archiving files) as it goes
-            batch = [
-                (task, _submit(pool, task)) for task in islice(remaining, workers * WORKER_FILES)
-            ]
+            batch = [(task, _submit(pool, task)) for task in _generation(remaining, workers)]
             for task, future in batch:
                 yield task, _outcome_of(future)
-        if len(batch) < workers * WORKER_FILES:
+        if not batch:
+            return
+
+
+def _generation(tasks: Iterator[_Task], workers: int) -> Iterator[_Task]:
+    """The next tasks of one pool: until their bytes reach ``workers * WORKER_BYTES`` or their
+    number ``workers * WORKER_FILES``."""
+    size = 0
+    for count, task in enumerate(tasks, start=1):
+        yield task
+        size += task.size
+        if size >= workers * WORKER_BYTES or count >= workers * WORKER_FILES:
             return
 
 
@@ -535,6 +559,7 @@ class _Pending:
         accepted record: only if HOME's lock was bypassed) becomes a failed file instead."""
         if not len(self):
             return
+        sync_archive(self.home.archive)  # the files of these records are on disk before them
         segments = [files for files in self.daily if files]
         self.daily, self._closed = [[]], set()
         monthly = self._publish()

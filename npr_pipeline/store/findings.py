@@ -21,6 +21,8 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from npr_pipeline.home import Home
 from npr_pipeline.store.batches import committed_batches
@@ -69,7 +71,7 @@ def _family_findings(
         new, old = f"_new_{spec.name}", f"_old_{spec.name}"
         rows = batch.get(spec.name)
         con.register(new, rows if rows is not None else _empty(home, spec.name))
-        con.register(old, events_dataset(home, spec.name))
+        con.register(old, _touched(events_dataset(home, spec.name), batch[root.name], key))
         sources[spec.name] = (
             f"SELECT year AS scope, * FROM {new} UNION ALL BY NAME "
             f"SELECT e.year AS scope, 0 AS {ARRIVAL}, e.* FROM {old} e "
@@ -104,6 +106,18 @@ def _family_findings(
         FROM j WHERE NOT dup"""
     ).fetchall()
     return [EventFinding(r[0], root.name, *r[1:]) for r in rows if r[-1] is not None]
+
+
+def _touched(events: ds.Dataset, new: pa.Table, key: tuple[str, ...]) -> pa.Table:
+    """The stored events of the batch's keys, at most: the scan is filtered by year (partition
+    pruning), unit and the key's first column (row groups pruned by their statistics where the
+    data is clustered, rows filtered in Arrow otherwise), so DuckDB joins the touched keys'
+    history, not the whole table's, which grows by every day of the year. The SQL still joins
+    on the whole key: the filter only has to keep every row it needs."""
+    wanted = ds.field("year").isin(pc.unique(new.column("year")).cast(pa.int32()))
+    for name in ("unit", key[0]):
+        wanted &= ds.field(name).isin(pc.unique(new.column(name)))
+    return events.to_table(filter=wanted)
 
 
 def _empty(home: Home, table: str) -> pa.Table:
