@@ -670,7 +670,7 @@ def status(
     from npr_pipeline.production.daily_gate import daily_gate
     from npr_pipeline.production.gate import gate_statuses
     from npr_pipeline.registry import current_registry
-    from npr_pipeline.reports import obligations
+    from npr_pipeline.reports import due_types, obligations
     from npr_pipeline.store.ledger import load_ledger
 
     chosen = _period(period)
@@ -682,7 +682,7 @@ def status(
         statuses = gate_statuses(registry, ledger, chosen, date.today(), daily=daily)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
-    reports = obligations(registry, ledger, *chosen.window)
+    reports = obligations(registry, ledger, *chosen.window, due=due_types(chosen))
     doc = {
         "period": str(chosen),
         "steps": [s.as_json() for s in statuses],

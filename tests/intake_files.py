@@ -63,7 +63,7 @@ def make_year(
     )
     run_synth(options)
     found: dict[str, Unit] = {}
-    for path in sorted((out / "inbox").glob("*.xml")):
+    for path in sorted((out / "inbox").glob("*_*_[oi][rd][de].xml")):  # ord and ide files
         resh, period, msg = path.stem.split("_")
         idents = sender_idents(decode(path.read_bytes()))
         unit = found.setdefault(resh, Unit(resh, idents["HER"], idents["ENH"], files={}))
