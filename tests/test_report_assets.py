@@ -1,7 +1,8 @@
 """The report types' Dagster consumer: ``reports/message_counts`` materialised for real over
 synthetic report files received by ``intake_directory`` (real XML, Delta tables, DuckDB, GX),
 with the bundled registry's units of each type; the catalogue's checks are blocking asset
-checks that pass on clean reports and fail, blocking, on a KPP whose costs are negative."""
+checks that pass on the clean tertial and fail, blocking, on the one whose KPP has a negative
+cost."""
 
 from __future__ import annotations
 
@@ -43,33 +44,40 @@ def _year(row: pd.Series) -> tuple[UnitYear, tuple[str, ...]]:
                     unit_type="trust_site", rhf=row["rhf"], komnr=row["komnr"],
                     sector=row["sector"], fagomrade=row["fagomrade"], size_weight=1.0)  # fmt: skip
     fag = set(reference.code_list("fagomrade"))
-    year = generate_unit_year(unit, 2026, 8, 7, 20, synth_run._catchment(), fag)
+    year = generate_unit_year(unit, 2026, 8, 7, 10, synth_run._catchment(), fag)
     return year, report_types_of(row["message_types"])
 
 
 @pytest.fixture(scope="module")
 def report_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Each unit's report files through August, as ``npr synth`` writes them."""
+    """Each unit's report files through August, as ``npr synth`` writes them, except that the
+    somatic unit's August KPP (year to date, read by T2) has one negative cost."""
     out = tmp_path_factory.mktemp("reports")
     files: list[Path] = []
     for row in _units().values():
         unit_year, codes = _year(row)
         files += write_reports(out, unit_year, codes, 2026, 8, 3)
+    somatic = _units()["somatic"]["reshID"]
+    august = next(p for p in files if p.name == f"{somatic}_kpp_2026-01-01_2026-08-31.xml")
+    august.write_bytes(mutate(august, ('kostnad="', 'kostnad="-')))
     return files
 
 
-def _home(root: Path, files: list[Path]) -> HomeResource:
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, report_files: list[Path]) -> HomeResource:
+    """One HOME that received every file."""
+    root = tmp_path_factory.mktemp("home")
     home = prepare_test_home(Home(root=root / "home"))
-    intake_directory(home, fill_inbox(root / "inbox", files), workers=1, clock=lambda: IN_SEPTEMBER)
+    inbox = fill_inbox(root / "inbox", report_files)
+    intake_directory(home, inbox, workers=1, clock=lambda: IN_SEPTEMBER)
     return HomeResource(root=str(home.root))
 
 
 def test_message_counts_per_unit_and_type_with_passing_checks(
-    tmp_path: Path, report_files: list[Path]
+    home: HomeResource, report_files: list[Path]
 ) -> None:
     kinds = {p.name.split("_")[1] for p in report_files}
     assert kinds == {"kpp", "forlop", "vtk", "tsb"}
-    home = _home(tmp_path, report_files)
     result = materialize([message_counts], resources={"home": home}, partition_key="2026-T1")
     assert result.success
     checks = result.get_asset_check_evaluations()
@@ -91,16 +99,10 @@ def test_message_counts_per_unit_and_type_with_passing_checks(
     assert sum(n for t, _, _, n in counts if t == "NPR_KPP") == kpp_rows > 0
 
 
-def test_an_error_finding_fails_its_blocking_check(
-    tmp_path: Path, report_files: list[Path]
-) -> None:
-    kpp = next(p for p in report_files if "_kpp_" in p.name and p.name.endswith("04-30.xml"))
-    bad = tmp_path / kpp.name
-    bad.write_bytes(mutate(kpp, ('kostnad="', 'kostnad="-')))  # one negative cost
-    home = _home(tmp_path, [bad])
+def test_an_error_finding_fails_its_blocking_check(home: HomeResource) -> None:
     result = materialize(
-        [message_counts], resources={"home": home}, partition_key="2026-T1", raise_on_error=False
+        [message_counts], resources={"home": home}, partition_key="2026-T2", raise_on_error=False
     )
     failed = {c.check_name for c in result.get_asset_check_evaluations() if not c.passed}
-    assert "kpp_cost_non_negative" in failed
+    assert failed == {"kpp_cost_non_negative", "kpp_total_equals_costs"}
     assert not result.success  # blocking: the error finding fails the run
