@@ -296,6 +296,8 @@ def test_two_intakes_on_one_day_send_one_mail_when_the_day_is_over(
     sids = {r.file: r.submission_id for r in load_records(home)}
     assert sids["jan.xml"] in body and sids["feb.xml"] in body
     assert "2 fil(er) med funn" in mail["Subject"]
+    (day_folder,) = (outbox(home) / "days").iterdir()
+    assert [p.name for p in day_folder.iterdir()] == ["closed"]  # the notes are gone
     intake("later", {}, day + timedelta(days=2))
     CliRunner().invoke(app, ["send"], env={"NPR_HOME": str(home.root)})
     assert len(server.messages) == 1, "a day's e-mail is sent once"

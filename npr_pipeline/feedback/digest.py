@@ -5,8 +5,9 @@ Oslo day of receipt; counts of findings and the contacts, never a fødselsnummer
 e-mails of a day are built only once the day is over: by the first intake or ``npr send`` after
 it (:func:`close_days`). A second intake on the same day so adds its files to the same e-mail
 instead of sending another. A day is marked closed after its e-mails are stored (``pending``,
-:mod:`.mail`); a run killed in between builds the same e-mails again (same ids), so none is
-lost or sent twice. A file answered again after its day was closed is noted on the current day.
+:mod:`.mail`), and its notes are then removed (the e-mails' states list their submissions); a
+run killed before the mark builds the same e-mails again (same ids), so none is lost or sent
+twice. A file answered again after its day was closed is noted on the current day.
 """
 
 from __future__ import annotations
@@ -74,5 +75,7 @@ def close_days(home: Home, settings: Settings, now: datetime) -> list[str]:
         ]  # fmt: skip
         mails = queue_mails(home, settings, items)
         write_text(folder / CLOSED, "\n".join([now.isoformat(), *mails]) + "\n")
+        for path in folder.glob("*.json"):  # the e-mails' states list their submissions
+            path.unlink()
         ids += mails
     return ids
