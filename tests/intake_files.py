@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 from npr_pipeline import reference
 from npr_pipeline.envelope import PRODUCTION_HER, VALIDATION_HER
@@ -238,12 +239,22 @@ def ledger_bytes(home: Home) -> dict[str, bytes]:
 
 
 def table_contents(home: Home) -> dict[str, object]:
-    """Every lake and vault table as an Arrow table, by path relative to HOME."""
-    return {
-        str(path.relative_to(home.root)): pq.read_table(path)
-        for base in (home.lake, home.vault)
-        for path in sorted(base.rglob("*.parquet"))
-    }
+    """Every lake and vault table as an Arrow table, by path relative to HOME. A Delta table
+    (the report and daily types) counts by its rows, sorted, without its batch numbers: its
+    file names, log and batch order depend on which worker committed first."""
+    deltas = sorted(p.parent for base in (home.lake, home.vault) for p in base.rglob("_delta_log"))
+    found: dict[str, object] = {}
+    for table in deltas:
+        rows = DeltaTable(table).to_pyarrow_table()
+        rows = rows.drop_columns([c for c in ("batch",) if c in rows.column_names])
+        found[str(table.relative_to(home.root))] = rows.sort_by(
+            [(c, "ascending") for c in rows.column_names]
+        )
+    for base in (home.lake, home.vault):
+        for path in sorted(base.rglob("*.parquet")):
+            if not any(table in path.parents for table in deltas):
+                found[str(path.relative_to(home.root))] = pq.read_table(path)
+    return found
 
 
 # -- answers ------------------------------------------------------------------------------
