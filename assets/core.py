@@ -13,6 +13,7 @@ from dagster import (
 from assets.partitions import period_partitions
 from assets.resources import HomeResource
 from npr_pipeline.periods import Period
+from npr_pipeline.production.gate import PAIR
 from npr_pipeline.store.lake import current_for_period
 from npr_pipeline.store.ledger import load_ledger
 from npr_pipeline.warehouse import retype, writer
@@ -33,6 +34,8 @@ def current_submissions(context: AssetExecutionContext, home: HomeResource) -> M
     frames = []
     for key in context.partition_keys:
         frame = current_for_period(ledger, Period.parse(key))
+        # ord and ide only: the report types' own consumer is reports/message_counts
+        frame = frame[frame["message_type"].isin(PAIR)]
         frame.insert(0, "period", key)
         frames.append(frame)
     current = pd.concat(frames, ignore_index=True)

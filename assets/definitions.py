@@ -15,6 +15,7 @@ from assets.preliminary import daily_activity
 from assets.production import gates, outs, production_input
 from assets.registry import unit_registry
 from assets.report import report_page
+from assets.reports import message_counts
 from assets.resources import HomeResource
 
 # Named and described (Dagster's implicit default_automation_condition_sensor has neither).
@@ -37,6 +38,7 @@ defs = Definitions(
         *gates,
         *outs,
         report_page,
+        message_counts,
     ],
     jobs=[intake_job, production_job, gate_refusal_job],
     schedules=[deadline_schedule],

@@ -507,11 +507,15 @@ def send(
         float, typer.Option(help="Seconds to wait for an intake of this HOME to finish.")
     ] = 600.0,
 ) -> None:
-    """Send the answers' e-mails still pending (intake sends them too; SMTP in settings.json).
+    """Build the e-mails of the days that are over and send every e-mail still pending (intake
+    does both too; SMTP in settings.json).
 
     Exit 1 if any e-mail could still not be sent (it stays in HOME/outbox for the next try),
     3 if an intake held this HOME for longer than --wait seconds.
     """
+    from datetime import UTC, datetime
+
+    from npr_pipeline.feedback.digest import close_days
     from npr_pipeline.feedback.mail import send_pending
     from npr_pipeline.locking import HomeLocked, home_lock
     from npr_pipeline.settings import load_settings
@@ -520,6 +524,7 @@ def send(
     settings = load_settings(home)
     try:  # intake sends too, and sweeps the outbox's unfinished writes under the same lock
         with home_lock(home, "intake", wait):
+            close_days(home, settings, datetime.now(UTC))  # the e-mails of the days that are over
             counts = send_pending(home, settings)
     except HomeLocked as exc:
         raise _fail(str(exc), EXIT_REFUSED) from None
@@ -670,7 +675,7 @@ def status(
     from npr_pipeline.production.daily_gate import daily_gate
     from npr_pipeline.production.gate import gate_statuses
     from npr_pipeline.registry import current_registry
-    from npr_pipeline.reports import obligations
+    from npr_pipeline.reports import due_types, obligations
     from npr_pipeline.store.ledger import load_ledger
 
     chosen = _period(period)
@@ -682,7 +687,7 @@ def status(
         statuses = gate_statuses(registry, ledger, chosen, date.today(), daily=daily)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
-    reports = obligations(registry, ledger, *chosen.window)
+    reports = obligations(registry, ledger, *chosen.window, due=due_types(chosen))
     doc = {
         "period": str(chosen),
         "steps": [s.as_json() for s in statuses],

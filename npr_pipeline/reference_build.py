@@ -119,10 +119,24 @@ def _population() -> list[tuple[str, int]]:
     return sorted(rows, key=lambda item: (-item[1], item[0]))
 
 
+# The report types (issue 14) a unit sends besides NPR_ORD and NPR_IDE, by sector: the
+# forløpsmelding from every mental health and TSB unit with an RHF agreement or a trust, the
+# decisions on compulsory care (XPR_VTK) from the trusts' mental health sites (the approved
+# institutions), NPR-melding-TSB from every TSB unit. Choice; the register's lists are not public.
+_SECTOR_REPORTS = {"mental_health": ("NPR_FORLOP",), "tsb": ("NPR_FORLOP", "NPR_TSB")}
+
+
 def _trust_message_types(sector: str) -> str:
-    """Trusts send activity, identity and cost-per-patient; somatic sites also package care."""
+    """Trusts send activity, identity and cost-per-patient; somatic sites also package care;
+    mental health sites also the decisions on compulsory care."""
     base = "NPR_ORD;NPR_IDE;NPR_KPP"
-    return f"{base};NPR_PAK" if sector == "somatic" else base
+    extra = {"somatic": ("NPR_PAK",), "mental_health": ("NPR_FORLOP", "XPR_VTK")}
+    return ";".join((base, *extra.get(sector, _SECTOR_REPORTS.get(sector, ()))))
+
+
+def _private_message_types(sector: str) -> str:
+    """Private institutions send activity and identity, and their sector's report types."""
+    return ";".join(("NPR_ORD", "NPR_IDE", *_SECTOR_REPORTS.get(sector, ())))
 
 
 def trust_units(munis: dict[str, tuple[str, str]]) -> list[Unit]:
@@ -185,7 +199,7 @@ def private_units(munis: dict[str, tuple[str, str]], cities: list[str]) -> list[
                 sector=row["sector"],
                 fagomrade=row["fagomrade"],
                 isf_agreement=row["isf_agreement"],
-                message_types="NPR_ORD;NPR_IDE",
+                message_types=_private_message_types(row["sector"]),
                 size_weight=row["size_weight"],
                 valid_from="2010-01-01",
                 valid_to="",

@@ -5,20 +5,25 @@ A report replaces the unit's earlier reports of the same period (``meldingstype`
 monthly route's files do: the **current** report of a unit, type, year and period
 (``fraDatoPeriode``-``tilDatoPeriode``) is its accepted one with the highest lopenr. Its rows are
 in the type's Delta tables (:mod:`npr_pipeline.store.events`), visible through the committed
-batches only. A unit must send a type when its registry ``message_types`` lists it and the
-type's calendar has opened production (the forløpsmelding from 1 June 2026).
+batches only. A unit must send a type for a period when its registry ``message_types`` lists
+it, the reporting calendar lists the type for the period (``reporting_calendar.csv``: KPP,
+XPR_VTK and TSB per tertial and year, the forløpsmelding every 2026 period) and the type's own
+calendar has opened production (the forløpsmelding from 1 June 2026).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
 import duckdb
 import pandas as pd
 
+from npr_pipeline import reference
 from npr_pipeline.home import Home
 from npr_pipeline.messages import MessageType, all_types, reception_phase
+from npr_pipeline.periods import Period
 from npr_pipeline.store.batches import committed_batches
 from npr_pipeline.store.events import events_dataset
 
@@ -50,9 +55,13 @@ def current_reports(ledger: pd.DataFrame) -> pd.DataFrame:
 
 
 def message_counts(home: Home, ledger: pd.DataFrame) -> pd.DataFrame:
-    """The warehouse's ``message_counts``: each current report with its number of records (rows
-    of the type's record table in committed batches)."""
-    current = current_reports(ledger)
+    """The warehouse's ``message_counts``: each current report with its number of records."""
+    return count_records(home, current_reports(ledger))
+
+
+def count_records(home: Home, current: pd.DataFrame) -> pd.DataFrame:
+    """``current`` (rows of :func:`current_reports`) with their number of records: rows of the
+    type's record table in committed batches."""
     counts = []
     con = duckdb.connect()
     if not current.empty:  # a HOME without reports never opens the batches or Delta tables
@@ -109,18 +118,33 @@ class Obligation:
         }
 
 
+NOT_DUE = "not_due"  # the phase of a type the reporting calendar does not list for the period
+
+
+def due_types(period: Period) -> frozenset[str]:
+    """The message types the reporting calendar lists for ``period`` (any audience)."""
+    rows = reference.calendar(period.year)
+    rows = rows[rows["period"] == str(period)]
+    return frozenset(t for types in rows["message_types"] for t in str(types).split(";"))
+
+
 def obligations(
-    registry: pd.DataFrame, ledger: pd.DataFrame, start: date, end: date
+    registry: pd.DataFrame,
+    ledger: pd.DataFrame,
+    start: date,
+    end: date,
+    due: Collection[str] | None = None,
 ) -> list[Obligation]:
     """Per report type, the units obliged for the period ``start``-``end`` (none before the
-    type's calendar opens production on the period's last day) and those whose current report
+    type's calendar opens production on the period's last day, none when ``due``, the types
+    the reporting calendar lists for the period, leaves it out) and those whose current report
     covers it (``period_from`` <= ``start`` and ``period_to`` >= ``end``)."""
     current = current_reports(ledger)
     found = []
     for mtype in report_types():
         code = mtype.message_type
         listed = registry["message_types"].astype(str).str.split(";").map(lambda t, c=code: c in t)
-        phase = reception_phase(mtype, end)
+        phase = reception_phase(mtype, end) if due is None or code in due else NOT_DUE
         units = registry[listed] if phase == "ordinary" else registry.iloc[0:0]
         expected = [{"reshID": str(r.reshID), "name": str(r.name)} for r in units.itertuples()]
         mine = current[current["message_type"] == code]

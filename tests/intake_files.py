@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 from npr_pipeline import reference
 from npr_pipeline.envelope import PRODUCTION_HER, VALIDATION_HER
@@ -27,7 +28,7 @@ from npr_pipeline.registry import import_registry
 from npr_pipeline.schemas import MSGHEAD_NS
 from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.store import state
-from npr_pipeline.store.lake import TABLES, part_files
+from npr_pipeline.store.lake import MONTHLY, TABLES, part_files
 from npr_pipeline.store.ledger import load_records
 from npr_pipeline.synth.run import SynthOptions, run_synth
 
@@ -64,7 +65,7 @@ def make_year(
     )
     run_synth(options)
     found: dict[str, Unit] = {}
-    for path in sorted((out / "inbox").glob("*.xml")):
+    for path in sorted((out / "inbox").glob("*_*_[oi][rd][de].xml")):  # ord and ide files
         resh, period, msg = path.stem.split("_")
         idents = sender_idents(decode(path.read_bytes()))
         unit = found.setdefault(resh, Unit(resh, idents["HER"], idents["ENH"], files={}))
@@ -247,8 +248,21 @@ def ledger_bytes(home: Home) -> dict[str, bytes]:
 
 
 def table_contents(home: Home) -> dict[str, object]:
-    """Every visible lake and vault part file as an Arrow table (see :func:`stored_tables`)."""
-    return {key: pq.read_table(path) for key, path in _visible(home).items()}
+    """Every visible monthly part file (see :func:`stored_tables`), and every other Delta table
+    (the report and daily types) by its rows, sorted, without its batch numbers: its file
+    names, log and batch order depend on which worker committed first."""
+    found: dict[str, object] = {key: pq.read_table(path) for key, path in _visible(home).items()}
+    monthly = [base / MONTHLY for base in (home.lake, home.vault)]
+    for base in (home.lake, home.vault):
+        for log in sorted(base.rglob("_delta_log")):
+            if any(folder in log.parents for folder in monthly):
+                continue
+            rows = DeltaTable(log.parent).to_pyarrow_table()
+            rows = rows.drop_columns([c for c in ("batch",) if c in rows.column_names])
+            found[str(log.parent.relative_to(home.root))] = rows.sort_by(
+                [(c, "ascending") for c in rows.column_names]
+            )
+    return found
 
 
 # -- answers ------------------------------------------------------------------------------

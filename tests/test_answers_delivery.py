@@ -12,6 +12,7 @@ import json
 import re
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.policy import default
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from npr_pipeline.feedback.outbox import outbox, read_state
 from npr_pipeline.feedback.reports import XSD_PATH
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import Status
+from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.schemas import MSGHEAD_NS
 from npr_pipeline.settings import Settings, load_settings, save_settings
 from npr_pipeline.store.ledger import LedgerRecord, load_records
@@ -147,6 +149,8 @@ def test_one_mail_per_unit_and_day_with_the_display_files_and_no_fnr(
     )  # fmt: skip
     home = _mail_home(tmp_path / "home", port)
     summary = run_intake(home, inbox)
+    assert server.messages == []  # the day is not over: its e-mail waits
+    deliver_answers(home, load_settings(home), [], now=datetime.now(UTC) + timedelta(days=1))
     by_file = {s.file: s for s in summary.submissions}
     no_contact = by_file["quiet_no_contact.xml"]
     assert no_contact.status == Status.ACCEPTED, no_contact.reasons  # a warning only
@@ -194,6 +198,7 @@ def test_a_failed_send_keeps_the_mails_and_npr_send_delivers_them(
     )
     home = _mail_home(tmp_path / "home", _free_port())  # nobody listens there
     run_intake(home, inbox)
+    deliver_answers(home, load_settings(home), [], now=datetime.now(UTC) + timedelta(days=1))
     states = [json.loads(p.read_text()) for p in sorted((outbox(home) / "state").glob("mail-*"))]
     assert [(s["state"], len(s["attempts"])) for s in states] == [("failed", 3), ("pending", 0)]
     assert all(a["error"] for a in states[0]["attempts"])
@@ -218,7 +223,7 @@ def test_answers_committed_by_a_killed_intake_are_posted_by_the_next(
     """Killed after its commits, before posting: the rerun sees duplicates, yet posts them."""
     import npr_pipeline.intake.run as intake_run
 
-    def killed(*args: object) -> None:
+    def killed(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt("killed before the answers were posted")
 
     inbox = fill_inbox(tmp_path / "inbox", sorted((small_year / "inbox").glob("*_2026-02_*")))
@@ -263,3 +268,36 @@ def test_mails_group_by_unit_and_day_and_skip_clean_days(tmp_path: Path) -> None
     assert all(s["state"] == "pending" for s in states)
     assert queue_mails(home, settings, items) == ids  # the same answers: the same e-mails
     assert len(list((outbox(home) / "mail").glob("*.eml"))) == 2
+
+
+def test_two_intakes_on_one_day_send_one_mail_when_the_day_is_over(
+    smtp: tuple[_Inbox, int], small_year: Path, tmp_path: Path
+) -> None:
+    """The morning's and the evening's intake of a unit's files: one e-mail listing the files
+    with findings of both, sent by the first intake of the next day, never again."""
+    server, port = smtp
+    ords = sorted((small_year / "inbox").glob("*_2026-0[12]_ord.xml"))
+    unit = ords[0].name.split("_")[0]
+    jan, feb = (p for p in ords if p.name.startswith(unit))
+    home = _mail_home(tmp_path / "home", port)
+    day = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+
+    def intake(name: str, files: dict[str, bytes], at: datetime) -> None:
+        inbox = fill_inbox(tmp_path / name, **files)
+        intake_directory(home, inbox, workers=1, clock=lambda: at)
+
+    intake("morning", {"jan.xml": with_finding(jan.read_bytes())}, day)
+    intake("evening", {"feb.xml": with_finding(feb.read_bytes())}, day + timedelta(hours=12))
+    assert server.messages == []
+    intake("next", {}, day + timedelta(days=1))
+    assert len(server.messages) == 1
+    mail = email.message_from_bytes(server.messages[0][1], policy=default)
+    body = mail.get_body(("plain",)).get_content()
+    sids = {r.file: r.submission_id for r in load_records(home)}
+    assert sids["jan.xml"] in body and sids["feb.xml"] in body
+    assert "2 fil(er) med funn" in mail["Subject"]
+    (day_folder,) = (outbox(home) / "days").iterdir()
+    assert [p.name for p in day_folder.iterdir()] == ["closed"]  # the notes are gone
+    intake("later", {}, day + timedelta(days=2))
+    CliRunner().invoke(app, ["send"], env={"NPR_HOME": str(home.root)})
+    assert len(server.messages) == 1, "a day's e-mail is sent once"

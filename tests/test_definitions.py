@@ -46,19 +46,21 @@ def test_intake_asset_receives_an_inbox(tmp_path: Path, small_year: Path) -> Non
     result = materialize([raw_submissions], resources={"home": home}, run_config=config)
     assert result.success
     materialization = result.asset_materializations_for_node("raw__submissions")[0]
-    assert materialization.metadata["accepted"].value == 48
+    files = len(list((small_year / "inbox").iterdir()))  # ord, ide and the report files
+    assert materialization.metadata["accepted"].value == files
     assert materialization.metadata["rejected"].value == 0
     again = materialize([raw_submissions], resources={"home": home}, run_config=config)
     assert (
         again.asset_materializations_for_node("raw__submissions")[0].metadata["duplicates"].value
-        == 48
+        == files
     )
-    _check_lake_partitions(home)
+    _check_lake_partitions(home, len(list((small_year / "inbox").glob("*_kpp_*-04-30.xml"))))
 
 
-def _check_lake_partitions(home: HomeResource) -> None:
+def _check_lake_partitions(home: HomeResource, reports: int) -> None:
     """The period-partitioned lake asset accounts for each period's own files: a month holds
-    that month's ord and ide of six units, the tertial all four months."""
+    that month's ord and ide of six units, the tertial all four months and the ``reports``
+    report files of the tertial (the small year's trust site sends KPP)."""
     from assets.intake import raw_lake
 
     found = {}
@@ -67,7 +69,7 @@ def _check_lake_partitions(home: HomeResource) -> None:
         found[key] = result.asset_materializations_for_node("raw__lake")[0].metadata
     assert found["2026-03"]["files"].value == 12
     assert found["2026-03"]["units"].value == 6
-    assert found["2026-T1"]["accepted"].value == 48
+    assert found["2026-T1"]["accepted"].value == 48 + reports
     assert 0 < found["2026-03"]["episodes"].value < found["2026-T1"]["episodes"].value
 
 

@@ -15,8 +15,15 @@ from pathlib import Path
 import pandas as pd
 
 from npr_pipeline import reference
+from npr_pipeline.home import Home
+from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.quality.catalogue import by_id
+from npr_pipeline.synth import run as synth_run
+from npr_pipeline.synth.generate import INVALID_AVDELING, INVALID_EVERY, generate_unit_year
+from npr_pipeline.synth.model import UnitInfo
+from npr_pipeline.synth.writer import FileSpec, write_submission
 from tests import handbuilt as hb
+from tests.intake_files import prepare_test_home
 
 R = hb.HAUKELAND.resh
 DEPARTMENTS = [
@@ -69,3 +76,40 @@ def test_the_2026_department_checks_find_the_bad_codes(tmp_path: Path) -> None:
     assert found["pasientNr"].isna().all()  # a department is no patient's record
     assert by_id("department_nace_in_code_list").severity == "warning"  # nace is voluntary
     assert by_id("department_sektor_in_code_list").severity == "error"
+
+
+def test_synthetic_ord_files_carry_the_2026_attributes_and_their_planted_code_is_caught(
+    tmp_path: Path,
+) -> None:
+    """npr synth's ord: the unit as behandlingssted (B, NACE), its other departments fagenheter
+    (F, sektor, avdeling); the one invalid avdeling it plants is the only department finding."""
+    units = reference.units()
+    trusts = units[(units["unit_type"] == "trust_site") & (units["size_weight"] >= 30)]
+    planted = trusts[trusts["reshID"].astype(int) % INVALID_EVERY == 0].iloc[0]
+    clean = trusts[trusts["reshID"].astype(int) % INVALID_EVERY != 0].iloc[0]
+    fag = set(reference.code_list("fagomrade"))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    years = {}
+    for row in (planted, clean):
+        unit = UnitInfo(resh=row["reshID"], orgnr=row["orgnr"], her=row["herID"],
+                        name=row["name"], unit_type="trust_site", rhf=row["rhf"],
+                        komnr=row["komnr"], sector=row["sector"], fagomrade=row["fagomrade"],
+                        size_weight=float(row["size_weight"]))  # fmt: skip
+        years[unit.resh] = generate_unit_year(unit, 2026, 1, 3, 4, synth_run._catchment(), fag)
+        for lopenr, msg in enumerate(("ord", "ide"), start=1):
+            path = inbox / f"{unit.resh}_2026-01_{msg}.xml"
+            write_submission(FileSpec(path, msg, 2026, 1, "58.0.1", lopenr, "utf-8", None, 3),
+                             years[unit.resh])  # fmt: skip
+    text = (inbox / f"{clean['reshID']}_2026-01_ord.xml").read_text(encoding="utf-8")
+    assert 'enhetstype="B"' in text and 'enhetstype="F"' in text and "avdeling=" in text
+    home = prepare_test_home(Home(root=tmp_path / "home"))
+    summary = intake_directory(home, inbox, workers=1)
+    assert {s.status for s in summary.submissions} == {"accepted"}
+    found = _violations(home.root)
+    found = found[found["table"] == "departments"]
+    last = years[planted["reshID"]].departments[-1]
+    assert (last.enhetstype, last.avdeling) == ("F", INVALID_AVDELING)
+    assert sorted(zip(found["check_id"], found["record_id"], strict=True)) == [
+        ("department_avdeling_in_code_list", last.resh)
+    ]

@@ -140,5 +140,7 @@ def test_results_are_in_the_warehouse(clean) -> None:
         ledger = con.execute("SELECT count(*) FROM ledger").fetchall()[0][0]
     finally:
         con.close()
-    assert rows[0] == len(results) and rows[1] == len(load_catalogue()) and rows[2] == 0
+    monthly = [r for r in results.values() if r.message_type in ("NPR_ORD", "NPR_IDE")]
+    assert len(monthly) < len(results)  # the small year's KPP is checked by its own catalogue
+    assert rows[0] == len(monthly) and rows[1] == len(load_catalogue()) and rows[2] == 0
     assert ledger == len(results)

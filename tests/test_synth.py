@@ -12,6 +12,7 @@ import pytest
 from lxml import etree
 
 from npr_pipeline import identity
+from npr_pipeline.messages import by_namespace
 from npr_pipeline.schemas import MSGHEAD_NS, parse_namespace, schema
 from npr_pipeline.synth.run import SynthOptions, run_synth
 
@@ -47,20 +48,34 @@ def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
     assert _digest(a) != _digest(tmp_path / "c")
 
 
-def test_one_ord_and_one_ide_per_unit_and_month(small_year: Path) -> None:
+def test_one_ord_and_one_ide_per_unit_and_month_and_the_listed_report_types(
+    small_year: Path,
+) -> None:
     registry = _registry(small_year)
     files = sorted(p.name for p in (small_year / "inbox").iterdir())
+    ordinary = [f for f in files if f.endswith(("_ord.xml", "_ide.xml"))]
     assert len(registry) == 6
-    assert len(files) == 6 * 4 * 2
+    assert len(ordinary) == 6 * 4 * 2
     for unit in registry:
         for month in range(1, 5):
             for msg in ("ord", "ide"):
                 assert f"{unit['reshID']}_2026-{month:02d}_{msg}.xml" in files
+    # the rest are report files, each of a type its unit's registry row lists
+    codes = {"kpp": "NPR_KPP", "forlop": "NPR_FORLOP", "vtk": "XPR_VTK", "tsb": "NPR_TSB"}
+    types = {u["reshID"]: u["message_types"].split(";") for u in registry}
+    reports = [f.split("_")[:2] for f in files if f not in ordinary]
+    assert reports, "the trust site of the small year sends KPP"
+    assert all(codes[kind] in types[resh] for resh, kind in reports)
 
 
 def test_every_payload_validates_against_its_schema(small_year: Path) -> None:
     for path in (small_year / "inbox").iterdir():
         melding = _payload(path)
+        report = by_namespace(etree.QName(melding).namespace)
+        if report is not None and not report.is_event:  # a report type's file
+            xsd = report.schema()
+            assert xsd.validate(etree.ElementTree(melding)), (path.name, xsd.error_log)
+            continue
         version, msg = parse_namespace(etree.QName(melding).namespace)
         assert version == "58.0.1"
         xsd = schema(version, msg)

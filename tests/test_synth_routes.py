@@ -23,9 +23,11 @@ from npr_pipeline.synth.run import SynthOptions, expected_tables, run_synth
 from npr_pipeline.synth.truth import TABLE_NAMES
 from tests.intake_files import prepare_test_home, received_year
 
-# sha256 over (name, bytes) of every inbox file of the run below, taken before the daily route
-# and the private providers were added: the monthly route must not change by a byte.
-MONTHLY_DIGEST = "2cc36de07c3dd70d9f75ced4633d9d66f6d347dc5fced8a3d14308db3c636baf"
+# sha256 over (name, bytes) of every inbox file of the run below: the monthly route must not
+# change by a byte. Taken again when the ord files gained the 2026 Enhet attributes (enhetstype,
+# NACE, avdeling) and units their report-type files; before, when the daily route and the
+# private providers were added, it had not changed.
+MONTHLY_DIGEST = "53ddf41d52814570316a376fa894bceb798ad44649b3a7b114f6949fb2db5500"
 PRIVATE_PAY = {"30", "32", "60"}
 
 

@@ -9,12 +9,14 @@ source; nothing about the contact is stored anywhere else).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lxml import etree
 
 from npr_pipeline.feedback.address import valid_address
-from npr_pipeline.feedback.mail import Answered, queue_mails, send_pending
+from npr_pipeline.feedback.digest import close_days, note_answers
+from npr_pipeline.feedback.mail import Answered, send_pending
 from npr_pipeline.feedback.outbox import mark_posted, post_answers, unposted
 from npr_pipeline.feedback.reports import read_report_summary
 from npr_pipeline.home import Home
@@ -25,9 +27,12 @@ from npr_pipeline.settings import Settings
 from npr_pipeline.store.ledger import load_records
 
 
-def deliver_answers(home: Home, settings: Settings, submission_ids: Iterable[str]) -> None:
-    """Outbox messages for every answer, then e-mails (when SMTP is configured), then send
-    whatever e-mail is still pending, this run's or an earlier one's.
+def deliver_answers(
+    home: Home, settings: Settings, submission_ids: Iterable[str], now: datetime | None = None
+) -> None:
+    """Outbox messages for every answer; with SMTP configured, the answers noted on their day,
+    the e-mails of the days over by ``now`` (default: now) built, and whatever e-mail is still
+    pending sent, this run's or an earlier one's.
 
     Also every committed submission not yet posted: an intake killed after its commits and
     before this step leaves them, and its rerun sees those files as duplicates.
@@ -45,7 +50,9 @@ def deliver_answers(home: Home, settings: Settings, submission_ids: Iterable[str
         if settings.smtp_host:
             answered.append(_answered(home, record, name))
     mark_posted(home, [r.submission_id for r in records])
-    queue_mails(home, settings, answered)
+    moment = now or datetime.now(UTC)
+    note_answers(home, answered, moment)
+    close_days(home, settings, moment)
     send_pending(home, settings)
 
 

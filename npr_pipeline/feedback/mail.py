@@ -3,7 +3,9 @@
 One e-mail per unit, technical contact and day (Oslo time of receipt) lists the files of that
 day whose answers have findings (errors or warnings) and carries their display files (HTML and
 CSV of XPR_VAL and XPR_ERR); a day whose files were all clean gets none, the EDI answers being
-enough. This is the daily route's rule, applied to every file an intake run answered.
+enough. This is the daily route's rule, applied to every file answered that day, whichever
+intake answered it: :mod:`.digest` collects a day's answers and calls :func:`queue_mails` once
+the day is over.
 
 Every e-mail is built and written to ``HOME/outbox/mail/<id>.eml`` with its state record
 (``pending``) before it is sent; sending is tried ``smtp_attempts`` times with growing pauses,
@@ -45,10 +47,14 @@ class Answered:
     contacts: tuple[str, ...]
     errors: int
     warnings: int
+    on: str | None = None  # the day it is listed on, when not its day of receipt (digest)
 
     @property
     def day(self) -> str:
-        """The Oslo day of receipt: a unit's day is a Norwegian day."""
+        """The Oslo day of receipt (a unit's day is a Norwegian day), or the day it was noted
+        on after its own day had been closed."""
+        if self.on:
+            return self.on
         return datetime.fromisoformat(self.record.received).astimezone(OSLO).date().isoformat()
 
     @property

@@ -364,7 +364,7 @@ def _intake(
         if sid in by_id:
             by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}
     sync_intake(home, load_ledger(home), checked.results)
-    deliver_answers(home, settings, [*by_id, *checked.outcomes])
+    deliver_answers(home, settings, [*by_id, *checked.outcomes], now=clock())
     summary.submissions = [by_id[s.submission_id] if isinstance(s, _Task) else s for s in slots]
     for sub in summary.submissions:
         first = by_id.get(sub.submission_id)

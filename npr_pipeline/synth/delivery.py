@@ -16,14 +16,16 @@ from pathlib import Path
 
 DAILY_NAME = re.compile(r"(\d+)_(\d{6})\d{2}T\d{6}_[a-z]+_(\d+)\.xml")
 MONTHLY_NAME = re.compile(r"(\d+)_(\d{4})-(\d{2})_[a-z]+\.xml")
+REPORT_NAME = re.compile(r"(\d+)_[a-z]+_\d{4}-\d{2}-\d{2}_(\d{4})-(\d{2})-\d{2}\.xml")
 
 
 def delivery_month(path: Path) -> str:
-    """``YYYYMM`` the file was delivered in (a monthly file: the month its data end)."""
+    """``YYYYMM`` the file was delivered in (a monthly or report file: the month its data end;
+    a report is written the evening of its period's last day)."""
     daily = DAILY_NAME.fullmatch(path.name)
     if daily:
         return daily[2]
-    monthly = MONTHLY_NAME.fullmatch(path.name)
+    monthly = MONTHLY_NAME.fullmatch(path.name) or REPORT_NAME.fullmatch(path.name)
     if monthly is None:
         raise ValueError(f"not a file name npr synth writes: {path.name}")
     return monthly[2] + monthly[3]

@@ -10,6 +10,7 @@ postponements and withdrawals; about 3 % of patients from another region.
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
@@ -43,20 +44,54 @@ PATIENT_POSTPONEMENT = ("4", "21", "22")
 PRIVATE_PAYERS = ((0.08, "1"), (0.15, "70"), (0.55, "30"), (0.65, "32"))  # then 60
 
 
+# The 2026 unit attributes: NACE (SN2025) of a behandlingssted by the unit's sector, the
+# sektor of a somatic fagenhet (own choice: 620) and the avdeling codes of code list 3511.
+SECTOR_NACE = {"somatic": "86.101", "mental_health": "86.102", "tsb": "86.104"}
+SOMATIC_SEKTOR = "620"
+AVDELINGER = ("10", "20", "30", "40", "90")
+# An occasional invalid code, so the content checks of the 2026 code lists meet one: the last
+# department of every INVALID_EVERY-th unit (by reshID) gets a code no list has.
+INVALID_EVERY = 17
+INVALID_NACE, INVALID_AVDELING = "86.999", "77"
+
+
 def departments(
     unit: UnitInfo, rng: np.random.Generator, valid_fag: AbstractSet[str]
 ) -> list[Department]:
-    """The unit's ``Enhet`` list: hospitals have several departments, small units one."""
+    """The unit's ``Enhet`` list: hospitals have several departments, small units one.
+
+    The first is the unit itself as behandlingssted (``B``, with its NACE code), the others
+    are fagenheter (``F``, with sektor and avdeling), as the 2026 message has them.
+    """
     sektor = {"mental_health": "642", "tsb": "681"}.get(unit.sector)
     if unit.unit_type != "trust_site":
-        return [Department(unit.resh, unit.name, unit.fagomrade, sektor)]
-    count = int(np.clip(round(np.log10(max(unit.size_weight, 1.0)) * 2), 1, 8))
-    fags = [unit.fagomrade] + [f for f in HOSPITAL_FAGOMRADER if f != unit.fagomrade]
-    fags = [f for f in fags if f in valid_fag][:count]
-    return [
-        Department(_department_resh(unit.resh, k), f"{unit.name}, fagområde {fag}", fag, sektor)
-        for k, fag in enumerate(fags)
-    ]
+        found = [Department(unit.resh, unit.name, unit.fagomrade, sektor)]
+    else:
+        count = int(np.clip(round(np.log10(max(unit.size_weight, 1.0)) * 2), 1, 8))
+        fags = [unit.fagomrade] + [f for f in HOSPITAL_FAGOMRADER if f != unit.fagomrade]
+        fags = [f for f in fags if f in valid_fag][:count]
+        found = [
+            Department(_department_resh(unit.resh, k), f"{unit.name}, fagområde {fag}", fag, sektor)
+            for k, fag in enumerate(fags)
+        ]
+    return _with_2026_attributes(unit, found)
+
+
+def _with_2026_attributes(unit: UnitInfo, found: list[Department]) -> list[Department]:
+    """Enhetstype, NACE and avdeling, drawn from the unit's own stream (the activity's stream
+    stays as it was), and the occasional invalid code."""
+    draw = np.random.default_rng([int(unit.resh), 3511])
+    nace = SECTOR_NACE.get(unit.sector)
+    out = [replace(found[0], enhetstype="B", nace=nace)]
+    for dept in found[1:]:
+        avdeling = AVDELINGER[int(draw.integers(len(AVDELINGER)))]
+        sektor = dept.sektor or SOMATIC_SEKTOR
+        out.append(replace(dept, enhetstype="F", sektor=sektor, avdeling=avdeling))
+    if int(unit.resh) % INVALID_EVERY == 0:
+        last = out[-1]
+        wrong = {"avdeling": INVALID_AVDELING} if last.enhetstype == "F" else {"nace": INVALID_NACE}
+        out[-1] = replace(last, **wrong)
+    return out
 
 
 def _department_resh(unit_resh: str, k: int) -> str:

@@ -35,6 +35,10 @@ class Department:
     name: str
     fagomrade: str
     sektor: str | None
+    # the 2026 attributes (58.0.1): B behandlingssted (with NACE) or F fagenhet (with avdeling)
+    enhetstype: str | None = None
+    nace: str | None = None
+    avdeling: str | None = None
 
 
 @dataclass(slots=True)

@@ -34,6 +34,7 @@ from npr_pipeline.synth.generate import generate_unit_year
 from npr_pipeline.synth.model import UnitInfo, UnitYear
 from npr_pipeline.synth.population import Catchment
 from npr_pipeline.synth.private import private_units
+from npr_pipeline.synth.reports import report_types_of, write_reports
 from npr_pipeline.synth.truth import TABLE_NAMES, truth_tables
 from npr_pipeline.synth.writer import FileSpec, write_submission
 
@@ -107,6 +108,7 @@ class _UnitTask:
     version: str
     encoding: str
     route: str
+    reports: tuple[str, ...] = ()  # the report types the unit's registry row lists
 
 
 def select_units(options: SynthOptions) -> pd.DataFrame:
@@ -189,7 +191,8 @@ def _tasks(units: pd.DataFrame, options: SynthOptions) -> Iterator[_UnitTask]:
         if unit.size_weight == 0:  # an idle private provider: nothing to report this year
             per_month = 0.0
         encoding = "iso-8859-1" if int(unit.resh) % 5 == 0 else "utf-8"
-        yield _UnitTask(unit, per_month, options, version, encoding, row.route)
+        reports = report_types_of(row.message_types)
+        yield _UnitTask(unit, per_month, options, version, encoding, row.route, reports)
 
 
 def expected_tables(options: SynthOptions, month: int) -> dict[str, pa.Table]:
@@ -248,8 +251,20 @@ def _run_unit(task: _UnitTask) -> tuple[int, int, int, list[tuple[str, str, str]
 
 
 def _unit_files(task: _UnitTask) -> tuple[int, int, int, list[tuple[str, str, str]]]:
-    options, unit = task.options, task.unit
+    """The unit's files of its route, then those of the report types it sends."""
     unit_year = _unit_year(task)
+    files, episodes, size, defects = _route_files(task, unit_year)
+    options = task.options
+    reports = write_reports(
+        options.out / "inbox", unit_year, task.reports, options.year, options.through, options.seed
+    )
+    return files + len(reports), episodes, size + sum(p.stat().st_size for p in reports), defects
+
+
+def _route_files(
+    task: _UnitTask, unit_year: UnitYear
+) -> tuple[int, int, int, list[tuple[str, str, str]]]:
+    options, unit = task.options, task.unit
     if task.route == "daily":
         events = unit_events(unit_year, options.year, options.through, options.seed)
         paths, size = write_unit_files(options.out / "inbox", unit, events, options.seed)

@@ -30,7 +30,6 @@ TABLE_NAMES = (
     "postponements",
     "idents",
 )
-MENTAL_HEALTH_SEKTOR = ("641", "642")
 
 
 def truth_schema(table: str) -> pa.Schema:
@@ -40,13 +39,15 @@ def truth_schema(table: str) -> pa.Schema:
 
 
 def department_attrs(dept: Department) -> dict[str, str | None]:
-    """An ``Enhet`` as the 58.0.1 messages carry it (the monthly writer's rule for ``nace``)."""
+    """An ``Enhet`` as the 58.0.1 messages carry it, the 2026 attributes included."""
     return {
         "reshID": dept.resh,
         "navn": dept.name,
         "sektor": dept.sektor,
         "isfRefusjon": None,
-        "nace": "86.102" if dept.sektor in MENTAL_HEALTH_SEKTOR else None,
+        "nace": dept.nace,
+        "enhetstype": dept.enhetstype,
+        "avdeling": dept.avdeling,
     }
 
 

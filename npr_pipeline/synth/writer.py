@@ -19,6 +19,7 @@ from npr_pipeline.periods import month_end
 from npr_pipeline.schemas import namespace
 from npr_pipeline.synth.cutoff import patient_as_of
 from npr_pipeline.synth.model import Episode, Referral, UnitYear
+from npr_pipeline.synth.truth import department_attrs
 
 UNKNOWN_ICD10 = "K999"
 VENDORS = (
@@ -116,10 +117,11 @@ def _ord_body(
     out: TextIO, spec: FileSpec, unit_year: UnitYear
 ) -> tuple[int, list[tuple[str, str]]]:
     for dept in unit_year.departments:
-        extra = f' sektor="{dept.sektor}"' if dept.sektor else ""
-        if dept.sektor in ("641", "642") and spec.version != "57.0.1":
-            extra += ' nace="86.102"'
-        out.write(f'<Enhet reshID="{dept.resh}" navn={quoteattr(dept.name)}{extra}/>\n')
+        attrs = department_attrs(dept)
+        if spec.version == "57.0.1":  # the 2026 attributes are 58.0.1's
+            attrs = {k: attrs[k] for k in ("reshID", "navn", "sektor")}
+        extra = "".join(f" {k}={quoteattr(v)}" for k, v in attrs.items() if v is not None)
+        out.write(f"<Enhet{extra}/>\n")
     injector = _Injector(spec.defect)
     count = 0
     for patient in unit_year.patients:
