@@ -22,7 +22,10 @@ import pytest
 
 from npr_pipeline.intake.gate import RegistryIndex
 from npr_pipeline.intake.reader import read_submission
+from npr_pipeline.intake.tables import schema_of
+from npr_pipeline.messages import get
 from npr_pipeline.registry import read_registry_csv
+from npr_pipeline.schemas import VERSIONS
 
 GOLDEN = Path(__file__).parent / "reader_golden"
 EXPECTED = GOLDEN / "expected"
@@ -99,3 +102,17 @@ def test_same_rows_table_by_table(read_back, table: str) -> None:
     assert expected.num_rows > 0
     assert tables[table].schema == expected.schema
     assert tables[table].to_pylist() == expected.to_pylist()
+
+
+@pytest.mark.parametrize(("kind", "version"), [(k, v) for k in ("ord", "ide") for v in VERSIONS])
+def test_the_mapping_gives_the_lake_tables(kind: str, version: str) -> None:
+    """The folders' mappings and the lake's table schemas (``intake/tables.py``, which the
+    sinks write) describe the same columns and types: neither can drift from the other."""
+    mtype = get(kind, version)
+    assert mtype.route == "monthly"
+    for spec in mtype.tables:
+        lake = schema_of(spec.name)
+        assert spec.arrow_schema(("submission_id", "unit")) == pa.schema(
+            [f for f in lake if f.name != "year"]
+        )
+        assert spec.vault == (spec.name == "idents")  # fødselsnummer only in the vault
