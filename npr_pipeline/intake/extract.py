@@ -18,8 +18,10 @@ types in bulk (:mod:`npr_pipeline.intake.tables`); ``convert`` does it per value
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import CodeType
 
 from lxml import etree
 
@@ -61,34 +63,43 @@ class Extractor:
         adders: dict[str, Add],
         convert: dict[str, Convert] | None = None,
     ) -> None:
-        roots: list[_Node] = []
-        for index, spec in enumerate(mtype.tables):
-            node = next((r for r in roots if r.local == spec.element[0]), None)
-            if node is None:
-                node = _Node(spec.element[0])
-                roots.append(node)
-            for local in spec.element[1:]:
-                node = node.child(local)
-            node.table = index
-        code = _Code(mtype, convert is not None)
-        for number, root in enumerate(roots):
-            code.function(f"_record_{number}", root)
+        self.source, code, records = _compiled(mtype, convert is not None)
         scope: dict[str, object] = {
             f"_add_{i}": adders[spec.name] for i, spec in enumerate(mtype.tables)
         }
         if convert is not None:
             scope |= {f"_conv_{kind}": function for kind, function in convert.items()}
-        self.source = "\n".join(code.lines) + "\n"
-        exec(compile(self.source, f"<extract {mtype.kind} {mtype.version}>", "exec"), scope)  # noqa: S102 - our own generated code
+        exec(code, scope)  # noqa: S102 - the code generated from our own mapping
         tag = f"{{{mtype.namespace}}}"
         self._by_tag: dict[str, Callable[[etree._Element], None]] = {
-            tag + root.local: scope[f"_record_{number}"]  # type: ignore[misc]
-            for number, root in enumerate(roots)
+            tag + local: scope[f"_record_{number}"]  # type: ignore[misc]
+            for number, local in enumerate(records)
         }
 
     def extract(self, record: etree._Element) -> None:
         """Rows of one validated record element (a child of ``Institusjon``)."""
         self._by_tag[record.tag](record)
+
+
+@functools.cache
+def _compiled(mtype: MessageType, converting: bool) -> tuple[str, CodeType, tuple[str, ...]]:
+    """The generated source of a type, its code object and the record elements of its
+    functions ``_record_<n>``: compiled once per process, run per file with its sinks."""
+    roots: list[_Node] = []
+    for index, spec in enumerate(mtype.tables):
+        node = next((r for r in roots if r.local == spec.element[0]), None)
+        if node is None:
+            node = _Node(spec.element[0])
+            roots.append(node)
+        for local in spec.element[1:]:
+            node = node.child(local)
+        node.table = index
+    code = _Code(mtype, converting)
+    for number, root in enumerate(roots):
+        code.function(f"_record_{number}", root)
+    source = "\n".join(code.lines) + "\n"
+    compiled = compile(source, f"<extract {mtype.kind} {mtype.version}>", "exec")
+    return source, compiled, tuple(root.local for root in roots)
 
 
 class _Code:

@@ -158,6 +158,8 @@ class _Pass:
         self.submission_id, self.received, self.result = submission_id, received, result
         self.xsd: etree.XMLSchema | None = None
         self.mtype: MessageType | None = None
+        self.head: frozenset[str] = frozenset()  # the records before the main one (Enhet)
+        self.main = ""  # the main record's local name, once the type is known
         self.extractor: Extractor | None = None
         self.unique: dict[str, tuple[TableSpec, set[tuple[str | None, ...]]]] = {}
         self.sinks: dict[str, Sink] = {}
@@ -228,6 +230,7 @@ class _Pass:
         self.result.version, self.result.msg = payload
         self.mtype = mtype = get(payload[1], payload[0])
         self.xsd = mtype.schema()
+        self.head, self.main = frozenset(mtype.records[:-1]), mtype.record
         unit = gate.unit["reshID"] if gate.unit else "test"
         keys = (self.submission_id, unit, self.result.year or 0)
         self.sinks = {
@@ -257,9 +260,11 @@ class _Pass:
 
     def _end(self, elem: etree._Element) -> None:
         local = etree.QName(elem).localname
-        mtype = self.mtype
-        assert mtype is not None
-        if local in ("Kontaktperson", "Institusjon") or local in mtype.records[:-1]:
+        if local == self.main:  # the most frequent event first: it is every patient's
+            self._record(elem, local)
+            return
+        head = local in self.head
+        if head or local in ("Kontaktperson", "Institusjon"):
             self._unexpected_siblings(elem)
         if local == "Kontaktperson":
             if self.institutions:
@@ -268,12 +273,11 @@ class _Pass:
             self.contacts.append(elem)
             if elem.get("typeKontaktperson") == "1" and valid_address(elem.get("epost")):
                 self.result.contacts.append(elem.get("epost", ""))
-        elif local in mtype.records[:-1]:
+        elif head:
             self._head_record(elem, local)
-        elif local == mtype.record:
-            self._record(elem, local)
         elif local in _RECORDS:
-            self._schema_error(elem, f"{local} is not allowed in an {mtype.kind} message.")
+            kind = self.mtype.kind  # type: ignore[union-attr]
+            self._schema_error(elem, f"{local} is not allowed in an {kind} message.")
         elif local == "Institusjon":
             self._close_institution(elem)
         elif local == "Melding":
@@ -316,7 +320,7 @@ class _Pass:
         if found is None:
             return
         spec, seen = found
-        key = tuple(elem.get(name) for name in spec.key)
+        key = tuple(map(elem.get, spec.key))
         if key in seen:
             named = ", ".join(f"{n}={v}" for n, v in zip(spec.key, key, strict=True))
             self._schema_error(elem, f"Duplicate {local} {named}.")
