@@ -239,8 +239,9 @@ def _child(mode: str, registry: Path, files: list[Path]) -> dict[str, object]:
 
     index = RegistryIndex(read_registry_csv(registry))
     if mode in ("validate", "combined"):  # the validating pass only: no rows, no sinks
-        reader._Pass._extract = lambda self, elem: None  # noqa: SLF001
-        reader._Pass._row = lambda self, table, *values: None  # noqa: SLF001
+        from npr_pipeline.intake.extract import Extractor
+
+        Extractor.extract = lambda self, record: None  # type: ignore[method-assign]
         reader._Pass.close_sinks = lambda self: None  # noqa: SLF001
     per_file: dict[str, float] = {}
     rows = 0

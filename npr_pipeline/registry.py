@@ -166,3 +166,11 @@ def _compare(old: pd.DataFrame | None, new: pd.DataFrame) -> tuple[int, int, int
     added = len(new_idx.index.difference(old_idx.index))
     removed = len(old_idx.index.difference(new_idx.index))
     return added, removed, modified
+
+
+def lists_types(registry: pd.DataFrame, codes: tuple[str, ...]) -> pd.Series:
+    """Whether each unit's ``message_types`` (``;``-separated) lists every one of ``codes``:
+    the one reading of that column for the production gate and the report obligations."""
+    listed = registry["message_types"].fillna("").astype(str).str.split(";")
+    wanted = set(codes)
+    return listed.map(lambda types: wanted <= set(types)).astype(bool)

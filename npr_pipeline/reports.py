@@ -24,6 +24,7 @@ from npr_pipeline import reference
 from npr_pipeline.home import Home
 from npr_pipeline.messages import MessageType, all_types, reception_phase
 from npr_pipeline.periods import Period
+from npr_pipeline.registry import lists_types
 from npr_pipeline.store.batches import committed_batches
 from npr_pipeline.store.events import events_dataset
 
@@ -37,10 +38,7 @@ def report_types() -> tuple[MessageType, ...]:
     """The message types whose records are whole reports, not events (the newest version)."""
     newest: dict[str, MessageType] = {}
     for mtype in all_types():
-        if (
-            not mtype.is_event
-            and mtype.data_year >= newest.get(mtype.message_type, mtype).data_year
-        ):
+        if mtype.is_report and mtype.data_year >= newest.get(mtype.message_type, mtype).data_year:
             newest[mtype.message_type] = mtype
     return tuple(newest[code] for code in sorted(newest))
 
@@ -143,7 +141,7 @@ def obligations(
     found = []
     for mtype in report_types():
         code = mtype.message_type
-        listed = registry["message_types"].astype(str).str.split(";").map(lambda t, c=code: c in t)
+        listed = lists_types(registry, (code,))
         phase = reception_phase(mtype, end) if due is None or code in due else NOT_DUE
         units = registry[listed] if phase == "ordinary" else registry.iloc[0:0]
         expected = [{"reshID": str(r.reshID), "name": str(r.name)} for r in units.itertuples()]

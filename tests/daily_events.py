@@ -29,19 +29,10 @@ def unit_info(
     orgnr: str = "999888777",
     her: str = "8000001",
 ) -> UnitInfo:
-    """A unit to send from."""
-    return UnitInfo(
-        resh=resh,
-        orgnr=orgnr,
-        her=her,
-        name=name,
-        unit_type="HF",
-        rhf="Helse Sør-Øst",
-        komnr="0301",
-        sector="somatikk",
-        fagomrade="050",
-        size_weight=1.0,
-    )
+    """A unit to send from (a registry row as the synth reads one)."""
+    return UnitInfo.of({"reshID": resh, "name": name, "orgnr": orgnr, "herID": her,
+                        "unit_type": "HF", "rhf": "Helse Sør-Øst", "komnr": "0301",
+                        "sector": "somatikk"})  # fmt: skip
 
 
 def kontakt(

@@ -58,9 +58,8 @@ def _home(root: Path) -> Home:
 
 def _unit_year(resh: str, sector: str) -> UnitYear:
     row = _registry().set_index("reshID").loc[resh]
-    unit = UnitInfo(resh=resh, orgnr=row["orgnr"], her=row["herID"], name=row["name"],
-                    unit_type="trust_site", rhf="HSO", komnr=row["komnr"], sector=sector,
-                    fagomrade="050", size_weight=1.0)  # fmt: skip
+    unit = UnitInfo.of(row.to_dict() | {"reshID": resh}, unit_type="trust_site", rhf="HSO",
+                       sector=sector, fagomrade="050", size_weight=1.0)  # fmt: skip
     fag = set(reference.code_list("fagomrade"))
     return generate_unit_year(unit, 2026, 6, 7, 6, synth_run._catchment(), fag)
 

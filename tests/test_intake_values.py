@@ -31,7 +31,7 @@ from npr_pipeline.intake.reader import read_submission
 from npr_pipeline.intake.reasons import Status
 from npr_pipeline.intake.tables import ValueRejected, convert
 from npr_pipeline.registry import current_registry, import_registry
-from npr_pipeline.schemas import schema_path
+from npr_pipeline.schemas import common_path
 from npr_pipeline.store.lake import part_files
 from npr_pipeline.store.ledger import load_ledger, load_records
 from tests.intake_files import Unit, decode, encode, fill_inbox, make_year, run_intake
@@ -180,7 +180,7 @@ TYPES_XSD = """<schema xmlns="http://www.w3.org/2001/XMLSchema" targetNamespace=
 
 @pytest.fixture(scope="module")
 def types_schema() -> etree.XMLSchema:
-    npr = schema_path("58.0.1", "ord").parent / "NPR.xsd"
+    npr = common_path("58.0.1")
     return etree.XMLSchema(etree.fromstring(TYPES_XSD.format(npr=npr.as_uri()).encode()))
 
 

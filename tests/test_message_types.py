@@ -280,18 +280,9 @@ def test_the_registers_sample_is_refused_by_our_stricter_schema(tmp_path: Path) 
 
 
 def _unit_year(sector: str, fagomrade: str) -> UnitYear:
-    unit = UnitInfo(
-        resh="4201115",
-        orgnr="999888777",
-        her="8000001",
-        name="Helse Eksempel HF & Co",
-        unit_type="trust_site",
-        rhf="HSO",
-        komnr="0301",
-        sector=sector,
-        fagomrade=fagomrade,
-        size_weight=20.0,
-    )
+    row = {"reshID": "4201115", "orgnr": "999888777", "herID": "8000001",
+           "name": "Helse Eksempel HF & Co", "rhf": "HSO", "komnr": "0301"}  # fmt: skip
+    unit = UnitInfo.of(row, sector=sector, fagomrade=fagomrade, size_weight=20.0)
     fag = set(reference.code_list("fagomrade"))
     return generate_unit_year(unit, 2026, 4, 7, 40, synth_run._catchment(), fag)
 
@@ -391,7 +382,8 @@ def test_a_bad_calendar_is_refused(tmp_path: Path, calendar: str, message: str) 
     folder = tmp_path / "demo" / "58_0_1"
     folder.mkdir(parents=True)
     (folder / "mapping.yaml").write_text(
-        "message_type: X\ndisplay_name: X\nversion: 58.0.1\ntitle: t\nintro: i\nrecord: K\n"
+        "message_type: X\ndisplay_name: X\nversion: 58.0.1\nroute: report\ntitle: t\nintro: i\n"
+        "record: K\n"
         f"calendar: {calendar}\n"
         "tables: [{name: t, element: K, key: [a], columns: {a: string}}]\n",
         encoding="utf-8",

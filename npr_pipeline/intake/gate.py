@@ -34,7 +34,7 @@ def report_types() -> frozenset[str]:
     """The MsgHead types of whole reports (KPP, the forløpsmelding, XPR_VTK, NPR-melding-TSB):
     every folder whose records are not events. Any unit whose registry ``message_types`` lists
     the type may send it, whatever its route."""
-    return frozenset(t.message_type for t in all_types() if not t.is_event)
+    return frozenset(t.message_type for t in all_types() if t.is_report)
 
 
 def typed_types() -> frozenset[str]:

@@ -1,10 +1,17 @@
-"""One streaming pass over a submission: header, gate, schema validation and extraction.
+"""One streaming pass over a monthly submission: header, gate, schema validation, extraction.
 
-The file is read with ``iterparse`` restricted to the elements that matter; each ``Objektholder``
-(one patient) is schema-validated on its own as soon as it is complete, its rows are extracted,
-and it is cleared, so memory is bounded by the largest patient, not the file. Elements the
+The message type is data (``npr_pipeline/messages/<kind>/<version>/``, ``route: monthly``: ord
+and ide): its ``schema.xsd`` validates and its ``mapping.yaml`` names the records (the children
+of ``Institusjon``) and the tables their rows go to, extracted by the plan compiled from it
+(:mod:`npr_pipeline.intake.extract`); nothing here knows ord from ide. The file is read with
+``iterparse`` restricted to the elements that matter; the main records (``Objektholder``: one
+patient; ``PasientIdent``) are schema-validated in chunks of ``BATCH`` as soon as they are
+complete, their rows extracted and the elements cleared, so memory is bounded by a chunk, not
+the file. Records listed before the main one (``Enhet``) are validated and extracted one by
+one, and the first is kept so every chunk is a schema-valid ``Institusjon``. Elements the
 schema does not allow anywhere are caught by checking what is left beside each processed one;
-the schema's uniqueness rules (pasientNr, pid, Enhet reshID) are enforced with sets.
+the uniqueness rules of the records' keys (``unique: true``: pasientNr, pid, Enhet reshID) are
+enforced with sets across chunks.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from lxml import etree
 
 from npr_pipeline.feedback.address import valid_address
 from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
+from npr_pipeline.intake.extract import Extractor
 from npr_pipeline.intake.gate import GateResult, Header, RegistryIndex, check_header, check_melding
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
 from npr_pipeline.intake.reasons import Reason, reason
@@ -30,22 +38,23 @@ from npr_pipeline.intake.safe_xml import (
     hardened_iterparse,
 )
 from npr_pipeline.intake.tables import Sink, ValueRejected
-from npr_pipeline.schemas import MSGHEAD_NS, parse_namespace, schema
-from npr_pipeline.store.lake import IDE_TABLES, ORD_TABLES
+from npr_pipeline.messages import MessageType, TableSpec, all_types, get
+from npr_pipeline.schemas import MSGHEAD_NS, parse_namespace
 
 MH = f"{{{MSGHEAD_NS}}}"
 MAX_ERRORS = 1000
 LOPENR_MAX = 999_999_999  # the schema's bound (NPR.xsd, type lopenr)
 BATCH = 256
+_RECORDS = tuple(sorted({r for t in all_types() if t.route == "monthly" for r in t.records}))
+"""The record elements of every monthly type: the pass listens for these before it knows the
+file's type (a record of another type is caught as out of place)."""
 TAGS = (
     f"{MH}MsgInfo",
     f"{MH}Content",
     "{*}Melding",
     "{*}Kontaktperson",
     "{*}Institusjon",
-    "{*}Enhet",
-    "{*}Objektholder",
-    "{*}PasientIdent",
+    *(f"{{*}}{local}" for local in _RECORDS),
 )
 
 
@@ -148,16 +157,19 @@ class _Pass:
         self.path, self.index, self.staging = path, index, staging
         self.submission_id, self.received, self.result = submission_id, received, result
         self.xsd: etree.XMLSchema | None = None
+        self.mtype: MessageType | None = None
+        self.head: frozenset[str] = frozenset()  # the records before the main one (Enhet)
+        self.main = ""  # the main record's local name, once the type is known
+        self.extractor: Extractor | None = None
+        self.unique: dict[str, tuple[TableSpec, set[tuple[str | None, ...]]]] = {}
         self.sinks: dict[str, Sink] = {}
         self.melding: etree._Element | None = None
         self.institutions = 0
-        self.seen_patients: set[str] = set()
-        self.seen_departments: set[str] = set()
         self.shell_checked = False
-        self.objektholder_seen = False
+        self.main_seen = False
         self.contacts: list[etree._Element] = []
         self.pending: list[etree._Element] = []
-        self.kept_department: etree._Element | None = None
+        self.kept_head: etree._Element | None = None
 
     # -- events ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -216,11 +228,21 @@ class _Pass:
         if gate.rejected:
             raise _Stop
         self.result.version, self.result.msg = payload
-        self.xsd = schema(*payload)
+        self.mtype = mtype = get(payload[1], payload[0])
+        self.xsd = mtype.schema()
+        self.head, self.main = frozenset(mtype.records[:-1]), mtype.record
         unit = gate.unit["reshID"] if gate.unit else "test"
         keys = (self.submission_id, unit, self.result.year or 0)
-        tables = ORD_TABLES if self.result.msg == "ord" else IDE_TABLES
-        self.sinks = {t: Sink(t, self.staging / f"{t}.parquet", keys) for t in tables}
+        self.sinks = {
+            spec.name: Sink(spec.name, self.staging / f"{spec.name}.parquet", keys)
+            for spec in mtype.tables
+        }
+        self.extractor = Extractor(mtype, {name: sink.add for name, sink in self.sinks.items()})
+        self.unique = {
+            spec.element[0]: (spec, set())
+            for spec in mtype.tables
+            if spec.unique and spec.parent is None
+        }
 
     def _institution(self, inst: etree._Element) -> None:
         self.institutions += 1
@@ -238,7 +260,11 @@ class _Pass:
 
     def _end(self, elem: etree._Element) -> None:
         local = etree.QName(elem).localname
-        if local in ("Kontaktperson", "Enhet", "Institusjon"):
+        if local == self.main:  # the most frequent event first: it is every patient's
+            self._record(elem, local)
+            return
+        head = local in self.head
+        if head or local in ("Kontaktperson", "Institusjon"):
             self._unexpected_siblings(elem)
         if local == "Kontaktperson":
             if self.institutions:
@@ -247,70 +273,58 @@ class _Pass:
             self.contacts.append(elem)
             if elem.get("typeKontaktperson") == "1" and valid_address(elem.get("epost")):
                 self.result.contacts.append(elem.get("epost", ""))
-        elif local == "Enhet":
-            self._department(elem)
-        elif local == "Objektholder":
-            self._patient(elem)
-        elif local == "PasientIdent":
-            self._ident(elem)
+        elif head:
+            self._head_record(elem, local)
+        elif local in _RECORDS:
+            kind = self.mtype.kind  # type: ignore[union-attr]
+            self._schema_error(elem, f"{local} is not allowed in an {kind} message.")
         elif local == "Institusjon":
             self._close_institution(elem)
         elif local == "Melding":
             self._close_melding(elem)
 
     # -- content ------------------------------------------------------------------------
-    def _department(self, enhet: etree._Element) -> None:
-        if self.result.msg != "ord" or self.objektholder_seen:
-            self._schema_error(enhet, "Enhet is not allowed here.")
+    def _head_record(self, elem: etree._Element, local: str) -> None:
+        """A record the schema puts before the main ones (``Enhet``): few, read one by one."""
+        if self.main_seen:
+            self._schema_error(elem, f"{local} is not allowed here.")
             return
         if not self.shell_checked:
-            self._check_shell(enhet)
-        self._validate(enhet)
-        resh = enhet.get("reshID", "")
-        if resh in self.seen_departments:
-            self._schema_error(enhet, f"Duplicate Enhet reshID {resh}.")
-        self.seen_departments.add(resh)
-        g = enhet.get
-        self._row(
-            "departments",
-            resh,
-            g("navn"),
-            g("sektor"),
-            g("isfRefusjon"),
-            g("nace"),
-            g("enhetstype"),
-            g("avdeling"),
-        )
-        if self.kept_department is None:
-            self.kept_department = enhet  # keeps each validated Institusjon chunk schema-valid
+            self._check_shell(elem)
+        self._validate(elem)
+        self._check_unique(elem, local)
+        if not self.result.errors:
+            self.extractor.extract(elem)  # type: ignore[union-attr]
+        if self.kept_head is None:
+            self.kept_head = elem  # keeps each validated Institusjon chunk schema-valid
         else:
-            _release(enhet)
+            _release(elem)
 
-    def _patient(self, holder: etree._Element) -> None:
-        self.objektholder_seen = True
-        if self.result.msg != "ord":
-            self._schema_error(holder, "Objektholder is not allowed in an ide message.")
-            return
+    def _record(self, elem: etree._Element, local: str) -> None:
+        """A main record (``Objektholder``, ``PasientIdent``): queued for its chunk."""
+        self.main_seen = True
         if not self.shell_checked:
-            self._schema_error(holder, "Institusjon needs at least one Enhet first.")
-            self.shell_checked = True
-        pnr = holder.get("pasientNr", "")
-        if pnr in self.seen_patients:
-            self._schema_error(holder, f"Duplicate pasientNr {pnr}.")
-        self.seen_patients.add(pnr)
-        self._queue(holder)
+            head = self.mtype.records[:-1]  # type: ignore[union-attr]
+            if head:
+                self._schema_error(elem, f"Institusjon needs at least one {head[0]} first.")
+                self.shell_checked = True
+            else:
+                self._check_shell(None)
+        self._check_unique(elem, local)
+        self._queue(elem)
 
-    def _ident(self, ident: etree._Element) -> None:
-        if self.result.msg != "ide":
-            self._schema_error(ident, "PasientIdent is not allowed in an ord message.")
+    def _check_unique(self, elem: etree._Element, local: str) -> None:
+        """The mapping's ``unique`` key of a record, across chunks (a schema's xs:unique sees
+        only the chunk it validates)."""
+        found = self.unique.get(local)
+        if found is None:
             return
-        if not self.shell_checked:
-            self._check_shell(None)
-        pid = ident.get("pid", "")
-        if pid in self.seen_patients:
-            self._schema_error(ident, f"Duplicate pid {pid}.")
-        self.seen_patients.add(pid)
-        self._queue(ident)
+        spec, seen = found
+        key = tuple(map(elem.get, spec.key))
+        if key in seen:
+            named = ", ".join(f"{n}={v}" for n, v in zip(spec.key, key, strict=True))
+            self._schema_error(elem, f"Duplicate {local} {named}.")
+        seen.add(key)
 
     def _queue(self, elem: etree._Element) -> None:
         """Patients are validated and extracted in chunks of BATCH, with their Institusjon."""
@@ -326,8 +340,8 @@ class _Pass:
         Enhet, which the schema requires) validates exactly them, in one schema call.
         """
         shell = etree.Element(institution.tag, dict(institution.attrib))
-        if self.kept_department is not None:
-            shell.append(deepcopy(self.kept_department))
+        if self.kept_head is not None:
+            shell.append(deepcopy(self.kept_head))
         shell.extend(self.pending)
         return shell
 
@@ -347,16 +361,12 @@ class _Pass:
 
     def _extract(self, elem: etree._Element) -> None:
         self.result.patients += 1
-        if self.result.msg == "ord":
-            self.result.episodes += _extract_patient(elem, elem.get("pasientNr", ""), self.sinks)
-        else:
-            g = elem.get
-            self._row("idents", g("pid"), g("fid"), g("fidType"), elem.sourceline)
+        self.extractor.extract(elem)  # type: ignore[union-attr]
 
     def _close_institution(self, inst: etree._Element) -> None:
         if not self.shell_checked:
             self._check_shell(None)
-        kept = 1 if self.kept_department is not None else 0
+        kept = 1 if self.kept_head is not None else 0
         if self.pending or len(inst) > kept:
             self._flush_pending(inst)
 
@@ -371,7 +381,7 @@ class _Pass:
             if local not in ("Kontaktperson", "Institusjon"):
                 self._schema_error(child, f"Unexpected element {local}.")
 
-    def _check_shell(self, first_department: etree._Element | None) -> None:
+    def _check_shell(self, first_head: etree._Element | None) -> None:
         """Validate Melding and Institusjon attributes (and order) with a copied skeleton."""
         self.shell_checked = True
         melding = self.melding
@@ -384,8 +394,8 @@ class _Pass:
             self._schema_error(melding, "Institusjon must follow Kontaktperson.")
             return
         inst_copy = etree.SubElement(shell, institution.tag, dict(institution.attrib))
-        if first_department is not None:
-            etree.SubElement(inst_copy, first_department.tag, dict(first_department.attrib))
+        if first_head is not None:
+            etree.SubElement(inst_copy, first_head.tag, dict(first_head.attrib))
         self._validate(shell, line=melding.sourceline)
 
     def _unexpected_siblings(self, elem: etree._Element) -> None:
@@ -393,10 +403,7 @@ class _Pass:
         previous = elem.getprevious()
         while previous is not None:
             local = etree.QName(previous).localname if isinstance(previous.tag, str) else None
-            if (
-                local not in ("Kontaktperson", "Institusjon")
-                and previous is not self.kept_department
-            ):
+            if local not in ("Kontaktperson", "Institusjon") and previous is not self.kept_head:
                 self._schema_error(previous, f"Unexpected element {local}.")
                 parent = previous.getparent()
                 nxt = previous.getprevious()
@@ -429,10 +436,6 @@ class _Pass:
         if len(self.result.reasons) < MAX_ERRORS:
             self.result.reasons.append(found)
 
-    def _row(self, table: str, *values: object) -> None:
-        if not self.result.errors:
-            self.sinks[table].add_row(*values)
-
     def close_sinks(self) -> None:
         for name, sink in self.sinks.items():
             try:
@@ -441,6 +444,9 @@ class _Pass:
                 self._error(reason("value_out_of_range", str(exc)))
             if sink.writer is not None:
                 self.result.staged[name] = sink.path
+        counted = self.mtype.counted if self.mtype is not None else None
+        if counted is not None:
+            self.result.episodes = self.sinks[counted].rows
 
 
 def _idents(party: etree._Element | None) -> dict[str, list[str]]:
@@ -502,66 +508,3 @@ def _release(elem: etree._Element) -> None:
     elem.clear()
     if parent is not None:
         parent.remove(elem)
-
-
-def _extract_patient(holder: etree._Element, pnr: str, sinks: dict[str, Sink]) -> int:
-    """Rows of one validated Objektholder into the table sinks; returns its episode count.
-
-    The hot path of intake: local names bound once, one tuple appended per row.
-    """
-    ns = holder.tag[: holder.tag.index("}") + 1]
-    episode_tag, referral_tag, patient_tag = (
-        f"{ns}Episode",
-        f"{ns}Henvisningsperiode",
-        f"{ns}Pasient",
-    )
-    condition_tag, procedure_tag = f"{ns}Tilstand", f"{ns}Prosedyre"
-    add_episode = sinks["episodes"].add
-    add_diagnosis = sinks["diagnoses"].add
-    add_procedure = sinks["procedures"].add
-    episodes = 0
-    for child in holder:
-        tag = child.tag
-        g = child.get
-        if tag == episode_tag:
-            episode_id = g("episodeID")
-            add_episode((
-                pnr, episode_id, g("reshID"), g("fagomrade"), g("omsorgsniva"), g("innmateHast"),
-                g("kontaktType"), g("debitor"), g("komNrHjem"), g("innDatoTid"), g("utDatoTid"),
-                g("henvisningsperiodeID"), g("drg"), g("drgKilde"), child.sourceline,
-            ))  # fmt: skip
-            episodes += 1
-            seq = 0
-            for part in child:
-                if part.tag == condition_tag:
-                    code = part[0]
-                    add_diagnosis((
-                        pnr, episode_id, part.get("tilstNr"), code.get("kodeNr"),
-                        code.get("kodeverk"),
-                    ))  # fmt: skip
-                else:
-                    for prosedyre in part.iter(procedure_tag):
-                        seq += 1
-                        code = prosedyre[0]
-                        add_procedure((
-                            pnr, episode_id, seq, code.get("kodeNr"), code.get("kodeverk"),
-                            prosedyre.get("dato"),
-                        ))  # fmt: skip
-        elif tag == referral_tag:
-            referral_id = g("henvisningsperiodeID")
-            sinks["referrals"].add((
-                pnr, referral_id, g("reshID"), g("fagomrade"), g("mottattDato"),
-                g("ansiennitetsdato"), g("vurderingsdato"), g("fristStartHelsehjelp"),
-                g("tjenestestart"), g("avviklingsdato"), g("avviklingskode"), g("prioritet"),
-                child.sourceline,
-            ))  # fmt: skip
-            for post in child:
-                sinks["postponements"].add((
-                    pnr, referral_id, post.get("utsettelseskode"), post.get("utsettelsesdato"),
-                    post.get("utsettelseSluttdato"),
-                ))  # fmt: skip
-        elif tag == patient_tag:
-            sinks["patients"].add(
-                (pnr, g("kjonn"), g("fodselsar"), g("komNrHjem"), holder.sourceline)
-            )
-    return episodes

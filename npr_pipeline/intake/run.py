@@ -98,6 +98,16 @@ class SubmissionResult:
     episodes: int = 0
     quality: dict[str, int] | None = None
 
+    @classmethod
+    def of(
+        cls, record: LedgerRecord, reasons: list[Reason], quality: dict[str, int] | None = None
+    ) -> SubmissionResult:
+        """The summary line of a file as its ledger record (accepted, rejected, test or
+        failed) has it: one construction for every route."""
+        r = record
+        return cls(r.file, r.submission_id, r.unit, r.message_type, r.status, reasons,
+                   r.episodes, quality)  # fmt: skip
+
     def as_json(self) -> dict[str, object]:
         return {
             "quality": self.quality,
@@ -587,11 +597,10 @@ def _claim_refused(
     record = refused.record
     _discard(home, record.submission_id)
     found = reason("internal_error", str(refused))
-    by_id[record.submission_id] = SubmissionResult(
-        record.file, record.submission_id, None, None, Status.FAILED, [found]
-    )
-    return _failed_record(record.submission_id, record.checksum, record.file, record.size,
-                          record.received, found)  # fmt: skip
+    failed = _failed_record(record.submission_id, record.checksum, record.file, record.size,
+                            record.received, found)  # fmt: skip
+    by_id[record.submission_id] = SubmissionResult.of(failed, [found])
+    return failed
 
 
 def _failed_record(
@@ -619,11 +628,10 @@ def _commit_or_fail(
             outcome = _failed(exc)
     _discard(home, task.submission_id)
     found = reason("internal_error", outcome.error or "")
-    pending.failed.append(
-        _failed_record(task.submission_id, task.checksum, task.file, task.size, task.received,
-                       found)
-    )  # fmt: skip
-    return SubmissionResult(task.file, task.submission_id, None, None, Status.FAILED, [found])
+    failed = _failed_record(task.submission_id, task.checksum, task.file, task.size,
+                            task.received, found)  # fmt: skip
+    pending.failed.append(failed)
+    return SubmissionResult.of(failed, [found])
 
 
 def _commit(
@@ -663,16 +671,7 @@ def _commit(
     if record.status == Status.ACCEPTED:
         state.add(record)
         pending.add_parts(outcome.lake)
-    return SubmissionResult(
-        file=task.file,
-        submission_id=task.submission_id,
-        unit=record.unit,
-        message_type=record.message_type,
-        status=record.status,
-        reasons=reasons,
-        episodes=record.episodes,
-        quality=quality,
-    )
+    return SubmissionResult.of(record, reasons, quality)
 
 
 def _new_record(
@@ -742,9 +741,7 @@ def _commit_daily(
             reasons += summary
             record.reasons += [r.as_json() | {"severity": r.severity} for r in summary]
         pending.records.append(typed(record))
-    return SubmissionResult(
-        task.file, task.submission_id, record.unit, record.message_type, record.status, reasons
-    )
+    return SubmissionResult.of(record, reasons)
 
 
 def _trial_period(record: LedgerRecord, reasons: list[Reason], daily: DailyRead) -> None:

@@ -8,8 +8,10 @@ batches, inside a copy of its ``Melding`` and ``Institusjon`` start tags and the
 is bounded by a batch, not the file. Values become Arrow columns by the XML Schema lexical rules
 (:mod:`npr_pipeline.intake.lexical`). A file with any error gives its reasons and no rows.
 
-``npr intake`` reads every daily file with it (:mod:`npr_pipeline.intake.daily`); the monthly
-ord/ide keep their own reader.
+``npr intake`` reads every daily and report file with it (:mod:`npr_pipeline.intake.daily`).
+Rows come from the plan compiled from the mapping (:mod:`npr_pipeline.intake.extract`), the
+same extraction as the monthly ord and ide (:mod:`npr_pipeline.intake.reader`), whose pass
+streams them into per-table Parquet sinks instead of holding them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 from lxml import etree
 
+from npr_pipeline.intake.extract import Extractor, Row
 from npr_pipeline.intake.lexical import (
     LexicalError,
     xs_date,
@@ -105,9 +108,8 @@ class _Pass:
         self.contacts: list[etree._Element] = []
         self.batch: list[etree._Element] = []
         self.checked = 0
-        self.columns: dict[str, dict[str, list[object]]] = {}
-        self.by_path: dict[tuple[str, ...], TableSpec] = {}
-        self.keys: dict[str, set[tuple[object, ...]]] = {}  # keys seen of the unique tables
+        self.rows: dict[str, list[Row]] = {}
+        self.extractor: Extractor | None = None
 
     # -- the pass ---------------------------------------------------------------------------
 
@@ -163,10 +165,9 @@ class _Pass:
             return
         self.result.message = self.mtype
         self.result.attrs = dict(elem.attrib)
-        self.by_path = {spec.element: spec for spec in self.mtype.tables}
-        self.columns = {
-            spec.name: {name: [] for name in self._names(spec)} for spec in self.mtype.tables
-        }
+        self.rows = {spec.name: [] for spec in self.mtype.tables}
+        adders = {spec.name: self._adder(spec) for spec in self.mtype.tables}
+        self.extractor = Extractor(self.mtype, adders, CONVERTERS)
 
     def _end(self, elem: etree._Element) -> None:
         parent = elem.getparent()
@@ -263,54 +264,51 @@ class _Pass:
 
     # -- extraction ---------------------------------------------------------------------------
 
-    def _names(self, spec: TableSpec) -> list[str]:
-        return [*self.context, *(name for name, _ in spec.all_columns()), "line"]
+    def _adder(self, spec: TableSpec) -> Callable[[Row], None]:
+        """Where the extractor puts a table's rows; for a ``unique`` key, a check first (the
+        schema's xs:unique sees one batch, not the file)."""
+        append = self.rows[spec.name].append
+        if not spec.unique:
+            return append
+        names = [name for name, _ in spec.all_columns()]
+        positions = [names.index(name) for name in spec.key]
+        local = spec.element[-1]
+        seen: set[tuple[object, ...]] = set()
+
+        def add(row: Row) -> None:
+            key = tuple(row[i] for i in positions)
+            if key in seen:
+                named = ", ".join(f"{n}={v}" for n, v in zip(spec.key, key, strict=True))
+                line = row[-1] if spec.line else None
+                message = f"Duplicate {local} ({named})."
+                self._error(reason("schema_error", message, line=line, element=local))
+            seen.add(key)
+            append(row)
+
+        return add
 
     def _extract(self, elem: etree._Element) -> None:
         try:
-            self._rows(elem, (), None)
+            self.extractor.extract(elem)  # type: ignore[union-attr]
         except LexicalError as exc:
             self._error(reason("value_out_of_range", str(exc), line=elem.sourceline))
 
-    def _rows(
-        self, elem: etree._Element, above: tuple[str, ...], parent_row: dict[str, object] | None
-    ) -> None:
-        path = (*above, etree.QName(elem).localname)
-        spec = self.by_path.get(path)
-        row = parent_row
-        if spec is not None:
-            row = dict(self.context)
-            row.update((name, parent_row[name]) for name, _ in spec.inherit)  # type: ignore[index]
-            for name, kind in spec.columns:
-                value = elem.get(name)
-                row[name] = None if value is None else CONVERTERS[kind](value)
-            row["line"] = elem.sourceline
-            if spec.unique:
-                self._unique(spec, row, elem)
-            table = self.columns[spec.name]
-            for name, values in table.items():
-                values.append(row[name])
-        for child in elem:
-            self._rows(child, path, row)
-
-    def _unique(self, spec: TableSpec, row: dict[str, object], elem: etree._Element) -> None:
-        """A key seen before in this file: the schema's xs:unique sees one batch, not the file."""
-        key = tuple(row[name] for name in spec.key)
-        seen = self.keys.setdefault(spec.name, set())
-        if key in seen:
-            named = ", ".join(f"{n}={v}" for n, v in zip(spec.key, key, strict=True))
-            self._schema_error(elem, f"Duplicate {etree.QName(elem).localname} ({named}).")
-        seen.add(key)
-
     def tables(self) -> dict[str, pa.Table]:
+        """The rows as Arrow tables: the context columns, then the mapping's (and ``line``)."""
         assert self.mtype is not None
         context = tuple(self.context)
-        return {
-            spec.name: pa.Table.from_pydict(
-                self.columns[spec.name], schema=spec.arrow_schema(context)
-            )
-            for spec in self.mtype.tables
-        }
+        found = {}
+        for spec in self.mtype.tables:
+            schema = spec.arrow_schema(context)
+            rows = self.rows[spec.name]
+            columns = list(zip(*rows, strict=True)) if rows else [()] * (len(schema) - len(context))
+            arrays = [pa.array([self.context[name]] * len(rows), pa.string()) for name in context]
+            arrays += [
+                pa.array(values, field.type)
+                for values, field in zip(columns, list(schema)[len(context) :], strict=True)
+            ]
+            found[spec.name] = pa.Table.from_arrays(arrays, schema=schema)
+        return found
 
     # -- errors -------------------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ types, the keys linking a child row to its parent, the table names). The generic
 (:mod:`npr_pipeline.intake.typed_reader`) and the docs generator work from these alone, so a
 new type or version is a new folder.
 
-Today the folders hold the daily event messages of issue 13 (``kontakt``, ``henvisning``,
+Today the folders hold the monthly messages ``ord`` (NPR_ORD) and ``ide`` (NPR_IDE) in both
+versions the register receives, read by :mod:`npr_pipeline.intake.reader`, the daily event
+messages of issue 13 (``kontakt``, ``henvisning``,
 ``ident``, ``avslutning``, and ``pasient`` and ``enhet``), accepted by intake from units on the
 daily route (:mod:`npr_pipeline.intake.daily`), and the types of issue 14: ``kpp`` (NPR_KPP,
 after the register's public KPP schema), ``forlop`` (the forløpsmelding, with its 2026
@@ -21,9 +23,13 @@ Mapping format (``mapping.yaml``)::
     message_type: NPR_KONTAKT        # MsgHead MsgInfo/Type V (code list 8279; ours)
     display_name: NPR-kontakt        # MsgHead MsgInfo/Type DN
     version: 58.0.1                  # must match the folder and Melding/@versjon
+    route: event                     # event (daily), report (whole reports) or monthly (ord, ide)
     title: ...                       # docs page title
     intro: ...                       # docs page introduction
     record: Kontakt                  # child of Institusjon: one event, validated and read alone
+                                     # (a list for several: [Enhet, Objektholder]; the last is
+                                     # the main record, the others precede it and are few)
+    counted: episodes                # optional: the table whose rows the ledger counts
     tables:                          # in parent-before-child order
       - name: daily_contacts
         element: Kontakt             # path of local names below Institusjon
@@ -37,6 +43,17 @@ Mapping format (``mapping.yaml``)::
         key: [kontaktID, tilstNr]
         state: {table: diagnoses, rename: {kontaktID: episodeID}}
         columns: {tilstNr: int, ...}
+      - name: procedures             # (ord) a table may sit deeper below its parent's element
+        element: Objektholder/Episode/Tjeneste/Tiltak/Prosedyre
+        parent: episodes
+        line: false                  # no source line column (default: true)
+        columns:
+          seq: {type: int, from: position}             # the row's number under its parent row
+          kodeNr: {type: string, from: Kode/@kodeNr}   # an attribute of the first child Kode
+
+A column is an attribute of the row's element by its own name (``name: type``), or
+``{type, from}`` with ``from`` one of ``@attr``, ``Child/@attr`` or ``position``. The reader
+compiles the mapping once into the extraction plan of :mod:`npr_pipeline.intake.extract`.
 
 ``state`` (optional) names the table of the consolidated state (a monthly lake table, see
 :mod:`npr_pipeline.store.consolidated`) that the table's rows become once the events are
@@ -82,8 +99,24 @@ COLUMN_TYPES: dict[str, pa.DataType] = {
 LINE_COLUMN = "line"
 
 
+ROUTES = ("event", "report", "monthly")
+"""What a type's records are: ``event`` (daily events applied to the consolidated state),
+``report`` (whole reports such as KPP, the current one chosen by lopenr) or ``monthly`` (the
+cumulative monthly messages ord and ide, each file replacing the unit's earlier ones)."""
+
+
 class MappingError(ValueError):
     """A mapping.yaml that does not describe a usable mapping (a defect of ours, not a unit's)."""
+
+
+@dataclass(frozen=True)
+class ColumnSource:
+    """Where a column's value comes from: an attribute of the row's element or of its first
+    child ``element``, or (``position``) the row's number, from 1, under its parent row."""
+
+    element: str | None = None
+    attribute: str | None = None
+    position: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,12 +133,16 @@ class TableSpec:
     unique: bool = False  # the key is unique in a file (checked by the reader across batches)
     state_table: str | None = None  # the consolidated state's table its rows become
     state_rename: tuple[tuple[str, str], ...] = ()  # (column here, column in the state)
+    sources: tuple[ColumnSource, ...] = ()  # where each of ``columns`` comes from
+    line: bool = True  # the row ends with its element's source line
 
     def arrow_schema(self, context: tuple[str, ...] = ()) -> pa.Schema:
         """Context columns (strings), inherited and own columns, then the source line."""
         fields = [pa.field(name, pa.string()) for name in context]
         fields += [pa.field(name, COLUMN_TYPES[kind]) for name, kind in self.all_columns()]
-        return pa.schema([*fields, pa.field(LINE_COLUMN, pa.int32())])
+        if self.line:
+            fields.append(pa.field(LINE_COLUMN, pa.int32()))
+        return pa.schema(fields)
 
     def all_columns(self) -> tuple[tuple[str, str], ...]:
         """(name, type) of the inherited columns, then the table's own."""
@@ -151,11 +188,18 @@ class MessageType:
     display_name: str
     title: str
     intro: str
-    record: str
+    records: tuple[str, ...]  # the children of Institusjon that are records, in schema order
     tables: tuple[TableSpec, ...]
     folder: Path
+    route: str
     reception: str | None = None
     calendar: Calendar | None = None
+    counted: str | None = None  # the table whose rows the ledger counts as episodes
+
+    @property
+    def record(self) -> str:
+        """The main record element (the last listed: e.g. ``Objektholder`` after ``Enhet``)."""
+        return self.records[-1]
 
     @property
     def namespace(self) -> str:
@@ -176,9 +220,15 @@ class MessageType:
 
     @property
     def is_event(self) -> bool:
-        """Whether its records are events (they carry ``hendelsesstatus``): the daily route's
-        types, applied to the consolidated state; the others are whole reports."""
-        return any(name == "hendelsesstatus" for name, _ in self.tables[0].columns)
+        """Whether its records are events (the mapping's ``route: event``): the daily route's
+        types, applied to the consolidated state."""
+        return self.route == "event"
+
+    @property
+    def is_report(self) -> bool:
+        """Whether its records are whole reports (``route: report``: KPP, the forløpsmelding,
+        XPR_VTK, NPR-melding-TSB), received by any unit whose registry lists the type."""
+        return self.route == "report"
 
     def schema(self) -> etree.XMLSchema:
         """The compiled schema, once per process."""
@@ -199,20 +249,21 @@ def _compiled(path: Path) -> etree.XMLSchema:
 def _table(raw: dict, kind: str, known: dict[str, TableSpec]) -> TableSpec:
     try:
         name, element = str(raw["name"]), tuple(str(raw["element"]).split("/"))
-        columns = tuple((str(c), str(t)) for c, t in raw["columns"].items())
+        where = f"{kind}/{raw['name']}"
+        found = [(str(c), _column(c, t, where)) for c, t in raw["columns"].items()]
     except (KeyError, TypeError, AttributeError) as exc:
         raise MappingError(f"{kind}: a table needs name, element and columns ({exc})") from None
-    for column, kind_ in columns:
-        if kind_ not in COLUMN_TYPES:
-            raise MappingError(f"{kind}/{name}.{column}: unknown type {kind_!r}")
+    columns = tuple((column, type_) for column, (type_, _) in found)
+    sources = tuple(source for _, (_, source) in found)
     parent = raw.get("parent")
     inherited = tuple(str(c) for c in raw.get("inherit", ()))
     inherit: tuple[tuple[str, str], ...] = ()
     if parent is not None:
         if parent not in known:
             raise MappingError(f"{kind}/{name}: parent {parent!r} must be listed before it")
-        if element[:-1] != known[parent].element:
-            raise MappingError(f"{kind}/{name}: element must be a child of {parent}'s element")
+        above = known[parent].element
+        if len(element) <= len(above) or element[: len(above)] != above:
+            raise MappingError(f"{kind}/{name}: element must be below {parent}'s element")
         parent_types = dict(known[parent].all_columns())
         for column in inherited:
             if column not in parent_types:
@@ -228,9 +279,29 @@ def _table(raw: dict, kind: str, known: dict[str, TableSpec]) -> TableSpec:
         raise MappingError(f"{kind}/{name}: key {key} must name columns of the table")
     state_table, rename = _state(raw.get("state"), f"{kind}/{name}", names)
     vault, unique = bool(raw.get("vault", False)), bool(raw.get("unique", False))
+    line = bool(raw.get("line", True))
     return TableSpec(
-        name, element, key, columns, parent, inherit, vault, unique, state_table, rename
-    )
+        name, element, key, columns, parent, inherit, vault, unique, state_table, rename,
+        sources, line,
+    )  # fmt: skip
+
+
+def _column(name: object, raw: object, where: str) -> tuple[str, ColumnSource]:
+    """A column entry: ``type`` (the attribute of that name), or ``{type, from}`` with
+    ``from`` one of ``@attr``, ``Child/@attr`` (the first such child) or ``position``."""
+    spec = raw if isinstance(raw, dict) else {"type": raw}
+    type_, origin = str(spec.get("type")), str(spec.get("from", f"@{name}"))
+    if type_ not in COLUMN_TYPES:
+        raise MappingError(f"{where}.{name}: unknown type {type_!r}")
+    if origin == "position":
+        if type_ != "int":
+            raise MappingError(f"{where}.{name}: a position is an int")
+        return type_, ColumnSource(position=True)
+    element, _, attribute = origin.rpartition("@")
+    element = element.rstrip("/")
+    if not attribute or "/" in element or (element and not origin.startswith(f"{element}/@")):
+        raise MappingError(f"{where}.{name}: from must be @attr, Child/@attr or position")
+    return type_, ColumnSource(element or None, attribute)
 
 
 def _state(raw: object, where: str, names: list[str]) -> tuple[str | None, tuple]:
@@ -274,10 +345,17 @@ def load(folder: Path) -> MessageType:
         if spec.name in known:
             raise MappingError(f"{kind}: table {spec.name} listed twice")
         known[spec.name] = spec
-    record = str(raw.get("record", ""))
-    roots = [t for t in known.values() if t.parent is None]
-    if len(roots) != 1 or roots[0].element != (record,):
-        raise MappingError(f"{kind}: exactly one table must map the record element {record!r}")
+    record = raw.get("record", "")
+    records = tuple(str(r) for r in record) if isinstance(record, list) else (str(record),)
+    roots = sorted(t.element for t in known.values() if t.parent is None)
+    if roots != sorted((r,) for r in records):
+        raise MappingError(f"{kind}: exactly one table must map each record element {records}")
+    route = str(raw.get("route"))
+    if route not in ROUTES:
+        raise MappingError(f"{kind}: route must be one of {', '.join(ROUTES)}, not {route!r}")
+    counted = raw.get("counted")
+    if counted is not None and counted not in known:
+        raise MappingError(f"{kind}: counted names no table: {counted!r}")
     return MessageType(
         kind=kind,
         version=version,
@@ -285,9 +363,11 @@ def load(folder: Path) -> MessageType:
         display_name=str(raw["display_name"]),
         title=str(raw["title"]),
         intro=" ".join(str(raw["intro"]).split()),
-        record=record,
+        records=records,
         tables=tuple(known.values()),
         folder=folder,
+        route=route,
+        counted=counted,
         reception=" ".join(str(raw["reception"]).split()) if raw.get("reception") else None,
         calendar=_calendar(raw.get("calendar"), kind),
     )
@@ -298,6 +378,12 @@ def all_types() -> tuple[MessageType, ...]:
     """Every message type folder, sorted by kind and version."""
     folders = sorted(p.parent for p in MESSAGES_DIR.glob("*/*/mapping.yaml"))
     return tuple(load(folder) for folder in folders)
+
+
+def monthly_types() -> tuple[str, ...]:
+    """The MsgHead types of the monthly route (``route: monthly``: NPR_ORD and NPR_IDE), which
+    every monthly unit sends together for each period."""
+    return tuple(sorted({t.message_type for t in all_types() if t.route == "monthly"}))
 
 
 def by_namespace(ns: str) -> MessageType | None:

@@ -26,15 +26,17 @@ import pandas as pd
 
 from npr_pipeline import reference
 from npr_pipeline.home import Home
+from npr_pipeline.messages import monthly_types
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
 from npr_pipeline.production.daily_gate import NO_DAILY_GATE, DailyGate, DailyProblem
 from npr_pipeline.production.daily_inputs import DailyInput
 from npr_pipeline.production.inputs import PeriodInput, period_input
+from npr_pipeline.registry import lists_types
 from npr_pipeline.store.lake import current_for_period
 from npr_pipeline.warehouse import retype, utc_timestamp, writer
 
-PAIR = ("NPR_ORD", "NPR_IDE")
+PAIR = monthly_types()  # the monthly route's messages (ord and ide): both, from every unit
 
 
 class OverrideError(ValueError):
@@ -120,13 +122,12 @@ def _calendar_rows(period: Period, step: str) -> pd.DataFrame:
 
 
 def _active(registry: pd.DataFrame, period: Period) -> pd.DataFrame:
-    """Units registered for the whole of the period's coverage that report ord and ide."""
+    """Units registered for the whole of the period's coverage that report every monthly
+    message (:data:`PAIR`)."""
     start, end = period.start.isoformat(), period.end.isoformat()
     valid_from = registry["valid_from"].fillna("").astype(str)
     valid_to = registry["valid_to"].fillna("").astype(str)
-    reports = registry["message_types"].astype(str).str.contains("NPR_ORD") & registry[
-        "message_types"
-    ].astype(str).str.contains("NPR_IDE")
+    reports = lists_types(registry, PAIR)
     active = (valid_from <= end) & ((valid_to == "") | (valid_to >= start))
     return registry[reports & active]
 
@@ -253,8 +254,8 @@ def _last_submission(current: pd.DataFrame) -> pd.Series:
 
 
 def _monthly(current: pd.DataFrame) -> pd.DataFrame:
-    """The ord and ide among the current submissions (daily files are judged by closings,
-    report types such as KPP are not gated here)."""
+    """The monthly messages (:data:`PAIR`) among the current submissions (daily files are
+    judged by closings, report types such as KPP are not gated here)."""
     return current.loc[current["message_type"].isin(PAIR)].reset_index(drop=True)
 
 

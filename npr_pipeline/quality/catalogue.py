@@ -97,7 +97,7 @@ def table_columns(table: str) -> set[str]:
         return {name for name, _ in KEYS + TABLES[table]}
     for mtype in all_types():
         for spec in mtype.tables:
-            if spec.name == table and not mtype.is_event:
+            if spec.name == table and mtype.is_report:
                 names = {name for name, _ in spec.all_columns()}
                 return names | set(REPORT_CONTEXT) | {LINE_COLUMN}
     return set()

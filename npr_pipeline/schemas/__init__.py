@@ -1,9 +1,11 @@
-"""The NPR message schemas (ord and ide, one folder per message version) and their namespaces.
+"""The NPR common types (one folder per message version) and the monthly messages' namespaces.
 
 NPR accepts only the message version that applies to the data year, so every version we
-receive has its own folder `<major>_<minor>_<patch>/` holding `NPR.xsd` (common types),
-`ord.xsd` (activity and waiting lists) and `ide.xsd` (identity). Intake, the parser and the
-synthetic generator all find schemas and namespaces here, never by building paths themselves.
+receive has its own folder `<major>_<minor>_<patch>/` holding `NPR.xsd` (common types, imported
+by every message schema). The message schemas themselves live with their mappings, one folder
+per type and version (`npr_pipeline/messages/ord/58_0_1/schema.xsd`, :mod:`npr_pipeline.messages`);
+the synthetic generator and the tools find the monthly ones here, never by building paths
+themselves.
 """
 
 from __future__ import annotations
@@ -58,9 +60,15 @@ def parse_namespace(ns: str) -> tuple[str, str] | None:
 
 
 def schema_path(version: str, msg: str) -> Path:
-    """Path of a message schema file (`ord.xsd` or `ide.xsd`) of a version."""
+    """Path of a monthly message schema (ord or ide) of a version: its type folder's."""
     _check(version, msg)
-    return SCHEMA_DIR / version.replace(".", "_") / f"{msg}.xsd"
+    return SCHEMA_DIR.parent / "messages" / msg / version.replace(".", "_") / "schema.xsd"
+
+
+def common_path(version: str) -> Path:
+    """Path of a version's common types, ``NPR.xsd``."""
+    _check(version, "ord")
+    return SCHEMA_DIR / version.replace(".", "_") / "NPR.xsd"
 
 
 def hardened_parser() -> etree.XMLParser:

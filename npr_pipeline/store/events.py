@@ -46,7 +46,12 @@ def table_specs() -> dict[str, TableSpec]:
 def stored_specs() -> dict[str, TableSpec]:
     """Every table intake appends per batch: the event tables and the report types' tables
     (whose rows are whole reports; what is current is decided by the lopenr, not by a fold)."""
-    return {spec.name: spec for mtype in all_types() for spec in mtype.tables}
+    return {
+        spec.name: spec
+        for mtype in all_types()
+        if mtype.is_event or mtype.is_report
+        for spec in mtype.tables
+    }
 
 
 def event_schema(spec: TableSpec) -> pa.Schema:

@@ -71,12 +71,7 @@ def write_correction(
     changed = {**attrs, "hendelsesstatus": "M", "endretTidspunkt": sent.isoformat()}
     daily = DailyFile("kontakt", sent, sent, ((name, changed, fixed),),
                       lopenr=int(own["lopenr"].max()) + 1)  # fmt: skip
-    row = registry.set_index("reshID").loc[unit]
-    sender = UnitInfo(
-        resh=unit, orgnr=row["orgnr"], her=row["herID"], name=row["name"],
-        unit_type=row["unit_type"], rhf=row["rhf"], komnr=row["komnr"], sector=row["sector"],
-        fagomrade=row["fagomrade"], size_weight=float(row["size_weight"]),
-    )  # fmt: skip
+    sender = UnitInfo.of(registry.set_index("reshID").loc[unit].to_dict() | {"reshID": unit})
     out.mkdir(parents=True, exist_ok=True)
     path = out / daily.name(unit)
     path.write_bytes(render_file(sender, daily, seed=1))

@@ -6,8 +6,11 @@ month's cumulative file is a filtered view (:mod:`npr_pipeline.synth.cutoff`) of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+
+from npr_pipeline import reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,27 @@ class UnitInfo:
     fagomrade: str
     size_weight: float
     financing: str = "public"  # "private": a privately funded provider, mostly self-pay
+
+    @classmethod
+    def of(cls, row: Mapping[str, object], **overrides: object) -> UnitInfo:
+        """The unit of a registry row (``reshID``, ``herID``, ... as in registry.csv): the one
+        builder for the generator, the correction scenario and the tests. A provider without
+        an RHF agreement draws its patients from the RHF where it lies."""
+        weight = row.get("size_weight")  # 0.0: an idle private provider
+        fields = {
+            "resh": row["reshID"],
+            "orgnr": row["orgnr"],
+            "her": row["herID"],
+            "name": row["name"],
+            "unit_type": row.get("unit_type") or "trust_site",
+            "rhf": row.get("rhf") or reference.home_rhf(str(row["komnr"])) or "HSO",
+            "komnr": row["komnr"],
+            "sector": row.get("sector") or "somatic",
+            "fagomrade": row.get("fagomrade") or "050",
+            "size_weight": float(weight) if weight not in (None, "") else 1.0,  # type: ignore[arg-type]
+            "financing": row.get("financing") or "public",
+        }
+        return cls(**(fields | overrides))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,20 +170,7 @@ def _tasks(units: pd.DataFrame, options: SynthOptions) -> Iterator[_UnitTask]:
     mean_weight = float(reference.units()["size_weight"].mean())
     version = reference.message_version(options.year)
     for row in units.itertuples(index=False):
-        unit = UnitInfo(
-            resh=row.reshID,
-            orgnr=row.orgnr,
-            her=row.herID,
-            name=row.name,
-            unit_type=row.unit_type,
-            # a provider without an RHF agreement draws its patients from where it lies
-            rhf=row.rhf or reference.home_rhf(row.komnr) or "HSO",
-            komnr=row.komnr,
-            sector=row.sector,
-            fagomrade=row.fagomrade,
-            size_weight=float(row.size_weight),
-            financing=row.financing,
-        )
+        unit = UnitInfo.of(row._asdict())
         per_month = max(
             MIN_EPISODES_PER_MONTH,
             options.episodes_per_unit_month * unit.size_weight / mean_weight,
