@@ -26,9 +26,10 @@ from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
 from npr_pipeline.production.input_checks import check_period
 from npr_pipeline.production.run import produce
-from npr_pipeline.production.snapshot import snapshot_path
+from npr_pipeline.production.snapshot import build_snapshot, snapshot_path
 from npr_pipeline.registry import current_registry
 from npr_pipeline.store.batches import committed_batch
+from npr_pipeline.store.lake import ORD_TABLES, table_path
 from npr_pipeline.store.ledger import load_ledger
 from npr_pipeline.synth.correction import write_correction
 from npr_pipeline.synth.delivery import DAILY_NAME, split_by_delivery_month
@@ -176,3 +177,45 @@ def test_a_correction_back_in_time_changes_every_period_that_includes_it(
             k: v for k, v in before[period].items() if k != key
         }
     assert _isf(home, "2026-02") == before["2026-02"]
+
+
+def _tables(path: Path) -> dict[str, list[tuple]]:
+    """Every table of a snapshot file, rows sorted, but the build's own record and the gate's
+    (each build records when it was built and judged)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        names = [t for (t,) in con.execute("SHOW TABLES").fetchall() if t not in ("build", "gate")]
+        return {t: con.execute(f'SELECT * FROM "{t}" ORDER BY ALL').fetchall() for t in names}
+    finally:
+        con.close()
+
+
+def test_a_daily_correction_rebuilds_the_snapshot_without_the_monthly_files(
+    routes: dict[str, Home], tmp_path: Path
+) -> None:
+    """After an M by the daily route the monthly submissions are unchanged, so the next build
+    carries the monthly rows over from the previous one: it succeeds with the monthly units'
+    lake files moved away, and holds exactly what a build from the lake holds."""
+    home, period = routes["mixed"], Period.parse("2026-T1")
+    fix = write_correction(home.root.parent / "synth" / "inbox", "2026-01",
+                           datetime(2026, 6, 10, 23, 30), current_registry(home),
+                           load_ledger(home), tmp_path / "late")  # fmt: skip
+    assert intake_directory(home, fix.path.parent).as_json()["accepted"] == 1
+    monthly = [table_path(home, t) for t in (*ORD_TABLES, "idents")]
+    assert all(p.is_dir() for p in monthly)
+    for path in monthly:
+        path.rename(tmp_path / f"away-{path.parent.name}-{path.name}")
+    build_snapshot(home, period)
+    carried = _tables(snapshot_path(home, period))
+    with duckdb.connect(str(snapshot_path(home, period)), read_only=True) as con:
+        main = con.execute(
+            'SELECT "kodeNr" FROM diagnoses WHERE unit = ? AND "episodeID" = ? '
+            "AND \"tilstNr\" = '1'",
+            [fix.unit, fix.contact],
+        ).fetchall()
+    assert main == [(fix.after,)]
+    for path in monthly:
+        (tmp_path / f"away-{path.parent.name}-{path.name}").rename(path)
+    snapshot_path(home, period).unlink()
+    build_snapshot(home, period)
+    assert carried == _tables(snapshot_path(home, period))

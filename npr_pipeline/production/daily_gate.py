@@ -20,6 +20,7 @@ from npr_pipeline.periods import Period
 from npr_pipeline.production.daily_inputs import NO_DAILY, DailyInput, daily_units
 from npr_pipeline.store.batches import committed_batch
 from npr_pipeline.store.consolidated import state_counts
+from npr_pipeline.store.state import state_path
 
 NOT_CLOSED = "not_closed"
 TOTALS_DIFFER = "totals_differ"
@@ -55,12 +56,31 @@ def daily_gate(home: Home, registry: pd.DataFrame, period: Period) -> DailyGate:
     if not units:
         return NO_DAILY_GATE
     batch = committed_batch(home)
-    con = duckdb.connect()
-    try:
-        counts = state_counts(con, home, period.year, batch, units).to_pandas()
-    finally:
-        con.close()
+    counts = _counts(home, period.year, batch, tuple(units))
     return DailyGate(DailyInput(tuple(units), batch), judge_closings(counts, units, period))
+
+
+_COUNTED: dict[tuple[object, ...], pd.DataFrame] = {}
+"""The last ``state_counts`` of this process, by state file (path, inode and last write: a
+HOME made again at the same path is another), year, batch and units."""
+
+
+def _counts(home: Home, year: int, batch: int, units: tuple[str, ...]) -> pd.DataFrame:
+    """``state_counts`` at ``batch``, folded once per process: the counts are a function of
+    the events committed up to the batch, which never change (a later intake commits a higher
+    batch), so ``npr run``'s verdict before launching and the snapshot build in the same
+    process share one fold (a closing per month and daily unit, each over its unit's events)."""
+    path, stat = state_path(home), state_path(home).stat()
+    key = (str(path.resolve()), stat.st_ino, stat.st_mtime_ns, year, batch, units)
+    if key not in _COUNTED:
+        con = duckdb.connect()
+        try:
+            counted = state_counts(con, home, year, batch, units).to_pandas()
+        finally:
+            con.close()
+        _COUNTED.clear()  # one HOME and batch at a time: a long-lived process does not grow
+        _COUNTED[key] = counted
+    return _COUNTED[key].copy()
 
 
 def judge_closings(

@@ -71,22 +71,28 @@ def daily_units(registry: pd.DataFrame, year: int) -> list[str]:
 
 
 def register_daily_rows(
-    con: duckdb.DuckDBPyConnection, home: Home, year: int, daily: DailyInput
+    con: duckdb.DuckDBPyConnection,
+    home: Home,
+    year: int,
+    daily: DailyInput,
+    tables: tuple[str, ...] = TABLES,
 ) -> dict[str, str]:
-    """Fold the daily units' state and give, per lake table, the SQL of its rows with the
-    unit's state id as ``submission_id`` (``fid`` included for ``idents``). Also creates the
-    temp table ``daily_sources`` (table, unit, record_id, file, line)."""
-    register_daily_state(con, home, year, daily.batch, daily.units, prefix=PREFIX)
+    """Fold the daily units' state and give, per lake table (of ``tables``: only what is
+    folded is paid for), the SQL of its rows with the unit's state id as ``submission_id``
+    (``fid`` included for ``idents``). Also creates the temp table ``daily_sources`` (table,
+    unit, record_id, file, line) of those tables."""
+    only = None if tables == TABLES else tables
+    register_daily_state(con, home, year, daily.batch, daily.units, prefix=PREFIX, tables=only)
     sid = f"'daily-' || unit || '-{int(year)}'"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE daily_sources AS "
         + " UNION ALL ".join(
             f'SELECT \'{t}\' AS "table", unit, CAST("{RECORD[t]}" AS VARCHAR) AS record_id, '
             f"submission_id AS file, {_line(t)} AS line FROM {PREFIX}{t}"
-            for t in TABLES
+            for t in tables
         )
     )
-    return {t: f"SELECT * REPLACE ({sid} AS submission_id) FROM {PREFIX}{t}" for t in TABLES}
+    return {t: f"SELECT * REPLACE ({sid} AS submission_id) FROM {PREFIX}{t}" for t in tables}
 
 
 def _line(table: str) -> str:

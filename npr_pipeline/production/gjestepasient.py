@@ -29,7 +29,7 @@ from npr_pipeline.production.isf import MONEY
 def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Frame]:
     """``gjestepasient_matrix``, ``gjestepasient_detail`` and ``gjestepasient_apart``.
 
-    Needs ``isf_priced`` (``isf.compute`` first). Money is DECIMAL(18, 2) to the warehouse.
+    Needs ``isf_priced`` (``isf.price`` first). Money is DECIMAL(18, 2) to the warehouse.
     """
     start, end = (d.isoformat() for d in period.window)
     con.execute(

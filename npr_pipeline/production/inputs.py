@@ -113,16 +113,8 @@ def register_period_views(
     ``raw_idents``: which patient has an identity, not the number (the snapshot's choice).
     """
     kind = "TABLE" if materialise else "TEMP VIEW"
-    year, end = inputs.period.year, inputs.period.end.isoformat()
     _excluded(con, home, inputs, "TABLE" if materialise else "TEMP TABLE")
-    daily = register_daily_rows(con, home, year, inputs.daily) if inputs.daily.units else {}
-    if daily:
-        con.register("_daily_violations", daily_violations(con, home, year, inputs.daily, daily))
-        columns = ", ".join(f'"{c}"' for c, _ in VIOLATION_TYPES)
-        con.execute(
-            f"INSERT INTO excluded BY NAME SELECT {columns} FROM _daily_violations "
-            "WHERE severity = 'error'"
-        )
+    daily = add_daily(con, home, inputs)
     for table, submissions in [*((t, inputs.ords) for t in ORD_TABLES), ("idents", inputs.ides)]:
         paths = _existing(home, table, submissions)
         source = f"SELECT * FROM {parquet_source(paths)}" if paths else _empty(table)
@@ -130,6 +122,33 @@ def register_period_views(
             source = f"{source} UNION ALL BY NAME {daily[table]}"
         columns = "* EXCLUDE (fid)" if table == "idents" and not identity_numbers else "*"
         _read(con, f"CREATE OR REPLACE {kind} raw_{table} AS SELECT {columns} FROM ({source})")
+    create_filtered(con, inputs.period, kind)
+
+
+def add_daily(con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput) -> dict[str, str]:
+    """Fold the daily units' state into the session and add its error findings to
+    ``excluded``; per lake table the SQL of the daily rows (none without daily units).
+
+    Apart from the monthly part so that a snapshot can replace the daily rows alone
+    (``snapshot.build_snapshot``: a correction by the daily route leaves the monthly files as
+    they were)."""
+    if not inputs.daily.units:
+        return {}
+    year = inputs.period.year
+    daily = register_daily_rows(con, home, year, inputs.daily)
+    con.register("_daily_violations", daily_violations(con, home, year, inputs.daily, daily))
+    columns = ", ".join(f'"{c}"' for c, _ in VIOLATION_TYPES)
+    con.execute(
+        f"INSERT INTO excluded BY NAME SELECT {columns} FROM _daily_violations "
+        "WHERE severity = 'error'"
+    )
+    return daily
+
+
+def create_filtered(con: duckdb.DuckDBPyConnection, period: Period, kind: str) -> None:
+    """``episodes``, ``diagnoses``, ... and ``idents`` from the ``raw_`` relations and
+    ``excluded``: rows up to the period's end without excluded records or patients."""
+    end = period.end.isoformat()
     for table in ORD_TABLES:
         con.execute(f"CREATE OR REPLACE {kind} {table} AS {_filtered(table, end)}")
     con.execute(

@@ -120,12 +120,18 @@ LEFT JOIN ref_rates r ON r.activity = d.activity;
 """
 
 
+def price(con: duckdb.DuckDBPyConnection) -> None:
+    """The session's stays and contacts with DRG, points and refund (``isf_priced``): what ISF
+    and the guest-patient settlement both start from, without ISF's own tables."""
+    con.execute(ACTIVITIES)
+    con.execute(PRICED)
+
+
 def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Frame]:
     """``isf_detail`` (one line per publicly funded stay or contact in the window) and
     ``isf_summary`` (with the stays and contacts left out because the patient or an insurer
     pays). Money stays DECIMAL(18, 2) (Arrow decimal128) all the way to the warehouse."""
-    con.execute(ACTIVITIES)
-    con.execute(PRICED)
+    price(con)
     start, end = (d.isoformat() for d in period.window)
     window = f"CAST(end_time AS DATE) BETWEEN DATE '{start}' AND DATE '{end}'"
     detail = con.sql(

@@ -122,7 +122,9 @@ def join_vault(
     )
     if daily:
         units, batch = [u for u, _ in daily], daily[0][1]
-        rows = register_daily_rows(con, home, period.year, DailyInput(tuple(units), batch))
+        # the identities alone: the snapshot holds the rest of the state, without the numbers
+        daily = DailyInput(tuple(units), batch)
+        rows = register_daily_rows(con, home, period.year, daily, tables=("idents",))
         numbers += f" UNION ALL SELECT submission_id, pid, fid FROM ({rows['idents']})"
     con.execute(
         "CREATE OR REPLACE TEMP VIEW identities AS SELECT i.unit, i.pid, v.fid FROM idents i "

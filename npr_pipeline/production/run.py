@@ -76,7 +76,7 @@ def compute_step(con: duckdb.DuckDBPyConnection, step: str, period: Period) -> d
         threshold = reference.suppression_threshold("published")
         return {**tables, "isf_activity": activity.compute(con, period, threshold)}
     if step == "gjestepasient":
-        isf.compute(con, period)
+        isf.price(con)  # its stays and contacts, not ISF's detail and summary (1 M rows)
         return gjestepasient.compute(con, period)
     if step == "kjernejournal":
         return kjernejournal.compute(con, period)

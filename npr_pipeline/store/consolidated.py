@@ -225,13 +225,17 @@ def _scope(con: duckdb.DuckDBPyConnection, home: Home, year: int, as_of_batch: i
 
 
 def _fold_all(
-    con: duckdb.DuckDBPyConnection, home: Home, where: str, prefix: str, only: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    home: Home,
+    where: str,
+    prefix: str,
+    only: Iterable[str] | None = None,
 ) -> str:
-    """Fold every family (or only the one of record table ``only``) under ``where``; the fold
-    tables are ``_{prefix}s_<daily table>``."""
+    """Fold every family (or only those of the record tables ``only``) under ``where``; the
+    fold tables are ``_{prefix}s_<daily table>``."""
     out = f"_{prefix}s_"
     for family in families():
-        if only is not None and family.root.name != only:
+        if only is not None and family.root.name not in set(only):
             continue
         sources = {
             spec.name: _events_source(con, home, spec, where, f"_{prefix}src_{spec.name}")
@@ -248,19 +252,32 @@ def register_daily_state(
     as_of_batch: int,
     units: Iterable[str] | None = None,
     prefix: str = "daily_",
+    tables: Iterable[str] | None = None,
 ) -> None:
     """Create temp views ``{prefix}<monthly table>`` for every monthly lake table: the daily
     units' state of ``year`` as known at ``as_of_batch``, with exactly the columns and types of
     ``store.lake.schema_of(<table>)`` (a table no daily message feeds is empty). Also
-    ``{prefix}period_closings`` (see :func:`daily_closings`). ``units`` limits the units."""
-    out = _fold_all(con, home, _scope(con, home, year, as_of_batch, units, prefix), prefix)
-    for table in TABLES:
+    ``{prefix}period_closings`` (see :func:`daily_closings`). ``units`` limits the units;
+    ``tables`` the monthly tables (and so the families folded: kjernejournal's vault join
+    needs the identities alone, a tenth of the fold)."""
+    wanted = TABLES if tables is None else tuple(tables)
+    roots = None if tables is None else _roots_of(wanted)
+    where = _scope(con, home, year, as_of_batch, units, prefix)
+    out = _fold_all(con, home, where, prefix, only=roots)
+    for table in wanted:
         sources = [spec for spec in table_specs().values() if spec.state_table == table]
         selects = [_state_select(spec, table, f"{out}{spec.name}") for spec in sources]
         if not selects:
             selects = [_state_select(None, table, "(SELECT 1) WHERE false")]
         con.execute(f"CREATE OR REPLACE TEMP VIEW {prefix}{table} AS {' UNION ALL '.join(selects)}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {prefix}period_closings AS {_closings_sql(out)}")
+    if tables is None:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {prefix}period_closings AS {_closings_sql(out)}")
+
+
+def _roots_of(tables: Iterable[str]) -> set[str]:
+    """The record event tables whose families feed the monthly ``tables``."""
+    wanted = set(tables)
+    return {s.parent or s.name for s in table_specs().values() if s.state_table in wanted}
 
 
 def _state_select(spec: TableSpec | None, table: str, relation: str) -> str:
@@ -305,7 +322,7 @@ def daily_closings(
     its ``antall``, the ``batch`` the closing's current version arrived in and its file."""
     prefix = "daily_closings_"
     where = _scope(con, home, year, as_of_batch, units, prefix)
-    out = _fold_all(con, home, where, prefix, only=CLOSINGS)
+    out = _fold_all(con, home, where, prefix, only=[CLOSINGS])
     return con.sql(f"{_closings_sql(out)} ORDER BY ALL").to_arrow_table()
 
 
