@@ -28,6 +28,7 @@ from npr_pipeline.quality.submission import (
 )
 from npr_pipeline.store.ledger import load_records
 from tests.intake_files import received_year
+from tests.soak import SOAK
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,8 @@ def _recheck(
     return outcomes, _outputs(home)
 
 
+@pytest.mark.soak
+@pytest.mark.skipif(not SOAK, reason="about 14 CPU-s (two full check passes): make soak only")
 def test_batches_and_workers_give_each_delivery_what_it_gets_alone(
     received: Home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
