@@ -153,6 +153,8 @@ def _kill_then_rerun(year: Path, root: Path, step_prefix: str, *args: str) -> Ho
     return home
 
 
+@pytest.mark.soak
+@pytest.mark.skipif(not SOAK, reason="two npr run processes and a kill, about 25 CPU-s: make soak")
 def test_a_run_killed_mid_step_does_not_block_the_next(year: Path, tmp_path: Path) -> None:
     _kill_then_rerun(year, tmp_path / "home", "out__", "--step", "ventetider")
 

@@ -107,6 +107,7 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Home]:
     return homes
 
 
+@pytest.mark.soak  # make soak compares February beside T1 (PERIODS)
 def test_every_delivery_is_the_same_whichever_route(routes: dict[str, Home]) -> None:
     monthly = deliveries(routes["monthly"])
     assert len(monthly) >= len(PERIODS) * 8 and any(monthly.values())
