@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -46,16 +47,22 @@ LINEAGE = ("submission_id", "line", "version", "run_id")
 and line behind it differ by route, everything else must not."""
 
 
-def receive(root: Path, route: str) -> Home:
+def receive(
+    root: Path,
+    route: str,
+    through: int = THROUGH,
+    units: int = 3,
+    clock: Callable[[], datetime] | None = None,
+) -> Home:
     """A HOME that has received the small year through April by ``route``: ``npr intake``'s
     core once per delivery month, over the files as the synth wrote them (the daily ones late,
     resent and duplicated; each unit's closing the last of its month's files)."""
     synth = root / "synth"
-    run_synth(SynthOptions(out=synth, year=YEAR, through=THROUGH, units=3, seed=5,
+    run_synth(SynthOptions(out=synth, year=YEAR, through=through, units=units, seed=5,
                            episodes_per_unit_month=10, route=route))  # fmt: skip
     home = prepare_test_home(Home(root=root / "home"), synth / "registry.csv")
     for inbox in split_by_delivery_month(synth / "inbox", root):
-        done = intake_directory(home, inbox).as_json()
+        done = intake_directory(home, inbox, clock=clock).as_json()
         assert done["rejected"] == done["failed"] == 0, done
     return home
 
@@ -70,7 +77,9 @@ def run_period(home: Home, period: str, run_id: str, steps: tuple[str, ...] = ST
         produce(home, Period.parse(period), step, run_id)
 
 
-def deliveries(home: Home) -> dict[tuple[str, str], list[tuple]]:
+def deliveries(
+    home: Home, periods: tuple[str, ...] = PERIODS
+) -> dict[tuple[str, str], list[tuple]]:
     """Every delivery table's rows per (table, period), newest version, lineage left out."""
     found = {}
     with reader(home) as con:
@@ -79,7 +88,7 @@ def deliveries(home: Home) -> dict[tuple[str, str], list[tuple]]:
             "AND table_name NOT IN ('delivery_versions', 'gate_runs') "
             "AND NOT table_name LIKE '%_current' GROUP BY 1 HAVING count(*) = 2"
         ).fetchall()]  # fmt: skip
-        for table, period in itertools.product(tables, PERIODS):
+        for table, period in itertools.product(tables, periods):
             found[(table, period)] = _rows(con, table, period)
     return found
 
@@ -228,3 +237,25 @@ def test_a_daily_correction_rebuilds_the_snapshot_without_the_monthly_files(
     snapshot_path(home, period).unlink()
     build_snapshot(home, period)
     assert carried == _tables(snapshot_path(home, period))
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(not SOAK, reason="two synthetic years through December, ~1 min: make soak")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (session 6, issue 13): on the daily route the year's checks exclude "
+    "episode_not_after_extraction for 1,402 of 14,655 contacts (the folded row's submission is "
+    "an event file extracted before the contact ended), so the year's exclusion share fails",
+)
+def test_the_year_delivery_is_the_same_whichever_route(tmp_path: Path) -> None:
+    """The year (period 2026): its gate waits for each daily unit's December closing, and its
+    deliveries equal the monthly route's row for row, as the tertials' do."""
+    after_the_year = lambda: datetime(2027, 1, 20, 12, tzinfo=UTC)  # noqa: E731 (a clock)
+    homes = {route: receive(tmp_path / route, route, 12, 2, after_the_year)
+             for route in ("monthly", "daily")}  # fmt: skip
+    for route, home in homes.items():
+        run_period(home, "2026", f"{route}-year")
+    monthly, daily = (deliveries(homes[r], ("2026",)) for r in ("monthly", "daily"))
+    assert any(monthly.values()) and daily.keys() == monthly.keys()
+    for key, rows in monthly.items():
+        assert daily[key] == rows, key
