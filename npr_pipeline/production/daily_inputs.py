@@ -141,10 +141,13 @@ def daily_violations(
 
 
 def received_date(home: Home, batch: int) -> date:
-    """The day ``batch`` was committed: no record of the state as known at it can have
-    happened after the register received it."""
+    """The day the newest file of the batches up to ``batch`` was received (intake's clock; the
+    commit time for batches from before that was recorded): no record of the state as known at
+    ``batch`` can have happened after the register received it."""
     with state.reader(home, ledger._prepare) as con:
         found = con.execute(
-            "SELECT max(committed) FROM batches WHERE batch <= ?", [batch]
+            "SELECT max(coalesce(received, committed)) FROM batches "
+            "WHERE batch <= ? AND committed IS NOT NULL",
+            [batch],
         ).fetchall()[0][0]
     return found.date() if found is not None else date.today()

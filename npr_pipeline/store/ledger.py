@@ -151,6 +151,9 @@ _DDL = (
         files BIGINT,
         versions VARCHAR
     )""",
+    # the latest receipt time (intake's clock) of the files committed with the batch: what a
+    # daily unit's state "was extracted" at, which production checks dates against
+    "ALTER TABLE batches ADD COLUMN IF NOT EXISTS received TIMESTAMPTZ",
 )
 _ROW = tuple(f.name for f in fields(LedgerRecord)) + ("reason_codes",)
 _ARROW = pa.schema(
@@ -319,9 +322,10 @@ def write_records(
     failed_rows = [_row(typed(r)) for r in failed]
     if not rows and not failed_rows and batch is None:
         return []
+    received = max((r.received for r in records), default=None)
     with state.writer(home, _prepare) as con:
         try:
-            _commit(con, rows, failed_rows, batch)
+            _commit(con, rows, failed_rows, batch, received)
             return []
         except duckdb.ConstraintException:
             pass  # a claim refused: find which, one record per transaction
@@ -331,7 +335,7 @@ def write_records(
                 _commit(con, [row], [])
             except duckdb.ConstraintException:
                 refused.append(LopenrClaimed(record, _owner(con, record)))
-        _commit(con, [], failed_rows, batch)
+        _commit(con, [], failed_rows, batch, received)
         return refused
 
 
@@ -340,8 +344,10 @@ def _commit(
     rows: list[tuple[object, ...]],
     failed_rows: list[tuple[object, ...]],
     batch: BatchCommit | None = None,
+    received: str | None = None,
 ) -> None:
-    """One transaction: rolled back whole on any error."""
+    """One transaction: rolled back whole on any error. ``received``: the batch's latest
+    receipt time."""
     con.begin()
     try:
         if rows:
@@ -368,8 +374,9 @@ def _commit(
             con.unregister("_failed")
         if batch is not None:
             con.execute(
-                "UPDATE batches SET committed = now(), files = ?, versions = ? WHERE batch = ?",
-                [batch.files, json.dumps(batch.versions, sort_keys=True), batch.batch],
+                "UPDATE batches SET committed = now(), received = CAST(? AS TIMESTAMPTZ), "
+                "files = ?, versions = ? WHERE batch = ?",
+                [received, batch.files, json.dumps(batch.versions, sort_keys=True), batch.batch],
             )
         con.commit()
     except BaseException:
