@@ -109,7 +109,7 @@ def daily_violations(
 ) -> pa.Table:
     """The catalogue's findings over the daily units' state, as the monthly violations files
     hold them: one run of every check over every daily unit (each unit its own 'submission',
-    its ide the same id, extracted on the day the state's batch was committed)."""
+    its ide the same id, extracted on the day its newest file was received)."""
     check = duckdb.connect()
     try:
         for table, sql in rows.items():
