@@ -12,12 +12,16 @@ import glob
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pandas as pd
+import pytest
 
 from npr_pipeline import reference
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import intake_directory
+from npr_pipeline.quality import reference_tables
 from npr_pipeline.quality.catalogue import by_id
+from npr_pipeline.quality.sql_engine import violation_sql
 from npr_pipeline.synth import run as synth_run
 from npr_pipeline.synth.generate import INVALID_AVDELING, INVALID_EVERY, generate_unit_year
 from npr_pipeline.synth.model import UnitInfo
@@ -47,14 +51,55 @@ def _violations(home_root: Path) -> pd.DataFrame:
 
 
 def test_code_lists_have_validity_dates() -> None:
-    assert "86.105" in reference.code_list("nace")  # every code ever listed
-    assert "86.105" not in reference.code_list("nace", on=date(2026, 3, 31))
-    assert "86.102" in reference.code_list("nace", on=date(2026, 3, 31))
-    assert set(reference.code_list("nace", on=date(2024, 6, 30))) == {"86.105", "86.106"}
+    """Hand-checked against Volven 1303 (SN2007) and 1305 (SN2025): section 86 was renumbered,
+    so one code means different things before and after 2025 and some exist on one side only."""
+    sn2025 = reference.code_list("nace", on=date(2026, 3, 31))
+    sn2007 = reference.code_list("nace", on=date(2024, 6, 30))
+    assert sn2025["86.102"] == "Psykiatriske sykehustjenester for voksne"  # seed 000
+    assert sn2025["86.103"] == "Spesialisert rusbehandling"
+    assert sn2007["86.103"] == "Andre somatiske spesialinstitusjoner"
+    assert {"86.105", "86.211", "86.909"} <= set(sn2007) - set(sn2025)  # ended 2024
+    assert {"86.210", "86.993"} <= set(sn2025) - set(sn2007)  # new in SN2025
+    assert len(sn2025) == 20 and all(code.startswith("86.") for code in sn2025)
     assert reference.code_list("avdeling", on=date(2025, 12, 31)) == {}
     assert {"641", "642", "651", "681"} <= set(reference.code_list("sektor", on=date(2026, 1, 1)))
     rows = reference.code_list_rows("nace")
     assert rows.loc[rows["code"] == "86.105", "valid_to"].item() == pd.Timestamp("2024-12-31")
+
+
+# (check, column, code, the period's last day, whether the check finds it): hand-checked.
+VALIDITY_CASES = [
+    ("department_nace_in_code_list", "nace", "86.210", date(2024, 12, 31), True),  # SN2025 only
+    ("department_nace_in_code_list", "nace", "86.210", date(2025, 1, 31), False),
+    ("department_nace_in_code_list", "nace", "86.105", date(2024, 12, 31), False),  # SN2007 only
+    ("department_nace_in_code_list", "nace", "86.105", date(2026, 3, 31), True),
+    ("department_nace_in_code_list", "nace", "86.103", date(2026, 3, 31), False),  # both, renamed
+    ("department_avdeling_in_code_list", "avdeling", "10", date(2025, 12, 31), True),  # from 2026
+    ("department_avdeling_in_code_list", "avdeling", "10", date(2026, 1, 31), False),
+    ("department_sektor_in_code_list", "sektor", "641", date(2025, 12, 31), False),  # open
+]
+
+
+@pytest.mark.parametrize(("check_id", "column", "code", "period_to", "found"), VALIDITY_CASES)
+def test_the_content_checks_use_the_code_of_the_periods_day(
+    check_id: str, column: str, code: str, period_to: date, found: bool
+) -> None:
+    """The catalogue's own SQL in DuckDB against the registered code lists: a code is checked
+    against the list valid on the last day of the file's period, not against every code."""
+    con = duckdb.connect()
+    reference_tables.register(con)
+    con.execute(
+        "CREATE TEMP TABLE ref_submission (submission_id VARCHAR, extracted DATE, period_to DATE)"
+    )
+    con.execute("INSERT INTO ref_submission VALUES ('S1', ?, ?)", [period_to, period_to])
+    con.execute(
+        "CREATE TEMP TABLE departments AS SELECT 'S1' AS submission_id, '1234567' AS reshID, "
+        "CAST(NULL AS VARCHAR) AS nace, CAST(NULL AS VARCHAR) AS sektor, "
+        "CAST(NULL AS VARCHAR) AS avdeling"
+    )
+    con.execute(f"UPDATE departments SET {column} = ?", [code])
+    rows = con.execute(violation_sql(by_id(check_id), "departments")).fetchall()
+    assert (len(rows) == 1) is found
 
 
 def test_the_2026_department_checks_find_the_bad_codes(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ PRIVATE_PAYERS = ((0.08, "1"), (0.15, "70"), (0.55, "30"), (0.65, "32"))  # then
 
 # The 2026 unit attributes: NACE (SN2025) of a behandlingssted by the unit's sector, the
 # sektor of a somatic fagenhet (own choice: 620) and the avdeling codes of code list 3511.
-SECTOR_NACE = {"somatic": "86.101", "mental_health": "86.102", "tsb": "86.104"}
+SECTOR_NACE = {"somatic": "86.101", "mental_health": "86.102", "tsb": "86.103"}
 SOMATIC_SEKTOR = "620"
 AVDELINGER = ("10", "20", "30", "40", "90")
 # An occasional invalid code, so the content checks of the 2026 code lists meet one: the last
