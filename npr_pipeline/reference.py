@@ -118,12 +118,14 @@ def home_rhf(komnr: str) -> str | None:
 
 
 def message_version(year: int) -> str:
-    """The one message version NPR accepts for data of ``year``."""
-    table = _table("message_versions.csv")
-    match = table.loc[table["data_year"] == str(year), "message_version"]
-    if match.empty:
+    """The one NPR message version (of the monthly NPR_ORD) NPR accepts for data of ``year``:
+    the ``data_years`` of the type folders (:func:`npr_pipeline.messages.version_for`)."""
+    from npr_pipeline.messages import version_for  # the folders read the common schemas only
+
+    found = version_for("NPR_ORD", year)
+    if found is None:
         raise ValueError(f"no message version known for data year {year}")
-    return str(match.iloc[0])
+    return found
 
 
 def rhf_names() -> dict[str, str]:

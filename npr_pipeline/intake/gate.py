@@ -13,13 +13,11 @@ from datetime import date
 
 import pandas as pd
 
-from npr_pipeline import reference
 from npr_pipeline.envelope import PRODUCTION_HER, TEST_ORGNR, VALIDATION_HER
 from npr_pipeline.intake.lexical import LexicalError, xs_date
 from npr_pipeline.intake.reasons import Reason, reason
-from npr_pipeline.messages import all_types
+from npr_pipeline.messages import MessageType, all_types, by_message_type, version_for
 from npr_pipeline.periods import month_end
-from npr_pipeline.schemas import MSG_TYPES
 
 MONTHLY, DAILY = "monthly", "daily"
 
@@ -116,13 +114,15 @@ def _describe(idents: dict[str, list[str]], matches: dict[str, set[str]]) -> str
 
 
 def check_header(header: Header, index: RegistryIndex) -> GateResult:
-    """Message type, receiver and sender."""
+    """Message type, receiver and sender. The known types are the type folders'
+    (:mod:`npr_pipeline.messages`): a new folder is a new type, with no change here."""
     result = GateResult()
-    route = DAILY if header.msg_type in daily_types() else MONTHLY
-    report = header.msg_type in report_types()
-    if header.msg_type not in MSG_TYPES and route != DAILY and not report:
+    mtype = by_message_type(header.msg_type) if header.msg_type else None
+    if mtype is None:
         result.reasons.append(reason("unknown_message_type", f"Type: {header.msg_type!r}."))
         return result
+    route = DAILY if mtype.is_event else MONTHLY
+    report = mtype.is_report
     receivers = set(header.receiver.get("HER", []))
     if VALIDATION_HER in receivers:
         result.test_route = "validation_service"
@@ -149,33 +149,31 @@ def check_header(header: Header, index: RegistryIndex) -> GateResult:
 def check_melding(
     gate: GateResult,
     msg_type: str,
-    payload: tuple[str, str] | None,
+    payload: MessageType | None,
     attrs: dict[str, str],
     received: date,
 ) -> None:
-    """Payload type, version for the data year, period, and the unit's obligations."""
+    """Payload type, version for the data year, period, and the unit's obligations.
+
+    ``payload`` is the type folder the payload's namespace names (None: no folder does); the
+    version a data year needs is the folder's ``data_years``, so a new version is a new folder.
+    """
     if payload is None:
         gate.reasons.append(reason("unknown_payload"))
         return
-    version, msg = payload
-    if MSG_TYPES[msg_type] != msg:
-        gate.reasons.append(
-            reason("payload_mismatch", f"Header says {msg_type}, payload is '{msg}'.")
-        )
+    if payload.message_type != msg_type:
+        detail = f"Header says {msg_type}, payload is '{payload.kind}'."
+        gate.reasons.append(reason("payload_mismatch", detail))
         return
     period = _period(attrs, received)
     if isinstance(period, Reason):
         gate.reasons.append(period)
         return
     start, end = period
-    try:
-        expected = reference.message_version(start.year)
-    except ValueError:
-        expected = None
-    if version != expected:
-        gate.reasons.append(
-            reason("wrong_version", f"Data year {start.year} needs {expected}, got {version}.")
-        )
+    expected = version_for(msg_type, start.year)
+    if payload.version != expected:
+        detail = f"Data year {start.year} needs {expected}, got {payload.version}."
+        gate.reasons.append(reason("wrong_version", detail))
     if gate.unit is not None:
         _check_unit(gate, gate.unit, msg_type, start, end)
 

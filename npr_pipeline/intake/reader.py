@@ -16,6 +16,7 @@ enforced with sets across chunks.
 
 from __future__ import annotations
 
+import functools
 import shutil
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -38,24 +39,27 @@ from npr_pipeline.intake.safe_xml import (
     hardened_iterparse,
 )
 from npr_pipeline.intake.tables import Sink, ValueRejected
-from npr_pipeline.messages import MessageType, TableSpec, all_types, get
-from npr_pipeline.schemas import MSGHEAD_NS, parse_namespace
+from npr_pipeline.messages import MessageType, TableSpec, all_types, by_namespace, messages_root
+from npr_pipeline.schemas import MSGHEAD_NS
 
 MH = f"{{{MSGHEAD_NS}}}"
 MAX_ERRORS = 1000
 LOPENR_MAX = 999_999_999  # the schema's bound (NPR.xsd, type lopenr)
 BATCH = 256
-_RECORDS = tuple(sorted({r for t in all_types() if t.route == "monthly" for r in t.records}))
-"""The record elements of every monthly type: the pass listens for these before it knows the
-file's type (a record of another type is caught as out of place)."""
-TAGS = (
-    f"{MH}MsgInfo",
-    f"{MH}Content",
-    "{*}Melding",
-    "{*}Kontaktperson",
-    "{*}Institusjon",
-    *(f"{{*}}{local}" for local in _RECORDS),
-)
+_FIXED_TAGS = (f"{MH}MsgInfo", f"{MH}Content", "{*}Melding", "{*}Kontaktperson", "{*}Institusjon")
+
+
+def _listened() -> tuple[frozenset[str], tuple[str, ...]]:
+    """The record elements of every monthly type folder and the tags the pass listens for:
+    it listens for every type's records before it knows the file's type (a record of another
+    type is caught as out of place). From the folders, so a new one needs no change here."""
+    return _listened_under(messages_root())
+
+
+@functools.cache
+def _listened_under(root: Path) -> tuple[frozenset[str], tuple[str, ...]]:
+    records = sorted({r for t in all_types() if t.route == "monthly" for r in t.records})
+    return frozenset(records), (*_FIXED_TAGS, *(f"{{*}}{local}" for local in records))
 
 
 @dataclass
@@ -170,6 +174,7 @@ class _Pass:
         self.contacts: list[etree._Element] = []
         self.pending: list[etree._Element] = []
         self.kept_head: etree._Element | None = None
+        self.records, self.tags = _listened()
 
     # -- events ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -178,7 +183,7 @@ class _Pass:
 
     def _run(self, handle: BinaryIO) -> None:
         content_seen = False
-        for event, elem in hardened_iterparse(handle, ("start", "end"), TAGS):
+        for event, elem in hardened_iterparse(handle, ("start", "end"), self.tags):
             tag = elem.tag
             if tag == f"{MH}MsgInfo":
                 if event == "end":
@@ -222,13 +227,15 @@ class _Pass:
         self.melding = melding
         attrs = {k: v for k, v in melding.attrib.items()}
         self.result.attrs = attrs
-        payload = parse_namespace(etree.QName(melding).namespace or "")
+        found = by_namespace(etree.QName(melding).namespace or "")
+        payload = found if found is not None and found.route == "monthly" else None
         gate = self.result.gate
         check_melding(gate, header.msg_type or "", payload, attrs, self.received)
         if gate.rejected:
             raise _Stop
-        self.result.version, self.result.msg = payload
-        self.mtype = mtype = get(payload[1], payload[0])
+        assert payload is not None  # check_melding rejects a payload no folder names
+        self.result.version, self.result.msg = payload.version, payload.kind
+        self.mtype = mtype = payload
         self.xsd = mtype.schema()
         self.head, self.main = frozenset(mtype.records[:-1]), mtype.record
         unit = gate.unit["reshID"] if gate.unit else "test"
@@ -275,7 +282,7 @@ class _Pass:
                 self.result.contacts.append(elem.get("epost", ""))
         elif head:
             self._head_record(elem, local)
-        elif local in _RECORDS:
+        elif local in self.records:
             kind = self.mtype.kind  # type: ignore[union-attr]
             self._schema_error(elem, f"{local} is not allowed in an {kind} message.")
         elif local == "Institusjon":

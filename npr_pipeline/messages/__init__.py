@@ -16,13 +16,18 @@ after the register's public KPP schema), ``forlop`` (the forløpsmelding, with i
 calendar), ``vtk`` (XPR_VTK, decisions on compulsory mental health care) and ``tsb``
 (NPR-melding-TSB), whose records are whole reports, not events: intake receives them by the
 same worker path (:mod:`npr_pipeline.intake.daily`) and :mod:`npr_pipeline.reports` consumes
-them. ``schemas.MSG_TYPES`` lists the monthly types.
+them. The gate (:mod:`npr_pipeline.intake.gate`) knows the types and versions these folders
+describe and nothing else: the version a data year needs is the folder whose ``data_years``
+cover it (:func:`version_for`; formerly ``data/reference/message_versions.csv``: 2023 and 2025
+57.0.1 from DOMAIN.md, 2024 assumed, 2026 58.0.1). ``schemas.MSG_TYPES`` names the monthly
+kinds for the synthetic generator and the benchmarks only.
 
 Mapping format (``mapping.yaml``)::
 
     message_type: NPR_KONTAKT        # MsgHead MsgInfo/Type V (code list 8279; ours)
     display_name: NPR-kontakt        # MsgHead MsgInfo/Type DN
     version: 58.0.1                  # must match the folder and Melding/@versjon
+    data_years: [2026, 2026]         # the data years (first, last) whose files use it
     route: event                     # event (daily), report (whole reports) or monthly (ord, ide)
     title: ...                       # docs page title
     intro: ...                       # docs page introduction
@@ -76,6 +81,7 @@ Optional entries:
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -85,9 +91,12 @@ import pyarrow as pa
 import yaml
 from lxml import etree
 
-from npr_pipeline.schemas import DATA_YEARS, hardened_parser
+from npr_pipeline.schemas import hardened_parser
 
 MESSAGES_DIR = Path(__file__).resolve().parent
+ROOT_ENV = "NPR_MESSAGES_DIR"
+"""The extension point: names another messages root (e.g. a copy holding a new type or version
+folder) that every reader, the gate and the docs then use instead of :data:`MESSAGES_DIR`."""
 NS_BASE = "http://www.npr.no/xmlstds/"
 COLUMN_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -195,6 +204,7 @@ class MessageType:
     reception: str | None = None
     calendar: Calendar | None = None
     counted: str | None = None  # the table whose rows the ledger counts as episodes
+    data_years: tuple[int, int] = (0, 0)  # the first and last data year it is the version for
 
     @property
     def record(self) -> str:
@@ -216,7 +226,8 @@ class MessageType:
 
     @property
     def data_year(self) -> int:
-        return DATA_YEARS[self.version]
+        """The newest data year this version applies to (its docs page's year)."""
+        return self.data_years[1]
 
     @property
     def is_event(self) -> bool:
@@ -370,14 +381,55 @@ def load(folder: Path) -> MessageType:
         counted=counted,
         reception=" ".join(str(raw["reception"]).split()) if raw.get("reception") else None,
         calendar=_calendar(raw.get("calendar"), kind),
+        data_years=_data_years(raw.get("data_years"), kind),
     )
 
 
-@functools.cache
+def _data_years(raw: object, kind: str) -> tuple[int, int]:
+    """``data_years: [first, last]``: the data years whose files must use this version (NPR
+    accepts exactly one version per type and data year)."""
+    if not isinstance(raw, list) or len(raw) != 2 or not all(type(y) is int for y in raw):
+        raise MappingError(f"{kind}: data_years needs [first, last] (two years)")
+    first, last = raw
+    if first > last:
+        raise MappingError(f"{kind}: data_years out of order: {first} > {last}")
+    return first, last
+
+
+def messages_root() -> Path:
+    """The folder holding one subfolder per type and version: :data:`MESSAGES_DIR`, or the
+    folder named by the environment variable ``NPR_MESSAGES_DIR`` (:data:`ROOT_ENV`)."""
+    return Path(os.environ.get(ROOT_ENV) or MESSAGES_DIR)
+
+
 def all_types() -> tuple[MessageType, ...]:
-    """Every message type folder, sorted by kind and version."""
-    folders = sorted(p.parent for p in MESSAGES_DIR.glob("*/*/mapping.yaml"))
-    return tuple(load(folder) for folder in folders)
+    """Every message type folder under :func:`messages_root`, sorted by kind and version."""
+    return _types_under(messages_root())
+
+
+@functools.cache
+def _types_under(root: Path) -> tuple[MessageType, ...]:
+    folders = sorted(p.parent for p in root.glob("*/*/mapping.yaml"))
+    found = tuple(load(folder) for folder in folders)
+    for mtype in found:  # one version per type and data year
+        first, last = mtype.data_years
+        for other in found:
+            same = other.message_type == mtype.message_type and other is not mtype
+            if same and other.data_years[0] <= last and first <= other.data_years[1]:
+                raise MappingError(
+                    f"{mtype.kind} {mtype.version} and {other.version}: their data_years overlap"
+                )
+    return found
+
+
+def version_for(message_type: str, year: int) -> str | None:
+    """The version of ``message_type`` (its ``MsgInfo/Type``) whose folder covers data year
+    ``year``, or None: what the gate demands of a file of that year."""
+    for mtype in all_types():
+        first, last = mtype.data_years
+        if mtype.message_type == message_type and first <= year <= last:
+            return mtype.version
+    return None
 
 
 def monthly_types() -> tuple[str, ...]:

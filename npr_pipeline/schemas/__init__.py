@@ -18,8 +18,6 @@ from lxml import etree
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 VERSIONS = ("57.0.1", "58.0.1")
-# NPR accepts only the version that applies to the data year.
-DATA_YEARS = {"57.0.1": 2025, "58.0.1": 2026}
 MSGHEAD_NS = "http://www.kith.no/xmlstds/msghead/2006-05-24"
 MSG_TYPES = {"NPR_ORD": "ord", "NPR_IDE": "ide"}
 NPR_ORD = "NPR_ORD"
