@@ -4,6 +4,7 @@ state read back through the fold, the XPR_VAL/XPR_ERR answers read back from dis
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -240,3 +241,30 @@ def test_a_kill_between_the_delta_append_and_the_ledger_commit(tmp_path: Path) -
     run_intake(killed, inbox, timeout=TIMEOUT)
     assert committed_batch(killed) == 2
     assert _outcome(killed) == _outcome(clean)
+
+
+def test_a_daily_file_without_a_technical_contact_is_accepted_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    """No type-1 Kontaktperson, or one whose e-mail is no address: accepted (the answers go by
+    EDI only) with ``no_technical_contact`` in the reasons and in XPR_VAL; with one, no warning."""
+    home = _home(tmp_path, {DAILY.resh})
+    new = Files(tmp_path / "files")
+    fine = new("kontakt", kontakt("K-1", "N", T1))
+    none = new("kontakt", kontakt("K-2", "N", T1))
+    bad = new("kontakt", kontakt("K-3", "N", T1))
+    text = none.read_text(encoding="utf-8")
+    contact = re.search(r"<Kontaktperson [^>]*/>\n", text)
+    assert contact is not None
+    none.write_text(text.replace(contact[0], ""), encoding="utf-8")
+    bad.write_text(
+        re.sub(r'epost="[^"]*"', 'epost="kontakt at example.no"', bad.read_text("utf-8")), "utf-8"
+    )
+    summary = _intake(home, tmp_path / "inbox", fine, none, bad)
+    assert _by_file(summary) == {
+        fine.name: ("accepted", []),
+        none.name: ("accepted", ["no_technical_contact"]),
+        bad.name: ("accepted", ["no_technical_contact"]),
+    }
+    sid = next(s.submission_id for s in summary.submissions if s.file == none.name)
+    assert "no_technical_contact" in (home.feedback / sid / "XPR_VAL.xml").read_text("utf-8")

@@ -97,8 +97,8 @@ def read_daily(path: Path, header: Header, index: RegistryIndex, submission_id: 
     unit = result.gate.unit["reshID"] if result.gate.unit else "test"
     typed = read_typed(path, {"submission_id": submission_id, "unit": unit})
     result.message, result.attrs, result.records = typed.message, typed.attrs, typed.records
+    result.reasons = [*typed.errors, *typed.warnings]
     if not typed.ok:
-        result.reasons = list(typed.errors)
         return result
     assert typed.message is not None
     year = typed.message.data_year

@@ -11,7 +11,8 @@ the file. Records listed before the main one (``Enhet``) are validated and extra
 one, and the first is kept so every chunk is a schema-valid ``Institusjon``. Elements the
 schema does not allow anywhere are caught by checking what is left beside each processed one;
 the uniqueness rules of the records' keys (``unique: true``: pasientNr, pid, Enhet reshID) are
-enforced with sets across chunks.
+enforced with sets across chunks. What a file's refusal and a schema error look like is
+:mod:`npr_pipeline.intake.validation`'s, shared with the typed reader.
 """
 
 from __future__ import annotations
@@ -26,19 +27,13 @@ from typing import BinaryIO
 
 from lxml import etree
 
-from npr_pipeline.feedback.address import valid_address
-from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
 from npr_pipeline.intake.extract import Extractor
 from npr_pipeline.intake.gate import GateResult, Header, RegistryIndex, check_header, check_melding
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
 from npr_pipeline.intake.reasons import Reason, reason
-from npr_pipeline.intake.safe_xml import (
-    check_encoding,
-    check_prolog,
-    classify_syntax_error,
-    hardened_iterparse,
-)
+from npr_pipeline.intake.safe_xml import classify_syntax_error, hardened_iterparse
 from npr_pipeline.intake.tables import Sink, ValueRejected
+from npr_pipeline.intake.validation import contact_warning, precheck, technical_contact, validate
 from npr_pipeline.messages import MessageType, TableSpec, all_types, by_namespace, messages_root
 from npr_pipeline.schemas import MSGHEAD_NS
 
@@ -116,16 +111,7 @@ def read_submission(
 ) -> ReadResult:
     """Read one archived file; staged Parquet files are kept only if it is acceptable."""
     result = ReadResult()
-    size = path.stat().st_size
-    if size == 0:
-        result.reasons.append(reason("empty_file"))
-        return result
-    if size > max_bytes:
-        result.reasons.append(reason("too_large", f"{size:,} bytes > {max_bytes:,}."))
-        return result
-    with open(path, "rb") as fh:
-        head = fh.read(512)
-    problem = check_encoding(head) or check_prolog(path)
+    problem = precheck(path, max_bytes)
     if problem:
         result.reasons.append(problem)
         return result
@@ -278,8 +264,9 @@ class _Pass:
                 self._schema_error(elem, "Kontaktperson must precede Institusjon.")
             self._validate(elem)
             self.contacts.append(elem)
-            if elem.get("typeKontaktperson") == "1" and valid_address(elem.get("epost")):
-                self.result.contacts.append(elem.get("epost", ""))
+            address = technical_contact(elem)
+            if address is not None:
+                self.result.contacts.append(address)
         elif head:
             self._head_record(elem, local)
         elif local in self.records:
@@ -379,7 +366,7 @@ class _Pass:
 
     def _close_melding(self, melding: etree._Element) -> None:
         if not self.result.contacts:
-            self.result.reasons.append(reason("no_technical_contact", severity="warning"))
+            self.result.reasons.append(contact_warning())
         if self.institutions != 1:
             found = self.institutions
             self._schema_error(melding, f"Exactly one Institusjon needed, found {found}.")
@@ -422,18 +409,10 @@ class _Pass:
     # -- helpers ------------------------------------------------------------------------
     def _validate(self, elem: etree._Element, line: int | None = None) -> bool:
         assert self.xsd is not None
-        if self.xsd.validate(elem):
-            return True
-        for entry in self.xsd.error_log:
-            self._error(
-                reason(
-                    "schema_error",
-                    mask_fodselsnummer(entry.message),  # never a fødselsnummer in an answer
-                    line=line or entry.line or elem.sourceline,
-                    element=_element_name(elem, entry.path),
-                )
-            )
-        return False
+        findings = validate(elem, self.xsd, line)
+        for found in findings:
+            self._error(found)
+        return not findings
 
     def _schema_error(self, elem: etree._Element, message: str) -> None:
         local = etree.QName(elem).localname if isinstance(elem.tag, str) else "?"
@@ -467,46 +446,6 @@ def _idents(party: etree._Element | None) -> dict[str, list[str]]:
         if kind is not None and value:
             found.setdefault(kind.get("V", ""), []).append(value)
     return found
-
-
-def _path_hint(path: str | None) -> str | None:
-    """The last step of libxml2's node path, without namespace prefixes."""
-    if not path:
-        return None
-    last = path.rsplit("/", 1)[-1]
-    return last.split(":", 1)[-1]
-
-
-_RECORD_IDS = ("episodeID", "henvisningsperiodeID", "pasientNr", "pid")
-"""Attributes that name a record to its unit (never the fødselsnummer ``fid``)."""
-
-
-def _element_name(validated: etree._Element, path: str | None) -> str | None:
-    """The element a schema error is about, named so a unit can find it: its name and the
-    nearest record id (``Episode episodeID=…``, ``Pasient (pasientNr=…)``); libxml2's path
-    step (``*[3]``) where the element cannot be found again."""
-    hint = _path_hint(path)
-    if not path or not path.startswith("/"):
-        return hint
-    steps = path.split("/")[2:]  # the first step is the validated element itself
-    try:
-        found = validated.xpath("/".join(steps)) if steps else [validated]
-    except etree.XPathError:
-        return hint
-    if len(found) != 1 or not isinstance(found[0], etree._Element):
-        return hint
-    node = found[0]
-    local = etree.QName(node).localname
-    for holder in (node, *node.iterancestors()):
-        for attribute in _RECORD_IDS:
-            value = holder.get(attribute)
-            if value:
-                return (
-                    f"{local} {attribute}={value}"
-                    if holder is node
-                    else (f"{local} ({attribute}={value})")
-                )
-    return local
 
 
 def _release(elem: etree._Element) -> None:

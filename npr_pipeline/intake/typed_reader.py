@@ -6,7 +6,9 @@ element (the child of ``Institusjon`` the mapping names, e.g. ``Kontakt``) is va
 batches, inside a copy of its ``Melding`` and ``Institusjon`` start tags and the message's
 ``Kontaktperson`` elements, so the whole message is checked against the full schema while memory
 is bounded by a batch, not the file. Values become Arrow columns by the XML Schema lexical rules
-(:mod:`npr_pipeline.intake.lexical`). A file with any error gives its reasons and no rows.
+(:mod:`npr_pipeline.intake.lexical`). A file with any error gives its reasons and no rows;
+the refusals and schema errors are :mod:`npr_pipeline.intake.validation`'s, the monthly
+reader's too, so the same fault gets the same answer whichever reader meets it.
 
 ``npr intake`` reads every daily and report file with it (:mod:`npr_pipeline.intake.daily`).
 Rows come from the plan compiled from the mapping (:mod:`npr_pipeline.intake.extract`), the
@@ -33,12 +35,8 @@ from npr_pipeline.intake.lexical import (
     xs_integer,
 )
 from npr_pipeline.intake.reasons import Reason, reason
-from npr_pipeline.intake.safe_xml import (
-    check_encoding,
-    check_prolog,
-    classify_syntax_error,
-    hardened_iterparse,
-)
+from npr_pipeline.intake.safe_xml import classify_syntax_error, hardened_iterparse
+from npr_pipeline.intake.validation import contact_warning, precheck, technical_contact, validate
 from npr_pipeline.messages import MessageType, TableSpec, by_namespace
 from npr_pipeline.schemas import MSGHEAD_NS
 
@@ -66,6 +64,8 @@ class TypedResult:
     records: int = 0
     tables: dict[str, pa.Table] = field(default_factory=dict)
     errors: list[Reason] = field(default_factory=list)
+    warnings: list[Reason] = field(default_factory=list)  # never a rejection
+    contacts: list[str] = field(default_factory=list)  # the technical contacts' e-mail
 
     @property
     def ok(self) -> bool:
@@ -84,9 +84,7 @@ def read_typed(
     """
     path = Path(path)
     result = TypedResult()
-    with open(path, "rb") as fh:
-        head = fh.read(1024)
-    problem = reason("empty_file") if not head else check_encoding(head) or check_prolog(path)
+    problem = precheck(path)
     if problem is not None:
         result.errors.append(problem)
         return result
@@ -131,6 +129,8 @@ class _Pass:
             return
         if self.melding is None:
             self._error(reason("header_incomplete", "No payload (Content/Melding) found."))
+        elif self.mtype is not None and self.mtype.has_contacts and not self.result.contacts:
+            self.result.warnings.append(contact_warning())
         self._finish()
 
     @property
@@ -198,6 +198,9 @@ class _Pass:
             if len(self.contacts) >= MAX_CONTACTS:
                 self._schema_error(elem, f"More than {MAX_CONTACTS} Kontaktperson elements.")
             self.contacts.append(deepcopy(elem))
+            address = technical_contact(elem)
+            if address is not None:
+                self.result.contacts.append(address)
         elif elem is self.institusjon:
             if (elem.text or "").strip():
                 self._schema_error(elem, "Text is not allowed in Institusjon.")
@@ -252,15 +255,14 @@ class _Pass:
         xsd = self.mtype.schema()
         shell = self._shell(records, line)
         self.checked += 1
-        if xsd.validate(shell):
+        findings = validate(shell, xsd, line)
+        if not findings:
             if not self.result.errors:
                 for record in records:
                     self._extract(record)
             return
-        for entry in xsd.error_log:
-            if len(self.result.errors) >= MAX_ERRORS:
-                break
-            self._error(reason("schema_error", entry.message, line=entry.line or line))
+        room = MAX_ERRORS - len(self.result.errors)
+        self.result.errors.extend(findings[: max(room, 0)])
 
     # -- extraction ---------------------------------------------------------------------------
 

@@ -245,11 +245,24 @@ class MessageType:
         """The compiled schema, once per process."""
         return _compiled(self.schema_path)
 
+    @property
+    def has_contacts(self) -> bool:
+        """Whether its schema lets a file name contacts (``Kontaktperson``; KPP's does not), so
+        a file without a technical contact is told its answers go by EDI only."""
+        return _declares(self.schema_path, "Kontaktperson")
+
     def table(self, name: str) -> TableSpec:
         for spec in self.tables:
             if spec.name == name:
                 return spec
         raise KeyError(name)
+
+
+@functools.cache
+def _declares(path: Path, name: str) -> bool:
+    tree = etree.parse(str(path), hardened_parser())
+    xs = "{http://www.w3.org/2001/XMLSchema}element"
+    return any(el.get("name") == name for el in tree.iter(xs))
 
 
 @functools.cache
