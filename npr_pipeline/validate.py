@@ -7,7 +7,10 @@ has no unit registry: without ``registry`` the checks that need one (who the sen
 it is active and obliged to report the type, its organisation number in ``Institusjon``) are
 not made; with a registry file they are, as intake makes them. Each file is checked alone, so
 the rules that compare an ord with its ide, and the lopenr rules, which need the register's
-ledger, are intake's alone.
+ledger, are intake's alone. A file of any other type the folders describe (a report or a daily
+event message) is read as intake reads it (:func:`npr_pipeline.intake.daily.read_daily`): its
+XPR_VAL, and a report's catalogue findings in XPR_ERR; a daily event's content checks need the
+register's consolidated state and are intake's alone too.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import pandas as pd
 from npr_pipeline.feedback.reports import (
     read_report_findings,
     read_report_summary,
+    write_xpr_err,
     write_xpr_val,
 )
-from npr_pipeline.intake.gate import RegistryIndex
+from npr_pipeline.intake.daily import daily_header, read_daily
+from npr_pipeline.intake.gate import Header, RegistryIndex
 from npr_pipeline.intake.reader import ReadResult, read_submission
 from npr_pipeline.intake.reasons import Reason, Status, reason
 from npr_pipeline.quality.submission import check_alone, submission_info
@@ -117,10 +122,16 @@ def _answer(
     staging = workspace / "staging" / sid
     received = datetime.now(UTC).replace(microsecond=0)
     limit = Settings().max_file_bytes
+    shutil.rmtree(folder, ignore_errors=True)  # an earlier run's XPR_ERR must not stay beside
+    header = daily_header(path) if size <= limit else None  # too large: the reader says so
+    if header is not None:
+        record, reasons = _answer_typed(
+            path, header, index, folder, (sid, checksum, size, received)
+        )
+        return _collected(path, record, folder, reasons)
     read = read_submission(path, index, staging, sid, received.date(), limit)
     reasons = [*read.reasons, *read.gate.reasons, reason("local_validation", severity="info")]
     record = _record(read, sid, checksum, path.name, size, received.isoformat())
-    shutil.rmtree(folder, ignore_errors=True)  # an earlier run's XPR_ERR must not stay beside
     unit_name = read.gate.unit["name"] if read.gate.unit else None
     info = replace(
         submission_info(record, unit_name), episodes=read.episodes, patients=read.patients
@@ -129,6 +140,36 @@ def _answer(
     if read.staged:
         check_alone(folder, record, read.staged, unit_name, allow_synthetic)
     shutil.rmtree(staging, ignore_errors=True)
+    return _collected(path, record, folder, reasons)
+
+
+def _answer_typed(
+    path: Path,
+    header: Header,
+    index: RegistryIndex,
+    folder: Path,
+    file: tuple[str, str, int, datetime],
+) -> tuple[LedgerRecord, list[Reason]]:
+    """A report or daily event file, read and answered as intake answers it (a test file)."""
+    sid, checksum, size, received = file
+    daily = read_daily(path, header, index, sid)
+    reasons = [*daily.reasons, *daily.gate.reasons, reason("local_validation", severity="info")]
+    unit = daily.gate.unit
+    record = LedgerRecord(
+        sid, checksum, path.name, size, received.isoformat(), Status.TEST,
+        unit=unit["reshID"] if unit else None, message_type=header.msg_type,
+        version=daily.version, year=daily.year, lopenr=daily.lopenr,
+        period_from=daily.attrs.get("fraDatoPeriode"), period_to=daily.attrs.get("tilDatoPeriode"),
+    )  # fmt: skip
+    info = submission_info(record, unit["name"] if unit else None)
+    write_xpr_val(folder, info, reasons)
+    if daily.findings:
+        write_xpr_err(folder, info, daily.findings, [])
+    return record, reasons
+
+
+def _collected(path: Path, record: LedgerRecord, folder: Path, reasons: list[Reason]) -> Answer:
+    """The answer from the reports written into ``folder``."""
     kinds = [k for k in ("XPR_VAL", "XPR_ERR") if (folder / f"{k}.xml").is_file()]
     reports = {
         k: {ext: str(folder / f"{k}.{ext}") for ext in ("xml", "html", "csv")} for k in kinds
@@ -136,6 +177,7 @@ def _answer(
     summaries = read_report_summary(folder).values()
     counts = {kind: sum(s[f"{kind}s"] for s in summaries) for kind in ("error", "warning")}
     findings = read_report_findings(folder)
+    sid = record.submission_id
     return Answer(path.name, sid, record.message_type, reasons, findings, reports, counts)
 
 

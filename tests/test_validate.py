@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +19,9 @@ from typer.testing import CliRunner
 from npr_pipeline.cli import app
 from npr_pipeline.feedback.reports import read_report_findings
 from npr_pipeline.home import Home
+from npr_pipeline.synth.kpp import write_kpp
 from tests import intake_files as files
+from tests.test_intake_reports import KPP_UNIT, _unit_year
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +118,41 @@ def test_registry_checks_only_with_a_registry(
     bad = isolated / "bad.csv"
     bad.write_text("not,a,registry\n", encoding="utf-8")
     assert _validate("--registry", str(bad), file)[0] == 2
+
+
+def test_a_report_file_gets_the_answers_intake_gives(isolated: Path) -> None:
+    """A KPP file with a negative cost (two findings of the KPP catalogue) and a schema-broken
+    copy: locally the same XPR_VAL reasons and XPR_ERR findings as intake's validation service
+    gives them, HOME untouched. Before, `npr validate` knew ord and ide only."""
+    kpp = write_kpp(isolated / "files", _unit_year(KPP_UNIT, "somatic"),
+                    (date(2026, 1, 1), date(2026, 4, 30)), 1, 5)  # fmt: skip
+    assert kpp is not None
+    bad = isolated / "files" / "to_121017.xml"
+    bad.write_bytes(files.to_validation_service(kpp))
+    inbox = files.fill_inbox(
+        isolated / "inbox",
+        **{
+            "kpp.xml": files.mutate(bad, ('kostnad="', 'kostnad="-')),
+            "broken.xml": files.mutate(bad, ('episodeID="', 'episode="')),
+        },
+    )
+    code, doc = _validate("--out", str(isolated / "answers"), str(inbox))
+    assert code == 3
+    assert not (isolated / "home").exists()
+    by_file = {s["file"]: s for s in doc["submissions"]}
+    assert {s["message_type"] for s in by_file.values()} == {"NPR_KPP"}
+    local = [f for f in by_file["kpp.xml"]["findings"] if f["report"] == "XPR_ERR"]
+    assert {f["rule"] for f in local} == {"kpp_cost_non_negative", "kpp_total_equals_costs"}
+    broken = by_file["broken.xml"]["findings"]
+    assert "schema_error" in {f["rule"] for f in broken if f["severity"] == "error"}
+
+    home = Home(root=isolated / "intake-home")
+    files.run_intake(home, inbox)
+    for name, sub in by_file.items():
+        received = read_report_findings(home.feedback / sub["submission_id"])
+        assert [f for f in received if f["report"] == "XPR_ERR"] == [
+            f for f in sub["findings"] if f["report"] == "XPR_ERR"
+        ], name
+        rules = {f["rule"] for f in received if f["report"] == "XPR_VAL"}
+        local_rules = {f["rule"] for f in sub["findings"] if f["report"] == "XPR_VAL"}
+        assert local_rules - {"local_validation"} <= rules, name
