@@ -1,12 +1,18 @@
-"""Shared fixtures: a small synthetic year generated once per test session."""
+"""Shared fixtures: the synthetic years, and the HOMEs that received them, built once per test
+session for both xdist workers (``built_once``); a module copies a HOME (``home_copy``)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from npr_pipeline.synth.run import SynthOptions, run_synth
+from tests.intake_files import received_year
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
@@ -41,22 +47,55 @@ def shared_reference() -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_year(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six units, January-April 2026, no defects."""
-    out = tmp_path_factory.mktemp("synth-clean")
-    run_synth(
-        SynthOptions(out=out, year=2026, through=4, units=6, seed=7, episodes_per_unit_month=30)
-    )
-    return out
+def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this session that both xdist workers see: the parent of the workers' base
+    temps (under xdist it is the session's own ``pytest-N``), else the base temp itself."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(shared: Path, name: str, build: Callable[[Path], object]) -> Path:
+    """``shared/name``, built by ``build`` in whichever worker asks first while the other
+    waits on the lock; a build cut short (no ``.done`` marker) is started again."""
+    target, done = shared / name, shared / f"{name}.done"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            build(target)
+            done.touch()
+    return target
 
 
 @pytest.fixture(scope="session")
-def defect_year(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_year(shared_tmp: Path) -> Path:
+    """Six units, January-April 2026, no defects."""
+
+    def build(out: Path) -> None:
+        run_synth(SynthOptions(out=out, year=2026, through=4, units=6, seed=7,
+                               episodes_per_unit_month=30))  # fmt: skip
+
+    return built_once(shared_tmp, "synth-clean", build)
+
+
+@pytest.fixture(scope="session")
+def defect_year(shared_tmp: Path) -> Path:
     """Eight units with a labelled fault in most files."""
-    out = tmp_path_factory.mktemp("synth-defects")
-    run_synth(
-        SynthOptions(
-            out=out, year=2026, through=3, units=8, seed=11, defects=0.6, episodes_per_unit_month=10
-        )
-    )
-    return out
+
+    def build(out: Path) -> None:
+        run_synth(SynthOptions(out=out, year=2026, through=3, units=8, seed=11, defects=0.6,
+                               episodes_per_unit_month=10))  # fmt: skip
+
+    return built_once(shared_tmp, "synth-defects", build)
+
+
+@pytest.fixture(scope="session")
+def received_small_year(shared_tmp: Path, small_year: Path) -> Path:
+    """The small year through intake, once a session: modules take a copy (``home_copy``)."""
+    return built_once(shared_tmp, "received-clean", lambda root: received_year(root, small_year))
+
+
+@pytest.fixture(scope="session")
+def received_defect_year(shared_tmp: Path, defect_year: Path) -> Path:
+    """The defect year through intake, once a session: modules take a copy (``home_copy``)."""
+    return built_once(shared_tmp, "received-defects", lambda root: received_year(root, defect_year))
