@@ -19,14 +19,25 @@ SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "refe
 LONGEST_FIRST = (
     "test_two_routes.py",
     "test_production_runs.py",
-    "test_readme.py",
-    "test_run_recovery.py",
-    "test_no_fnr_outside_vault.py",
     "test_intake_hostile.py",
+    "test_readme.py",
+    "test_period_snapshot.py",
+    "test_intake_isolation.py",
+    "test_intake_values.py",
+    "test_reproducible.py",
 )
-"""The modules of most CPU in ``make test`` (20-80 CPU-seconds each; tests/README.md), longest
-first. ``--dist loadscope`` hands modules to the workers in collection order: run one of these
-last and a worker finishes it alone while the other idles (223 against 288 CPU-seconds)."""
+"""The modules of most time in ``make test`` (20-75 CPU-seconds each, 100-360 s wall on a loaded
+machine; tests/README.md), longest first. ``--dist loadscope`` hands modules to the workers in
+collection order (``pytest_configure``): run one of these last and a worker finishes it alone
+while the other idles (223 against 288 CPU-seconds)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the collection order for ``--dist loadscope``: pytest-xdist (3.6+) otherwise hands
+    the modules out by their number of tests, most first, which put the longest modules (few
+    tests each) last and left one worker finishing them alone."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
