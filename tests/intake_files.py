@@ -184,6 +184,14 @@ def received_year(root: Path, synth_out: Path) -> Home:
     return home
 
 
+def home_copy(received: Path, root: Path) -> Home:
+    """A HOME of its own at ``root``: a copy of a session's received HOME (``conftest``), so
+    a module that changes its HOME leaves the others' alone. Nothing inside a HOME names its
+    own folder (the lake's log paths are relative), so the copy reads nothing of the original."""
+    shutil.copytree(received, root, symlinks=True)
+    return Home(root=root)
+
+
 def prepare_test_home(home: Home, registry: Path | None = None) -> Home:
     """The tests' HOMEs are test HOMEs (CONTRACT.md), with a registry imported: ``registry``
     or, where none has been imported yet, the bundled synthetic one (nothing falls back to

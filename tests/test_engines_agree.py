@@ -35,7 +35,7 @@ from npr_pipeline.quality.gx_suite import (
 from npr_pipeline.quality.sql_engine import run_checks
 from npr_pipeline.store.lake import TABLES
 from npr_pipeline.store.ledger import load_ledger
-from tests.intake_files import received_year
+from tests.intake_files import home_copy
 
 PERIOD = Period.parse("2026-03")
 BLANKS = 7  # episodes whose komNrHjem becomes '' (and as many more NULL)
@@ -74,8 +74,8 @@ DEFECTS = [
 
 
 @pytest.fixture(scope="module")
-def received(defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
-    return received_year(tmp_path_factory.mktemp("engines") / "home", defect_year)
+def received(received_defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
+    return home_copy(received_defect_year, tmp_path_factory.mktemp("engines") / "home")
 
 
 @pytest.fixture(scope="module")

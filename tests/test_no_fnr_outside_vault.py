@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from npr_pipeline.cli import app
 from npr_pipeline.periods import Period
 from npr_pipeline.production.input_checks import check_period
-from tests.intake_files import received_year
+from tests.intake_files import home_copy
 from tests.soak import SOAK
 
 PROTECTED = ("vault", "restricted")  # where fødselsnummer belong
@@ -138,13 +138,13 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def defects_home(defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def defects_home(received_defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A year with injected defects through intake and March's blocking checks.
 
     Identity checks fail in the units' XPR_ERR reports (a unit whose ide is incomplete is left
     out of the period's snapshot by the gate, so the period's own checks may all pass).
     """
-    home = received_year(tmp_path_factory.mktemp("pii-defects") / "home", defect_year)
+    home = home_copy(received_defect_year, tmp_path_factory.mktemp("pii-defects") / "home")
     check_period(home, Period.parse("2026-03"), "run-1", max_share=1.0)
     reports = [p.read_text(encoding="utf-8") for p in home.feedback.rglob("XPR_ERR.csv")]
     assert any("fodselsnummer_valid" in r or "patient_has_ident" in r for r in reports)

@@ -44,7 +44,7 @@ from tests.handbuilt import (
     receive,
 )
 from tests.handbuilt import query as warehouse_query
-from tests.intake_files import received_year
+from tests.intake_files import home_copy
 
 PERIOD_TABLES = (
     "excluded", "patients", "departments", "episodes", "diagnoses", "procedures", "referrals",
@@ -53,9 +53,9 @@ PERIOD_TABLES = (
 
 
 @pytest.fixture(scope="module")
-def received(defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
+def received(received_defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
     """The defect year through intake (error records to exclude), registry imported."""
-    return received_year(tmp_path_factory.mktemp("speed-db") / "home", defect_year)
+    return home_copy(received_defect_year, tmp_path_factory.mktemp("speed-db") / "home")
 
 
 def test_snapshot_holds_the_period_views_as_tables(received: Home) -> None:

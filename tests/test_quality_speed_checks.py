@@ -27,14 +27,14 @@ from npr_pipeline.quality.submission import (
     results_path,
 )
 from npr_pipeline.store.ledger import load_records
-from tests.intake_files import received_year
+from tests.intake_files import home_copy
 from tests.soak import SOAK
 
 
 @pytest.fixture(scope="module")
-def received(defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
+def received(received_defect_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
     """The defect year through intake (its content checks included), registry imported."""
-    return received_year(tmp_path_factory.mktemp("speed") / "home", defect_year)
+    return home_copy(received_defect_year, tmp_path_factory.mktemp("speed") / "home")
 
 
 def _deliveries(home: Home) -> list[Delivery]:

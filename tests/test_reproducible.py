@@ -37,7 +37,7 @@ from npr_pipeline.registry import current_registry
 from npr_pipeline.store.lake import part_files
 from npr_pipeline.store.ledger import load_ledger, load_records
 from tests.handbuilt import query
-from tests.intake_files import received_year
+from tests.intake_files import home_copy
 
 PERIOD = "2026-T1"
 # what may differ between two builds of one delivery: the version's own id and time
@@ -51,9 +51,9 @@ def year(small_year: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
+def built(received_small_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
     """Every step of 2026-T1 three times: twice from one snapshot, once from a rebuilt one."""
-    home = received_year(tmp_path_factory.mktemp("repro") / "home", year)
+    home = home_copy(received_small_year, tmp_path_factory.mktemp("repro") / "home")
     period = Period.parse(PERIOD)
     for run in ("run-a", "run-b", "run-c"):
         if run != "run-b":  # run-b reads run-a's snapshot; run-c a new build of the same lake
@@ -230,9 +230,9 @@ def test_diff_shows_a_change_of_provenance(built: Home, monkeypatch) -> None:
 
 
 def test_a_changed_catalogue_rechecks_checked_deliveries(
-    year: Path, tmp_path: Path, monkeypatch
+    received_small_year: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    home = received_year(tmp_path / "home", year)
+    home = home_copy(received_small_year, tmp_path / "home")
     ords = [r for r in load_records(home) if r.message_type == "NPR_ORD"]
     first = ords[0]
     checked = marker_of(home, first.year, first.unit, first.submission_id)
@@ -262,9 +262,9 @@ def test_a_changed_catalogue_rechecks_checked_deliveries(
 
 
 @pytest.fixture(scope="module")
-def received(year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
+def received(received_small_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
     """A HOME that has received the year (each test damages one file and restores it)."""
-    return received_year(tmp_path_factory.mktemp("fail-closed") / "home", year)
+    return home_copy(received_small_year, tmp_path_factory.mktemp("fail-closed") / "home")
 
 
 @pytest.fixture

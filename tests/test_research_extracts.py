@@ -19,12 +19,10 @@ from typer.testing import CliRunner
 from npr_pipeline import suppression
 from npr_pipeline.cli import app
 from npr_pipeline.home import Home
-from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
 from npr_pipeline.production.deliveries import VERSIONS_DDL
 from npr_pipeline.production.run import compute_step, exclusion_summary, open_period
 from npr_pipeline.provenance import PROVENANCE_COLUMNS
-from npr_pipeline.registry import import_registry
 from npr_pipeline.research.dictionary import Sensitivity, dictionary
 from npr_pipeline.research.docs import DOC, render
 from npr_pipeline.research.pseudonym import (
@@ -36,20 +34,18 @@ from npr_pipeline.research.pseudonym import (
     pseudonym,
 )
 from npr_pipeline.research.spec import LEVEL_VARIABLES
-from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.store.lake import KEYS, TABLES, part_files
+from tests.intake_files import home_copy
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "example-extract.yaml"
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def home(small_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
-    """The small synthetic year through the real intake, with a demo pseudonym key."""
-    home = Home(root=tmp_path_factory.mktemp("research") / "home").ensure()
-    record_environment(home, TEST, "tests")
-    import_registry(home, small_year / "registry.csv")
-    intake_directory(home, small_year / "inbox", workers=2)
+def home(received_small_year: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """The small synthetic year through the real intake (the session's, copied), with a demo
+    pseudonym key."""
+    home = home_copy(received_small_year, tmp_path_factory.mktemp("research") / "home")
     ensure_demo_key(home)
     return home
 

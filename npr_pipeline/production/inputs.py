@@ -37,7 +37,7 @@ from npr_pipeline.store.lake import (
     ORD_TABLES,
     current_for_period,
     parquet_source,
-    part_files,
+    part_files_by_table,
     schema_of,
     table_path,
 )
@@ -115,8 +115,10 @@ def register_period_views(
     kind = "TABLE" if materialise else "TEMP VIEW"
     _excluded(con, home, inputs, "TABLE" if materialise else "TEMP TABLE")
     daily = add_daily(con, home, inputs)
-    for table, submissions in [*((t, inputs.ords) for t in ORD_TABLES), ("idents", inputs.ides)]:
-        paths = _existing(home, table, submissions)
+    tables = {**{t: inputs.ords for t in ORD_TABLES}, "idents": inputs.ides}
+    found = part_files_by_table(home, {t: s["submission_id"] for t, s in tables.items()})
+    for table, submissions in tables.items():
+        paths = _existing(home, table, submissions, found[table])
         source = f"SELECT * FROM {parquet_source(paths)}" if paths else _empty(table)
         if table in daily:
             source = f"{source} UNION ALL BY NAME {daily[table]}"
@@ -157,11 +159,12 @@ def create_filtered(con: duckdb.DuckDBPyConnection, period: Period, kind: str) -
     )
 
 
-def _existing(home: Home, table: str, submissions: pd.DataFrame) -> list[Path]:
-    """The submissions' part files of ``table`` (from the Delta log, in the submissions'
-    order): each accepted submission has one of every table of its message type, so a missing
-    or unreadable one stops the run."""
-    files = part_files(home, table, submissions["submission_id"])
+def _existing(
+    home: Home, table: str, submissions: pd.DataFrame, files: dict[str, Path]
+) -> list[Path]:
+    """The submissions' part files of ``table`` (``files``, chosen from the Delta log), in the
+    submissions' order: each accepted submission has one of every table of its message type,
+    so a missing or unreadable one stops the run."""
     for row in submissions.itertuples(index=False):
         what = f"lake file of submission {row.submission_id} ({row.unit})"
         if row.submission_id not in files:

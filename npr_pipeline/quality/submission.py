@@ -34,7 +34,7 @@ from npr_pipeline.provenance import catalogue_sha256
 from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.sql_engine import register_tables, run_checks
 from npr_pipeline.registry import current_registry
-from npr_pipeline.store.lake import IDE_TABLES, ORD_TABLES, part_files
+from npr_pipeline.store.lake import IDE_TABLES, ORD_TABLES, part_files_by_table
 from npr_pipeline.store.ledger import LedgerRecord
 
 EXAMPLES = 10_000
@@ -337,12 +337,12 @@ def _results_files(results: pd.DataFrame, batch: list[Delivery]) -> tuple[pa.Tab
 
 
 def _files(home: Home, batch: list[Delivery]) -> dict[str, list[Path]]:
-    """Each table's part files of the deliveries' ords (and ides), chosen from the Delta log."""
+    """Each table's part files of the deliveries' ords (and ides), chosen from the Delta logs
+    (the committed batches read once for all eight tables)."""
     ords = [d.ord.submission_id for d in batch]
     ides = [d.ide.submission_id for d in batch if d.ide is not None]
-    files = {t: list(part_files(home, t, ords).values()) for t in ORD_TABLES}
-    files |= {t: list(part_files(home, t, ides).values()) for t in IDE_TABLES}
-    return files
+    wanted = {t: ords for t in ORD_TABLES} | {t: ides for t in IDE_TABLES}
+    return {t: list(files.values()) for t, files in part_files_by_table(home, wanted).items()}
 
 
 def _register_deliveries(con: duckdb.DuckDBPyConnection, batch: list[Delivery]) -> None:

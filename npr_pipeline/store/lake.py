@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -309,13 +309,29 @@ def part_files(
     """The part file of each submission (of ``submission_ids``, all when None) in the batches
     committed up to ``as_of_batch``, chosen from the Delta log without opening a data file. A
     submission committed twice (retried after a refused claim) reads its latest batch's copy."""
+    return part_files_by_table(home, {table: submission_ids}, as_of_batch)[table]
+
+
+def part_files_by_table(
+    home: Home, wanted: Mapping[str, Iterable[str] | None], as_of_batch: int | None = None
+) -> dict[str, dict[str, Path]]:
+    """:func:`part_files` of several tables (each with its submission ids, all when None), the
+    committed batches read once: opening ``state.duckdb`` for them costs more than reading a
+    table's log, and a quality pass or a period's input reads eight tables."""
+    logged = [t for t in wanted if table_path(home, t).joinpath("_delta_log").is_dir()]
+    committed = committed_batches(home, as_of_batch).column(BATCH) if logged else None
+    return {t: _chosen(home, t, wanted[t], committed) if t in logged else {} for t in wanted}
+
+
+def _chosen(
+    home: Home, table: str, submission_ids: Iterable[str] | None, committed: pa.ChunkedArray
+) -> dict[str, Path]:
+    """The part files of ``table``'s log in the ``committed`` batches, latest batch last."""
     root = table_path(home, table)
-    if not root.joinpath("_delta_log").is_dir():
-        return {}
     adds = pa.table(DeltaTable(root).get_add_actions(flatten=True))
     batches = adds.column(f"partition.{BATCH}")
     sids = adds.column("min.submission_id")
-    keep = pc.is_in(batches, value_set=committed_batches(home, as_of_batch).column(BATCH))
+    keep = pc.is_in(batches, value_set=committed)
     if submission_ids is not None:
         wanted = pa.array(list(submission_ids), pa.string())
         keep = pc.and_(keep, pc.is_in(sids, value_set=wanted))
