@@ -80,6 +80,7 @@ def _written(draw: st.DrawFn) -> str:
 
 
 # the one file is written anew for every example
+@pytest.mark.soak
 @settings(
     max_examples=examples(60),
     deadline=None,
