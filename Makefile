@@ -10,7 +10,10 @@ LOCK_VENV := .lock-venv
 
 # Installs exactly the locked set (pip and setuptools included), then this package without
 # resolving anything: every install of one commit gets the same dependencies.
-$(STAMP): pyproject.toml $(LOCK)
+# The native reader (npr_pipeline/intake/native) compiles against the system's libxml2: its
+# headers come from Debian's libxml2-dev where the machine lacks them (gcc is on every machine).
+$(STAMP): pyproject.toml $(LOCK) setup.py npr_pipeline/intake/native/_native.c
+	command -v xml2-config >/dev/null || (apt-get update -qq && apt-get install -y -qq libxml2-dev)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .

@@ -31,6 +31,7 @@ GOLDEN = Path(__file__).parent / "reader_golden"
 EXPECTED = GOLDEN / "expected"
 # When the files were received: inside each data year's reporting window.
 RECEIVED = {"y2025": date(2025, 2, 10), "y2026": date(2026, 3, 10)}
+SYNTAX_REASONS = {"truncated", "not_xml", "encoding_error", "entity_forbidden"}
 
 
 def read_all(work: Path) -> tuple[dict[str, pa.Table], dict[str, dict[str, object]]]:
@@ -86,8 +87,16 @@ def test_the_fixtures_cover_what_the_reader_must_keep() -> None:
 
 
 def test_same_reasons_and_counts_per_file(read_back) -> None:
+    """Everything as the fixtures hold it but one count: the hand-written reader extracted
+    patients in validated chunks of 256 and counted those it had extracted when a truncation
+    stopped it (256 in a truncated ide); the native pass (one pass, no chunks) extracts nothing
+    from a file it rejects, so a rejected file counts 0 patients, as a schema-invalid file
+    always did."""
     _, results = read_back
     expected = json.loads((EXPECTED / "results.json").read_text())
+    for found in expected.values():
+        if {r["code"] for r in found["reasons"]} & SYNTAX_REASONS:
+            found["patients"] = 0
     assert results == expected
 
 

@@ -82,19 +82,38 @@ def check_prolog(path: Path) -> Reason | None:
 
 
 def classify_syntax_error(exc: etree.XMLSyntaxError, path: Path, started: bool) -> Reason:
-    """Turn a libxml2 error into the reason a unit can act on."""
+    """Turn lxml's syntax error into the reason a unit can act on."""
     first = exc.error_log[0] if len(exc.error_log) else None
     code = first.type if first is not None else exc.code
     message = first.message if first is not None else exc.msg
     line = first.line if first is not None else (exc.position[0] if exc.position else None)
+    entity = any("ENTITY" in entry.type_name for entry in exc.error_log)
+    return classify_parse_error(code, message, line, entity, path, started)
+
+
+def classify_parse_error(
+    code: int, message: str, line: int | None, entity: bool, path: Path, started: bool
+) -> Reason:
+    """The reason for libxml2's first error ``code`` / ``message`` at ``line`` (``entity``:
+    any of the file's errors was about an entity), from lxml or the native pass alike."""
     detail = f"Parser: {message}"
-    if any("ENTITY" in entry.type_name for entry in exc.error_log) or "entity" in message.lower():
+    if entity or "entity" in message.lower():
         return reason("entity_forbidden", detail, line=line)
     if code in _ENCODING_ERRORS or "encoding" in message.lower():
         return reason("encoding_error", detail, line=line)
     if started and not _ends_with_root(path):
         return reason("truncated", detail, line=line)
     return reason("not_xml", detail, line=line)
+
+
+def is_entity_error(code: int) -> bool:
+    """Whether a libxml2 error code is about an entity (its name says ENTITY, as lxml tells)."""
+    return "ENTITY" in _ERROR_NAMES.get(code, "")
+
+
+_ERROR_NAMES = {
+    code: name for name, code in vars(etree.ErrorTypes).items() if isinstance(code, int)
+}
 
 
 def _ends_with_root(path: Path) -> bool:

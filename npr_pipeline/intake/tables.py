@@ -91,15 +91,27 @@ class Sink:
         n = len(self.pending)
         if n == 0 and self.writer is not None:
             return
-        schema = part_schema(self.table)  # the Delta table's types (timestamps in microseconds)
-        sid, unit, year = self.keys
         rows = pa.array(self.pending, type=self.row_type)
         self.pending.clear()  # a value that cannot be stored must not be tried again at close
+        self._write(rows.flatten(), n)
+
+    def write_columns(self, columns: list[pa.Array]) -> None:
+        """Rows given as one raw column per table column (the native pass's buffers), written
+        in row groups of ``FLUSH_ROWS`` like the tuples of :meth:`add`."""
+        n = len(columns[0])
+        for start in range(0, max(n, 1), FLUSH_ROWS):
+            size = min(FLUSH_ROWS, n - start)
+            self._write([column.slice(start, size) for column in columns], size)
+
+    def _write(self, raw: list[pa.Array], n: int) -> None:
+        """One row group of ``n`` rows from the raw columns, converted to the lake's types."""
+        schema = part_schema(self.table)  # the Delta table's types (timestamps in microseconds)
+        sid, unit, year = self.keys
         arrays = [pa.repeat(pa.scalar(v, t), n) for v, t in ((sid, S), (unit, S), (year, INT))]
         arrays += [
             convert(column, dtype, self.table, name).cast(field.type)
             for column, field, (name, dtype) in zip(
-                rows.flatten(), list(schema)[len(KEYS) :], self.columns, strict=True
+                raw, list(schema)[len(KEYS) :], self.columns, strict=True
             )
         ]
         if self.writer is None:

@@ -11,9 +11,10 @@ the refusals and schema errors are :mod:`npr_pipeline.intake.validation`'s, the 
 reader's too, so the same fault gets the same answer whichever reader meets it.
 
 ``npr intake`` reads every daily and report file with it (:mod:`npr_pipeline.intake.daily`).
-Rows come from the plan compiled from the mapping (:mod:`npr_pipeline.intake.extract`), the
-same extraction as the monthly ord and ide (:mod:`npr_pipeline.intake.reader`), whose pass
-streams them into per-table Parquet sinks instead of holding them.
+Rows come from the plan compiled from the mapping (:mod:`npr_pipeline.intake.extract`). The
+monthly ord and ide are read by the native validating pass instead
+(:mod:`npr_pipeline.intake.reader`, :mod:`npr_pipeline.intake.native`), which collects the same
+columns from the same mappings in C.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """One validation for both readers: the safe opening of a file and what its schema finds.
 
-The monthly reader (:mod:`npr_pipeline.intake.reader`) and the reader of every other type
-(:mod:`npr_pipeline.intake.typed_reader`) stream their files differently (chunks of patients
-inside a kept ``Institusjon``; records inside a copied ``Melding`` shell), but a unit must get
-the same answer for the same fault whichever reads its file. So both call the two functions
-here, and nothing else decides what a file's refusal or a schema error looks like:
+The monthly reader (:mod:`npr_pipeline.intake.reader`, one native libxml2 pass that validates
+while it extracts) and the reader of every other type (:mod:`npr_pipeline.intake.typed_reader`,
+records inside a copied ``Melding`` shell, validated with lxml) read their files differently,
+but a unit must get the same answer for the same fault whichever reads its file. So both refuse
+a file before parsing through :func:`precheck`, and both mask and name their schema errors alike:
 
 - :func:`precheck`, before a byte is parsed: empty, too large, an encoding the standard does
   not allow, a DOCTYPE (billion laughs, external entities), a root other than MsgHead;
@@ -12,10 +12,11 @@ here, and nothing else decides what a file's refusal or a schema error looks lik
   ``schema_error`` with the fødselsnummer masked (CONTRACT.md: never one in an answer), its
   source line and the element named so a unit can find it (``Episode episodeID=…``).
 
-The parse itself is :func:`npr_pipeline.intake.safe_xml.hardened_iterparse` (every dangerous
-libxml2 feature off), its syntax errors
-:func:`~npr_pipeline.intake.safe_xml.classify_syntax_error`. A third reader (e.g. a native
-extractor beside ``reader.py``) needs these four and no more.
+The typed reader's parse is :func:`npr_pipeline.intake.safe_xml.hardened_iterparse` (every
+dangerous libxml2 feature off), its syntax errors
+:func:`~npr_pipeline.intake.safe_xml.classify_syntax_error`; the monthly reader's native pass
+runs the same parser options and classifies its syntax errors with the same
+:func:`~npr_pipeline.intake.safe_xml.classify_parse_error`.
 """
 
 from __future__ import annotations
