@@ -4,6 +4,7 @@ the seconds until every affected period has a new delivery version.
 
     python -m benchmarks.correction_bench [--units 40] [--daily-share 0.1] [--episodes 30]
     python -m benchmarks.correction_bench --national [--daily-share 0.05] [--profile]
+    python -m benchmarks.correction_bench --national --build-only   # the set alone, no runs
 
 ``npr synth --route mixed`` of the year through April, intake once per delivery month, then
 with ``npr`` as an operator runs it: ``npr run`` of every affected period (the first runs),
@@ -152,11 +153,17 @@ def main() -> None:
     parser.add_argument("--daily-share", type=float, default=None, help="0.1, national 0.05")
     parser.add_argument("--episodes", type=float, default=None, help="30, national 300")
     parser.add_argument("--profile", action="store_true", help="cProfile each rerun")
+    parser.add_argument(
+        "--build-only", action="store_true", help="with --national: build the set, run nothing"
+    )
     args = parser.parse_args()
     share = args.daily_share if args.daily_share is not None else (0.05 if args.national else 0.1)
     episodes = args.episodes if args.episodes is not None else (300 if args.national else 30)
     if args.national:
         root = national_received(share, episodes, seed=1)
+        if args.build_only:
+            print(f"the national April set is received in {root}")
+            return
     else:
         root = CACHE / f"correction-{args.units}"
         receive(root, SynthOptions(out=root / "synth", year=2026, through=4, units=args.units,
