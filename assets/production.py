@@ -189,6 +189,7 @@ def production_input(
                 for outcome in outcomes
             },
             "seconds": MetadataValue.json({o.period: o.seconds for o in outcomes}),
+            "checked_rows": MetadataValue.json({o.period: o.scope.as_json() for o in outcomes}),
             "gates": MetadataValue.json(
                 {o.period: {g["step"]: g["gate"] for g in o.gates} for o in outcomes}
             ),

@@ -4,6 +4,8 @@ the seconds until every affected period has a new delivery version.
 
     python -m benchmarks.correction_bench [--units 40] [--daily-share 0.1] [--episodes 30]
     python -m benchmarks.correction_bench --national [--daily-share 0.05] [--profile]
+    python -m benchmarks.correction_bench --national --build-only   # the set alone, no runs
+    python -m benchmarks.correction_bench --national --reruns-only  # the reruns alone
 
 ``npr synth --route mixed`` of the year through April, intake once per delivery month, then
 with ``npr`` as an operator runs it: ``npr run`` of every affected period (the first runs),
@@ -12,8 +14,11 @@ timed on its own (wall and CPU of the command, and the Dagster run's step timing
 time goes). ``--national`` is the issue's case: every active unit of the synth (the national
 April set, ~1 GB of monthly files in April alone), ``--daily-share`` of them daily; the set is
 received once into ``.bench/correction-national`` and each run starts from a copy of that
-HOME. ``--profile`` writes a cProfile of each rerun beside the results (the figures then carry
-the profiler's overhead). Results in ``.bench/correction-results-<timestamp>.json``. A
+HOME. A full national run saves the HOME after the first runs and the correction's intake into
+``.bench/correction-national/corrected``; ``--reruns-only`` starts from a copy of that (the
+reruns and the year alone: minutes, not the first runs' quarter of an hour). ``--profile``
+writes a cProfile of each rerun beside the results (the figures then carry the profiler's
+overhead). Results in ``.bench/correction-results-<timestamp>.json``. A
 measurement, not a gate; the issue's target is at most 30 s per period on the national set.
 
 The affected periods are those whose statistical window includes January: 2026-01, 2026-T1
@@ -133,16 +138,45 @@ def run_period(home: Path, period: str, profile: Path | None = None) -> dict[str
     }  # fmt: skip
 
 
-def working_home(root: Path, national: bool) -> Path:
-    """The HOME the runs use: for the national set a fresh copy of the received one (``cp -a``:
-    the received set stays as it was, for the next run)."""
-    if not national:
-        return root / "home"
-    work = root / "work"
+def working_home(home: Path, work: Path) -> Path:
+    """A fresh ``cp -a`` of ``home`` into ``work/home`` for the runs: the national HOMEs stay as
+    they were, for the next run."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    subprocess.run(["cp", "-a", root / "home", work / "home"], check=True)
+    subprocess.run(["cp", "-a", home, work / "home"], check=True)
     return work / "home"
+
+
+def corrected(national: Path, args: argparse.Namespace) -> tuple[Path, dict[str, object]]:
+    """The national HOME after the first runs and the correction's intake, and their figures:
+    saved by a full run into ``national/corrected`` (``--reruns-only`` starts from a copy of
+    it), or made now (the first runs, the correction) and saved."""
+    saved = national / "corrected"
+    if args.reruns_only:
+        if not (saved / "corrected.json").exists():
+            raise SystemExit(f"no {saved}: run the bench with --national once first")
+        home_dir = working_home(saved / "home", national / "work")
+        return home_dir, json.loads((saved / "corrected.json").read_text())
+    home_dir = working_home(national / "home", national / "work")
+    state = first_runs_and_correction(national, home_dir)
+    shutil.rmtree(saved, ignore_errors=True)
+    saved.mkdir()
+    subprocess.run(["cp", "-a", home_dir, saved / "home"], check=True)
+    (saved / "corrected.json").write_text(json.dumps(state, default=str))
+    return home_dir, state
+
+
+def first_runs_and_correction(root: Path, home_dir: Path) -> dict[str, object]:
+    """``npr run`` of each affected period, then the correction through ``npr intake``."""
+    first = {p: run_period(home_dir, p) for p in PERIODS}
+    home = Home(root=home_dir)
+    late = home_dir.parent / "late"
+    fix = write_correction(root / "synth" / "inbox", "2026-01", datetime(2026, 4, 20, 23, 30),
+                           current_registry(home), load_ledger(home), late)  # fmt: skip
+    received = npr(home_dir, "intake", fix.path.parent)
+    correction = {"unit": fix.unit, "contact": fix.contact, "before": fix.before,
+                  "after": fix.after, "intake": received}  # fmt: skip
+    return {"first_run": first, "correction": correction}
 
 
 def main() -> None:
@@ -152,24 +186,32 @@ def main() -> None:
     parser.add_argument("--daily-share", type=float, default=None, help="0.1, national 0.05")
     parser.add_argument("--episodes", type=float, default=None, help="30, national 300")
     parser.add_argument("--profile", action="store_true", help="cProfile each rerun")
+    parser.add_argument(
+        "--build-only", action="store_true", help="with --national: build the set, run nothing"
+    )
+    parser.add_argument(
+        "--reruns-only",
+        action="store_true",
+        help="with --national: the reruns alone, from the state a full national run saved",
+    )
     args = parser.parse_args()
     share = args.daily_share if args.daily_share is not None else (0.05 if args.national else 0.1)
     episodes = args.episodes if args.episodes is not None else (300 if args.national else 30)
+    stamp = f"{datetime.now():%Y%m%dT%H%M%S}"
     if args.national:
         root = national_received(share, episodes, seed=1)
+        if args.build_only:
+            print(f"the national April set is received in {root}")
+            return
+        home_dir, state = corrected(root, args)
     else:
         root = CACHE / f"correction-{args.units}"
         receive(root, SynthOptions(out=root / "synth", year=2026, through=4, units=args.units,
                                    seed=3, episodes_per_unit_month=episodes, route="mixed",
                                    daily_share=share))  # fmt: skip
-    home_dir = working_home(root, args.national)
-    stamp = f"{datetime.now():%Y%m%dT%H%M%S}"
-    first = {p: run_period(home_dir, p) for p in PERIODS}
-    home = Home(root=home_dir)
-    late = home_dir.parent / "late"
-    fix = write_correction(root / "synth" / "inbox", "2026-01", datetime(2026, 4, 20, 23, 30),
-                           current_registry(home), load_ledger(home), late)  # fmt: skip
-    received = npr(home_dir, "intake", fix.path.parent)
+        home_dir = root / "home"
+        state = first_runs_and_correction(root, home_dir)
+    first = state["first_run"]
     profiles = {
         p: CACHE / f"correction-{stamp}-{p}.prof" if args.profile else None for p in PERIODS
     }
@@ -183,16 +225,11 @@ def main() -> None:
     year = npr(home_dir, "run", "--period", YEAR)
     result = {
         "national": args.national,
+        "reruns_only": args.reruns_only,
         "units": None if args.national else args.units,
         "daily_share": share,
         "episodes_per_unit_month": episodes,
-        "correction": {
-            "unit": fix.unit,
-            "contact": fix.contact,
-            "before": fix.before,
-            "after": fix.after,
-            "intake": received,
-        },
+        "correction": state["correction"],
         "first_run": first,
         "after_correction": again,
         "year": {"exit": year["exit"], "wall_s": year["wall_s"], "gates": year.get("gates")},
@@ -202,13 +239,16 @@ def main() -> None:
     out = CACHE / f"correction-results-{stamp}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
     for period in PERIODS:
-        for name, run in (("first run", first[period]), ("after the correction", again[period])):
+        runs = [("after the correction", again[period])]
+        if not args.reruns_only:
+            runs.insert(0, ("first run", first[period]))
+        for name, run in runs:
             steps = ", ".join(f"{k} {v:.1f}" for k, v in run["steps_s"].items())
             print(f"{period} {name}: {run['wall_s']:.1f} s wall, {run['cpu_s']:.1f} s CPU, "
                   f"load {run['load']:.1f}; outside the steps {run['outside_steps_s']:.1f}; "
                   f"{steps}")  # fmt: skip
-    print(f"correction intake {received['wall_s']:.1f} s wall; {YEAR}: exit {year['exit']} "
-          f"(refused: its gate waits for December); {out}")  # fmt: skip
+    print(f"correction intake {state['correction']['intake']['wall_s']:.1f} s wall; {YEAR}: exit "
+          f"{year['exit']} (refused: its gate waits for December); {out}")  # fmt: skip
 
 
 if __name__ == "__main__":

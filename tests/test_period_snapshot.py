@@ -20,6 +20,7 @@ import pytest
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
+from npr_pipeline.production import snapshot
 from npr_pipeline.production.gate import Override, OverrideError
 from npr_pipeline.production.inputs import period_input, register_period_views
 from npr_pipeline.production.run import produce
@@ -100,6 +101,29 @@ def test_snapshot_holds_the_period_views_as_tables(received: Home) -> None:
         assert kept > 0
         with_exclusions += excluded > 0 and kept < raw
     assert with_exclusions, "no month with excluded episodes: the exclusions are not exercised"
+
+
+def _carried(home: Home, period: Period) -> bool:
+    """Whether the period's newest build started from a copy of the previous one."""
+    with duckdb.connect(str(snapshot_path(home, period)), read_only=True) as con:
+        return bool(con.execute("SELECT carried FROM build").fetchall()[0][0])
+
+
+def test_a_new_snapshot_version_rebuilds_from_the_lake(
+    received: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unchanged monthly submissions carry the previous build over; a raised
+    ``SNAPSHOT_VERSION`` (the code that makes the monthly rows changed) builds from the lake,
+    and the build after it carries again."""
+    period = Period.parse("2026-02")
+    build_snapshot(received, period)
+    build_snapshot(received, period)
+    assert _carried(received, period)
+    monkeypatch.setattr(snapshot, "SNAPSHOT_VERSION", snapshot.SNAPSHOT_VERSION + 1)
+    build_snapshot(received, period)
+    assert not _carried(received, period)
+    build_snapshot(received, period)
+    assert _carried(received, period)
 
 
 def _patients(extra: bool) -> list[Patient]:

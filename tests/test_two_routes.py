@@ -25,9 +25,10 @@ from npr_pipeline.home import Home
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
+from npr_pipeline.production.check_scope import CheckScope
 from npr_pipeline.production.input_checks import check_period
 from npr_pipeline.production.run import produce
-from npr_pipeline.production.snapshot import build_snapshot, snapshot_path
+from npr_pipeline.production.snapshot import build_snapshot, record_verdict, snapshot_path
 from npr_pipeline.registry import current_registry
 from npr_pipeline.store.batches import committed_batch
 from npr_pipeline.store.lake import ORD_TABLES, table_path
@@ -237,6 +238,42 @@ def test_a_daily_correction_rebuilds_the_snapshot_without_the_monthly_files(
     snapshot_path(home, period).unlink()
     build_snapshot(home, period)
     assert carried == _tables(snapshot_path(home, period))
+
+
+def test_a_carried_build_checks_the_daily_rows_and_says_so(routes: dict[str, Home]) -> None:
+    """A build that carried the monthly rows over from one whose checks passed runs the suites
+    over the daily units' rows alone, and the verdict and the delivery version name that build;
+    after a failed verdict the next build is checked whole."""
+    home, period = routes["mixed"], Period.parse("2026-T1")
+    assert check_period(home, period, "mixed-checked", 0.05).passed  # whatever ran before
+    path = snapshot_path(home, period)
+    with duckdb.connect(str(path), read_only=True) as con:
+        passed_build = con.execute("SELECT build_id FROM build").fetchall()[0][0]
+        daily = [u for (u,) in con.execute("SELECT unit FROM daily_input ORDER BY 1").fetchall()]
+        everyone = con.execute("SELECT count(DISTINCT unit) FROM episodes").fetchall()[0][0]
+    assert 0 < len(daily) < everyone
+    checks = check_period(home, period, "mixed-scoped", 0.05)
+    assert checks.passed and checks.scope.units == tuple(daily)
+    with duckdb.connect(str(path), read_only=True) as con:
+        daily_episodes = con.execute(
+            "SELECT count(*) FROM episodes WHERE unit IN (SELECT unit FROM daily_input)"
+        ).fetchall()[0][0]
+        recorded = json.loads(con.execute("SELECT checked FROM verdict").fetchall()[0][0])
+    assert {r.element_count for r in checks.results if r.table == "episodes"} == {daily_episodes}
+    assert recorded == {"rows": "daily units", "units": daily,
+                        "monthly_rows_checked_in_build": passed_build}  # fmt: skip
+    page = checks.page.read_text()
+    assert f"Bare dagsenhetenes rader ({len(daily)} enheter)" in page and passed_build in page
+    produce(home, period, "ventetider", "mixed-scoped")
+    with reader(home) as con:
+        version = con.execute(
+            "SELECT checks FROM delivery_versions WHERE step = 'ventetider' AND period = ? "
+            "ORDER BY version DESC LIMIT 1",
+            [str(period)],
+        ).fetchall()[0][0]
+    assert json.loads(version) == recorded
+    record_verdict(home, period, build_snapshot(home, period), "mixed-failed", passed=False)
+    assert check_period(home, period, "mixed-whole", 0.05).scope == CheckScope(None)
 
 
 @pytest.mark.soak

@@ -35,13 +35,17 @@ memory and skip pandas' object conversion."""
 VERSIONS_DDL = """CREATE TABLE IF NOT EXISTS delivery_versions (
     step VARCHAR, period VARCHAR, version INTEGER, run_id VARCHAR, created TIMESTAMP,
     official BOOLEAN, override VARCHAR, submissions VARCHAR, tables VARCHAR,
-    restricted_path VARCHAR, gate VARCHAR, daily_batch BIGINT)"""
+    restricted_path VARCHAR, gate VARCHAR, daily_batch BIGINT, checks VARCHAR)"""
 GATE_COLUMN = "ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS gate VARCHAR"
 """The completeness gate's verdict for the version (JSON: gate, missing, excused and left-out
 units, the override, the snapshot build it was judged in); added to older warehouses."""
 DAILY_BATCH_COLUMN = "ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS daily_batch BIGINT"
 """The intake batch the daily units' consolidated state was read at (the snapshot's high-water
 mark): the version can be rebuilt from the event tables as known then."""
+CHECKS_COLUMN = "ALTER TABLE delivery_versions ADD COLUMN IF NOT EXISTS checks VARCHAR"
+"""Which rows of the snapshot build the quality checks ran over (JSON,
+``check_scope.CheckScope.as_json``: every row, or the daily units' rows and the build whose
+checks passed over the carried monthly rows); added to older warehouses."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class Lineage:
     """What shaped the version; collected when it is written if not given."""
     gate: dict[str, object] | None = None
     daily_batch: int | None = None
+    checks: dict[str, object] | None = None
 
 
 def write_delivery(
@@ -72,6 +77,7 @@ def write_delivery(
             )
         con.execute(GATE_COLUMN)
         con.execute(DAILY_BATCH_COLUMN)
+        con.execute(CHECKS_COLUMN)
         retype(con, "delivery_versions", "created", "TIMESTAMP")  # VARCHAR (ISO, UTC) before
         version = _next_version(con, step, period)
         restricted = None
@@ -98,6 +104,7 @@ def write_delivery(
             "restricted_path": restricted.relative_to(home.root).as_posix() if restricted else None,
             "gate": json.dumps(lineage.gate, ensure_ascii=False) if lineage.gate else None,
             "daily_batch": lineage.daily_batch,
+            "checks": json.dumps(lineage.checks) if lineage.checks else None,
             **provenance.as_row(),
         }
         con.execute(

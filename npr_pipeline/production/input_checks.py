@@ -14,11 +14,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
+from npr_pipeline.production.check_scope import CheckScope, check_scope, scoped_file
 from npr_pipeline.production.gate import Override, record_gate_runs
 from npr_pipeline.production.run import input_quality
 from npr_pipeline.production.snapshot import (
@@ -27,9 +29,11 @@ from npr_pipeline.production.snapshot import (
     snapshot_path,
     stored_gates,
 )
-from npr_pipeline.quality.catalogue import load_catalogue
-from npr_pipeline.quality.gx_suite import CheckResult, run_suites
+from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.results_page import GX_DOCS, write_results_page
+
+if TYPE_CHECKING:  # importing gx_suite imports GX (seconds): only when the suites run
+    from npr_pipeline.quality.gx_suite import CheckResult
 
 GX_TABLES = ["episodes", "diagnoses", "procedures", "referrals", "patients", "idents"]
 
@@ -46,6 +50,7 @@ class PeriodChecks:
     page: Path  # the offline results page
     seconds: dict[str, float] = field(default_factory=dict)  # per phase, for the operator
     gates: list[dict[str, object]] = field(default_factory=list)  # per step, as stored
+    scope: CheckScope = CheckScope(None)  # which rows the suites checked
 
     @property
     def passed(self) -> bool:
@@ -64,9 +69,12 @@ def check_period(
     checks = list(load_catalogue())
     docs = home.root / "data_docs" / str(period)
     db = snapshot_path(home, period)
-    results = run_suites(db, checks, GX_TABLES, data_docs_dir=docs / GX_DOCS)
+    scope = check_scope(db)
+    results = _run_suites(db, scope, checks, docs / GX_DOCS)
     validated = time.perf_counter()
-    page = write_results_page(docs, str(period), checks, results, datetime.now().astimezone())
+    page = write_results_page(
+        docs, str(period), checks, results, datetime.now().astimezone(), scope.describe()
+    )
     facts = input_quality(home, period, max_share)
     seconds = {
         "snapshot": built - started,
@@ -89,6 +97,21 @@ def check_period(
         page=page,
         seconds=seconds,
         gates=gates,
+        scope=scope,
     )
-    record_verdict(home, period, build_id, run_id, outcome.passed)
+    record_verdict(home, period, build_id, run_id, outcome.passed, scope.as_json())
     return outcome
+
+
+def _run_suites(
+    db: Path, scope: CheckScope, checks: list[Check], data_docs: Path
+) -> list[CheckResult]:
+    """The GX suites over the rows ``scope`` names: the snapshot itself, or a file of the daily
+    units' rows; none at all when a carried build has no daily unit (nothing changed since the
+    build whose checks passed, so GX is not even imported)."""
+    if scope.units == ():
+        return []
+    from npr_pipeline.quality.gx_suite import run_suites
+
+    target = db if scope.units is None else scoped_file(db, scope)
+    return run_suites(target, checks, GX_TABLES, data_docs_dir=data_docs)

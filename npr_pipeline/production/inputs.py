@@ -150,13 +150,24 @@ def add_daily(con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput) -
 def create_filtered(con: duckdb.DuckDBPyConnection, period: Period, kind: str) -> None:
     """``episodes``, ``diagnoses``, ... and ``idents`` from the ``raw_`` relations and
     ``excluded``: rows up to the period's end without excluded records or patients."""
+    for table, select in filtered_selects(period).items():
+        con.execute(f"CREATE OR REPLACE {kind} {table} AS {select}")
+
+
+def filtered_selects(period: Period, scope: str = "TRUE") -> dict[str, str]:
+    """Per table the SQL ``create_filtered`` makes it of, over the ``raw_`` rows that satisfy
+    ``scope`` (a condition on their columns).
+
+    Whether a row is kept depends only on rows of its own unit (its submission's records, its
+    unit's patients), so a caller may refilter some units alone with a ``scope`` on ``unit``
+    (``snapshot._replace_daily``: after a daily correction only the daily units' rows)."""
     end = period.end.isoformat()
-    for table in ORD_TABLES:
-        con.execute(f"CREATE OR REPLACE {kind} {table} AS {_filtered(table, end)}")
-    con.execute(
-        f"CREATE OR REPLACE {kind} idents AS SELECT * FROM raw_idents WHERE (unit, pid) NOT IN "
+    selects = {table: _filtered(table, end, scope) for table in ORD_TABLES}
+    selects["idents"] = (
+        f"SELECT * FROM raw_idents WHERE {scope} AND (unit, pid) NOT IN "
         "(SELECT unit, \"pasientNr\" FROM excluded WHERE \"table\" IN ('patients', 'idents'))"
     )
+    return selects
 
 
 def _existing(
@@ -237,9 +248,10 @@ def _excluded(con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, k
     )
 
 
-def _filtered(table: str, end: str) -> str:
-    """Rows up to the period's end, without excluded records or patients."""
-    conditions = ["TRUE"]
+def _filtered(table: str, end: str, scope: str = "TRUE") -> str:
+    """Rows up to the period's end, without excluded records or patients, of the rows that
+    satisfy ``scope`` (a condition on the ``raw_`` table's own columns)."""
+    conditions = [scope]
     if table != "departments":
         conditions.append(
             '(unit, "pasientNr") NOT IN (SELECT unit, "pasientNr" FROM excluded '
@@ -252,7 +264,7 @@ def _filtered(table: str, end: str) -> str:
         )
         conditions.append(
             '(submission_id, "episodeID") IN (SELECT submission_id, "episodeID" FROM raw_episodes '
-            f"WHERE CAST(\"utDatoTid\" AS DATE) <= DATE '{end}')"
+            f"WHERE {scope} AND CAST(\"utDatoTid\" AS DATE) <= DATE '{end}')"
         )
     if table == "referrals":
         conditions.append(f"\"mottattDato\" <= DATE '{end}'")

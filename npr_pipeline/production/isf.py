@@ -20,6 +20,7 @@ import duckdb
 
 from npr_pipeline.periods import Period
 from npr_pipeline.production.deliveries import Frame
+from npr_pipeline.warehouse import has_table
 
 PSYCH_SECTORS = "('641', '642', '651', '681')"
 PSYCH_FAGOMRADER = "('310', '320', '360', '365', '370')"
@@ -28,7 +29,22 @@ MONEY = "DECIMAL(18, 2)"
 LEVELS = ("unit", "trust", "rhf", "ownership")  # the summary's levels below ``all``
 POINTS = "DECIMAL(18, 4)"
 
-ACTIVITIES = f"""
+GRADED = "isf_graded"
+"""The snapshot's stays and contacts with their DRG and points, not priced (``grade``'s
+``isf_detail``, stored by ``snapshot.build_snapshot``): ISF and the guest-patient settlement
+price them in their steps rather than each grouping ~1 M episodes again, and a rebuild after a
+daily correction grades the daily units' episodes alone (stays never cross units)."""
+
+
+def grade(con: duckdb.DuckDBPyConnection, units: str | None = None) -> None:
+    """The session's stays and contacts with DRG and points (temporary ``isf_detail``), of the
+    units in relation ``units`` (a ``unit`` column) or of every unit."""
+    scope = f"e.unit IN (SELECT unit FROM {units})" if units else "TRUE"
+    con.execute(_activities(scope))
+
+
+def _activities(scope: str) -> str:
+    return f"""
 CREATE OR REPLACE TEMP TABLE isf_episodes AS
 SELECT e.submission_id, e.unit, e."pasientNr", e."episodeID", e."reshID" AS department,
        e.fagomrade, CASE WHEN e.omsorgsniva = '8' THEN '3' ELSE e.omsorgsniva END AS level,
@@ -40,7 +56,8 @@ SELECT e.submission_id, e.unit, e."pasientNr", e."episodeID", e."reshID" AS depa
 FROM episodes e
 LEFT JOIN diagnoses d ON d.submission_id = e.submission_id AND d."episodeID" = e."episodeID"
      AND d."tilstNr" = 1
-LEFT JOIN departments dep ON dep.submission_id = e.submission_id AND dep."reshID" = e."reshID";
+LEFT JOIN departments dep ON dep.submission_id = e.submission_id AND dep."reshID" = e."reshID"
+WHERE {scope};
 
 CREATE OR REPLACE TEMP TABLE isf_activities AS
 WITH inpatient AS (
@@ -109,12 +126,13 @@ JOIN grouped g USING (unit, activity_id)
 LEFT JOIN official o ON o.drg = a.official_drg;
 """
 
+
 PRICED = f"""
 CREATE OR REPLACE TEMP TABLE isf_priced AS
 SELECT d.*, u.name AS unit_name, u.parent_trust AS trust, u.rhf, u.ownership,
        r.unit_price_nok, r.refund_share, r.settlement_share, r.assumed AS rate_assumed,
        CAST(round(d.points * r.unit_price_nok * r.refund_share, 2) AS {MONEY}) AS refund
-FROM isf_detail d
+FROM {{graded}} d
 LEFT JOIN ref_units u ON u."reshID" = d.unit
 LEFT JOIN ref_rates r ON r.activity = d.activity;
 """
@@ -122,9 +140,13 @@ LEFT JOIN ref_rates r ON r.activity = d.activity;
 
 def price(con: duckdb.DuckDBPyConnection) -> None:
     """The session's stays and contacts with DRG, points and refund (``isf_priced``): what ISF
-    and the guest-patient settlement both start from, without ISF's own tables."""
-    con.execute(ACTIVITIES)
-    con.execute(PRICED)
+    and the guest-patient settlement both start from, without ISF's own tables. Graded in the
+    session unless it reads a snapshot, which holds them graded (``GRADED``)."""
+    graded = GRADED
+    if not has_table(con, GRADED):
+        grade(con)
+        graded = "isf_detail"
+    con.execute(PRICED.format(graded=graded))
 
 
 def compute(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Frame]:

@@ -33,8 +33,10 @@ from npr_pipeline.production.isf import PRIVATE_PAYERS
 from npr_pipeline.store.lake import parquet_source, part_files
 from npr_pipeline.warehouse import has_table
 
+# A table, not a view: the rows and the ownership x financing split both read it, and a view
+# would read the vault's files (~2,000 ide submissions nationally) behind ``identities`` twice.
 DELIVERED = """
-CREATE OR REPLACE TEMP VIEW kj_contacts AS
+CREATE OR REPLACE TEMP TABLE kj_contacts AS
 SELECT i.fid, e.*
 FROM episodes e
 JOIN identities i ON i.unit = e.unit AND i.pid = e."pasientNr"

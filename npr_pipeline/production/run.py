@@ -33,6 +33,7 @@ from npr_pipeline.production.snapshot import (
     gate_record,
     open_snapshot,
     snapshot_path,
+    verdict_checks,
 )
 from npr_pipeline.provenance import collect
 from npr_pipeline.registry import current_registry
@@ -97,6 +98,7 @@ def produce(home: Home, period: Period, step: str, run_id: str) -> StepResult:
     try:
         gate = gate_record(con, step) or {}
         daily_batch = con.execute("SELECT daily_batch FROM build").fetchall()[0][0]
+        checks = verdict_checks(con)
         if step == "kjernejournal":  # the one step that reads the vault
             kjernejournal.join_vault(con, home, period, submissions)
         tables = compute_step(con, step, period)
@@ -112,6 +114,7 @@ def produce(home: Home, period: Period, step: str, run_id: str) -> StepResult:
         provenance=provenance,
         gate=gate,
         daily_batch=daily_batch,
+        checks=checks,
     )
     version = write_delivery(home, step, str(period), tables, lineage)
     rows = {name: len(frame) for name, frame in tables.items()}

@@ -23,35 +23,37 @@ The file is rebuilt at the start of every run (replaced atomically, so a step st
 the previous one is not disturbed) and can always be rebuilt: it is not a record. A rebuild
 whose monthly part would be read from exactly what the previous build read (the same monthly
 submissions, catalogue and code: ``monthly_key``) starts from a copy of the previous file and
-replaces only the daily units' rows and everything judged per build: a correction by the daily
-route (issue 13) does not read ~16,000 unchanged lake files again (a national April's 30 s).
+replaces only the daily units' rows (raw, filtered, and ISF's grading of them) and everything
+judged per build: a correction by the daily route (issue 13) does not read ~16,000 unchanged
+lake files again nor filter or grade the monthly rows again, and its checks run over the daily
+rows alone when the copied build's passed (:mod:`.check_scope`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import shutil
-import sys
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from npr_pipeline import reference
 from npr_pipeline.atomic import atomic_path
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
-from npr_pipeline.production import reference_sql
+from npr_pipeline.production import isf, reference_sql
 from npr_pipeline.production.daily_gate import daily_gate
 from npr_pipeline.production.daily_inputs import received_date, state_id
 from npr_pipeline.production.gate import GateVerdict, Override, judge_period
 from npr_pipeline.production.inputs import (
     PeriodInput,
     add_daily,
-    create_filtered,
+    filtered_selects,
     register_period_views,
 )
 from npr_pipeline.provenance import catalogue_sha256, package_version
@@ -62,6 +64,13 @@ from npr_pipeline.store.ledger import load_ledger
 from npr_pipeline.warehouse import has_table, replace_table
 
 LINEAGE_COLUMNS = ["submission_id", "checksum", "unit", "message_type", "file"]
+SNAPSHOT_VERSION = 2
+"""The version of the code that makes a snapshot's monthly rows (this module and
+:mod:`.inputs`: which rows are read, filtered and excluded). Part of ``monthly_key``: raise it
+with any change to what a build from the lake would hold, or a rebuild would carry over rows
+the old code made (2: ISF's graded stays and contacts, ``isf.GRADED``, are part of it)."""
+DAILY_UNITS = "_daily_units"
+"""The relation (``unit``) of the daily units a carried build replaces the rows of."""
 
 
 class SnapshotNotReady(RuntimeError):
@@ -109,14 +118,23 @@ def build_snapshot(home: Home, period: Period, override: Override | None = None)
                 )
             else:
                 _replace_daily(con, home, verdict.inputs, carried)
+            _grade(con, registry, period, carried is not None)
             reference_tables.register(con, persistent=True)
             register_lineage(con, verdict.inputs)
             _register_daily(con, home, verdict.inputs, ledger)
             _register_gate(con, verdict)
             con.execute(
                 "CREATE OR REPLACE TABLE build AS SELECT ? AS build_id, now() AS at, "
-                "? AS daily_batch, ? AS lake_versions, ? AS monthly_key",
-                [build_id, verdict.inputs.daily.batch, json.dumps(lake_versions), key],
+                "? AS daily_batch, ? AS lake_versions, ? AS monthly_key, ? AS carried, "
+                "CAST(? AS VARCHAR) AS monthly_checked_in",
+                [
+                    build_id,
+                    verdict.inputs.daily.batch,
+                    json.dumps(lake_versions),
+                    key,
+                    carried is not None,
+                    carried and carried.checked_in,
+                ],  # fmt: skip
             )
         finally:
             con.close()
@@ -126,7 +144,8 @@ def build_snapshot(home: Home, period: Period, override: Override | None = None)
 def monthly_key(inputs: PeriodInput) -> str:
     """What the snapshot's monthly rows are a function of: the period, the monthly submissions
     (ids and checksums of their archived bytes), the check catalogue (their violations files)
-    and the code that reads them (these modules and the package version)."""
+    and the code and reference data that shape them (``SNAPSHOT_VERSION``, the package version
+    and the DRG grouper table ISF's grading in the snapshot uses)."""
     digest = hashlib.sha256()
     monthly = inputs.submissions[["submission_id", "checksum"]].astype(str)
     for part in (
@@ -134,15 +153,28 @@ def monthly_key(inputs: PeriodInput) -> str:
         *sorted(monthly["submission_id"] + ":" + monthly["checksum"]),
         catalogue_sha256(),
         package_version(),
-        *(inspect.getsource(sys.modules[f]) for f in (__name__, create_filtered.__module__)),
+        f"snapshot {SNAPSHOT_VERSION}",
+        reference.drg_table().to_csv(index=False),  # ISF's grading (``_grade``)
     ):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 
 
-def _carry_over(path: Path, tmp: Path, key: str) -> list[str] | None:
-    """Copy the previous build to ``tmp`` if its monthly part has ``key``; the daily units it
-    read, or None (nothing copied: build from the lake)."""
+@dataclass(frozen=True)
+class Carried:
+    """What a build copied from the previous one."""
+
+    units: list[str]
+    """The daily units the previous build read (their rows are replaced)."""
+    checked_in: str | None
+    """The build whose checks passed over the monthly rows now carried (the previous build, or
+    the one it carried them from); None when the previous build's checks did not pass (or never
+    ran): then the new build is checked whole."""
+
+
+def _carry_over(path: Path, tmp: Path, key: str) -> Carried | None:
+    """Copy the previous build to ``tmp`` if its monthly part has ``key``; what it carries, or
+    None (nothing copied: build from the lake)."""
     if not path.exists() or path.with_name(path.name + ".wal").exists():
         return None
     try:
@@ -152,31 +184,60 @@ def _carry_over(path: Path, tmp: Path, key: str) -> list[str] | None:
     try:
         if not has_table(con, "build") or "monthly_key" not in con.table("build").columns:
             return None
-        if con.execute("SELECT monthly_key FROM build").fetchall()[0][0] != key:
+        build = con.execute("SELECT * FROM build").df().iloc[0]
+        if build["monthly_key"] != key:
             return None
         units = [u for (u,) in con.execute("SELECT unit FROM daily_input").fetchall()]
+        checked_in = None
+        if has_table(con, "verdict") and con.execute("SELECT passed FROM verdict").fetchone()[0]:
+            previous = build.get("monthly_checked_in")
+            checked_in = previous if isinstance(previous, str) else build["build_id"]
     finally:
         con.close()
     shutil.copyfile(path, tmp)
-    return units
+    return Carried(units, checked_in)
 
 
 def _replace_daily(
-    con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, previous: list[str]
+    con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, carried: Carried
 ) -> None:
     """In a copy of the previous build: drop its verdict and its daily units' rows and
-    findings, add the daily units' state as known now, filter again (``create_filtered``)."""
+    findings, add the daily units' state as known now, and filter again the rows of the daily
+    units alone (of the previous build and of this one): the monthly units' filtered rows depend
+    on their own rows only, which did not change (``filtered_selects``)."""
     con.execute("DROP TABLE IF EXISTS verdict")
+    year = inputs.period.year
     con.register(
         "_previous",
-        pd.DataFrame({"sid": [state_id(u, inputs.period.year) for u in previous]}, dtype="string"),
+        pd.DataFrame({"sid": [state_id(u, year) for u in carried.units]}, dtype="string"),
     )
+    units = sorted({*carried.units, *inputs.daily.units})
+    con.register(DAILY_UNITS, pd.DataFrame({"unit": units}, dtype="string"))
     for table in ("excluded", *(f"raw_{t}" for t in (*ORD_TABLES, "idents"))):
         con.execute(f"DELETE FROM {table} WHERE submission_id IN (SELECT sid FROM _previous)")
     for table, rows in add_daily(con, home, inputs).items():
         columns = "* EXCLUDE (fid)" if table == "idents" else "*"
         con.execute(f"INSERT INTO raw_{table} BY NAME SELECT {columns} FROM ({rows})")
-    create_filtered(con, inputs.period, "TABLE")
+    scope = f"unit IN (SELECT unit FROM {DAILY_UNITS})"
+    for table, select in filtered_selects(inputs.period, scope).items():
+        con.execute(f"DELETE FROM {table} WHERE {scope}")
+        con.execute(f"INSERT INTO {table} BY NAME {select}")
+
+
+def _grade(
+    con: duckdb.DuckDBPyConnection, registry: pd.DataFrame, period: Period, carried: bool
+) -> None:
+    """ISF's stays and contacts with DRG and points (``isf.GRADED``), which the ISF and
+    guest-patient steps price: graded whole, or in a carried build for the daily units alone
+    (a stay never crosses units; the grouper table is part of ``monthly_key``)."""
+    reference_sql.register(con, registry, period.year)
+    if not carried:
+        isf.grade(con)
+        con.execute(f"CREATE OR REPLACE TABLE {isf.GRADED} AS SELECT * FROM isf_detail")
+        return
+    isf.grade(con, DAILY_UNITS)
+    con.execute(f"DELETE FROM {isf.GRADED} WHERE unit IN (SELECT unit FROM {DAILY_UNITS})")
+    con.execute(f"INSERT INTO {isf.GRADED} BY NAME SELECT * FROM isf_detail")
 
 
 def _register_daily(
@@ -257,12 +318,21 @@ def _register_gate(con: duckdb.DuckDBPyConnection, verdict: GateVerdict) -> None
     )
 
 
-def record_verdict(home: Home, period: Period, build_id: str, run_id: str, passed: bool) -> None:
+def record_verdict(
+    home: Home,
+    period: Period,
+    build_id: str,
+    run_id: str,
+    passed: bool,
+    checked: dict[str, object] | None = None,
+) -> None:
     """Write the blocking checks' verdict into the snapshot they validated.
 
     Dagster skips a step when a blocking check fails in the same run; the verdict in the file
     also stops a step started later on its own (say, from the UI) from publishing rows that
     failed their checks. Refused if another run has replaced the file since ``build_id``.
+    ``checked``: which rows the checks ran over (``check_scope.CheckScope.as_json``; every row
+    unless said), recorded with every delivery version of the build.
     """
     con = duckdb.connect(str(snapshot_path(home, period)))
     try:
@@ -273,8 +343,9 @@ def record_verdict(home: Home, period: Period, build_id: str, run_id: str, passe
                 "being checked; run again."
             )
         con.execute(
-            "CREATE OR REPLACE TABLE verdict AS SELECT ? AS run_id, ? AS passed, now() AS at",
-            [run_id, passed],
+            "CREATE OR REPLACE TABLE verdict AS SELECT ? AS run_id, ? AS passed, now() AS at, "
+            "? AS checked",
+            [run_id, passed, json.dumps(checked or {"rows": "all"})],
         )
     finally:
         con.close()
@@ -321,6 +392,14 @@ def _passed(con: duckdb.DuckDBPyConnection) -> bool:
     return has_table(con, "verdict", "snapshot") and bool(
         con.execute("SELECT passed FROM verdict").fetchall()[0][0]
     )
+
+
+def verdict_checks(con: duckdb.DuckDBPyConnection) -> dict[str, object] | None:
+    """Which rows the passing checks of the snapshot ``con`` reads ran over (None from a build
+    checked before this was recorded)."""
+    if "checked" not in con.table("verdict").columns:
+        return None
+    return json.loads(con.execute("SELECT checked FROM verdict").fetchall()[0][0])
 
 
 def _gate_open(con: duckdb.DuckDBPyConnection, period: Period, step: str) -> None:

@@ -67,11 +67,13 @@ def write_results_page(
     checks: Sequence[Check],
     results: Sequence[CheckResult],
     run_at: datetime,
+    scope: str | None = None,
 ) -> Path:
     """Write ``folder/index.html`` for one period's run; return its path.
 
     ``checks`` is the catalogue the run was given (every check gets a row, in its order);
-    ``results`` what ``run_suites`` returned. The page links GX's own Data Docs only when
+    ``results`` what ``run_suites`` returned; ``scope`` a line saying which rows they cover
+    when not every row (``production.check_scope``). The page links GX's own Data Docs only when
     ``folder/gx/index.html`` exists, so it never carries a broken link.
     """
     by_id = {r.check_id: r for r in results}
@@ -92,6 +94,7 @@ def write_results_page(
         .get_template("quality_results.html.j2")
         .render(
             period=period,
+            scope=scope,
             run_at=run_at.isoformat(sep=" ", timespec="seconds"),
             gx_version=version("great_expectations"),
             summary=summary,

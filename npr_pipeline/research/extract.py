@@ -122,7 +122,7 @@ def _build(con: duckdb.DuckDBPyConnection, spec: Spec, key: bytes, period: Perio
     con.unregister("_rx_keys")
     start, end = (d.isoformat() for d in period.window)
     con.execute(_base_sql(start, end, _cohort_sql(spec)))
-    con.execute(isf.ACTIVITIES)
+    isf.grade(con)
     con.execute(_stays_sql(start, end))
     con.execute(_persons_sql(period.end.year))
     row = con.execute(
