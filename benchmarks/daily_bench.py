@@ -2,7 +2,7 @@
 through ``npr intake``, as an operator runs it, against the validating floor.
 
     python -m benchmarks.daily_bench [--units 2000] [--day 2026-03-04] [--episodes 30]
-                                     [--history-days 2] [--min-episodes 12]
+                                     [--history-days 2] [--min-episodes 12] [--keep-home]
 
 The registry is the synth's (:func:`npr_pipeline.synth.run.select_units`): the bundled units
 and, above their ~2,000, ``npr synth --private-units`` providers up to ``--units`` (most tiny,
@@ -34,7 +34,8 @@ tree), the 1-minute load average; and, in the same run, ``xmllint --noout --stre
 over the same files with a wrapper schema that validates every daily type's Melding inside its
 MsgHead (CPU seconds and the ratio intake / xmllint). Results in
 ``.bench/daily-results-<timestamp>.json``. Targets (10 minutes wall, 1 GiB) are reported PASS or
-MISS; the exit code is 0 either way. Run it under ``flock /tmp/npr-cpu.lock``.
+MISS; the exit code is 0 either way. Run it under ``flock /tmp/npr-cpu.lock``. ``--keep-home``
+leaves the history HOME in ``.bench/daily-work/history`` (to profile an intake on it).
 """
 
 from __future__ import annotations
@@ -216,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=float, default=30.0)
     parser.add_argument("--history-days", type=int, default=2)
     parser.add_argument("--min-episodes", type=float, default=None)
+    parser.add_argument("--keep-home", action="store_true")
     args = parser.parse_args(argv)
     folder, registry = dataset(
         args.units, args.day, args.episodes, args.history_days, args.min_episodes
@@ -226,13 +228,16 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     floor = xmllint_floor(files, wrapper_schema(work), work)
+    print(f"xmllint: {floor.seconds:.1f} s wall, {floor.cpu_seconds:.1f} s CPU", flush=True)
     results = [_intake(_home(work, "fresh", registry), inbox, "fresh")]
+    print(json.dumps(figures(results[0], floor)), flush=True)  # a long run's first figure
     shutil.rmtree(work / "fresh")
     if args.history_days:
         home = _home(work, "history", registry)
         for k in range(args.history_days, 0, -1):
             earlier = _intake(home, _inbox(folder, args.day - timedelta(days=k)), "setup")
-            print(f"history: {earlier.files} files of {args.day - timedelta(days=k)} received")
+            print(f"history: {earlier.files} files of {args.day - timedelta(days=k)} received "
+                  f"({earlier.seconds:.0f} s)", flush=True)  # fmt: skip
         results.append(_intake(home, inbox, "history"))
     report = {
         "units": args.units,
@@ -252,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(report, indent=2))
     out = CACHE / f"daily-results-{datetime.now():%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(report | {"machine": machine()}, indent=2, default=str))
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.keep_home:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
