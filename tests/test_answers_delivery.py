@@ -24,14 +24,14 @@ from typer.testing import CliRunner
 from npr_pipeline.cli import app
 from npr_pipeline.feedback.deliver import deliver_answers
 from npr_pipeline.feedback.mail import Answered, queue_mails
-from npr_pipeline.feedback.outbox import outbox, read_state
+from npr_pipeline.feedback.outbox import outbox, read_state, unposted
 from npr_pipeline.feedback.reports import XSD_PATH
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import Status
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.schemas import MSGHEAD_NS
 from npr_pipeline.settings import Settings, load_settings, save_settings
-from npr_pipeline.store.ledger import LedgerRecord, load_records
+from npr_pipeline.store.ledger import LedgerRecord, load_records, read_records, write_records
 from tests.intake_files import (
     fill_inbox,
     make_year,
@@ -327,3 +327,21 @@ def test_the_daily_mail_renders_the_display_files_of_the_files_with_findings(
     assert sorted(attached) == sorted(f"{sids[unknown.name]}_{kind}" for kind in kinds)
     assert "unknown_key" in attached[f"{sids[unknown.name]}_XPR_ERR.html"]
     assert not list((home.feedback / sids[clean.name]).glob("*.html"))
+
+
+def test_a_first_outbox_counts_the_older_records_as_posted_by_keyed_reads(tmp_path: Path) -> None:
+    """Without ``posted.txt`` what the ledger received over a week before counts as posted
+    (found by one query on ``received``, not by reading every record), the rest is posted; the
+    records are then read by their keys."""
+    home = prepare_test_home(Home(root=tmp_path / "home"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    old, new, other = (
+        LedgerRecord(sid * 16, sid * 64, f"{sid}.xml", 1, at.isoformat(), "accepted")
+        for sid, at in (("a", now - timedelta(days=30)), ("b", now), ("c", now))
+    )
+    write_records(home, [old, new, other])
+    assert unposted(home, {old.submission_id, new.submission_id}) == {new.submission_id}
+    posted = (outbox(home) / "posted.txt").read_text(encoding="ascii").split()
+    assert posted == [old.submission_id]
+    keyed = read_records(home, [other.submission_id, new.submission_id, "f" * 16])
+    assert [r.file for r in keyed] == ["b.xml", "c.xml"]
