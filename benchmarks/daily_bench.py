@@ -2,7 +2,7 @@
 through ``npr intake``, as an operator runs it, against the validating floor.
 
     python -m benchmarks.daily_bench [--units 2000] [--day 2026-03-04] [--episodes 30]
-                                     [--history-days 2]
+                                     [--history-days 2] [--min-episodes 12] [--keep-home]
 
 The registry is the synth's (:func:`npr_pipeline.synth.run.select_units`): the bundled units
 and, above their ~2,000, ``npr synth --private-units`` providers up to ``--units`` (most tiny,
@@ -11,7 +11,16 @@ size distribution, ``npr_pipeline.synth.run._tasks``) is rendered as the daily f
 day and of the ``--history-days`` days before it by :func:`npr_pipeline.synth.daily.
 write_unit_files`, as the synth's daily route writes them (lopenr rising across the days, some
 files late, resent or duplicated), and each file goes to the inbox of the day it is delivered.
-The files are cached in ``.bench/daily-<units>-<day>-<episodes>-h<days>/``.
+The files are cached in ``.bench/daily-<units>-<day>-<episodes>-h<days>[-m<min>]/``.
+
+``--min-episodes`` raises the floor of a reporting unit's episodes per month (the synth's is
+``MIN_EPISODES_PER_MONTH``, 2). The synth's private providers nearly all sit on that floor (their
+size weight is a hundredth of the bundled mean), so they send ~0.11 files a day each and
+``--episodes`` hardly moves the day's file count (150 gives 0.14) while it multiplies the large
+units' work. The issue's estimate of a national day (16 min at 26 ms per file) supposes ~37,000
+files from 65,000 units, "most units send a few records, some none": a floor of 12 episodes a
+month gives ~0.57 files per unit (~37,000; calibrated on a sample of 1,000 of the 65,000 units:
+10 gives 0.49, 20 gives 0.86), idle providers still send nothing.
 
 Two figures, each ``npr intake INBOX --json`` as a timed child process:
 
@@ -25,7 +34,8 @@ tree), the 1-minute load average; and, in the same run, ``xmllint --noout --stre
 over the same files with a wrapper schema that validates every daily type's Melding inside its
 MsgHead (CPU seconds and the ratio intake / xmllint). Results in
 ``.bench/daily-results-<timestamp>.json``. Targets (10 minutes wall, 1 GiB) are reported PASS or
-MISS; the exit code is 0 either way. Run it under ``flock /tmp/npr-cpu.lock``.
+MISS; the exit code is 0 either way. Run it under ``flock /tmp/npr-cpu.lock``. ``--keep-home``
+leaves the history HOME in ``.bench/daily-work/history`` (to profile an intake on it).
 """
 
 from __future__ import annotations
@@ -82,13 +92,22 @@ def _unit_files(args: tuple[UnitInfo, float, date, int, Path]) -> int:
     return kept
 
 
+def _floored(per_month: float, floor: float | None) -> float:
+    """A unit's episodes per month with the bench's floor; an idle unit (0) stays idle."""
+    return max(per_month, floor) if per_month > 0 and floor is not None else per_month
+
+
 def _inbox(root: Path, day: date) -> Path:
     return root / f"inbox-{day.isoformat()}"
 
 
-def dataset(units: int, day: date, episodes: float, history: int) -> tuple[Path, Path]:
-    """The cached folder (an inbox per day) and registry (every unit daily) of this scale."""
-    folder = CACHE / f"daily-{units}-{day.isoformat()}-{episodes:g}-h{history}"
+def dataset(
+    units: int, day: date, episodes: float, history: int, min_episodes: float | None = None
+) -> tuple[Path, Path]:
+    """The cached folder (an inbox per day) and registry (every unit daily) of this scale;
+    ``min_episodes`` the floor of a reporting (not idle) unit's episodes per month."""
+    floor = f"-m{min_episodes:g}" if min_episodes is not None else ""
+    folder = CACHE / f"daily-{units}-{day.isoformat()}-{episodes:g}-h{history}{floor}"
     registry = folder / "registry.csv"
     if registry.exists():
         return folder, registry
@@ -101,7 +120,10 @@ def dataset(units: int, day: date, episodes: float, history: int) -> tuple[Path,
         episodes_per_unit_month=episodes, route="daily", private_units=max(0, units - bundled),
     )  # fmt: skip
     chosen = select_units(options)
-    work = [(t.unit, t.episodes_per_month, day, history, folder) for t in _tasks(chosen, options)]
+    work = [
+        (t.unit, _floored(t.episodes_per_month, min_episodes), day, history, folder)
+        for t in _tasks(chosen, options)
+    ]
     with ProcessPoolExecutor(max_workers=2) as pool:
         written = sum(pool.map(_unit_files, work, chunksize=64))
     shutil.rmtree(folder / "scratch", ignore_errors=True)
@@ -194,27 +216,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--day", type=date.fromisoformat, default=date(2026, 3, 4))
     parser.add_argument("--episodes", type=float, default=30.0)
     parser.add_argument("--history-days", type=int, default=2)
+    parser.add_argument("--min-episodes", type=float, default=None)
+    parser.add_argument("--keep-home", action="store_true")
     args = parser.parse_args(argv)
-    folder, registry = dataset(args.units, args.day, args.episodes, args.history_days)
+    folder, registry = dataset(
+        args.units, args.day, args.episodes, args.history_days, args.min_episodes
+    )
     inbox = _inbox(folder, args.day)
     files = sorted(inbox.iterdir())
     work = CACHE / "daily-work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    floor = xmllint_floor(files, wrapper_schema(work), work)
     results = [_intake(_home(work, "fresh", registry), inbox, "fresh")]
+    print(json.dumps(figures(results[0], None)), flush=True)  # a long run's first figure
     shutil.rmtree(work / "fresh")
+    floor = xmllint_floor(files, wrapper_schema(work), work)
+    print(f"xmllint: {floor.seconds:.1f} s wall, {floor.cpu_seconds:.1f} s CPU", flush=True)
     if args.history_days:
         home = _home(work, "history", registry)
         for k in range(args.history_days, 0, -1):
             earlier = _intake(home, _inbox(folder, args.day - timedelta(days=k)), "setup")
-            print(f"history: {earlier.files} files of {args.day - timedelta(days=k)} received")
+            print(f"history: {earlier.files} files of {args.day - timedelta(days=k)} received "
+                  f"({earlier.seconds:.0f} s)", flush=True)  # fmt: skip
         results.append(_intake(home, inbox, "history"))
     report = {
         "units": args.units,
         "day": args.day.isoformat(),
         "episodes": args.episodes,
         "history_days": args.history_days,
+        "min_episodes": args.min_episodes,
         "xmllint": {
             "seconds": round(floor.seconds, 1),
             "cpu_seconds": round(floor.cpu_seconds, 1),
@@ -227,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(report, indent=2))
     out = CACHE / f"daily-results-{datetime.now():%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(report | {"machine": machine()}, indent=2, default=str))
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.keep_home:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

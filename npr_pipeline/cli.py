@@ -550,12 +550,18 @@ def feedback(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
-    """Where a submission's XPR_VAL / XPR_ERR reports are, and what they found."""
-    from npr_pipeline.feedback.reports import read_report_findings, read_report_summary
+    """Where a submission's XPR_VAL / XPR_ERR reports are, and what they found (a daily
+    file's HTML and CSV are rendered from its XML answers here, on request)."""
+    from npr_pipeline.feedback.reports import (
+        display_files,
+        read_report_findings,
+        read_report_summary,
+    )
 
     home = _existing_home()
     record = _submission(home, submission)
     folder = home.feedback / record.submission_id
+    display_files(folder)
     reports = {
         kind: {fmt: str(folder / f"{kind}.{fmt}") for fmt in ("xml", "html", "csv")}
         for kind in ("XPR_VAL", "XPR_ERR")

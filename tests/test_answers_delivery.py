@@ -24,14 +24,14 @@ from typer.testing import CliRunner
 from npr_pipeline.cli import app
 from npr_pipeline.feedback.deliver import deliver_answers
 from npr_pipeline.feedback.mail import Answered, queue_mails
-from npr_pipeline.feedback.outbox import outbox, read_state
+from npr_pipeline.feedback.outbox import outbox, read_state, unposted
 from npr_pipeline.feedback.reports import XSD_PATH
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import Status
 from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.schemas import MSGHEAD_NS
 from npr_pipeline.settings import Settings, load_settings, save_settings
-from npr_pipeline.store.ledger import LedgerRecord, load_records
+from npr_pipeline.store.ledger import LedgerRecord, load_records, read_records, write_records
 from tests.intake_files import (
     fill_inbox,
     make_year,
@@ -41,6 +41,7 @@ from tests.intake_files import (
     to_validation_service,
 )
 from tests.intake_files import reversed_dates as with_finding
+from tests.test_intake_daily import DAILY, T1, T2, Files, _home, kontakt
 
 MH = {"mh": MSGHEAD_NS}
 _FID = re.compile(rb'fid="(\d{11})"')
@@ -301,3 +302,46 @@ def test_two_intakes_on_one_day_send_one_mail_when_the_day_is_over(
     intake("later", {}, day + timedelta(days=2))
     CliRunner().invoke(app, ["send"], env={"NPR_HOME": str(home.root)})
     assert len(server.messages) == 1, "a day's e-mail is sent once"
+
+
+def test_the_daily_mail_renders_the_display_files_of_the_files_with_findings(
+    smtp: tuple[_Inbox, int], tmp_path: Path
+) -> None:
+    """Daily intake writes the XML answers only; the day's e-mail carries the HTML and CSV of
+    the files with findings, rendered when it is built, and no other file gets any."""
+    server, port = smtp
+    home = _home(tmp_path, {DAILY.resh})
+    save_settings(home, Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_retry_seconds=0))
+    new = Files(tmp_path / "files")
+    clean = new("kontakt", kontakt("K-1", "N", T1))
+    unknown = new("kontakt", kontakt("K-9", "M", T2))  # no such record: a finding
+    run_intake(home, fill_inbox(tmp_path / "inbox", [clean, unknown]))
+    assert [p for p in home.feedback.rglob("*") if p.suffix in {".html", ".csv"}] == []
+    deliver_answers(home, load_settings(home), [], now=datetime.now(UTC) + timedelta(days=1))
+    ((recipients, raw),) = server.messages
+    assert recipients == [f"npr-kontakt-{DAILY.resh}@example.no"]
+    sids = {r.file: r.submission_id for r in load_records(home)}
+    mail = email.message_from_bytes(raw, policy=default)
+    attached = {part.get_filename(): part.get_content() for part in mail.iter_attachments()}
+    kinds = ("XPR_VAL.html", "XPR_VAL.csv", "XPR_ERR.html", "XPR_ERR.csv")
+    assert sorted(attached) == sorted(f"{sids[unknown.name]}_{kind}" for kind in kinds)
+    assert "unknown_key" in attached[f"{sids[unknown.name]}_XPR_ERR.html"]
+    assert not list((home.feedback / sids[clean.name]).glob("*.html"))
+
+
+def test_a_first_outbox_counts_the_older_records_as_posted_by_keyed_reads(tmp_path: Path) -> None:
+    """Without ``posted.txt`` what the ledger received over a week before counts as posted
+    (found by one query on ``received``, not by reading every record), the rest is posted; the
+    records are then read by their keys."""
+    home = prepare_test_home(Home(root=tmp_path / "home"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    old, new, other = (
+        LedgerRecord(sid * 16, sid * 64, f"{sid}.xml", 1, at.isoformat(), "accepted")
+        for sid, at in (("a", now - timedelta(days=30)), ("b", now), ("c", now))
+    )
+    write_records(home, [old, new, other])
+    assert unposted(home, {old.submission_id, new.submission_id}) == {new.submission_id}
+    posted = (outbox(home) / "posted.txt").read_text(encoding="ascii").split()
+    assert posted == [old.submission_id]
+    keyed = read_records(home, [other.submission_id, new.submission_id, "f" * 16])
+    assert [r.file for r in keyed] == ["b.xml", "c.xml"]

@@ -21,6 +21,7 @@ from npr_pipeline.feedback import (
     write_xpr_err,
     write_xpr_val,
 )
+from npr_pipeline.feedback.reports import display_files
 from npr_pipeline.intake.reasons import Reason, reason
 
 HOSTILE = 'bad <script>alert("x")</script> & <b>co</b>'
@@ -250,10 +251,38 @@ def test_xpr_err_html_shows_count_examples_and_fix_per_rule(tmp_path: Path) -> N
     assert summary["findings"] == len(FINDINGS)
 
 
+def test_display_files_on_request_are_the_bytes_written_at_once(tmp_path: Path) -> None:
+    """A daily file's answers are written as XML only; the HTML and CSV rendered from them on
+    request are what intake used to write, hostile text, rule shares and the plain-Norwegian
+    explanation of a schema error included."""
+    hostile = [*FINDINGS, Finding("unknown_kommune", "warning", HOSTILE, HOSTILE, value=HOSTILE)]
+    explained = reason("schema_error", "Element '{x}Tilstand', attribute 'tilstNr': [facet "
+                       "'maxInclusive'] The value '99' is greater than the maximum value "
+                       "allowed ('30').", line=7, element="Tilstand")  # fmt: skip
+    at_once, on_request = tmp_path / "at-once", tmp_path / "on-request"
+    for folder, display in ((at_once, True), (on_request, False)):
+        write_xpr_val(folder, INFO, [*REASONS, explained], display=display)
+        write_xpr_err(folder, INFO, hostile, RULES, display=display)
+    assert sorted(p.name for p in on_request.iterdir()) == ["XPR_ERR.xml", "XPR_VAL.xml"]
+    rendered = display_files(on_request)
+    assert [p.name for p in rendered] == [
+        "XPR_VAL.html",
+        "XPR_VAL.csv",
+        "XPR_ERR.html",
+        "XPR_ERR.csv",
+    ]
+    assert "Attributtet tilstNr på Tilstand" in rendered[0].read_text(encoding="utf-8")
+    for path in rendered:
+        assert path.read_bytes() == (at_once / path.name).read_bytes(), path.name
+    assert display_files(on_request) == rendered
+    assert display_files(tmp_path / "nothing") == []
+
+
 def test_findings_are_capped(tmp_path: Path) -> None:
     extra = 7
     reasons = [reason("schema_error", f"error {i}", line=i) for i in range(MAX_FINDINGS + extra)]
-    paths = write_xpr_val(tmp_path, INFO, reasons)
+    # the XML holds only the first MAX_FINDINGS rows: the display files are written at once
+    paths = write_xpr_val(tmp_path, INFO, reasons, display=False)
     root = _assert_valid(paths["xml"])
     assert len(_funn(root)) == MAX_FINDINGS
     left_out = root.find(f"{{{NAMESPACE}}}Utelatt")

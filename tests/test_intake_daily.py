@@ -4,6 +4,7 @@ state read back through the fold, the XPR_VAL/XPR_ERR answers read back from dis
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+from typer.testing import CliRunner
 
 from npr_pipeline import reference
+from npr_pipeline.cli import app
 from npr_pipeline.feedback.reports import read_report_findings
 from npr_pipeline.home import Home
 from npr_pipeline.intake.run import IntakeSummary
@@ -143,6 +146,17 @@ def test_statuses_order_duplicates_and_bad_events(tmp_path: Path) -> None:
     assert _report_codes(home, second, mixed) == ["unknown_key", "duplicate_new"]  # file order
     assert _report_codes(home, second, late) == ["after_cancel"]
     assert _report_codes(home, second, stale) == []
+    # the answers are XML only; `npr feedback` renders a daily file's display files on request
+    assert [p for p in home.feedback.rglob("*") if p.suffix in {".html", ".csv"}] == []
+    args = ["--home", str(home.root), "feedback", mixed.name, "--json"]
+    shown = json.loads(CliRunner().invoke(app, args).stdout)
+    page = Path(shown["reports"]["XPR_ERR"]["html"]).read_text(encoding="utf-8")
+    assert "duplicate_new" in page and "unknown_key" in page
+    table = Path(shown["reports"]["XPR_ERR"]["csv"]).read_text(encoding="utf-8-sig")
+    assert [line.split(",")[2] for line in table.splitlines()[1:]] == [
+        "unknown_key", "duplicate_new"
+    ]  # fmt: skip
+    assert Path(shown["reports"]["XPR_VAL"]["html"]).is_file()
     records = {r.file: r for r in load_records(home)}
     assert _state(home, "SELECT episodeID, fagomrade, submission_id FROM daily_episodes") == [
         ("K-1", "110", records[mixed.name].submission_id)

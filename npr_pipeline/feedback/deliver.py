@@ -24,7 +24,8 @@ from npr_pipeline.intake.archive import archive_path
 from npr_pipeline.intake.safe_xml import hardened_iterparse
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import Settings
-from npr_pipeline.store.ledger import load_records
+from npr_pipeline.store.ledger import read_records
+from npr_pipeline.store.ledger import submission_ids as ledger_ids
 
 
 def deliver_answers(
@@ -37,10 +38,9 @@ def deliver_answers(
     Also every committed submission not yet posted: an intake killed after its commits and
     before this step leaves them, and its rerun sees those files as duplicates.
     """
-    everything = load_records(home)
     this_run = set(submission_ids)
-    wanted = this_run | unposted(home, [r for r in everything if r.submission_id not in this_run])
-    records = [r for r in everything if r.submission_id in wanted]
+    wanted = this_run | unposted(home, ledger_ids(home) - this_run)
+    records = read_records(home, wanted)  # keyed: not every record of the year again
     registry = current_registry(home)
     names = dict(zip(registry["reshID"].astype(str), registry["name"], strict=True))
     answered = []

@@ -2,7 +2,8 @@
 
 One e-mail per unit, technical contact and day (Oslo time of receipt) lists the files of that
 day whose answers have findings (errors or warnings) and carries their display files (HTML and
-CSV of XPR_VAL and XPR_ERR); a day whose files were all clean gets none, the EDI answers being
+CSV of XPR_VAL and XPR_ERR, rendered from the XML answers when the e-mail is built: a daily
+file's intake writes none); a day whose files were all clean gets none, the EDI answers being
 enough. This is the daily route's rule, applied to every file answered that day, whichever
 intake answered it: :mod:`.digest` collects a day's answers and calls :func:`queue_mails` once
 the day is over.
@@ -24,11 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from pathlib import Path
 
 from npr_pipeline.atomic import write_bytes
-from npr_pipeline.feedback.outbox import KINDS, outbox, read_state, scratch, write_state
-from npr_pipeline.feedback.reports import OSLO, local_time
+from npr_pipeline.feedback.outbox import outbox, read_state, scratch, write_state
+from npr_pipeline.feedback.reports import OSLO, display_files, local_time
 from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
 from npr_pipeline.home import Home
 from npr_pipeline.settings import Settings
@@ -134,19 +134,9 @@ def _send(settings: Settings, data: bytes, state: dict, sleep) -> str:
 def _mail_id(home: Home, day: str, contacts: tuple[str, ...], items: list[Answered]) -> str:
     digest = hashlib.sha256(f"{items[0].sender}|{day}|{','.join(contacts)}".encode())
     for item in items:
-        for path in _display_files(home, item.record.submission_id):
+        for path in display_files(home.feedback / item.record.submission_id):
             digest.update(path.name.encode() + hashlib.sha256(path.read_bytes()).digest())
     return "mail-" + digest.hexdigest()[:24]
-
-
-def _display_files(home: Home, submission_id: str) -> list[Path]:
-    folder = home.feedback / submission_id
-    return [
-        folder / f"{kind}.{ext}"
-        for kind in KINDS
-        for ext in _TYPES
-        if (folder / f"{kind}.{ext}").is_file()
-    ]
 
 
 def _message(
@@ -178,7 +168,7 @@ def _message(
     lines += ["", "Svarene (XPR_VAL, XPR_ERR) er også sendt som EDI-meldinger til HER-id-en."]
     message.set_content("\n".join(lines))
     for item in items:
-        for path in _display_files(home, item.record.submission_id):
+        for path in display_files(home.feedback / item.record.submission_id):
             maintype, subtype = _TYPES[path.suffix[1:]]
             message.add_attachment(
                 path.read_bytes(), maintype=maintype, subtype=subtype,

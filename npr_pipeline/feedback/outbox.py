@@ -36,6 +36,7 @@ from npr_pipeline.envelope import (
 from npr_pipeline.feedback.reports import XPR_ERR, XPR_VAL
 from npr_pipeline.home import Home
 from npr_pipeline.store.ledger import LedgerRecord
+from npr_pipeline.store.ledger import submission_ids as ledger_ids
 
 KINDS = (XPR_VAL, XPR_ERR)
 DISPLAY_NAMES = {
@@ -86,21 +87,21 @@ def read_state(home: Home, item_id: str) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def unposted(home: Home, records: list[LedgerRecord]) -> set[str]:
-    """The submissions of ``records`` not posted yet.
+def unposted(home: Home, submission_ids: set[str]) -> set[str]:
+    """The submissions of ``submission_ids`` (committed ones) not posted yet.
 
-    A HOME's first run with an outbox counts what it received over ``HISTORY_DAYS`` before as
-    posted (its units had those answers through ``npr feedback``; years of answers must not
-    leave now), and posts the rest: also what a killed first run committed without posting.
+    A HOME's first run with an outbox counts what the ledger received over ``HISTORY_DAYS``
+    before as posted (its units had those answers through ``npr feedback``; years of answers
+    must not leave now), and posts the rest: also what a killed first run committed without
+    posting.
     """
     path = outbox(home) / "posted.txt"
     if not path.exists():
-        cutoff = datetime.now(UTC) - timedelta(days=HISTORY_DAYS)
-        old = [r.submission_id for r in records if datetime.fromisoformat(r.received) < cutoff]
-        write_text(path, "".join(f"{sid}\n" for sid in old), scratch=scratch(home))
+        old = ledger_ids(home, received_before=datetime.now(UTC) - timedelta(days=HISTORY_DAYS))
+        write_text(path, "".join(f"{sid}\n" for sid in sorted(old)), scratch=scratch(home))
     # a kill while appending leaves a partial last line: not an id, so read as not posted
     posted = {line for line in path.read_text(encoding="ascii").split() if _SID.fullmatch(line)}
-    return {r.submission_id for r in records} - posted
+    return submission_ids - posted
 
 
 def mark_posted(home: Home, submission_ids: list[str]) -> None:

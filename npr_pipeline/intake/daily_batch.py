@@ -2,11 +2,12 @@
 
 The protocol of docs/decisions/daily-route.md: take the next batch number; judge the files'
 events against the events known before each file (:mod:`npr_pipeline.store.findings`) and
-write every file's XPR_VAL and, when its events met a finding, its XPR_ERR; append the events
-to the Delta tables under the batch; the caller then commits the ledger rows, lopenr claims and
-the batch row in one DuckDB transaction (``write_records(..., batch=...)``). A kill anywhere
-before that commit leaves only invisible rows and rewritable reports: the rerun takes the files
-again under a new batch number and writes the same reports.
+write every file's XPR_VAL and, when its events met a finding, its XPR_ERR (the XML only: the
+display files are rendered on request, :func:`npr_pipeline.feedback.reports.display_files`);
+append the events to the Delta tables under the batch; the caller then commits the ledger rows,
+lopenr claims and the batch row in one DuckDB transaction (``write_records(..., batch=...)``).
+A kill anywhere before that commit leaves only invisible rows and rewritable reports: the rerun
+takes the files again under a new batch number and writes the same reports.
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ def prepare_batch(home: Home, files: list[DailyFile]) -> BatchCommit:
         found.setdefault(item.submission_id, []).append(item)
     for file in files:
         folder = home.feedback / file.record.submission_id
-        write_xpr_val(folder, file.info, list(file.reasons))
+        write_xpr_val(folder, file.info, list(file.reasons), display=False)
         mine = found.get(file.record.submission_id, [])
         if mine or file.findings:
-            write_xpr_err(folder, file.info, [_finding(f) for f in mine] + file.findings, [])
+            found_here = [_finding(f) for f in mine] + file.findings
+            write_xpr_err(folder, file.info, found_here, [], display=False)
         summary = _summary(mine) + report_summary(file.findings)
         file.reasons.extend(summary)
         file.record.reasons += [r.as_json() | {"severity": r.severity} for r in summary]

@@ -734,9 +734,9 @@ def _commit_daily(
         pending.add_daily(DailyFile(record, daily.tables, info, reasons, daily.findings))
     else:
         folder = home.feedback / record.submission_id
-        write_xpr_val(folder, info, reasons)
+        write_xpr_val(folder, info, reasons, display=False)  # display files: on request
         if daily.findings:  # a test or trial report is answered in full
-            write_xpr_err(folder, info, daily.findings, [])
+            write_xpr_err(folder, info, daily.findings, [], display=False)
             summary = report_summary(daily.findings)
             reasons += summary
             record.reasons += [r.as_json() | {"severity": r.severity} for r in summary]

@@ -415,6 +415,30 @@ def known_submissions(home: Home, submission_ids: Iterable[str]) -> set[str]:
     return {r[0] for r in rows}
 
 
+def read_records(home: Home, submission_ids: Iterable[str]) -> list[LedgerRecord]:
+    """The records of these submissions (those that have one), in submission id order: one
+    keyed query, where reading every record grows with the year's millions of files."""
+    wanted = pa.table({"submission_id": pa.array(sorted(set(submission_ids)), pa.string())})
+    with _reading(home) as con:
+        con.register("_wanted", wanted)
+        rows = con.execute(
+            f"SELECT {_SELECT} FROM ledger WHERE submission_id IN "
+            "(SELECT submission_id FROM _wanted) ORDER BY submission_id"
+        ).fetchall()
+    return [_from_row(row) for row in rows]
+
+
+def submission_ids(home: Home, received_before: datetime | None = None) -> set[str]:
+    """Every committed submission id (only those received before ``received_before``, when
+    given): one column, not the records."""
+    where, params = "", []
+    if received_before is not None:
+        where, params = " WHERE TRY_CAST(received AS TIMESTAMPTZ) < ?", [received_before]
+    with _reading(home) as con:
+        rows = con.execute(f"SELECT submission_id FROM ledger{where}", params).fetchall()
+    return {row[0] for row in rows}
+
+
 def read_record(home: Home, submission_id: str) -> LedgerRecord | None:
     """The record of one submission, or None."""
     with _reading(home) as con:
