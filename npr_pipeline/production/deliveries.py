@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from npr_pipeline.atomic import atomic_path, write_text
 from npr_pipeline.home import Home
@@ -177,7 +178,7 @@ def _write_restricted(
     step: str,
     period: str,
     version: int,
-    frame: pd.DataFrame,
+    frame: pa.Table,
     lineage: Lineage,
     facts: dict[str, object],
 ) -> Path:
@@ -186,7 +187,7 @@ def _write_restricted(
     folder.chmod(0o700)
     target = folder / f"v{version:04d}.parquet"
     with atomic_path(target) as tmp:
-        frame.to_parquet(tmp, index=False)
+        pq.write_table(frame, tmp)  # Arrow from kjernejournal.compute, no pandas frame
     target.chmod(0o600)
     manifest = {
         "step": step,
