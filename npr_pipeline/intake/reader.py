@@ -23,7 +23,6 @@ from pathlib import Path
 
 from lxml import etree
 
-from npr_pipeline.feedback.address import valid_address
 from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
 from npr_pipeline.intake.gate import GateResult, Header, RegistryIndex, check_header, check_melding
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
@@ -31,7 +30,7 @@ from npr_pipeline.intake.native import Schema, arrays, plan, read, schema
 from npr_pipeline.intake.reasons import Reason, reason
 from npr_pipeline.intake.safe_xml import classify_parse_error, is_entity_error
 from npr_pipeline.intake.tables import Sink, ValueRejected
-from npr_pipeline.intake.validation import contact_warning, precheck
+from npr_pipeline.intake.validation import contact_warning, precheck, technical_contact
 from npr_pipeline.messages import MessageType, by_namespace
 from npr_pipeline.schemas import MSGHEAD_NS
 
@@ -176,8 +175,9 @@ class _Pass:
     def child(self, local: str, attrs: dict[str, str], line: int) -> None:
         """A child of the payload's ``Melding``: the technical contacts, the institution."""
         if local == "Kontaktperson":
-            if attrs.get("typeKontaktperson") == "1" and valid_address(attrs.get("epost")):
-                self.result.contacts.append(attrs.get("epost", ""))
+            address = technical_contact(attrs)
+            if address:
+                self.result.contacts.append(address)
         elif local == "Institusjon":
             orgnr = attrs.get("institusjonID")
             unit = self.result.gate.unit

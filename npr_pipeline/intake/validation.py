@@ -21,6 +21,7 @@ runs the same parser options and classifies its syntax errors with the same
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from lxml import etree
@@ -73,8 +74,9 @@ def validate(
     ]
 
 
-def technical_contact(contact: etree._Element) -> str | None:
-    """The e-mail of a ``Kontaktperson`` of type 1 (technical contact) with a valid address,
+def technical_contact(contact: etree._Element | Mapping[str, str]) -> str | None:
+    """The e-mail of a ``Kontaktperson`` (its element, or its attributes as the native pass
+    hands them over) of type 1 (technical contact) with a valid address,
     else None. A file of a type that can carry contacts but has none such is accepted with the
     warning :func:`contact_warning`: its answers then reach the unit by EDI only."""
     address = contact.get("epost")
