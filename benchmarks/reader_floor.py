@@ -164,26 +164,27 @@ def _floor(case: str, files: list[Path], work: Path) -> Measurement:
     Cutting the payloads out is setup, not timed; the bytes counted are the original files'
     (the MsgHead around a payload is about a kilobyte).
     """
-    from npr_pipeline.schemas import parse_namespace, schema_path
+    from npr_pipeline.messages import MessageType, by_namespace
 
-    groups: dict[tuple[str, str], list[Path]] = {}
+    groups: dict[MessageType, list[Path]] = {}
     folder = work / f"payloads-{case.replace(' ', '-')}"
     folder.mkdir()
     for path in files:
         data = path.read_bytes()
         body = _MELDING.search(data)
         ns = re.search(rb'<Melding[^>]*xmlns="([^"]+)"', data)
-        if body is None or ns is None or parse_namespace(ns[1].decode()) is None:
+        mtype = None if ns is None else by_namespace(ns[1].decode())
+        if body is None or mtype is None or mtype.route != "monthly":
             continue
         decl = _DECL.match(data)
         payload = folder / path.name
         payload.write_bytes((decl[0] if decl else b"") + b"\n" + body[0])
-        groups.setdefault(parse_namespace(ns[1].decode()), []).append(payload)  # type: ignore[arg-type]
+        groups.setdefault(mtype, []).append(payload)
     combined = Measurement(
         "xmllint --stream --schema (floor)", case, len(files), sum(p.stat().st_size for p in files)
     )
-    for (version, msg), payloads in sorted(groups.items()):
-        argv = ["xmllint", "--noout", "--stream", "--schema", schema_path(version, msg)]
+    for mtype, payloads in sorted(groups.items(), key=lambda item: item[0].namespace):
+        argv = ["xmllint", "--noout", "--stream", "--schema", mtype.schema_path]
         part = measure(combined.name, case, [*argv, *payloads], payloads, False)
         combined.seconds += part.seconds
         combined.cpu_seconds += part.cpu_seconds

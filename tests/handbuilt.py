@@ -25,11 +25,12 @@ from npr_pipeline.envelope import NPR_PRODUCTION, Party, close_envelope, open_en
 from npr_pipeline.home import Home
 from npr_pipeline.identity import synthetic_fnr
 from npr_pipeline.intake.run import IntakeSummary, intake_directory
+from npr_pipeline.messages import get
 from npr_pipeline.periods import Period, month_end
 from npr_pipeline.production.run import produce
 from npr_pipeline.production.snapshot import build_snapshot, record_verdict
 from npr_pipeline.registry import import_registry
-from npr_pipeline.schemas import hardened_parser, namespace, schema
+from npr_pipeline.schemas import hardened_parser
 from npr_pipeline.settings import TEST, record_environment
 
 YEAR = 2026
@@ -285,7 +286,7 @@ class Submission:
             "lopenr": self.lopenr,
         }
         parts = [
-            f'<Melding xmlns="{namespace(VERSION, msg)}" {_attrs(head)}>',
+            f'<Melding xmlns="{get(msg, VERSION).namespace}" {_attrs(head)}>',
             '<Kontaktperson typeKontaktperson="1" navn="Teknisk kontakt"/>',
             f"<Institusjon institusjonID={quoteattr(self.unit.orgnr)}"
             f" navn={quoteattr(self.unit.name)}>",
@@ -308,7 +309,7 @@ class Submission:
             parts += [f'<PasientIdent pid="{pid}" fid="{fid}" fidType="1"/>' for pid, fid in pairs]
         parts.append("</Institusjon></Melding>")
         text = "".join(parts)
-        validator = schema(VERSION, msg)
+        validator = get(msg, VERSION).schema()
         tree = etree.fromstring(text.encode("utf-8"), hardened_parser())
         if not validator.validate(tree):
             raise AssertionError(f"hand-built {msg} is not schema-valid: {validator.error_log}")

@@ -16,8 +16,8 @@ from lxml import etree
 
 from npr_pipeline import messages, schema_docs
 from npr_pipeline.intake.typed_reader import read_typed
-from npr_pipeline.messages import MappingError, all_types, by_namespace, get, load
-from npr_pipeline.schemas import MSG_TYPES, MSGHEAD_NS, hardened_parser, parse_namespace
+from npr_pipeline.messages import MappingError, all_types, by_namespace, get, load, monthly_types
+from npr_pipeline.schemas import MSGHEAD_NS, hardened_parser
 
 FILES = Path(__file__).resolve().parent / "daily_files"
 # ../shared beside the checkout; a worktree under /work/wt/ finds it one level further up
@@ -74,10 +74,12 @@ def test_the_six_daily_types_are_folders() -> None:
         assert mtype.schema() is mtype.schema()  # compiled once
 
 
-def test_daily_types_are_not_yet_accepted_by_the_monthly_gate() -> None:
-    """Wiring the daily route into intake is the next step; the gate's list is unchanged."""
-    assert set(MSG_TYPES) == {"NPR_ORD", "NPR_IDE"}
-    assert parse_namespace("http://www.npr.no/xmlstds/58_0_1_kontakt") is None
+def test_daily_types_are_not_on_the_monthly_route() -> None:
+    """The monthly route (ord and ide, gated as a pair) is what the folders say it is; a daily
+    type's namespace is its own type, never a monthly one."""
+    assert monthly_types() == ("NPR_IDE", "NPR_ORD")
+    kontakt = by_namespace("http://www.npr.no/xmlstds/58_0_1_kontakt")
+    assert kontakt is not None and kontakt.route == "event"
 
 
 def test_unknown_type_is_a_clear_error() -> None:

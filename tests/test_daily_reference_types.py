@@ -17,7 +17,6 @@ import yaml
 from npr_pipeline import schema_docs
 from npr_pipeline.intake.typed_reader import read_typed
 from npr_pipeline.messages import get
-from npr_pipeline.schemas import schema_path
 from npr_pipeline.store.lake import TABLES
 
 FILES = Path(__file__).resolve().parent / "daily_files"
@@ -86,7 +85,7 @@ def test_same_attributes_and_types_as_the_monthly_record(
 ) -> None:
     """The daily record is the monthly ord's, with the event fields: one meaning per name."""
     daily = schema_docs.read_classes(get(kind, "58.0.1").schema_path)[record]
-    monthly = schema_docs.read_classes(schema_path("58.0.1", "ord"))[record]
+    monthly = schema_docs.read_classes(get("ord", "58.0.1").schema_path)[record]
     daily_types = {a.name: a.type for a in daily.attributes}
     monthly_types = {a.name: a.type for a in monthly.attributes}
     key = get(kind, "58.0.1").tables[0].key[0]

@@ -22,9 +22,8 @@ import pytest
 
 from npr_pipeline.intake.gate import RegistryIndex
 from npr_pipeline.intake.reader import read_submission
-from npr_pipeline.messages import get
+from npr_pipeline.messages import get, of_route
 from npr_pipeline.registry import read_registry_csv
-from npr_pipeline.schemas import VERSIONS
 from npr_pipeline.store.lake import schema_of
 
 GOLDEN = Path(__file__).parent / "reader_golden"
@@ -124,7 +123,7 @@ def _in_delta_units(expected: pa.Table) -> pa.Table:
     return expected.cast(pa.schema(fields, expected.schema.metadata))
 
 
-@pytest.mark.parametrize(("kind", "version"), [(k, v) for k in ("ord", "ide") for v in VERSIONS])
+@pytest.mark.parametrize(("kind", "version"), [(t.kind, t.version) for t in of_route("monthly")])
 def test_the_mapping_gives_the_lake_tables(kind: str, version: str) -> None:
     """The folders' mappings and the lake's table schemas (``store/lake.py``, which the
     sinks write) describe the same columns and types: neither can drift from the other."""

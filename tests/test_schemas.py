@@ -14,18 +14,8 @@ from lxml import etree
 from lxml.builder import ElementMaker
 
 from npr_pipeline import schema_docs
-from npr_pipeline.schemas import (
-    MSG_TYPES,
-    MSGHEAD_NS,
-    NPR_IDE,
-    NPR_ORD,
-    VERSIONS,
-    hardened_parser,
-    namespace,
-    parse_namespace,
-    schema,
-    schema_path,
-)
+from npr_pipeline.messages import all_types, by_namespace, get, of_route, versions
+from npr_pipeline.schemas import MSGHEAD_NS, hardened_parser
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 MSGHEAD_XSD = REFERENCE / "kith-msghead" / "MsgHead-v1_2.xsd"
@@ -76,7 +66,7 @@ HENVISNINGSPERIODE = {
 
 def _melding(version: str, msg: str) -> tuple[ElementMaker, etree._Element]:
     """An ElementMaker for a message namespace and the Melding root of that version."""
-    ns = namespace(version, msg)
+    ns = get(msg, version).namespace
     maker = ElementMaker(namespace=ns, nsmap={None: ns})
     return maker, maker.Melding(MELDING | {"versjon": version})
 
@@ -138,13 +128,13 @@ def _first(root: etree._Element, tag: str) -> etree._Element:
 
 
 def assert_valid(doc: etree._Element, version: str, msg: str) -> None:
-    xsd = schema(version, msg)
+    xsd = get(msg, version).schema()
     assert xsd.validate(doc), str(xsd.error_log)
 
 
 def assert_invalid(doc: etree._Element, version: str, msg: str, mentions: str) -> None:
     """The message fails, and for the expected reason: an error names `mentions`."""
-    xsd = schema(version, msg)
+    xsd = get(msg, version).schema()
     assert not xsd.validate(doc), "the schema accepted an invalid message"
     messages = [error.message for error in xsd.error_log]
     assert any(mentions in m for m in messages), messages
@@ -237,7 +227,7 @@ def test_structure_is_enforced() -> None:
 
 
 def test_ide_validates_and_rejects_a_short_fid() -> None:
-    for version in VERSIONS:
+    for version in versions("ide"):
         assert_valid(build_ide(version), version, "ide")
         assert_invalid(build_ide(version, fid="0101611234"), version, "ide", "'fid'")
     duplicate = build_ide()
@@ -249,9 +239,9 @@ def test_ide_validates_and_rejects_a_short_fid() -> None:
 def test_57_and_58_differ_only_by_the_2026_units() -> None:
     """The only structural change of 2026 is on Enhet (seed 000): the voluntary nace of a
     behandlingssted, and the kind of unit and department code (3511) of a fagenhet."""
-    for msg in MSG_TYPES.values():
-        old = schema_docs.read_classes(schema_path("57.0.1", msg))
-        new = schema_docs.read_classes(schema_path("58.0.1", msg))
+    for msg in sorted({t.kind for t in of_route("monthly")}):
+        old = schema_docs.read_classes(get(msg, "57.0.1").schema_path)
+        new = schema_docs.read_classes(get(msg, "58.0.1").schema_path)
         assert old.keys() == new.keys()
         for name in old:
             added = {a.name for a in new[name].attributes} - {a.name for a in old[name].attributes}
@@ -273,7 +263,7 @@ def _envelope(content: etree._Element) -> etree._Element:
 
     return m.MsgHead(
         m.MsgInfo(
-            m.Type(V=NPR_ORD),
+            m.Type(V="NPR_ORD"),
             m.MIGversion("v1.2 2006-05-24"),
             m.GenDate("2026-04-02T06:15:00"),
             m.MsgId("0f8fad5b-d9cb-469f-a165-70867728950e"),
@@ -300,7 +290,7 @@ def test_envelope_conforms_to_msghead() -> None:
     envelope = _envelope(build_ord())
     content = _first(envelope, "Content")
     payload = content[0]
-    assert parse_namespace(etree.QName(payload).namespace) == ("58.0.1", MSG_TYPES[NPR_ORD])
+    assert by_namespace(etree.QName(payload).namespace) is get("ord", "58.0.1")
     assert_valid(payload, "58.0.1", "ord")
     content.remove(payload)
     assert msghead.validate(envelope), str(msghead.error_log)
@@ -309,40 +299,38 @@ def test_envelope_conforms_to_msghead() -> None:
 
 
 def test_namespaces_round_trip() -> None:
-    assert namespace("58.0.1", "ord") == "http://www.npr.no/xmlstds/58_0_1_ord"
-    assert MSG_TYPES[NPR_IDE] == "ide"
-    for version in VERSIONS:
-        for msg in MSG_TYPES.values():
-            assert parse_namespace(namespace(version, msg)) == (version, msg)
-            root = etree.parse(str(schema_path(version, msg)), hardened_parser()).getroot()
-            assert root.get("targetNamespace") == namespace(version, msg)
-            assert root.get("version") == f"{version}.0"
+    assert get("ord", "58.0.1").namespace == "http://www.npr.no/xmlstds/58_0_1_ord"
+    for mtype in of_route("monthly"):
+        assert by_namespace(mtype.namespace) is mtype
+        root = etree.parse(str(mtype.schema_path), hardened_parser()).getroot()
+        assert root.get("targetNamespace") == mtype.namespace
+        assert root.get("version") == f"{mtype.version}.0"
 
 
 @pytest.mark.parametrize(
     "ns",
     [
         "http://www.npr.no/xmlstds/58_0_1",
-        "http://www.npr.no/xmlstds/58_0_1_kpp",
+        "http://www.npr.no/xmlstds/58_0_1_pakke",  # a type we hold no folder of
         "http://www.npr.no/xmlstds/56_0_1_ord",
         "http://www.npr.no/xmlstds/58_0_1_ord/extra",
         MSGHEAD_NS,
         "",
     ],
 )
-def test_parse_namespace_rejects_foreign(ns: str) -> None:
-    assert parse_namespace(ns) is None
+def test_a_foreign_namespace_is_no_type(ns: str) -> None:
+    assert by_namespace(ns) is None
 
 
 def test_unknown_version_or_kind_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="56.0.1"):
-        schema("56.0.1", "ord")
-    with pytest.raises(ValueError, match="kpp"):
-        namespace("58.0.1", "kpp")
+        get("ord", "56.0.1")
+    with pytest.raises(ValueError, match="pakke"):
+        versions("pakke")
 
 
 def test_schema_is_compiled_once() -> None:
-    assert schema("58.0.1", "ord") is schema("58.0.1", "ord")
+    assert get("ord", "58.0.1").schema() is get("ord", "58.0.1").schema()
 
 
 @pytest.mark.parametrize("name", sorted(schema_docs.pages()))
@@ -355,5 +343,5 @@ def test_docs_are_up_to_date(name: str) -> None:
 
 
 def test_every_message_kind_has_a_page() -> None:
-    kinds = set(MSG_TYPES.values()) | {"kontakt", "henvisning", "ident", "avslutning"}
+    kinds = {t.kind for t in all_types()}
     assert {f"{kind}.md" for kind in kinds} <= set(schema_docs.pages())

@@ -13,7 +13,7 @@ from lxml import etree
 
 from npr_pipeline import identity
 from npr_pipeline.messages import by_namespace
-from npr_pipeline.schemas import MSGHEAD_NS, parse_namespace, schema
+from npr_pipeline.schemas import MSGHEAD_NS
 from npr_pipeline.synth.run import SynthOptions, run_synth
 
 NS = {"mh": MSGHEAD_NS}
@@ -76,9 +76,9 @@ def test_every_payload_validates_against_its_schema(small_year: Path) -> None:
             xsd = report.schema()
             assert xsd.validate(etree.ElementTree(melding)), (path.name, xsd.error_log)
             continue
-        version, msg = parse_namespace(etree.QName(melding).namespace)
-        assert version == "58.0.1"
-        xsd = schema(version, msg)
+        mtype = by_namespace(etree.QName(melding).namespace)
+        assert mtype is not None and mtype.version == "58.0.1"
+        xsd = mtype.schema()
         assert xsd.validate(etree.ElementTree(melding)), (path.name, xsd.error_log)
 
 
@@ -144,7 +144,9 @@ def test_defects_are_labelled(defect_year: Path) -> None:
                 etree.parse(str(path))
         elif row["defect"] == "schema_violation":
             melding = _payload(path)
-            xsd = schema(*parse_namespace(etree.QName(melding).namespace))
+            mtype = by_namespace(etree.QName(melding).namespace)
+            assert mtype is not None
+            xsd = mtype.schema()
             assert not xsd.validate(etree.ElementTree(melding))
         elif row["defect"] == "wrong_version":
             melding = _payload(path)

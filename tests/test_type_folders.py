@@ -9,6 +9,7 @@ folder the same file is turned away, and a 58.0.1 file for 2027 is told which ve
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 from datetime import date
@@ -76,6 +77,7 @@ def test_a_new_version_folder_is_accepted_without_code_changes(
 ) -> None:
     assert messages.version_for("NPR_ORD", 2027) == "59.0.1"
     assert messages.version_for("NPR_ORD", 2026) == "58.0.1"
+    assert messages.versions("ord") == ("57.0.1", "58.0.1", "59.0.1")
     read = _read(_ord_2027(tmp_path, "59.0.1"), tmp_path)
     assert read.errors == [] and not read.gate.rejected  # hand-built: a contact without e-mail
     assert (read.version, read.msg, read.year, read.patients, read.episodes) == (
@@ -115,3 +117,52 @@ def test_a_new_type_folder_is_a_known_type(new_root: Path, monkeypatch: pytest.M
     assert [r.code for r in check_header(header, index).reasons] == ["type_not_reported"]
     monkeypatch.delenv(messages.ROOT_ENV)
     assert [r.code for r in check_header(header, index).reasons] == ["unknown_message_type"]
+
+
+def _listed(node: ast.AST, versions: set[str], pairs: set[tuple[str, str]]) -> bool:
+    """Whether a literal below ``node`` lists two versions the folders hold, or maps a type's
+    ``MsgInfo/Type`` to its kind (as ``schemas.MSG_TYPES`` once did)."""
+    for literal in ast.walk(node):
+        if isinstance(literal, ast.Tuple | ast.List | ast.Set):
+            found = {e.value for e in literal.elts if isinstance(e, ast.Constant)}
+            if len(found & versions) >= 2:
+                return True
+        if isinstance(literal, ast.Dict):
+            items = zip(literal.keys, literal.values, strict=True)
+            if any(
+                isinstance(k, ast.Constant) and isinstance(v, ast.Constant)
+                and (k.value, v.value) in pairs
+                for k, v in items
+            ):  # fmt: skip
+                return True
+    return False
+
+
+def test_nothing_else_lists_types_or_versions() -> None:
+    """The folders are the one source: no module, test or benchmark assigns or loops over its
+    own list of versions (``57.0.1`` and ``58.0.1``, or ``57_0_1`` ...) or its own map of
+    ``MsgInfo/Type`` to kind, so a new version folder needs no code change anywhere."""
+    held = messages.all_types()
+    versions = {t.version for t in held} | {t.version.replace(".", "_") for t in held}
+    pairs = {(t.message_type, t.kind) for t in held}
+    checked, found = 0, []
+    for folder in ("npr_pipeline", "assets", "benchmarks", "tests"):
+        for path in sorted((PACKAGE.parents[1] / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            checked += 1
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Assign | ast.AnnAssign | ast.For | ast.comprehension):
+                    source = (
+                        node.iter if isinstance(node, ast.For | ast.comprehension) else node.value
+                    )
+                    if source is not None and _listed(source, versions, pairs):
+                        found.append(f"{path.relative_to(PACKAGE.parents[1])}:{source.lineno}")
+    assert checked > 100 and found == []
+
+
+def test_the_check_finds_a_list_of_versions() -> None:
+    """The check above can fail: the old ``schemas`` constants are found."""
+    tree = ast.parse('VERSIONS = ("57.0.1", "58.0.1")\nMSG_TYPES = {"NPR_ORD": "ord"}\n')
+    held = messages.all_types()
+    versions, pairs = {t.version for t in held}, {(t.message_type, t.kind) for t in held}
+    assert [_listed(node.value, versions, pairs) for node in tree.body] == [True, True]

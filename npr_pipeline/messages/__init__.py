@@ -19,8 +19,11 @@ same worker path (:mod:`npr_pipeline.intake.daily`) and :mod:`npr_pipeline.repor
 them. The gate (:mod:`npr_pipeline.intake.gate`) knows the types and versions these folders
 describe and nothing else: the version a data year needs is the folder whose ``data_years``
 cover it (:func:`version_for`; formerly ``data/reference/message_versions.csv``: 2023 and 2025
-57.0.1 from DOMAIN.md, 2024 assumed, 2026 58.0.1). ``schemas.MSG_TYPES`` names the monthly
-kinds for the synthetic generator and the benchmarks only.
+57.0.1 from DOMAIN.md, 2024 assumed, 2026 58.0.1). Nothing else lists types or versions: the
+synthetic generator, the tests and the benchmarks ask :func:`versions`, :func:`of_route`,
+:func:`get` and :func:`by_namespace` (``tests/test_type_folders.py`` checks that no module keeps
+its own list); :mod:`npr_pipeline.schemas` holds only what is below the types (the MsgHead
+namespace, the common types, the hardened parser).
 
 Mapping format (``mapping.yaml``)::
 
@@ -445,10 +448,28 @@ def version_for(message_type: str, year: int) -> str | None:
     return None
 
 
+def versions(kind: str) -> tuple[str, ...]:
+    """The versions the folders hold of ``kind`` (e.g. ``ord``), oldest data years first; a clear
+    error naming the known kinds for a kind without a folder."""
+    found = sorted((t for t in all_types() if t.kind == kind), key=lambda t: t.data_years)
+    if not found:
+        known = ", ".join(sorted({t.kind for t in all_types()}))
+        raise ValueError(f"unknown message kind {kind!r}; known: {known}")
+    return tuple(t.version for t in found)
+
+
+def of_route(route: str) -> tuple[MessageType, ...]:
+    """Every type and version of a route (:data:`ROUTES`), e.g. ``monthly``: ord and ide in
+    each version the folders hold."""
+    if route not in ROUTES:
+        raise ValueError(f"unknown route {route!r}; routes: {', '.join(ROUTES)}")
+    return tuple(t for t in all_types() if t.route == route)
+
+
 def monthly_types() -> tuple[str, ...]:
     """The MsgHead types of the monthly route (``route: monthly``: NPR_ORD and NPR_IDE), which
     every monthly unit sends together for each period."""
-    return tuple(sorted({t.message_type for t in all_types() if t.route == "monthly"}))
+    return tuple(sorted({t.message_type for t in of_route("monthly")}))
 
 
 def by_namespace(ns: str) -> MessageType | None:

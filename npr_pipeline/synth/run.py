@@ -24,9 +24,9 @@ import pyarrow as pa
 
 from npr_pipeline import reference
 from npr_pipeline.atomic import atomic_open
+from npr_pipeline.messages import versions
 from npr_pipeline.periods import month_end
 from npr_pipeline.registry import as_text
-from npr_pipeline.schemas import VERSIONS
 from npr_pipeline.synth.cutoff import episodes_as_of
 from npr_pipeline.synth.daily import write_unit_files
 from npr_pipeline.synth.events import unit_events
@@ -271,7 +271,9 @@ def _route_files(
                 msg=msg,
                 year=options.year,
                 month=month,
-                version=_other_version(task.version) if defect == "wrong_version" else task.version,
+                version=(
+                    _other_version(msg, task.version) if defect == "wrong_version" else task.version
+                ),
                 lopenr=2 * month - (1 if msg == "ord" else 0),
                 encoding=task.encoding,
                 defect=defect,
@@ -285,7 +287,9 @@ def _route_files(
     return files, episodes, size, defects
 
 
-def _other_version(version: str) -> str:
-    """A version that is wrong for the year: the previous one, or the next for the oldest."""
-    index = VERSIONS.index(version)
-    return VERSIONS[index - 1] if index > 0 else VERSIONS[index + 1]
+def _other_version(kind: str, version: str) -> str:
+    """A version of ``kind`` that is wrong for the year: the previous one its folders hold, or
+    the next for the oldest."""
+    held = versions(kind)
+    index = held.index(version)
+    return held[index - 1] if index > 0 else held[index + 1]

@@ -15,8 +15,8 @@ from typing import TextIO
 from xml.sax.saxutils import quoteattr
 
 from npr_pipeline.envelope import NPR_PRODUCTION, TEST_ORGNR, Party, close_envelope, open_envelope
+from npr_pipeline.messages import get
 from npr_pipeline.periods import month_end
-from npr_pipeline.schemas import namespace
 from npr_pipeline.synth.cutoff import patient_as_of
 from npr_pipeline.synth.model import Episode, Referral, UnitYear
 from npr_pipeline.synth.truth import department_attrs
@@ -60,7 +60,7 @@ class FileSpec:
 def write_submission(spec: FileSpec, unit_year: UnitYear) -> tuple[int, list[tuple[str, str]]]:
     """Write one file; returns (episodes written, [(record, defect)]) for defects.csv."""
     sender, institution = _sender(unit_year, spec.defect)
-    msg_type = "NPR_ORD" if spec.msg == "ord" else "NPR_IDE"
+    msg_type = get(spec.msg, spec.version).message_type
     msg_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"npr-synth/{spec.seed}/{spec.path.name}"))
     version = spec.version
     with open(spec.path, "w", encoding=spec.encoding, errors="xmlcharrefreplace") as out:
@@ -100,7 +100,7 @@ def _melding_open(
     unit = unit_year.unit
     vendor, epj, epj_version = VENDORS[int(unit.resh) % len(VENDORS)]
     out.write(
-        f'<Melding xmlns="{namespace(version, spec.msg)}" versjon="{version}" meldingstype="B"'
+        f'<Melding xmlns="{get(spec.msg, version).namespace}" versjon="{version}" meldingstype="B"'
         f' fraDatoPeriode="{spec.year}-01-01" tilDatoPeriode="{spec.cutoff.isoformat()}"'
         f' uttakDato="{spec.extracted.date().isoformat()}"'
         f' uttakTidspunkt="{spec.extracted.isoformat()}"'
