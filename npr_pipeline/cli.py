@@ -667,15 +667,34 @@ def _print_reports(reports: list[dict]) -> None:
         table.add_row(r["message_type"], r["phase"], str(r["expected"]), str(r["delivered"]),
                       f"{len(r['missing'])} {missing}{more}".strip())  # fmt: skip
     out.print(table)
+    for r in reports:
+        if r["not_started"]:
+            _print_not_started(r["message_type"], r["start_deadline"], r["not_started"])
+
+
+def _print_not_started(message_type: str, deadline: str, units: list[dict]) -> None:
+    """The obliged units that had sent no file of a type when its start deadline passed."""
+    table = Table(title=f"{message_type}: not started by the start deadline {deadline}")
+    for column in ("reshID", "name", "start deadline"):
+        table.add_column(column)
+    for unit in units[:50]:
+        table.add_row(unit["reshID"], unit["name"], deadline)
+    out.print(table)
+    if len(units) > 50:
+        out.print(f"... and {len(units) - 50} more not started (use --json)")
 
 
 @app.command()
 def status(
     period: Annotated[str, typer.Option(help="2026-03, 2026-T1 or 2026.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    today: Annotated[
+        str | None, typer.Option(help="Judge deadlines on this day (YYYY-MM-DD; default today).")
+    ] = None,
 ) -> None:
     """Per production step: units expected, delivered, missing, deadline, gate open or closed;
-    per report type (KPP, forløp, XPR_VTK, TSB): the obliged units that delivered or not."""
+    per report type (KPP, forløp, XPR_VTK, TSB): the obliged units that delivered or not, and
+    after a type's start deadline (the forløpsmelding's 16 May 2026) the units not started."""
     from datetime import date
 
     from npr_pipeline.production.daily_gate import daily_gate
@@ -685,15 +704,19 @@ def status(
     from npr_pipeline.store.ledger import load_ledger
 
     chosen = _period(period)
+    try:
+        day = date.today() if today is None else date.fromisoformat(today)
+    except ValueError as exc:
+        raise _fail(f"--today: {exc}") from exc
     home = _existing_home()
     _require_registry(home)
     registry, ledger = current_registry(home), load_ledger(home)
     try:
         daily = daily_gate(home, registry, chosen)
-        statuses = gate_statuses(registry, ledger, chosen, date.today(), daily=daily)
+        statuses = gate_statuses(registry, ledger, chosen, day, daily=daily)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
-    reports = obligations(registry, ledger, *chosen.window, due=due_types(chosen))
+    reports = obligations(registry, ledger, *chosen.window, day, due=due_types(chosen))
     doc = {
         "period": str(chosen),
         "steps": [s.as_json() for s in statuses],

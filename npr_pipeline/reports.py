@@ -9,13 +9,18 @@ batches only. A unit must send a type for a period when its registry ``message_t
 it, the reporting calendar lists the type for the period (``reporting_calendar.csv``: KPP,
 XPR_VTK and TSB per tertial and year, the forløpsmelding every 2026 period) and the type's own
 calendar has opened production (the forløpsmelding from 1 June 2026).
+
+A type whose calendar has a start deadline (the forløpsmelding: 16 May 2026, seed 000) also
+names, once the deadline has passed, the units the registry obliges to send it that have sent
+no file of it at all, not even in the trial (:func:`not_started`). That is a chase list for the
+registry, not a gate: production's completeness for the type follows the obligations above.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
 import duckdb
 import pandas as pd
@@ -103,9 +108,12 @@ class Obligation:
     phase: str
     expected: list[dict[str, str]]
     delivered: list[str]
+    start_deadline: date | None = None  # the type calendar's, if it has one
+    not_started: list[dict[str, str]] = field(default_factory=list)  # see :func:`not_started`
 
     def as_json(self) -> dict[str, object]:
         done = set(self.delivered) & {u["reshID"] for u in self.expected}
+        deadline = None if self.start_deadline is None else self.start_deadline.isoformat()
         return {
             "message_type": self.message_type,
             "phase": self.phase,
@@ -113,6 +121,8 @@ class Obligation:
             "delivered": len(done),
             "missing": [u for u in self.expected if u["reshID"] not in done],
             "units": [u | {"delivered": u["reshID"] in done} for u in self.expected],
+            "start_deadline": deadline,
+            "not_started": [u | {"start_deadline": deadline} for u in self.not_started],
         }
 
 
@@ -131,12 +141,14 @@ def obligations(
     ledger: pd.DataFrame,
     start: date,
     end: date,
+    today: date,
     due: Collection[str] | None = None,
 ) -> list[Obligation]:
     """Per report type, the units obliged for the period ``start``-``end`` (none before the
     type's calendar opens production on the period's last day, none when ``due``, the types
-    the reporting calendar lists for the period, leaves it out) and those whose current report
-    covers it (``period_from`` <= ``start`` and ``period_to`` >= ``end``)."""
+    the reporting calendar lists for the period, leaves it out), those whose current report
+    covers it (``period_from`` <= ``start`` and ``period_to`` >= ``end``) and, judged on
+    ``today``, those that have not started (:func:`not_started`)."""
     current = current_reports(ledger)
     found = []
     for mtype in report_types():
@@ -150,5 +162,32 @@ def obligations(
             (pd.to_datetime(mine["period_from"]).dt.date <= start)
             & (pd.to_datetime(mine["period_to"]).dt.date >= end)
         ]
-        found.append(Obligation(code, phase, expected, sorted(set(covers["unit"]))))
+        deadline = None if mtype.calendar is None else mtype.calendar.start_deadline
+        late = not_started(registry, ledger, mtype, today)
+        found.append(Obligation(code, phase, expected, sorted(set(covers["unit"])), deadline, late))
     return found
+
+
+def not_started(
+    registry: pd.DataFrame, ledger: pd.DataFrame, mtype: MessageType, today: date
+) -> list[dict[str, str]]:
+    """The units that had not started sending ``mtype`` when its start deadline passed.
+
+    After the calendar's ``start_deadline`` (none before it or on the day itself; none for a
+    type without a calendar): the units the registry obliges to send the type (``message_types``
+    lists it) and registers on the deadline day, with no file of the type received by
+    ``today``, whatever became of it: a trial or validation-service file (status ``test``) or
+    a rejected one shows the unit has started and gets its answers; only silence is named.
+    """
+    calendar = mtype.calendar
+    if calendar is None or today <= calendar.start_deadline:
+        return []
+    code, deadline = mtype.message_type, calendar.start_deadline.isoformat()
+    mine = ledger[ledger["message_type"] == code]
+    received = mine["received"].map(lambda text: datetime.fromisoformat(text).date())  # as intake
+    sent = set(mine.loc[received <= today, "unit"].dropna())
+    valid_from = registry["valid_from"].fillna("").astype(str)
+    valid_to = registry["valid_to"].fillna("").astype(str)
+    registered = (valid_from <= deadline) & ((valid_to == "") | (valid_to >= deadline))
+    silent = lists_types(registry, (code,)) & registered & ~registry["reshID"].isin(sent)
+    return [{"reshID": str(r.reshID), "name": str(r.name)} for r in registry[silent].itertuples()]

@@ -375,7 +375,11 @@ def _calendar_section(mtype: MessageType) -> list[str]:
     rows = [
         (cal.validation_from.isoformat(), "files are received, validated and answered in full"),
         (f"to {cal.trial_until.isoformat()}", "trial period"),
-        (cal.start_deadline.isoformat(), "deadline: every unit has started reporting"),
+        (
+            cal.start_deadline.isoformat(),
+            "deadline: every unit has started reporting; after it `npr status` names the obliged "
+            "units that have sent nothing (`not_started`)",
+        ),
         (cal.production_from.isoformat(), "ordinary reporting: accepted files reach production"),
     ]
     return [

@@ -233,7 +233,9 @@ def test_a_newer_lopenr_is_the_current_report_and_status_lists_the_units(
     ).fetchall() == [(_sid(summary, newer), 2)]
     con.close()
     result = CliRunner().invoke(
-        app, ["status", "--period", "2026-04", "--json"], env={"NPR_HOME": str(home.root)}
+        app,
+        ["status", "--period", "2026-04", "--json", "--today", IN_JULY.date().isoformat()],
+        env={"NPR_HOME": str(home.root)},
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
@@ -245,13 +247,16 @@ def test_a_newer_lopenr_is_the_current_report_and_status_lists_the_units(
     assert reports["NPR_KPP"]["delivered"] == 1
     assert {u["reshID"] for u in reports["NPR_KPP"]["units"] if u["delivered"]} == {KPP_UNIT}
     assert KPP_UNIT not in {m["reshID"] for m in reports["NPR_KPP"]["missing"]}
-    assert reports["NPR_FORLOP"] == {
+    forlop_april = reports["NPR_FORLOP"]
+    assert PSYCH_UNIT not in {u["reshID"] for u in forlop_april.pop("not_started")}
+    assert forlop_april == {
         "message_type": "NPR_FORLOP",
         "phase": "trial",
         "expected": 0,
         "delivered": 0,
         "missing": [],
         "units": [],
+        "start_deadline": "2026-05-16",
     }
     june = json.loads(CliRunner().invoke(
         app, ["status", "--period", "2026-06", "--json"], env={"NPR_HOME": str(home.root)}
