@@ -2,6 +2,7 @@
 
     python -m benchmarks.reader_floor [--units 20] [--through 2026-04] [--episodes 300]
     python -m benchmarks.reader_floor --national     # the month's files of the national set
+    python -m benchmarks.reader_floor --national --dataset DIR   # ... of a set generated elsewhere
 
 By default every file of a small set (20 units through April: 160 files, one of them the
 largest unit's 58.8 MB April file); ``--national`` takes the month's deliveries of the quality
@@ -45,6 +46,7 @@ from benchmarks.intake_bench import (
     GIB,
     MB,
     REPO,
+    Dataset,
     Measurement,
     Scale,
     _file_list,
@@ -83,6 +85,12 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--national", action="store_true", help="The month's files of the national set."
     )
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        help="With --national: a generated national set elsewhere (a folder holding inbox/ and "
+        "registry.csv, e.g. another benchmark's; only read) instead of the quality benchmark's.",
+    )
     return parse_with_month(parser, argv)
 
 
@@ -92,7 +100,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from benchmarks.quality_bench import QUALITY_CACHE  # its set; heavy: not in the children
 
         scale = Scale(NATIONAL_UNITS, args.month, args.episodes, args.seed)
-        dataset = ensure_dataset(scale, QUALITY_CACHE)
+        if args.dataset is not None:
+            dataset = Dataset(args.dataset.resolve(), scale, None)
+        else:
+            dataset = ensure_dataset(scale, QUALITY_CACHE)
         files = [p for p in dataset.files if f"_2026-{args.month:02d}_" in p.name]
     else:
         dataset = ensure_dataset(Scale(args.units, args.month, args.episodes, args.seed))

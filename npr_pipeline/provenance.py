@@ -27,9 +27,8 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-import yaml
-
 import npr_pipeline
+from npr_pipeline import yamlfile
 from npr_pipeline.home import Home
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +135,7 @@ def catalogue_sha256() -> str:
 
     digest = hashlib.sha256()
     for path in sorted(catalogue.CATALOGUE_DIR.glob("*.yaml")):
-        parsed = yaml.safe_load(path.read_text(encoding="utf-8"))
+        parsed = yamlfile.safe_load(path.read_text(encoding="utf-8"))
         _add(digest, f"catalogue/{path.name}", json.dumps(parsed, sort_keys=True).encode())
     package = Path(npr_pipeline.__file__).parent
     for name in CHECK_CODE:

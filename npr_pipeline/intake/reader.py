@@ -29,7 +29,7 @@ from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
 from npr_pipeline.intake.native import Schema, arrays, plan, read, schema
 from npr_pipeline.intake.reasons import Reason, reason
 from npr_pipeline.intake.safe_xml import classify_parse_error, is_entity_error
-from npr_pipeline.intake.tables import Sink, ValueRejected
+from npr_pipeline.intake.tables import ValueRejected, write_part
 from npr_pipeline.intake.validation import contact_warning, precheck, technical_contact
 from npr_pipeline.messages import MessageType, by_namespace
 from npr_pipeline.schemas import MSGHEAD_NS
@@ -227,14 +227,11 @@ class _Pass:
         unit = self.result.gate.unit["reshID"] if self.result.gate.unit else "test"
         keys = (self.submission_id, unit, self.result.year or 0)
         for spec, raw in zip(mtype.tables, columns, strict=True):
-            sink = Sink(spec.name, self.staging / f"{spec.name}.parquet", keys)
-            try:
-                sink.write_columns(arrays(raw))
-            finally:
-                sink.close()
-            self.result.staged[spec.name] = sink.path
+            path = self.staging / f"{spec.name}.parquet"
+            rows = write_part(spec.name, path, keys, arrays(raw))
+            self.result.staged[spec.name] = path
             if spec.name == mtype.counted:
-                self.result.episodes = sink.rows
+                self.result.episodes = rows
         self.result.patients = records
 
     def _syntax_error(self, errors: list[tuple[int, int, int, str, int]]) -> None:

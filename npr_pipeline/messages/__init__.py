@@ -91,9 +91,9 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
-import yaml
 from lxml import etree
 
+from npr_pipeline import yamlfile
 from npr_pipeline.schemas import hardened_parser
 
 MESSAGES_DIR = Path(__file__).resolve().parent
@@ -363,7 +363,7 @@ def load(folder: Path) -> MessageType:
     """The message type of one folder, checked for consistency."""
     kind, version = folder.parent.name, folder.name.replace("_", ".")
     with open(folder / "mapping.yaml", encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh)
+        raw = yamlfile.safe_load(fh)
     if str(raw.get("version")) != version:
         raise MappingError(f"{folder}: mapping version {raw.get('version')!r} != {version}")
     known: dict[str, TableSpec] = {}

