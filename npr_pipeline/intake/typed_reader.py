@@ -106,7 +106,7 @@ class _Pass:
             self._error(reason("doctype_forbidden"))
             return
         if not found["well_formed"]:
-            self.result.errors = [native_syntax_error(found["parse_errors"], self.path)]
+            self._error(native_syntax_error(found["parse_errors"], self.path))
             return
         for message, line, element in found["schema_errors"]:
             # never a fødselsnummer in an answer
