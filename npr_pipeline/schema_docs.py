@@ -319,7 +319,8 @@ def _mapping_section(mtype: MessageType) -> list[str]:
         "## Tables (mapping.yaml)",
         "",
         f"`{reader}` reads the file into these tables by `{folder}/mapping.yaml` alone, with "
-        "the extraction compiled from it (`npr_pipeline.intake.extract`). Each row starts with "
+        "the native pass's plan compiled from it (`npr_pipeline.intake.native`). Each row starts "
+        "with "
         "the reader's context columns (e.g. `submission_id`, `unit`) and, where the table says "
         f"so, ends with `line`, the element's line in the file. Key: {key}.",
         "",
@@ -413,8 +414,9 @@ def _index(kinds: dict[str, list[MessageType]]) -> str:
         "folder `npr_pipeline/messages/<kind>/<version>/` (`schema.xsd`, `mapping.yaml`); its "
         "route says what its records are: `monthly` (the cumulative ord and ide, read by "
         "`npr_pipeline.intake.reader`), `event` (the daily messages) or `report` (whole "
-        "reports), the last two read by `npr_pipeline.intake.typed_reader`; both extract rows "
-        "by the plan compiled from the mapping. The envelope is described in "
+        "reports), the last two read by `npr_pipeline.intake.typed_reader`; both are one pass "
+        "of the native validating reader (`npr_pipeline.intake.native`) that collects rows by "
+        "the plan compiled from the mapping. The envelope is described in "
         "[envelope.md](envelope.md), the daily event messages in [daily.md](daily.md).",
         "",
         *_table(("kind", "MsgHead `MsgInfo/Type`", "versions", "route", "records", "page"), rows),

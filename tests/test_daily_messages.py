@@ -292,16 +292,6 @@ def test_avslutning_rows_with_a_zero_total() -> None:
     ]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_batch_size_does_not_change_the_rows(kind: str) -> None:
-    whole = read_typed(FILES / f"{kind}.xml", CONTEXT)
-    one_by_one = read_typed(FILES / f"{kind}.xml", CONTEXT, batch=1)
-    assert whole.ok and one_by_one.ok
-    assert whole.tables.keys() == one_by_one.tables.keys()
-    for name, table in whole.tables.items():
-        assert table.equals(one_by_one.tables[name]), name
-
-
 def test_without_context_the_tables_start_with_the_mapping() -> None:
     result = read_typed(FILES / "ident.xml")
     assert result.tables["daily_identities"].schema.names[0] == "pid"
@@ -355,9 +345,9 @@ def test_hostile_value_is_rejected(
 
 
 def test_an_error_in_a_late_record_leaves_no_rows(tmp_path: Path) -> None:
-    """Earlier batches validated and extracted; the file still gives no rows."""
+    """Earlier records validated and collected; the file still gives no rows."""
     path = _variant(tmp_path, "kontakt", 'kontaktID="K-9" hendelsesstatus="C"', 'kontaktID="K-9"')
-    result = read_typed(path, CONTEXT, batch=1)
+    result = read_typed(path, CONTEXT)
     assert result.tables == {}
     assert [e.code for e in result.errors] == ["schema_error"]
     assert result.errors[0].line == 15  # the K-9 record's line in the file
@@ -445,7 +435,7 @@ def test_the_reader_has_no_per_type_code() -> None:
     intake = Path(messages.__file__).parent.parent / "intake"
     words = ('Kontakt"', "Henvisning", "PasientIdent", "Periodeavslutning", "kontaktID",
              "Objektholder", "Episode", "pasientNr", "NPR_ORD", '"ord"', '"ide"')  # fmt: skip
-    for name in ("typed_reader.py", "extract.py"):
+    for name in ("typed_reader.py", "native/__init__.py"):
         text = (intake / name).read_text(encoding="utf-8")
         for word in words:
             assert word not in text, (name, word)
@@ -455,7 +445,7 @@ def test_the_reader_has_no_per_type_code() -> None:
 
 
 def test_the_reader_streams(tmp_path: Path) -> None:
-    """A message of many records is read in batches: the live tree stays small."""
+    """A message of many records is read in one pass without a tree, every row kept."""
     text = (FILES / "ident.xml").read_text(encoding="utf-8")
     start = text.index("<PasientIdent ")
     end = text.index("</Institusjon>")
@@ -466,7 +456,7 @@ def test_the_reader_streams(tmp_path: Path) -> None:
     )
     path = tmp_path / "big.xml"
     path.write_text(text[:start] + records + text[end:], encoding="utf-8")
-    result = read_typed(path, batch=100)
+    result = read_typed(path)
     assert result.ok, result.errors[:3]
     assert result.tables["daily_identities"].num_rows == 5000
     assert result.tables["daily_identities"]["fid"][4999].as_py() == "00000004999"

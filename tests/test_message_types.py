@@ -217,16 +217,14 @@ def test_a_defect_is_refused_with_its_reason(
     assert any(says in e.message for e in result.errors), [e.message for e in result.errors]
 
 
-def test_a_key_repeated_across_batches_is_refused(tmp_path: Path) -> None:
-    """xs:unique sees one validated batch; the mapping's ``unique`` holds for the whole file."""
+def test_a_key_repeated_anywhere_in_the_file_is_refused(tmp_path: Path) -> None:
+    """The mapping's ``unique`` holds for the whole file: it is the schema's xs:unique, which the
+    streaming validator checks over the whole Melding (no batches)."""
     path = _variant(tmp_path, "kpp", 'episodeID="E-3"', 'episodeID="E-1"')
-    whole = read_typed(path)  # one batch: the schema's own xs:unique finds it
-    assert not whole.ok and any("EpisodeKPPP_ID" in e.message for e in whole.errors)
-    split = read_typed(path, batch=1)  # one record per batch: the reader's key check finds it
-    assert not split.ok
-    assert len(split.errors) == 1
-    assert split.errors[0].message.endswith("Duplicate EpisodeKPP (episodeID=E-1).")
-    assert split.errors[0].line == 13
+    result = read_typed(path)
+    assert not result.ok and result.tables == {}
+    assert [(e.code, e.line) for e in result.errors] == [("schema_error", 13)]
+    assert "EpisodeKPPP_ID" in result.errors[0].message
 
 
 def test_a_payload_that_is_not_its_header_type_is_refused(tmp_path: Path) -> None:

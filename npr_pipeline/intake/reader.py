@@ -28,7 +28,7 @@ from npr_pipeline.intake.gate import GateResult, Header, RegistryIndex, check_he
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
 from npr_pipeline.intake.native import Schema, arrays, plan, read, schema
 from npr_pipeline.intake.reasons import Reason, reason
-from npr_pipeline.intake.safe_xml import classify_parse_error, is_entity_error
+from npr_pipeline.intake.safe_xml import native_syntax_error
 from npr_pipeline.intake.tables import ValueRejected, write_part
 from npr_pipeline.intake.validation import contact_warning, precheck, technical_contact
 from npr_pipeline.messages import MessageType, by_namespace
@@ -136,7 +136,7 @@ class _Pass:
             self._error(reason("doctype_forbidden"))
             return
         if not found["well_formed"]:
-            self._syntax_error(found["parse_errors"])
+            self._error(native_syntax_error(found["parse_errors"], self.path))
             return
         for message, line, element in found["schema_errors"]:
             # never a fødselsnummer in an answer
@@ -233,15 +233,6 @@ class _Pass:
             if spec.name == mtype.counted:
                 self.result.episodes = rows
         self.result.patients = records
-
-    def _syntax_error(self, errors: list[tuple[int, int, int, str, int]]) -> None:
-        """The reason for a file libxml2 could not read to its end."""
-        if not errors:
-            self._error(reason("not_xml", "Parser: the document is not well-formed."))
-            return
-        _, code, _, message, line = errors[0]
-        entity = any(is_entity_error(error[1]) for error in errors)
-        self._error(classify_parse_error(code, message, line or None, entity, self.path, True))
 
     def _error(self, found: Reason) -> None:
         if len(self.result.reasons) < MAX_ERRORS:

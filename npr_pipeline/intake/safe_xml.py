@@ -106,6 +106,16 @@ def classify_parse_error(
     return reason("not_xml", detail, line=line)
 
 
+def native_syntax_error(errors: list[tuple[int, int, int, str, int]], path: Path) -> Reason:
+    """The reason for a file the native pass could not read to its end, from its first
+    ``(domain, code, level, message, line)`` error (any about an entity makes it one)."""
+    if not errors:
+        return reason("not_xml", "Parser: the document is not well-formed.")
+    _, code, _, message, line = errors[0]
+    entity = any(is_entity_error(error[1]) for error in errors)
+    return classify_parse_error(code, message, line or None, entity, path, True)
+
+
 def is_entity_error(code: int) -> bool:
     """Whether a libxml2 error code is about an entity (its name says ENTITY, as lxml tells)."""
     return "ENTITY" in _ERROR_NAMES.get(code, "")

@@ -1,57 +1,47 @@
 """A reader for every message type described as data (``npr_pipeline/messages/``), no per-type code.
 
-One streaming pass with ``iterparse`` over a MsgHead-wrapped file: the payload's namespace names
-the message type and version (its folder's ``schema.xsd`` and ``mapping.yaml``); every record
-element (the child of ``Institusjon`` the mapping names, e.g. ``Kontakt``) is validated, in
-batches, inside a copy of its ``Melding`` and ``Institusjon`` start tags and the message's
-``Kontaktperson`` elements, so the whole message is checked against the full schema while memory
-is bounded by a batch, not the file. Values become Arrow columns by the XML Schema lexical rules
-(:mod:`npr_pipeline.intake.lexical`). A file with any error gives its reasons and no rows;
-the refusals and schema errors are :mod:`npr_pipeline.intake.validation`'s, the monthly
-reader's too, so the same fault gets the same answer whichever reader meets it.
+One pass of the native validating reader (:mod:`npr_pipeline.intake.native`, the monthly
+reader's too) over a MsgHead-wrapped file: the payload's namespace names the message type and
+version (its folder's ``schema.xsd`` and ``mapping.yaml``); libxml2's streaming XSD validator
+checks the whole ``Melding`` (identity constraints over the whole file) while the columns the
+mapping names are collected in C, without a tree. The string columns then become the mapping's
+types in bulk (Arrow's cast; a spelling it does not read, e.g. a zone or 24:00, value by value
+by the XML Schema lexical rules of :mod:`npr_pipeline.intake.lexical`). A file with any error
+gives its reasons and no rows; the refusals and schema errors are
+:mod:`npr_pipeline.intake.validation`'s, so the same fault gets the same answer whichever
+reader meets it.
 
 ``npr intake`` reads every daily and report file with it (:mod:`npr_pipeline.intake.daily`).
-Rows come from the plan compiled from the mapping (:mod:`npr_pipeline.intake.extract`). The
-monthly ord and ide are read by the native validating pass instead
-(:mod:`npr_pipeline.intake.reader`, :mod:`npr_pipeline.intake.native`), which collects the same
-columns from the same mappings in C.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from lxml import etree
 
-from npr_pipeline.intake.extract import Extractor, Row
-from npr_pipeline.intake.lexical import (
-    LexicalError,
-    xs_date,
-    xs_datetime,
-    xs_decimal,
-    xs_integer,
-)
+from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
+from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_datetime, xs_decimal, xs_integer
+from npr_pipeline.intake.native import Schema, arrays, plan, read, schema
 from npr_pipeline.intake.reasons import Reason, reason
-from npr_pipeline.intake.safe_xml import classify_syntax_error, hardened_iterparse
-from npr_pipeline.intake.validation import contact_warning, precheck, technical_contact, validate
-from npr_pipeline.messages import MessageType, TableSpec, by_namespace
+from npr_pipeline.intake.safe_xml import native_syntax_error
+from npr_pipeline.intake.validation import contact_warning, precheck, technical_contact
+from npr_pipeline.messages import COLUMN_TYPES, MessageType, by_namespace
 from npr_pipeline.schemas import MSGHEAD_NS
 
 MH = f"{{{MSGHEAD_NS}}}"
-BATCH = 256
 MAX_ERRORS = 1000
-MAX_CONTACTS = 100  # Kontaktperson elements kept for the validation shell
+MAX_CONTACTS = 100  # Kontaktperson elements a file may name
 
-CONVERTERS: dict[str, Callable[[str], object]] = {
-    "string": str,
-    "int": xs_integer,
-    "date": xs_date,
-    "timestamp": xs_datetime,
-    "decimal": xs_decimal,
+READERS: dict[pa.DataType, Callable[[str], object]] = {
+    COLUMN_TYPES["int"]: xs_integer,
+    COLUMN_TYPES["date"]: xs_date,
+    COLUMN_TYPES["timestamp"]: xs_datetime,
+    COLUMN_TYPES["decimal"]: xs_decimal,
 }
 
 
@@ -73,9 +63,7 @@ class TypedResult:
         return not self.errors
 
 
-def read_typed(
-    path: Path, context: Mapping[str, str] | None = None, batch: int = BATCH
-) -> TypedResult:
+def read_typed(path: Path, context: Mapping[str, str] | None = None) -> TypedResult:
     """Read one file of any message type in ``npr_pipeline/messages/``.
 
     ``context`` columns (e.g. ``submission_id``, ``unit``: what intake knows from the envelope and
@@ -89,235 +77,154 @@ def read_typed(
     if problem is not None:
         result.errors.append(problem)
         return result
-    _Pass(path, dict(context or {}), batch, result).run()
+    _Pass(path, dict(context or {}), result).run()
     if result.errors:
         result.tables = {}
     return result
 
 
+class _Stop(Exception):
+    """A structural fault: the file's answer is known, stop reading it."""
+
+
 class _Pass:
-    """The state of one streaming pass."""
+    """The handler of :func:`npr_pipeline.intake.native.read` for one file, then its tables."""
 
-    def __init__(self, path: Path, context: dict[str, str], batch: int, result: TypedResult):
-        self.path, self.context, self.batch_size, self.result = path, context, batch, result
+    def __init__(self, path: Path, context: dict[str, str], result: TypedResult) -> None:
+        self.path, self.context, self.result = path, context, result
+        self.open: list[tuple[str, int]] = []  # tag, line of the open elements outside the payload
         self.mtype: MessageType | None = None
-        self.ns = ""
-        self.melding: etree._Element | None = None
-        self.institusjon: etree._Element | None = None
-        self.contacts: list[etree._Element] = []
-        self.batch: list[etree._Element] = []
-        self.checked = 0
-        self.rows: dict[str, list[Row]] = {}
-        self.extractor: Extractor | None = None
-
-    # -- the pass ---------------------------------------------------------------------------
+        self.melding = False
 
     def run(self) -> None:
-        started = False
-        etree.clear_error_log()  # a syntax error's log must not carry an earlier file's entries
-        try:  # our own handle: a pass that stops early must not leave the file open
-            with open(self.path, "rb") as source:
-                for event, elem in hardened_iterparse(source, ("start", "end")):
-                    started = True
-                    if event == "start":
-                        self._start(elem)
-                    else:
-                        self._end(elem)
-                    if self._stopped:
-                        return
-        except etree.XMLSyntaxError as exc:
-            self.result.errors.append(classify_syntax_error(exc, self.path, started))
-            return
-        if self.melding is None:
-            self._error(reason("header_incomplete", "No payload (Content/Melding) found."))
-        elif self.mtype is not None and self.mtype.has_contacts and not self.result.contacts:
-            self.result.warnings.append(contact_warning())
-        self._finish()
-
-    @property
-    def _stopped(self) -> bool:
-        """Stop at the first structural failure, or when the error list is full."""
-        errors = self.result.errors
-        return len(errors) >= MAX_ERRORS or any(e.code != "schema_error" for e in errors)
-
-    def _start(self, elem: etree._Element) -> None:
-        parent = elem.getparent()
-        if parent is not None and parent is self.melding and self.institusjon is None:
-            if elem.tag == f"{{{self.ns}}}Institusjon":
-                self.institusjon = elem
-            return
-        if etree.QName(elem).localname != "Melding":
-            return
-        if parent is None or parent.tag != f"{MH}Content":
-            return
-        if self.melding is not None:
-            self._schema_error(elem, "Exactly one Melding per file.")
-            return
-        self.melding = elem
-        self.ns = etree.QName(elem).namespace or ""
-        self.mtype = by_namespace(self.ns)
-        if self.mtype is None:
-            self._error(reason("unknown_payload", f"Namespace: {self.ns or '(none)'}."))
-            return
-        header = self.result.header_type
-        if header is not None and header != self.mtype.message_type:
-            detail = f"MsgInfo/Type {header}, payload {self.mtype.message_type}."
-            self._error(reason("payload_mismatch", detail))
-            return
-        self.result.message = self.mtype
-        self.result.attrs = dict(elem.attrib)
-        self.rows = {spec.name: [] for spec in self.mtype.tables}
-        adders = {spec.name: self._adder(spec) for spec in self.mtype.tables}
-        self.extractor = Extractor(self.mtype, adders, CONVERTERS)
-
-    def _end(self, elem: etree._Element) -> None:
-        parent = elem.getparent()
-        if elem.tag == f"{MH}Type" and parent is not None and parent.tag == f"{MH}MsgInfo":
-            self.result.header_type = elem.get("V")
-            return
-        if parent is None:
-            return
-        if parent.tag == f"{MH}Content" and elem is not self.melding:
-            self._schema_error(elem, f"Unexpected element {etree.QName(elem).localname}.")
-        elif self.mtype is None:
-            return
-        elif parent is self.melding:
-            self._melding_child(elem)
-        elif parent is self.institusjon:
-            self._record(elem)
-            parent.remove(elem)
-        elif elem is self.melding:
-            if self.institusjon is None:
-                self._schema_error(elem, "Melding needs its Institusjon.")
-            if (elem.text or "").strip():
-                self._schema_error(elem, "Text is not allowed in Melding.")
-
-    def _melding_child(self, elem: etree._Element) -> None:
-        assert self.melding is not None
-        local = etree.QName(elem).localname if etree.QName(elem).namespace == self.ns else None
-        if local == "Kontaktperson" and self.institusjon is None:
-            if len(self.contacts) >= MAX_CONTACTS:
-                self._schema_error(elem, f"More than {MAX_CONTACTS} Kontaktperson elements.")
-            self.contacts.append(deepcopy(elem))
-            address = technical_contact(elem)
-            if address is not None:
-                self.result.contacts.append(address)
-        elif elem is self.institusjon:
-            if (elem.text or "").strip():
-                self._schema_error(elem, "Text is not allowed in Institusjon.")
-            self._flush()
-            if self.checked == 0:
-                self._validate([], elem.sourceline)  # the schema decides whether none is fine
-        else:
-            name = etree.QName(elem).localname
-            self._schema_error(elem, f"Unexpected element {name} (or out of order).")
-        self.melding.remove(elem)
-
-    def _record(self, elem: etree._Element) -> None:
-        assert self.mtype is not None
-        if elem.tag != f"{{{self.ns}}}{self.mtype.record}":
-            self._schema_error(elem, f"Unexpected element {etree.QName(elem).localname}.")
-            return
-        self.result.records += 1
-        self.batch.append(deepcopy(elem))
-        if len(self.batch) >= self.batch_size:
-            self._flush()
-
-    def _finish(self) -> None:
-        if self.mtype is not None and not self.result.errors:
-            self._flush()
-            self.result.tables = self.tables()
-
-    # -- validation ---------------------------------------------------------------------------
-
-    def _flush(self) -> None:
-        records, self.batch = self.batch, []
-        if records:
-            self._validate(records, records[0].sourceline)
-
-    def _shell(self, records: list[etree._Element], line: int | None) -> etree._Element:
-        """Melding and Institusjon start tags, the contacts and these records: a whole message."""
-        assert self.melding is not None
-        melding = etree.Element(self.melding.tag, dict(self.melding.attrib), nsmap={None: self.ns})
-        melding.sourceline = self.melding.sourceline
-        melding.extend(deepcopy(c) for c in self.contacts)
-        source = self.institusjon if self.institusjon is not None else self.melding
-        institusjon = etree.SubElement(
-            melding,
-            f"{{{self.ns}}}Institusjon",
-            dict(self.institusjon.attrib) if self.institusjon is not None else {},
-        )
-        institusjon.sourceline = source.sourceline or line
-        institusjon.extend(records)
-        return melding
-
-    def _validate(self, records: list[etree._Element], line: int | None) -> None:
-        assert self.mtype is not None
-        xsd = self.mtype.schema()
-        shell = self._shell(records, line)
-        self.checked += 1
-        findings = validate(shell, xsd, line)
-        if not findings:
-            if not self.result.errors:
-                for record in records:
-                    self._extract(record)
-            return
-        room = MAX_ERRORS - len(self.result.errors)
-        self.result.errors.extend(findings[: max(room, 0)])
-
-    # -- extraction ---------------------------------------------------------------------------
-
-    def _adder(self, spec: TableSpec) -> Callable[[Row], None]:
-        """Where the extractor puts a table's rows; for a ``unique`` key, a check first (the
-        schema's xs:unique sees one batch, not the file)."""
-        append = self.rows[spec.name].append
-        if not spec.unique:
-            return append
-        names = [name for name, _ in spec.all_columns()]
-        positions = [names.index(name) for name in spec.key]
-        local = spec.element[-1]
-        seen: set[tuple[object, ...]] = set()
-
-        def add(row: Row) -> None:
-            key = tuple(row[i] for i in positions)
-            if key in seen:
-                named = ", ".join(f"{n}={v}" for n, v in zip(spec.key, key, strict=True))
-                line = row[-1] if spec.line else None
-                message = f"Duplicate {local} ({named})."
-                self._error(reason("schema_error", message, line=line, element=local))
-            seen.add(key)
-            append(row)
-
-        return add
-
-    def _extract(self, elem: etree._Element) -> None:
         try:
-            self.extractor.extract(elem)  # type: ignore[union-attr]
-        except LexicalError as exc:
-            self._error(reason("value_out_of_range", str(exc), line=elem.sourceline))
+            found = read(str(self.path), self, MAX_ERRORS)
+        except _Stop:
+            return
+        self.result.records = found["records"]
+        if found["doctype"]:
+            self._error(reason("doctype_forbidden"))
+            return
+        if not found["well_formed"]:
+            self._error(native_syntax_error(found["parse_errors"], self.path))
+            return
+        for message, line, element in found["schema_errors"]:
+            # never a fødselsnummer in an answer
+            self._error(reason("schema_error", mask_fodselsnummer(message), line=line,
+                               element=element))  # fmt: skip
+        if not self.melding:
+            self._error(reason("header_incomplete", "No payload (Content/Melding) found."))
+            return
+        if self.mtype is None:
+            return
+        if self.mtype.has_contacts and not self.result.contacts:
+            self.result.warnings.append(contact_warning())
+        if not self.result.errors:
+            self._tables(self.mtype, found["columns"])
 
-    def tables(self) -> dict[str, pa.Table]:
-        """The rows as Arrow tables: the context columns, then the mapping's (and ``line``)."""
-        assert self.mtype is not None
-        context = tuple(self.context)
-        found = {}
-        for spec in self.mtype.tables:
-            schema = spec.arrow_schema(context)
-            rows = self.rows[spec.name]
-            columns = list(zip(*rows, strict=True)) if rows else [()] * (len(schema) - len(context))
-            arrays = [pa.array([self.context[name]] * len(rows), pa.string()) for name in context]
-            arrays += [
-                pa.array(values, field.type)
-                for values, field in zip(columns, list(schema)[len(context) :], strict=True)
-            ]
-            found[spec.name] = pa.Table.from_arrays(arrays, schema=schema)
-        return found
+    # -- the handler ----------------------------------------------------------------------
+    def start(self, tag: str, attrs: dict[str, str], line: int) -> tuple[Schema, tuple] | None:
+        """An element outside the payload; the schema and plan for the ``Melding``."""
+        parent = self.open[-1][0] if self.open else None
+        self.open.append((tag, line))
+        if tag == f"{MH}Type" and parent == f"{MH}MsgInfo":
+            self.result.header_type = attrs.get("V")
+        if parent != f"{MH}Content" or etree.QName(tag).localname != "Melding":
+            return None
+        if self.melding:
+            for message in ("Exactly one Melding per file.", "Unexpected element Melding."):
+                self._error(reason("schema_error", message, line=line, element="Melding"))
+            return None
+        self.melding = True
+        return self._melding(etree.QName(tag).namespace or "", attrs)
 
-    # -- errors -------------------------------------------------------------------------------
+    def data(self, text: str) -> None:
+        """Text outside the payload: the schema of MsgHead is not ours to check."""
 
-    def _schema_error(self, elem: etree._Element, message: str) -> None:
-        local = etree.QName(elem).localname
-        self._error(reason("schema_error", message, line=elem.sourceline, element=local))
+    def end(self, tag: str) -> None:
+        _, line = self.open.pop()
+        local = etree.QName(tag).localname
+        if self.open and self.open[-1][0] == f"{MH}Content" and local != "Melding":
+            message = f"Unexpected element {local}."
+            self._error(reason("schema_error", message, line=line, element=local))
+
+    def child(self, local: str, attrs: dict[str, str], line: int) -> None:
+        """A child of the ``Melding``: a contact's address (the schema checks the rest)."""
+        if local != "Kontaktperson":
+            return
+        if len(self.result.contacts) >= MAX_CONTACTS:
+            message = f"More than {MAX_CONTACTS} Kontaktperson elements."
+            self._error(reason("schema_error", message, line=line, element=local))
+        address = technical_contact(attrs)
+        if address is not None:
+            self.result.contacts.append(address)
+
+    def _melding(self, namespace: str, attrs: dict[str, str]) -> tuple[Schema, tuple]:
+        """The type the namespace names, if MsgInfo/Type agrees: its schema and plan."""
+        mtype = by_namespace(namespace)
+        if mtype is None:
+            self._error(reason("unknown_payload", f"Namespace: {namespace or '(none)'}."))
+            raise _Stop
+        header = self.result.header_type
+        if header is not None and header != mtype.message_type:
+            detail = f"MsgInfo/Type {header}, payload {mtype.message_type}."
+            self._error(reason("payload_mismatch", detail))
+            raise _Stop
+        self.mtype = self.result.message = mtype
+        self.result.attrs = attrs
+        return schema(mtype), plan(mtype)
+
+    # -- the rows -------------------------------------------------------------------------
+    def _tables(self, mtype: MessageType, columns: list) -> None:
+        """The collected columns as Arrow tables of the mapping's types, after the context
+        columns; a value the register cannot store is a ``value_out_of_range`` at its row's
+        line (once per row: an inherited value is told where its parent row has it)."""
+        found: dict[str, pa.Table] = {}
+        bad: list[tuple[int | None, str]] = []
+        for spec, raw in zip(mtype.tables, columns, strict=True):
+            schema_ = spec.arrow_schema(tuple(self.context))
+            fields = list(schema_)[len(self.context) :]
+            typed, problems = [], {}
+            for number, (column, field_) in enumerate(zip(arrays(raw), fields, strict=True)):
+                converted, wrong = _convert(column, field_.type)
+                typed.append(converted)
+                if number >= len(spec.inherit):
+                    for row, problem in wrong:
+                        problems.setdefault(row, problem)
+            lines = typed[-1] if spec.line else None
+            bad += [(lines[row].as_py() if lines else None, p) for row, p in problems.items()]
+            rows = len(typed[0]) if typed else 0
+            context = [pa.array([value] * rows, pa.string()) for value in self.context.values()]
+            found[spec.name] = pa.Table.from_arrays([*context, *typed], schema=schema_)
+        for line, problem in sorted(bad, key=lambda found: found[0] or 0):
+            self._error(reason("value_out_of_range", problem, line=line))
+        if not self.result.errors:
+            self.result.tables = found
 
     def _error(self, found: Reason) -> None:
-        self.result.errors.append(found)
+        if len(self.result.errors) < MAX_ERRORS:
+            self.result.errors.append(found)
+
+
+def _convert(column: pa.Array, dtype: pa.DataType) -> tuple[pa.Array, list[tuple[int, str]]]:
+    """A column of XML strings as ``dtype`` and the rows whose value it cannot hold (with why).
+
+    Arrow's cast reads the plain spellings in C++; a column holding any other schema-valid
+    spelling (a sign, whitespace, a zone, 24:00:00) is read value by value by the lexical rules
+    instead, so the same value gets the same value or the same reason as before."""
+    if column.type == dtype:
+        return column, []
+    try:
+        return pc.cast(column, dtype), []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    convert = READERS[dtype]
+    values: list[object] = []
+    wrong: list[tuple[int, str]] = []
+    for row, value in enumerate(column.to_pylist()):
+        try:
+            values.append(None if value is None else convert(value))
+        except LexicalError as problem:
+            values.append(None)
+            wrong.append((row, str(problem)))
+    return pa.array(values, dtype), wrong

@@ -61,7 +61,7 @@ Mapping format (``mapping.yaml``)::
 
 A column is an attribute of the row's element by its own name (``name: type``), or
 ``{type, from}`` with ``from`` one of ``@attr``, ``Child/@attr`` or ``position``. The reader
-compiles the mapping once into the extraction plan of :mod:`npr_pipeline.intake.extract`.
+compiles the mapping once into the plan the native pass walks (:mod:`npr_pipeline.intake.native`).
 
 ``state`` (optional) names the table of the consolidated state (a monthly lake table, see
 :mod:`npr_pipeline.store.consolidated`) that the table's rows become once the events are

@@ -1,11 +1,12 @@
-"""The monthly reader's native pass: libxml2's SAX2 parser with the streaming XSD validator
-plugged in and the mapping's columns collected as it goes, in one pass without a tree.
+"""Every reader's native pass (monthly, daily and report files alike): libxml2's SAX2 parser
+with the streaming XSD validator plugged in and the mapping's columns collected as it goes, in
+one pass without a tree.
 
 The C part (``_native.c``) knows no message type: :func:`plan` compiles a type's mapping (its
 tables, element paths and column sources, :mod:`npr_pipeline.messages`) into the small table
 the C code walks. What comes back per table is the buffers of Arrow arrays, one per column
-(strings as the XML holds them, source lines and positions as int32), in the row layout of
-:class:`npr_pipeline.intake.extract.Extractor`: inherited columns, own columns, the line.
+(strings as the XML holds them, source lines and positions as int32), in a table's row
+layout: inherited columns, own columns, the line.
 Why a native extension of our own: docs/decisions/extraction.md.
 """
 
@@ -20,7 +21,7 @@ from npr_pipeline.intake.native._native import Schema, parse
 from npr_pipeline.messages import MessageType, TableSpec
 
 MAX_PARSE_ERRORS = 20  # as _native.c keeps: the first one classifies the file
-CONTAINER = "Institusjon"  # the element whose children are a monthly message's records
+CONTAINER = "Institusjon"  # the element whose children are a message's records (every type's)
 ATTR, CHILD, INHERIT, POSITION, LINE = range(5)  # the slot kinds of _native.c
 
 
@@ -74,7 +75,7 @@ def plan(mtype: MessageType) -> tuple:
 def _slots(
     spec: TableSpec, parent: TableSpec | None
 ) -> list[tuple[int, str | None, str | None, int]]:
-    """A table's columns in the Extractor's row layout: inherited, own, then the line."""
+    """A table's columns in its row layout: inherited, own, then the line."""
     slots: list[tuple[int, str | None, str | None, int]] = []
     if parent is not None:
         names = [name for name, _ in parent.all_columns()]
