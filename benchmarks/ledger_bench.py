@@ -128,7 +128,7 @@ def main(n: int) -> None:
 _STEPS = (
     ("npr_pipeline.intake.run", "load_records", "load_records (whole ledger)"),
     ("npr_pipeline.intake.run", "_LedgerState", "_LedgerState"),
-    ("npr_pipeline.intake.run", "record_count", "record_count"),
+    ("npr_pipeline.intake.run", "record_count", "record_count (look up or read?)"),
     ("npr_pipeline.store.ledger", "LedgerLookup.accepted_of_types", "paired records (ord, ide)"),
     ("npr_pipeline.store.ledger", "LedgerLookup.record", "duplicate look-ups"),
     ("npr_pipeline.store.ledger", "LedgerLookup.accepted", "lopenr group look-ups"),
@@ -136,6 +136,7 @@ _STEPS = (
     ("npr_pipeline.intake.run", "sync_intake", "sync_intake (warehouse, with its reads)"),
     ("npr_pipeline.feedback.deliver", "unposted", "unposted (posted.txt)"),
     ("npr_pipeline.feedback.deliver", "ledger_ids", "ledger submission ids"),
+    ("npr_pipeline.feedback.deliver", "record_count", "record_count (posted through?)"),
 )
 
 
@@ -160,18 +161,19 @@ def _pad(home: Home, records: int) -> None:
 
 
 def _template(records: int, registry: Path) -> Path:
-    """The padded HOME, built once: registry, ledger, warehouse copy, ``posted.txt``."""
+    """The padded HOME, built once: registry, ledger, warehouse copy, ``posted.txt`` and the
+    count of records posted through (all of them; code from before that count ignores it)."""
     root = CACHE / f"ledger-intake-{records}"
-    if (root / "ready").exists():
-        return root
-    shutil.rmtree(root, ignore_errors=True)
-    home = Home(root=root).ensure()
-    record_environment(home, TEST, "ledger bench")
-    import_registry(home, registry)
-    _pad(home, records)
-    sync_intake(home, load_ledger(home))
-    unposted(home, set())  # the first outbox run: the year so far counts as posted
-    (root / "ready").write_text("")
+    if not (root / "ready").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        home = Home(root=root).ensure()
+        record_environment(home, TEST, "ledger bench")
+        import_registry(home, registry)
+        _pad(home, records)
+        sync_intake(home, load_ledger(home))
+        unposted(home, set())  # the first outbox run: the year so far counts as posted
+        (root / "ready").write_text("")
+    (root / "outbox" / "posted-through.txt").write_text(f"{records}\n")
     return root
 
 

@@ -8,13 +8,17 @@ through a copy of that HOME read the old way, and every outcome, reason and reco
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from npr_pipeline.feedback import deliver
+from npr_pipeline.feedback.outbox import outbox
 from npr_pipeline.home import Home
 from npr_pipeline.intake import run as run_module
 from npr_pipeline.intake.run import IntakeSummary, intake_directory
@@ -68,6 +72,16 @@ def _warehouse_matches_ledger(home: Home) -> None:
         types = con.execute("SELECT column_name, column_type FROM (DESCRIBE ledger)").fetchall()
     described = "SELECT column_name, column_type FROM (DESCRIBE whole)"
     assert types == whole.execute(described).fetchall()
+
+
+def _intake_one(home: Home, tmp_path: Path, name: str, file: Path) -> IntakeSummary:
+    return intake_directory(home, fill_inbox(tmp_path / name, [file]), clock=lambda: CLOCK)
+
+
+def _posted(home: Home) -> set[str]:
+    """The submissions with an answer in the outbox."""
+    states = (outbox(home) / "state").glob("*.json")
+    return {json.loads(p.read_text(encoding="utf-8"))["submission_id"] for p in states}
 
 
 @pytest.fixture
@@ -139,10 +153,7 @@ def test_the_warehouse_copy_appends_and_catches_up_after_a_lost_sync(
         return original(*args, **kwargs)
 
     monkeypatch.setattr("npr_pipeline.warehouse.load_ledger", counted)
-
-    def intake(name: str, file: Path) -> IntakeSummary:
-        return intake_directory(home, fill_inbox(tmp_path / name, [file]), clock=lambda: CLOCK)
-
+    intake = partial(_intake_one, home, tmp_path)
     caught_up = intake("a", new("kontakt", kontakt("K-3", "N", T2), lopenr=3))
     assert [s.status for s in caught_up.submissions] == ["accepted"]
     assert whole_reads == [1]  # rebuilt: the copy was behind
@@ -152,3 +163,35 @@ def test_the_warehouse_copy_appends_and_catches_up_after_a_lost_sync(
     assert [s.status for s in appended.submissions] == ["accepted"]
     assert whole_reads == [1]  # only this run's record appended
     _warehouse_matches_ledger(home)
+
+
+def test_posting_reads_the_ledgers_ids_only_when_a_run_left_answers_unposted(
+    padded: tuple[Home, Files], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, new = padded  # the padding was committed without posting its (absent) answers
+    id_reads: list[int] = []
+    original = deliver.ledger_ids
+
+    def counted(*args: object, **kwargs: object) -> set[str]:
+        id_reads.append(1)
+        return original(*args, **kwargs)
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt("killed before the answers were posted")
+
+    monkeypatch.setattr(deliver, "ledger_ids", counted)
+    intake = partial(_intake_one, home, tmp_path)
+    intake("a", new("kontakt", kontakt("K-3", "N", T2), lopenr=3))
+    assert id_reads == [1]  # the padding was never posted: the ids read against posted.txt
+    second = intake("b", new("kontakt", kontakt("K-4", "N", T2), lopenr=4))
+    assert id_reads == [1]  # nothing left by an earlier run: this run's answers only
+    assert second.submissions[0].submission_id in _posted(home)
+
+    monkeypatch.setattr(run_module, "deliver_answers", killed)
+    with pytest.raises(KeyboardInterrupt):
+        intake("c", new("kontakt", kontakt("K-5", "N", T2), lopenr=5))
+    monkeypatch.setattr(run_module, "deliver_answers", deliver.deliver_answers)
+    rerun = intake("c", new("kontakt", kontakt("K-6", "N", T2), lopenr=6))
+    assert id_reads == [1, 1]  # the killed run's answers are found and posted
+    assert sorted(s.status for s in rerun.submissions) == ["accepted", "duplicate"]
+    assert {s.submission_id for s in rerun.submissions} <= _posted(home)

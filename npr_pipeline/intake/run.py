@@ -390,7 +390,8 @@ def _intake(
             by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}
     committed = load_ledger(home, submission_ids=by_id)  # the copy appends these
     sync_intake(home, committed, checked.results)
-    deliver_answers(home, settings, [*by_id, *checked.outcomes], now=clock())
+    answered = [*by_id, *checked.outcomes]
+    deliver_answers(home, settings, answered, now=clock(), committed=len(committed))
     summary.submissions = [by_id[s.submission_id] if isinstance(s, _Task) else s for s in slots]
     for sub in summary.submissions:
         first = by_id.get(sub.submission_id)
