@@ -91,8 +91,8 @@ LOCK_WAIT = 600.0  # seconds a second intake waits for the first before it gives
 COMMIT_FILES = 200
 # Above this many ledger records per inbox file, intake looks records up by key (a file's
 # submission id, a unit's records) instead of reading the whole ledger at its start: a read
-# costs ~12 us of CPU per record, a file's look-ups ~2.5 ms (docs/benchmarks.md), and the
-# ledger holds ~13 million records by December.
+# costs ~9.5 us of CPU per record, a file's look-ups ~1.7 ms (docs/benchmarks.md, "Per-intake
+# costs that grow with the ledger"), and the ledger holds ~13 million records by December.
 RECORDS_PER_FILE = 200
 # The monthly pairs: every delivery (an ord with its ide) is checked again when the catalogue
 # changes, so their accepted records are read whole even when the others are looked up.
