@@ -1,15 +1,32 @@
 """The ledger table's costs (issue 13): N records written one transaction each, loading the
-ledger as a DataFrame, and ``has_record`` lookups. ``python benchmarks/ledger_bench.py [N]``."""
+ledger as a DataFrame, and ``has_record`` lookups. ``python benchmarks/ledger_bench.py [N]``.
+
+The per-intake costs that grew with the ledger: ``python -m benchmarks.ledger_bench --intake
+[RECORDS] [FILES]``: a HOME whose ledger holds RECORDS synthetic daily records (default
+1,000,000; built once into ``.bench/``), its warehouse copy and ``posted.txt`` in step; FILES
+(default 8) real daily files of the daily bench's small set through ``intake_directory`` (one
+worker, in this process), twice on fresh copies of that HOME. Prints the CPU seconds of the
+whole intake and of each ledger-sized step."""
 
 from __future__ import annotations
 
+import importlib
+import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
+from benchmarks.daily_bench import _inbox, dataset
+from benchmarks.intake_bench import CACHE
+from npr_pipeline.feedback.outbox import unposted
 from npr_pipeline.home import Home
+from npr_pipeline.intake.run import intake_directory
+from npr_pipeline.registry import import_registry
+from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.store import state
 from npr_pipeline.store.ledger import (
     LedgerRecord,
@@ -23,6 +40,7 @@ from npr_pipeline.store.ledger import (
     write_record,
     write_records,
 )
+from npr_pipeline.warehouse import sync_intake
 
 
 def _record(i: int) -> LedgerRecord:
@@ -102,5 +120,112 @@ def main(n: int) -> None:
         assert len(known) == len([i for i in range(0, 2 * n, 2) if i < n + 200])
 
 
+# --- an intake of a handful of files on top of a large ledger ------------------------------
+
+
+# module, attribute, label: the steps whose cost grew with the ledger (those that exist in the
+# code measured, so the same script measures a checkout from before the change)
+_STEPS = (
+    ("npr_pipeline.intake.run", "load_records", "load_records (whole ledger)"),
+    ("npr_pipeline.intake.run", "_LedgerState", "_LedgerState"),
+    ("npr_pipeline.intake.run", "record_count", "record_count (look up or read?)"),
+    ("npr_pipeline.store.ledger", "LedgerLookup.accepted_of_types", "paired records (ord, ide)"),
+    ("npr_pipeline.store.ledger", "LedgerLookup.record", "duplicate look-ups"),
+    ("npr_pipeline.store.ledger", "LedgerLookup.accepted", "lopenr group look-ups"),
+    ("npr_pipeline.intake.run", "load_ledger", "load_ledger in intake"),
+    ("npr_pipeline.intake.run", "sync_intake", "sync_intake (warehouse, with its reads)"),
+    ("npr_pipeline.feedback.deliver", "unposted", "unposted (posted.txt)"),
+    ("npr_pipeline.feedback.deliver", "ledger_ids", "ledger submission ids"),
+    ("npr_pipeline.feedback.deliver", "record_count", "record_count (posted through?)"),
+)
+
+
+def _pad(home: Home, records: int) -> None:
+    """RECORDS accepted daily records of 40,000 other units, in one SQL statement (the ledger's
+    own rows, claims and index; the Python write path would take minutes to build them)."""
+    with state.transaction(home, _prepare) as con:
+        con.execute(
+            "INSERT INTO ledger SELECT printf('%016x', i), printf('%064x', i), "
+            "'padded_' || i || '.xml', 4000, strftime(TIMESTAMP '2026-01-02' + "
+            "to_seconds(i // 40), '%Y-%m-%dT%H:%M:%S+00:00'), 'accepted', "
+            "CAST(800000 + i % 40000 AS VARCHAR), '1', '999999999', "
+            "['NPR_KONTAKT', 'NPR_HENVISNING', 'NPR_IDENT', 'NPR_KONTAKT'][(i // 40000) % 4 + 1],"
+            " '58.0.1', 2026, NULL, NULL, NULL, i // 40000 + 1, '4210', 3, 2, '[]', '' "
+            "FROM range(?) t(i)",
+            [records],
+        )
+        con.execute(
+            "INSERT INTO lopenr_claims SELECT unit, message_type, year, lopenr, submission_id "
+            "FROM ledger WHERE file LIKE 'padded_%'"
+        )
+
+
+def _template(records: int, registry: Path) -> Path:
+    """The padded HOME, built once: registry, ledger, warehouse copy, ``posted.txt`` and the
+    count of records posted through (all of them; code from before that count ignores it)."""
+    root = CACHE / f"ledger-intake-{records}"
+    if not (root / "ready").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        home = Home(root=root).ensure()
+        record_environment(home, TEST, "ledger bench")
+        import_registry(home, registry)
+        _pad(home, records)
+        sync_intake(home, load_ledger(home))
+        unposted(home, set())  # the first outbox run: the year so far counts as posted
+        (root / "ready").write_text("")
+    (root / "outbox" / "posted-through.txt").write_text(f"{records}\n")
+    return root
+
+
+def _timed_steps(times: dict[str, float]) -> None:
+    """Wrap each step that exists so its CPU seconds add up in ``times``."""
+    for module_name, attr, label in _STEPS:
+        owner = importlib.import_module(module_name)
+        path = attr.split(".")
+        for part in path[:-1]:
+            owner = getattr(owner, part, None)
+        original = getattr(owner, path[-1], None) if owner is not None else None
+        if original is None:
+            continue
+
+        def timed(*args, _original=original, _label=label, **kwargs):
+            start = time.process_time()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                times[_label] = times.get(_label, 0.0) + time.process_time() - start
+
+        setattr(owner, path[-1], timed)
+
+
+def intake_main(records: int, files: int) -> None:
+    folder, registry = dataset(20, date(2026, 3, 4), 30.0, 0)
+    chosen = sorted(_inbox(folder, date(2026, 3, 4)).iterdir())[:files]
+    template = _template(records, registry)
+    times: dict[str, float] = {}
+    _timed_steps(times)
+    for run in (1, 2):
+        with tempfile.TemporaryDirectory(dir=template.parent) as tmp:
+            home = Home(root=Path(tmp) / "home")
+            shutil.copytree(template, home.root, symlinks=True)
+            inbox = Path(tmp) / "inbox"
+            inbox.mkdir()
+            for path in chosen:
+                shutil.copyfile(path, inbox / path.name)
+            times.clear()
+            start = time.process_time()
+            summary = intake_directory(home, inbox, workers=1)
+            total = time.process_time() - start
+        statuses = sorted({s.status for s in summary.submissions})
+        print(f"run {run}: {len(chosen)} files ({', '.join(statuses)}) on {records:,} records: "
+              f"intake {total:.2f} s CPU; load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        for label, seconds in times.items():
+            print(f"  {label}: {seconds:.3f} s")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
+    if len(sys.argv) > 1 and sys.argv[1] == "--intake":
+        numbers = [int(a) for a in sys.argv[2:]]
+        intake_main(*(numbers + [1_000_000, 8][len(numbers) :]))
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from npr_pipeline.home import Home
 from npr_pipeline.store.lake import parquet_source
+from npr_pipeline.store.ledger import load_ledger, record_count
 
 
 @contextmanager
@@ -131,8 +132,16 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str, database: str | None = 
 
 
 def sync_intake(home: Home, ledger: pd.DataFrame, fresh: Sequence[pa.Table] = ()) -> None:
-    """Refresh the warehouse's ``ledger`` and ``message_counts`` (the report types' current
-    reports with their record counts) and bring ``quality_results`` up to date.
+    """Bring the warehouse's ``ledger`` copy up to date with ``ledger`` (records in the shape
+    of :func:`~npr_pipeline.store.ledger.load_ledger`: those the intake committed, or all),
+    refresh ``message_counts`` (the report types' current reports with their record counts)
+    and bring ``quality_results`` up to date.
+
+    The ledger is append-only and a record is never rewritten, so the copy only appends the
+    records it lacks (keyed on ``submission_id``): copying the whole ledger grew with the
+    year's millions of records. A copy that still holds fewer records than the ledger after
+    that (missing, from before the key, or behind after a run killed between its ledger
+    commit and this sync) is rebuilt from the whole ledger.
 
     The per-delivery results files under HOME stay the source of truth (written atomically by
     parallel workers); the warehouse holds one copy for SQL. It keeps the modification time of
@@ -142,12 +151,14 @@ def sync_intake(home: Home, ledger: pd.DataFrame, fresh: Sequence[pa.Table] = ()
     checked come from ``fresh`` (the tables their files were written from); changed files
     without fresh rows (a run killed before its sync) are read back.
     """
-    from npr_pipeline.reports import message_counts, store_counts  # only intake needs them
+    from npr_pipeline.reports import message_counts, report_types, store_counts  # intake's
 
     stamps = _results_stamps(home)
-    counts = message_counts(home, ledger)
+    reports = load_ledger(home, message_types=[t.message_type for t in report_types()])
+    counts = message_counts(home, reports)
+    records = record_count(home)
     with writer(home) as con:
-        replace_table(con, "ledger", ledger)
+        _sync_ledger(con, home, ledger, records)
         store_counts(con, counts)
         if stamps.empty:
             return
@@ -158,6 +169,32 @@ def sync_intake(home: Home, ledger: pd.DataFrame, fresh: Sequence[pa.Table] = ()
         if not stale.empty:
             _replace_results(con, stale, fresh)
         replace_table(con, "quality_results_files", stamps[["ord_sid", "mtime_ns"]])
+
+
+def _sync_ledger(
+    con: duckdb.DuckDBPyConnection, home: Home, ledger: pd.DataFrame, records: int
+) -> None:
+    """Append the records of ``ledger`` the copy lacks; rebuild it unless it then holds the
+    ledger's ``records`` (records are never removed, so as many means the same ones)."""
+    if _keyed(con, "ledger"):
+        con.register("_incoming", ledger)
+        con.execute("INSERT INTO ledger BY NAME SELECT * FROM _incoming ON CONFLICT DO NOTHING")
+        con.unregister("_incoming")
+        if con.execute("SELECT count(*) FROM ledger").fetchall()[0][0] == records:
+            return
+    replace_table(con, "ledger", load_ledger(home))
+    con.execute("ALTER TABLE ledger ADD PRIMARY KEY (submission_id)")
+
+
+def _keyed(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``table`` exists with its primary key (a copy from before the key has none)."""
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
+            "AND table_name = ? AND constraint_type = 'PRIMARY KEY'",
+            [table],
+        ).fetchall()[0][0]
+    )
 
 
 def _results_stamps(home: Home) -> pd.DataFrame:

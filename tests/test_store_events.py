@@ -7,6 +7,7 @@ batch must stay invisible, and a retried append must not write a batch twice.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -15,7 +16,13 @@ from deltalake import DeltaTable
 
 from npr_pipeline.home import Home
 from npr_pipeline.store.batches import begin_batch, committed_batch, committed_batches
-from npr_pipeline.store.events import append_events, compact, events_dataset, table_path
+from npr_pipeline.store.events import (
+    CHECKPOINT_EVERY,
+    append_events,
+    compact,
+    events_dataset,
+    table_path,
+)
 from tests.daily_events import commit_batch, ident, kontakt, read_events, write_file
 
 
@@ -104,3 +111,20 @@ def test_compaction_merges_the_batches_files_and_keeps_every_row(tmp_path: Path)
     assert after.to_pylist() == before.to_pylist()
     assert sorted(set(after.column("batch").to_pylist())) == [1, 2, 3]
     assert DeltaTable(contacts).transaction_version("npr-intake") == 3
+
+
+def test_a_long_run_of_appends_is_checkpointed_every_few_commits(tmp_path: Path) -> None:
+    """Each open replays the log since the last checkpoint: a long intake (no compaction until
+    its end) writes one every ``CHECKPOINT_EVERY`` commits of a table, and every row stays."""
+    home = Home(root=tmp_path / "home").ensure()
+    tables = read_events(_files(tmp_path)[0])
+    for _ in range(CHECKPOINT_EVERY + 2):
+        versions = append_events(home, begin_batch(home), tables)
+    contacts = table_path(home, "daily_contacts")
+    last = json.loads((contacts / "_delta_log" / "_last_checkpoint").read_text())
+    assert (
+        last["version"] == CHECKPOINT_EVERY and versions["daily_contacts"] == CHECKPOINT_EVERY + 1
+    )
+    rows = events_dataset(home, "daily_contacts").to_table()
+    assert sorted(set(rows.column("batch").to_pylist())) == list(range(1, CHECKPOINT_EVERY + 3))
+    assert DeltaTable(contacts).to_pyarrow_table().num_rows == 2 * (CHECKPOINT_EVERY + 2)

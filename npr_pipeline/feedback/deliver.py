@@ -17,29 +17,44 @@ from lxml import etree
 from npr_pipeline.feedback.address import valid_address
 from npr_pipeline.feedback.digest import close_days, note_answers
 from npr_pipeline.feedback.mail import Answered, send_pending
-from npr_pipeline.feedback.outbox import mark_posted, post_answers, unposted
+from npr_pipeline.feedback.outbox import (
+    mark_posted,
+    mark_posted_through,
+    post_answers,
+    posted_through,
+    unposted,
+)
 from npr_pipeline.feedback.reports import read_report_summary
 from npr_pipeline.home import Home
 from npr_pipeline.intake.archive import archive_path
 from npr_pipeline.intake.safe_xml import hardened_iterparse
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import Settings
-from npr_pipeline.store.ledger import read_records
+from npr_pipeline.store.ledger import read_records, record_count
 from npr_pipeline.store.ledger import submission_ids as ledger_ids
 
 
 def deliver_answers(
-    home: Home, settings: Settings, submission_ids: Iterable[str], now: datetime | None = None
+    home: Home,
+    settings: Settings,
+    submission_ids: Iterable[str],
+    now: datetime | None = None,
+    committed: int | None = None,
 ) -> None:
     """Outbox messages for every answer; with SMTP configured, the answers noted on their day,
     the e-mails of the days over by ``now`` (default: now) built, and whatever e-mail is still
     pending sent, this run's or an earlier one's.
 
     Also every committed submission not yet posted: an intake killed after its commits and
-    before this step leaves them, and its rerun sees those files as duplicates.
+    before this step leaves them, and its rerun sees those files as duplicates. ``committed``
+    (how many records this run added to the ledger, all of them in ``submission_ids``) makes
+    that search keyed: if the ledger holds just those beyond what was posted through, none is
+    left (records are never removed); else the ledger's ids are read against ``posted.txt``.
     """
-    this_run = set(submission_ids)
-    wanted = this_run | unposted(home, ledger_ids(home) - this_run)
+    wanted = set(submission_ids)
+    records_now = record_count(home)
+    if committed is None or posted_through(home) != records_now - committed:
+        wanted |= unposted(home, ledger_ids(home) - wanted)
     records = read_records(home, wanted)  # keyed: not every record of the year again
     registry = current_registry(home)
     names = dict(zip(registry["reshID"].astype(str), registry["name"], strict=True))
@@ -50,6 +65,7 @@ def deliver_answers(
         if settings.smtp_host:
             answered.append(_answered(home, record, name))
     mark_posted(home, [r.submission_id for r in records])
+    mark_posted_through(home, records_now)
     moment = now or datetime.now(UTC)
     note_answers(home, answered, moment)
     close_days(home, settings, moment)

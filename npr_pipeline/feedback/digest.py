@@ -23,7 +23,7 @@ from npr_pipeline.feedback.outbox import outbox
 from npr_pipeline.feedback.reports import OSLO
 from npr_pipeline.home import Home
 from npr_pipeline.settings import Settings
-from npr_pipeline.store.ledger import load_records
+from npr_pipeline.store.ledger import read_records
 
 CLOSED = "closed"  # a day folder's marker: its e-mails are stored
 
@@ -64,10 +64,14 @@ def close_days(home: Home, settings: Settings, now: datetime) -> list[str]:
     )
     if not due:
         return []
-    records = {r.submission_id: r for r in load_records(home)}
+    noted = {
+        folder: [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+        for folder in due
+    }
+    wanted = {e["submission_id"] for entries in noted.values() for e in entries}
+    records = {r.submission_id: r for r in read_records(home, wanted)}  # keyed, not the year
     ids: list[str] = []
-    for folder in due:
-        entries = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+    for folder, entries in noted.items():
         items = [
             Answered(records[e["submission_id"]], e["unit_name"], tuple(e["contacts"]),
                      e["errors"], e["warnings"], on=folder.name)

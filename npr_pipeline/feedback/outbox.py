@@ -11,6 +11,9 @@ Each message has a state record, ``HOME/outbox/state/<message id>.json``: ``pend
 outbox for the EDI transport to take) or ``undeliverable`` (the sender has no HER id).
 ``HOME/outbox/posted.txt`` lists the submissions whose answers have been posted, one id a line,
 so what a killed intake committed but did not post is found and posted by the next one.
+``HOME/outbox/posted-through.txt`` holds how many records the ledger held when every one of
+them had been posted: while the ledger holds only those and the run's own, neither the ledger's
+ids nor ``posted.txt`` (both a line per file of the year) need reading.
 """
 
 from __future__ import annotations
@@ -102,6 +105,19 @@ def unposted(home: Home, submission_ids: set[str]) -> set[str]:
     # a kill while appending leaves a partial last line: not an id, so read as not posted
     posted = {line for line in path.read_text(encoding="ascii").split() if _SID.fullmatch(line)}
     return submission_ids - posted
+
+
+def posted_through(home: Home) -> int | None:
+    """How many ledger records had all been posted at the end of the last posting run (None:
+    unknown, e.g. before the first run, or a run killed before it wrote the count)."""
+    path = outbox(home) / "posted-through.txt"
+    text = path.read_text(encoding="ascii").strip() if path.is_file() else ""
+    return int(text) if text.isdigit() else None
+
+
+def mark_posted_through(home: Home, records: int) -> None:
+    """Record that the ledger's first ``records`` records (all it held) have been posted."""
+    write_text(outbox(home) / "posted-through.txt", f"{records}\n", scratch=scratch(home))
 
 
 def mark_posted(home: Home, submission_ids: list[str]) -> None:

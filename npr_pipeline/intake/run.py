@@ -58,10 +58,12 @@ from npr_pipeline.store.batches import begin_batch
 from npr_pipeline.store.events import compact
 from npr_pipeline.store.ledger import (
     BatchCommit,
+    LedgerLookup,
     LedgerRecord,
     LopenrClaimed,
     load_ledger,
     load_records,
+    record_count,
     typed,
     write_records,
 )
@@ -87,6 +89,14 @@ LOCK_WAIT = 600.0  # seconds a second intake waits for the first before it gives
 # ~5-10 ms and opening the state file tens of ms, too much per file for a national day.
 # A kill loses at most the uncommitted files' records; the rerun processes them again.
 COMMIT_FILES = 200
+# Above this many ledger records per inbox file, intake looks records up by key (a file's
+# submission id, a unit's records) instead of reading the whole ledger at its start: a read
+# costs ~9.5 us of CPU per record, a file's look-ups ~1.7 ms (docs/benchmarks.md, "Per-intake
+# costs that grow with the ledger"), and the ledger holds ~13 million records by December.
+RECORDS_PER_FILE = 200
+# The monthly pairs: every delivery (an ord with its ide) is checked again when the catalogue
+# changes, so their accepted records are read whole even when the others are looked up.
+PAIRED = ("NPR_ORD", "NPR_IDE")
 
 
 @dataclass
@@ -328,10 +338,9 @@ def _intake(
     registry = current_registry(home)
     files = sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
     summary = IntakeSummary()
-    records = load_records(home)
-    known = {r.submission_id: r for r in records}
-    state = _LedgerState(records)
-    pending_writes = _Pending(home)
+    lookup = LedgerLookup(home)
+    first_record, state = _ledger_view(home, lookup, len(files))
+    pending_writes = _Pending(home, lookup.close)
     slots: list[SubmissionResult | _Task] = []
 
     def receive() -> Iterator[_Task]:
@@ -345,8 +354,9 @@ def _intake(
             archived = archive_file(path, home.archive, durable=False)  # synced per commit
             summary.bytes += archived.size
             sid = archived.submission_id
-            if sid in known or sid in pending:
-                slots.append(_duplicate(path.name, sid, known.get(sid)))
+            first = None if sid in pending else first_record(sid)
+            if first is not None or sid in pending:
+                slots.append(_duplicate(path.name, sid, first))
                 if progress:
                     progress(1)
                 continue
@@ -367,6 +377,7 @@ def _intake(
                 progress(1)
     finally:  # what is done is committed, also when the run stops on an error
         pending_writes.flush(by_id)
+        lookup.close()
     if pending_writes.batches:
         compact(home)
     if pending_writes.lake_tables:
@@ -377,14 +388,29 @@ def _intake(
     for sid, found in checked.outcomes.items():
         if sid in by_id:
             by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}
-    sync_intake(home, load_ledger(home), checked.results)
-    deliver_answers(home, settings, [*by_id, *checked.outcomes], now=clock())
+    committed = load_ledger(home, submission_ids=by_id)  # the copy appends these
+    sync_intake(home, committed, checked.results)
+    answered = [*by_id, *checked.outcomes]
+    deliver_answers(home, settings, answered, now=clock(), committed=len(committed))
     summary.submissions = [by_id[s.submission_id] if isinstance(s, _Task) else s for s in slots]
     for sub in summary.submissions:
         first = by_id.get(sub.submission_id)
         if sub.status == Status.DUPLICATE and first is not None:
             sub.unit, sub.message_type = first.unit, first.message_type
     return summary
+
+
+def _ledger_view(
+    home: Home, lookup: LedgerLookup, files: int
+) -> tuple[Callable[[str], LedgerRecord | None], _LedgerState]:
+    """How intake sees the committed ledger: a submission's first record and the accepted
+    records' state, from keyed look-ups or from one read of every record, whichever is
+    cheaper for an inbox of ``files`` (see ``RECORDS_PER_FILE``). Both give the same answers."""
+    if record_count(home) > RECORDS_PER_FILE * max(files, 1):
+        return lookup.record, _LedgerState(lookup.accepted_of_types(PAIRED), lookup)
+    records = load_records(home)
+    known = {r.submission_id: r for r in records}
+    return known.get, _LedgerState(records)
 
 
 def _run(
@@ -488,17 +514,29 @@ class _LedgerState:
     Indexed by unit, message type and year: every commit asks about its own unit's records,
     and a scan of all of them per commit made intake quadratic in the ledger (a national year
     holds ~50,000 accepted records; a month's 4,000 commits each scanned them all).
+
+    With ``lookup``, ``records`` hold the accepted ``PAIRED`` records only, and another type's
+    unit, type and year is looked up in the ledger the first time a commit asks about it
+    (then kept, with this run's records added), so ``accepted`` holds the paired records and
+    this run's.
     """
 
-    def __init__(self, records: list[LedgerRecord]) -> None:
+    def __init__(self, records: list[LedgerRecord], lookup: LedgerLookup | None = None) -> None:
         self.accepted: list[LedgerRecord] = []
         self._by_key: dict[tuple[str | None, str | None, int | None], list[LedgerRecord]] = {}
+        self._lookup = lookup
+        self._looked_up: set[tuple[str, str, int]] = set()
         for record in records:
             if record.status == Status.ACCEPTED:
                 self.add(record)
 
     def _group(self, unit: str, msg_type: str, year: int) -> list[LedgerRecord]:
-        return self._by_key.get((unit, msg_type, year), [])
+        key = (unit, msg_type, year)
+        if self._lookup is not None and msg_type not in PAIRED and key not in self._looked_up:
+            self._looked_up.add(key)
+            committed = self._lookup.accepted(unit, msg_type, year)
+            self._by_key[key] = committed + self._by_key.get(key, [])
+        return self._by_key.get(key, [])
 
     def lopenr_owner(self, unit: str, msg_type: str, year: int, lopenr: int) -> str | None:
         for record in self._group(unit, msg_type, year):
@@ -533,8 +571,9 @@ class _Pending:
     """Ledger records and failed markers waiting for their commit (one transaction), and the
     accepted daily files whose events commit with them (one intake batch)."""
 
-    def __init__(self, home: Home) -> None:
+    def __init__(self, home: Home, release: Callable[[], None] | None = None) -> None:
         self.home = home
+        self.release = release  # let go of the state file before writing to it
         self.records: list[LedgerRecord] = []
         self.failed: list[LedgerRecord] = []
         self.daily: list[list[DailyFile]] = [[]]  # one intake batch per list
@@ -595,6 +634,8 @@ class _Pending:
         accepted record: only if HOME's lock was bypassed) becomes a failed file instead."""
         if not len(self):
             return
+        if self.release is not None:
+            self.release()
         sync_archive(self.home.archive)  # the files of these records are on disk before them
         segments = [files for files in self.daily if files]
         self.daily, self._closed = [[]], set()

@@ -11,8 +11,9 @@ then own), ``line``. Events are never updated or dropped: the fold
 
 Each batch appends each table once, with the app transaction ``(npr-intake, batch)`` recorded
 in the same Delta commit, so retrying an append after a failure skips the tables that already
-hold the batch. Rows are visible only through the committed batches (:mod:`.batches`). After
-an intake, :func:`compact` merges the batches' small files and writes a checkpoint.
+hold the batch. Rows are visible only through the committed batches (:mod:`.batches`). Every
+``CHECKPOINT_EVERY`` commits of a table get a checkpoint; after an intake, :func:`compact`
+merges the batches' small files and writes one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from npr_pipeline.home import Home
 from npr_pipeline.messages import COLUMN_TYPES, LINE_COLUMN, TableSpec, all_types
 
 APP_ID = "npr-intake"
+# A long intake appends each table once per batch, and every open replays the log since the
+# last checkpoint (written by :func:`compact` at the end of an intake): a checkpoint every this
+# many commits keeps that replay, and the memory it leaves behind, bounded within a run
+# (docs/benchmarks.md, "Left: a slower growth").
+CHECKPOINT_EVERY = 10
 DAILY = "daily"
 # What intake knows of a file beside its content, handed to read_typed as context (strings).
 CONTEXT = ("submission_id", "unit", "year", "lopenr")
@@ -86,20 +92,22 @@ def append_events(home: Home, batch: int, tables: dict[str, pa.Table]) -> dict[s
         if rows.num_rows == 0:
             continue
         path = table_path(home, name)
-        if path.joinpath("_delta_log").is_dir():
-            table = DeltaTable(path)
-            if (table.transaction_version(APP_ID) or 0) >= batch:
-                versions[name] = table.version()
-                continue
+        table = DeltaTable(path) if path.joinpath("_delta_log").is_dir() else None
+        if table is not None and (table.transaction_version(APP_ID) or 0) >= batch:
+            versions[name] = table.version()
+            continue
         path.parent.mkdir(parents=True, exist_ok=True)
         write_deltalake(
-            path,
+            path if table is None else table,  # the open handle: its log is not read again
             stored(stored_specs()[name], batch, rows),
             mode="append",
             partition_by=["year"],
             commit_properties=CommitProperties(app_transactions=[Transaction(APP_ID, batch)]),
         )
-        versions[name] = DeltaTable(path).version()
+        table = table or DeltaTable(path)
+        versions[name] = table.version()
+        if versions[name] % CHECKPOINT_EVERY == 0:
+            table.create_checkpoint()
     return versions
 
 

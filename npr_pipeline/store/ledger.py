@@ -15,6 +15,8 @@ The tables live in ``HOME/state.duckdb`` (:mod:`npr_pipeline.store.state`):
 - ``failed``: the marker of a file that failed on our side (status ``failed``): not a record;
   replaced at every retry, deleted in the transaction that commits the file for good.
 - ``meta``: ``ledger_json_imported`` marks the one-time import of the JSON records.
+- ``ledger_unit``: an index on ``ledger (unit)``, so that intake's look-ups of one unit's
+  records (:class:`LedgerLookup`) cost the same whatever the year's size.
 - ``batches``: one row per intake batch of the daily route (:mod:`npr_pipeline.store.batches`):
   taken uncommitted by ``begin_batch``, marked committed in the transaction that commits the
   batch's records (``write_records(..., batch=...)``), so its events become visible exactly
@@ -38,7 +40,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -154,6 +156,9 @@ _DDL = (
     # the latest receipt time (intake's clock) of the files committed with the batch: what a
     # daily unit's state "was extracted" at, which production checks dates against
     "ALTER TABLE batches ADD COLUMN IF NOT EXISTS received TIMESTAMPTZ",
+    # intake's lopenr rules look up one unit's records (:class:`LedgerLookup`): without it each
+    # look-up scans the year's millions of records
+    "CREATE INDEX IF NOT EXISTS ledger_unit ON ledger (unit)",
 )
 _ROW = tuple(f.name for f in fields(LedgerRecord)) + ("reason_codes",)
 _ARROW = pa.schema(
@@ -464,13 +469,27 @@ def _load(home: Home, table: str) -> list[LedgerRecord]:
     return [_from_row(row) for row in rows]
 
 
-def load_ledger(home: Home) -> pd.DataFrame:
-    """All records as a table (reasons flattened to their codes; dates as ISO text)."""
+def load_ledger(
+    home: Home,
+    submission_ids: Iterable[str] | None = None,
+    message_types: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """All records as a table (reasons flattened to their codes; dates as ISO text); only
+    those of ``submission_ids`` and of ``message_types``, when given (one query either way)."""
     selected = ", ".join(
         f"strftime({c}, '%Y-%m-%d') AS {c}" if c in _DATES else c for c in LEDGER_COLUMNS
     )
+    where, params = [], []
+    if submission_ids is not None:
+        where.append("submission_id IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(sorted(set(submission_ids)))
+    if message_types is not None:
+        where.append("message_type IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(sorted(set(message_types)))
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
     with _reading(home) as con:
-        table = con.sql(f"SELECT {selected} FROM ledger ORDER BY submission_id").to_arrow_table()
+        query = f"SELECT {selected} FROM ledger{condition} ORDER BY submission_id"
+        table = con.sql(query, params=params).to_arrow_table()
     # nullable integers straight from Arrow: through float64 a large lopenr would not survive
     nullable = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype()}
     frame = table.to_pandas(types_mapper=nullable.get)
@@ -478,6 +497,76 @@ def load_ledger(home: Home) -> pd.DataFrame:
         if name not in _INTS:
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     return frame.astype({"size": "int64", "episodes": "int64", "patients": "int64"})
+
+
+def record_count(home: Home) -> int:
+    """How many records the ledger holds (records are never removed: a copy of it with as many
+    holds the same records)."""
+    with _reading(home) as con:
+        return con.execute("SELECT count(*) FROM ledger").fetchall()[0][0]
+
+
+class LedgerLookup:
+    """Keyed look-ups in the ledger for one intake, on one read-only connection held between
+    intake's commits: a few milliseconds per file, where reading every record of the year
+    grows to minutes by December (~13 million records).
+
+    DuckDB lets a process open a file read-only or read-write, not both: :meth:`close` before
+    writing to the state (the next look-up opens it again).
+    """
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._opened: ExitStack | None = None
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._opened = ExitStack()
+            self._con = self._opened.enter_context(_reading(self.home))
+        return self._con
+
+    def close(self) -> None:
+        """Let go of the state file (idempotent)."""
+        if self._opened is not None:
+            self._opened.close()
+        self._con, self._opened = None, None
+
+    def record(self, submission_id: str) -> LedgerRecord | None:
+        """The record of one submission, or None (the primary key's index)."""
+        rows = (
+            self._connection()
+            .execute(f"SELECT {_SELECT} FROM ledger WHERE submission_id = ?", [submission_id])
+            .fetchall()
+        )
+        return _from_row(rows[0]) if rows else None
+
+    def accepted(self, unit: str, message_type: str, year: int) -> list[LedgerRecord]:
+        """The accepted records of one unit, message type and year (the ``ledger_unit`` index),
+        in submission id order."""
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {_SELECT} FROM ledger WHERE unit = ? AND message_type = ? AND year = ? "
+                "AND status = ? ORDER BY submission_id",
+                [unit, message_type, year, ACCEPTED],
+            )
+            .fetchall()
+        )
+        return [_from_row(row) for row in rows]
+
+    def accepted_of_types(self, message_types: Iterable[str]) -> list[LedgerRecord]:
+        """Every accepted record of these message types, in submission id order."""
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {_SELECT} FROM ledger WHERE status = ? AND message_type IN "
+                "(SELECT unnest(?::VARCHAR[])) ORDER BY submission_id",
+                [ACCEPTED, sorted(set(message_types))],
+            )
+            .fetchall()
+        )
+        return [_from_row(row) for row in rows]
 
 
 def current_submissions(ledger: pd.DataFrame) -> pd.DataFrame:
