@@ -97,7 +97,9 @@ def test_reused_handles_see_every_later_commit_their_own_and_another_writers(
         assert compact(home)["daily_contacts"] == 1
     rows = events_dataset(home, "daily_contacts").to_table()
     assert sorted(zip(rows["batch"].to_pylist(), rows["kontaktID"].to_pylist(), strict=True)) == [
-        (one, "K-1"), (one, "K-2"), (two, "K-3")
+        (one, "K-1"),
+        (one, "K-2"),
+        (two, "K-3"),
     ]
     assert DeltaTable(contacts).transaction_version("npr-intake") == two
 
