@@ -66,15 +66,24 @@ def prepare_batch(home: Home, files: list[DailyFile]) -> BatchCommit:
 
 
 def _rows(batch: int, files: list[DailyFile]) -> dict[str, pa.Table]:
-    """Every file's rows per event table, stored schema plus the file's place in the batch."""
+    """Every file's rows per event table, stored schema plus the file's place in the batch.
+
+    The files' tables are concatenated first and cast to the stored schema once per table:
+    a cast per file and column was ~40 k Arrow calls per 1,500 files in the main process."""
     parts: dict[str, list[pa.Table]] = {}
+    arrivals: dict[str, list[pa.Array]] = {}
     for arrival, file in enumerate(files, start=1):
         for name, table in file.tables.items():
             if table.num_rows:
-                rows = stored(stored_specs()[name], batch, table)
+                parts.setdefault(name, []).append(table)
                 column = pa.repeat(pa.scalar(arrival, pa.int64()), table.num_rows)
-                parts.setdefault(name, []).append(rows.append_column(ARRIVAL, column))
-    return {name: pa.concat_tables(tables) for name, tables in parts.items()}
+                arrivals.setdefault(name, []).append(column)
+    return {
+        name: stored(
+            stored_specs()[name], batch, pa.concat_tables(tables, promote_options="permissive")
+        ).append_column(ARRIVAL, pa.chunked_array(arrivals[name], pa.int64()))
+        for name, tables in parts.items()
+    }
 
 
 def _finding(item: EventFinding) -> Finding:
