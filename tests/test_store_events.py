@@ -14,7 +14,12 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from npr_pipeline.home import Home
-from npr_pipeline.store.batches import begin_batch, committed_batch, committed_batches
+from npr_pipeline.store.batches import (
+    begin_batch,
+    begin_batch_reading,
+    committed_batch,
+    committed_batches,
+)
 from npr_pipeline.store.events import (
     append_events,
     compact,
@@ -118,6 +123,9 @@ def test_an_uncommitted_batch_is_invisible_and_its_number_never_reused(tmp_path:
     assert sorted(set(stored.column("batch").to_pylist())) == [lost, again]
     visible = stored.filter(pc.field("batch").isin(committed_batches(home).column("batch")))
     assert visible.num_rows == 2
+    # intake's one read: the next number and the committed ones, never the lost or its own
+    number, committed = begin_batch_reading(home)
+    assert (number, committed.column("batch").to_pylist()) == (again + 1, [again])
 
 
 def test_compaction_merges_the_batches_files_and_keeps_every_row(tmp_path: Path) -> None:

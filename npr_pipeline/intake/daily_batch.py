@@ -20,7 +20,7 @@ import pyarrow as pa
 from npr_pipeline.feedback.reports import Finding, SubmissionInfo, write_xpr_err, write_xpr_val
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import Reason, reason
-from npr_pipeline.store.batches import begin_batch
+from npr_pipeline.store.batches import begin_batch_reading
 from npr_pipeline.store.events import append_events, stored, stored_specs
 from npr_pipeline.store.findings import ARRIVAL, EventFinding, event_findings
 from npr_pipeline.store.ledger import BatchCommit, LedgerRecord
@@ -46,10 +46,10 @@ class DailyFile:
 
 def prepare_batch(home: Home, files: list[DailyFile]) -> BatchCommit:
     """Judge, report and append one batch of files; returns the batch row to commit."""
-    number = begin_batch(home)
+    number, committed = begin_batch_reading(home)
     rows = _rows(number, files)
     found: dict[str, list[EventFinding]] = {}
-    for item in event_findings(home, rows):
+    for item in event_findings(home, rows, committed):
         found.setdefault(item.submission_id, []).append(item)
     for file in files:
         folder = home.feedback / file.record.submission_id
