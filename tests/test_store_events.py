@@ -15,12 +15,18 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from npr_pipeline.home import Home
-from npr_pipeline.store.batches import begin_batch, committed_batch, committed_batches
+from npr_pipeline.store.batches import (
+    begin_batch,
+    begin_batch_reading,
+    committed_batch,
+    committed_batches,
+)
 from npr_pipeline.store.events import (
     CHECKPOINT_EVERY,
     append_events,
     compact,
     events_dataset,
+    reused_tables,
     table_path,
 )
 from tests.daily_events import commit_batch, ident, kontakt, read_events, write_file
@@ -74,6 +80,37 @@ def test_a_retried_append_skips_tables_that_hold_the_batch(tmp_path: Path) -> No
     assert events_dataset(home, "daily_contacts").to_table().num_rows == 2
 
 
+def test_reused_handles_see_every_later_commit_their_own_and_another_writers(
+    tmp_path: Path,
+) -> None:
+    """An intake opens each table once: later batches, a retry and another writer's commit
+    must all be seen through the kept handle, as a fresh open would see them."""
+    home = Home(root=tmp_path / "home").ensure()
+    first, second = _files(tmp_path)[0], write_file(tmp_path / "in2", "kontakt", 2, [
+        kontakt("K-3", "N", "2026-03-05T10:00:00", diagnoses=[(1, "J069")]),
+    ])  # fmt: skip
+    contacts = table_path(home, "daily_contacts")
+    with reused_tables():
+        one = commit_batch(home, [first])
+        assert events_dataset(home, "daily_contacts").to_table().num_rows == 2
+        two = commit_batch(home, [second])
+        assert events_dataset(home, "daily_contacts").to_table().num_rows == 3
+        versions = append_events(home, two, read_events(second))  # a retry: nothing written
+        assert versions["daily_contacts"] == DeltaTable(contacts).version()
+        outside = DeltaTable(contacts)  # another writer, not through the kept handle
+        outside.optimize.compact()
+        assert events_dataset(home, "daily_contacts").to_table().num_rows == 3
+        assert len(events_dataset(home, "daily_contacts").files) == 1
+        assert compact(home)["daily_contacts"] == 1
+    rows = events_dataset(home, "daily_contacts").to_table()
+    assert sorted(zip(rows["batch"].to_pylist(), rows["kontaktID"].to_pylist(), strict=True)) == [
+        (one, "K-1"),
+        (one, "K-2"),
+        (two, "K-3"),
+    ]
+    assert DeltaTable(contacts).transaction_version("npr-intake") == two
+
+
 def test_an_uncommitted_batch_is_invisible_and_its_number_never_reused(tmp_path: Path) -> None:
     """A kill between the Delta append and the ledger commit: rows stored, batch not committed."""
     home = Home(root=tmp_path / "home").ensure()
@@ -88,6 +125,9 @@ def test_an_uncommitted_batch_is_invisible_and_its_number_never_reused(tmp_path:
     assert sorted(set(stored.column("batch").to_pylist())) == [lost, again]
     visible = stored.filter(pc.field("batch").isin(committed_batches(home).column("batch")))
     assert visible.num_rows == 2
+    # intake's one read: the next number and the committed ones, never the lost or its own
+    number, committed = begin_batch_reading(home)
+    assert (number, committed.column("batch").to_pylist()) == (again + 1, [again])
 
 
 def test_compaction_merges_the_batches_files_and_keeps_every_row(tmp_path: Path) -> None:

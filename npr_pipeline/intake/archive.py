@@ -15,9 +15,10 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from npr_pipeline.atomic import replace, temp_file
 
 CHUNK = 1 << 20
 
@@ -45,11 +46,9 @@ def archive_path(archive: Path, checksum: str) -> Path:
 def archive_file(source: Path, archive: Path, durable: bool = True) -> Archived:
     """Copy ``source`` into the archive (atomically) unless identical bytes are there; without
     ``durable`` the copy is on disk only after the next :func:`sync_archive`."""
-    archive.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
-    fd, tmp_name = tempfile.mkstemp(dir=archive, prefix=".incoming-")
-    tmp = Path(tmp_name)
+    fd, tmp = temp_file(archive, ".incoming-")
     try:
         with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
             while chunk := src.read(CHUNK):
@@ -63,9 +62,8 @@ def archive_file(source: Path, archive: Path, durable: bool = True) -> Archived:
         target = archive_path(archive, checksum)
         if target.is_file() and target.stat().st_size == size:
             return Archived(checksum, size, target, existed=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp.chmod(0o444)
-        os.replace(tmp, target)
+        replace(tmp, target)  # makes archive/ab/cd/ the first time only
         return Archived(checksum, size, target, existed=False)
     finally:
         tmp.unlink(missing_ok=True)

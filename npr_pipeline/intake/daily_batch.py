@@ -20,7 +20,7 @@ import pyarrow as pa
 from npr_pipeline.feedback.reports import Finding, SubmissionInfo, write_xpr_err, write_xpr_val
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import Reason, reason
-from npr_pipeline.store.batches import begin_batch
+from npr_pipeline.store.batches import begin_batch_reading
 from npr_pipeline.store.events import append_events, stored, stored_specs
 from npr_pipeline.store.findings import ARRIVAL, EventFinding, event_findings
 from npr_pipeline.store.ledger import BatchCommit, LedgerRecord
@@ -46,10 +46,10 @@ class DailyFile:
 
 def prepare_batch(home: Home, files: list[DailyFile]) -> BatchCommit:
     """Judge, report and append one batch of files; returns the batch row to commit."""
-    number = begin_batch(home)
+    number, committed = begin_batch_reading(home)
     rows = _rows(number, files)
     found: dict[str, list[EventFinding]] = {}
-    for item in event_findings(home, rows):
+    for item in event_findings(home, rows, committed):
         found.setdefault(item.submission_id, []).append(item)
     for file in files:
         folder = home.feedback / file.record.submission_id
@@ -66,15 +66,24 @@ def prepare_batch(home: Home, files: list[DailyFile]) -> BatchCommit:
 
 
 def _rows(batch: int, files: list[DailyFile]) -> dict[str, pa.Table]:
-    """Every file's rows per event table, stored schema plus the file's place in the batch."""
+    """Every file's rows per event table, stored schema plus the file's place in the batch.
+
+    The files' tables are concatenated first and cast to the stored schema once per table:
+    a cast per file and column was ~40 k Arrow calls per 1,500 files in the main process."""
     parts: dict[str, list[pa.Table]] = {}
+    arrivals: dict[str, list[pa.Array]] = {}
     for arrival, file in enumerate(files, start=1):
         for name, table in file.tables.items():
             if table.num_rows:
-                rows = stored(stored_specs()[name], batch, table)
+                parts.setdefault(name, []).append(table)
                 column = pa.repeat(pa.scalar(arrival, pa.int64()), table.num_rows)
-                parts.setdefault(name, []).append(rows.append_column(ARRIVAL, column))
-    return {name: pa.concat_tables(tables) for name, tables in parts.items()}
+                arrivals.setdefault(name, []).append(column)
+    return {
+        name: stored(
+            stored_specs()[name], batch, pa.concat_tables(tables, promote_options="permissive")
+        ).append_column(ARRIVAL, pa.chunked_array(arrivals[name], pa.int64()))
+        for name, tables in parts.items()
+    }
 
 
 def _finding(item: EventFinding) -> Finding:

@@ -73,7 +73,12 @@ class RegistryIndex:
     """Units by HER-id, organisation number and RESH id."""
 
     def __init__(self, registry: pd.DataFrame) -> None:
-        rows = registry.astype(str).to_dict("records")
+        # Column lists zipped into rows: to_dict("records") boxes every value through pandas
+        # and took ~2 s for 65,000 units, once per intake in the main process.
+        text = registry.astype(str)
+        columns = list(text.columns)
+        values = (text[column].tolist() for column in columns)
+        rows = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
         self.by_kind: dict[str, dict[str, list[dict[str, str]]]] = {
             "HER": {},
             "ENH": {},

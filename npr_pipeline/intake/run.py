@@ -55,7 +55,7 @@ from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
 from npr_pipeline.store import lake
 from npr_pipeline.store.batches import begin_batch
-from npr_pipeline.store.events import compact
+from npr_pipeline.store.events import compact, reused_tables
 from npr_pipeline.store.ledger import (
     BatchCommit,
     LedgerLookup,
@@ -283,7 +283,7 @@ def intake_directory(
     """
     started = time.perf_counter()
     home.ensure()
-    with home_lock(home, "intake", wait, on_wait):
+    with home_lock(home, "intake", wait, on_wait), reused_tables():
         sweep_interrupted(home)
         summary = _intake(home, inbox, workers, progress, max_bytes, clock or _now)
     summary.seconds = time.perf_counter() - started

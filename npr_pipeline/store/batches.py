@@ -22,15 +22,23 @@ from npr_pipeline.store import ledger, state
 # ``ledger._prepare`` creates the batches table with the state's other tables (and imports an
 # old JSON ledger first), so a batch is never begun in a state file without its ledger.
 _prepare = ledger._prepare
+_COMMITTED = "SELECT batch FROM batches WHERE committed IS NOT NULL AND batch <= ? ORDER BY batch"
 
 
 def begin_batch(home: Home) -> int:
     """Take the next batch number: one above every number ever taken, committed or not, so a
     killed batch's invisible rows never share a number with a later batch's."""
+    return begin_batch_reading(home)[0]
+
+
+def begin_batch_reading(home: Home) -> tuple[int, pa.Table]:
+    """:func:`begin_batch`, and the committed batches (:func:`committed_batches`) read in the
+    same transaction: intake needs both per batch, and each opening of the file costs ~25 ms."""
     with state.transaction(home, _prepare) as con:
         number = con.execute("SELECT coalesce(max(batch), 0) + 1 FROM batches").fetchall()[0][0]
+        committed = con.sql(_COMMITTED, params=[2**62]).to_arrow_table()
         con.execute("INSERT INTO batches (batch, started) VALUES (?, now())", [number])
-    return int(number)
+    return int(number), committed
 
 
 def committed_batch(home: Home) -> int:
@@ -48,7 +56,4 @@ def committed_batches(home: Home, as_of_batch: int | None = None) -> pa.Table:
     what a reader joins the event tables with, so uncommitted numbers are never read."""
     limit = as_of_batch if as_of_batch is not None else 2**62
     with state.reader(home, _prepare) as con:
-        return con.sql(
-            "SELECT batch FROM batches WHERE committed IS NOT NULL AND batch <= ? ORDER BY batch",
-            params=[limit],
-        ).to_arrow_table()
+        return con.sql(_COMMITTED, params=[limit]).to_arrow_table()

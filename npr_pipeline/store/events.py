@@ -14,11 +14,19 @@ in the same Delta commit, so retrying an append after a failure skips the tables
 hold the batch. Rows are visible only through the committed batches (:mod:`.batches`). Every
 ``CHECKPOINT_EVERY`` commits of a table get a checkpoint; after an intake, :func:`compact`
 merges the batches' small files and writes one.
+
+Opening a Delta table replays its log (from the last checkpoint); a batch reads and appends
+each table a few times, so an intake opens every table once inside :func:`reused_tables` and
+later only reads the log entries written since (``update_incremental``): each use sees every
+commit, its own batch's and any other writer's.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import pyarrow as pa
@@ -60,6 +68,35 @@ def stored_specs() -> dict[str, TableSpec]:
     }
 
 
+_HANDLES: ContextVar[dict[Path, DeltaTable] | None] = ContextVar("_HANDLES", default=None)
+
+
+@contextmanager
+def reused_tables() -> Iterator[None]:
+    """Within the block each table is opened once and then brought up to date incrementally,
+    not opened (its whole log replayed) at every use: an intake's batches use each table ~2
+    times per table per batch."""
+    token = _HANDLES.set({})
+    try:
+        yield
+    finally:
+        _HANDLES.reset(token)
+
+
+def _open(path: Path) -> DeltaTable:
+    """The table at ``path`` as of its latest commit: the block's handle, updated, inside
+    :func:`reused_tables`; a fresh open outside."""
+    handles = _HANDLES.get()
+    if handles is None:
+        return DeltaTable(path)
+    table = handles.get(path)
+    if table is None:
+        table = handles[path] = DeltaTable(path)
+    else:
+        table.update_incremental()
+    return table
+
+
 def event_schema(spec: TableSpec) -> pa.Schema:
     """The stored columns of one event table."""
     fields = [pa.field("batch", pa.int64())]
@@ -92,19 +129,21 @@ def append_events(home: Home, batch: int, tables: dict[str, pa.Table]) -> dict[s
         if rows.num_rows == 0:
             continue
         path = table_path(home, name)
-        table = DeltaTable(path) if path.joinpath("_delta_log").is_dir() else None
-        if table is not None and (table.transaction_version(APP_ID) or 0) >= batch:
-            versions[name] = table.version()
-            continue
+        target: Path | DeltaTable = path
+        if path.joinpath("_delta_log").is_dir():
+            target = _open(path)
+            if (target.transaction_version(APP_ID) or 0) >= batch:
+                versions[name] = target.version()
+                continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_deltalake(
-            path if table is None else table,  # the open handle: its log is not read again
+        write_deltalake(  # through the handle, which then holds the new version
+            target,
             stored(stored_specs()[name], batch, rows),
             mode="append",
             partition_by=["year"],
             commit_properties=CommitProperties(app_transactions=[Transaction(APP_ID, batch)]),
         )
-        table = table or DeltaTable(path)
+        table = _open(path)
         versions[name] = table.version()
         if versions[name] % CHECKPOINT_EVERY == 0:
             table.create_checkpoint()
@@ -117,7 +156,7 @@ def events_dataset(home: Home, table: str) -> ds.Dataset:
     path = table_path(home, table)
     if not path.joinpath("_delta_log").is_dir():
         return ds.dataset(event_schema(stored_specs()[table]).empty_table())
-    return DeltaTable(path).to_pyarrow_dataset()
+    return _open(path).to_pyarrow_dataset()
 
 
 def compact(home: Home) -> dict[str, int]:
@@ -130,8 +169,8 @@ def compact(home: Home) -> dict[str, int]:
         path = table_path(home, name)
         if not path.joinpath("_delta_log").is_dir():
             continue
-        table = DeltaTable(path)
+        table = _open(path)
         table.optimize.compact()
         table.create_checkpoint()
-        files[name] = len(DeltaTable(path).file_uris())
+        files[name] = len(_open(path).file_uris())
     return files

@@ -47,12 +47,15 @@ class EventFinding:
     code: str
 
 
-def event_findings(home: Home, batch: dict[str, pa.Table]) -> list[EventFinding]:
+def event_findings(
+    home: Home, batch: dict[str, pa.Table], committed: pa.Table | None = None
+) -> list[EventFinding]:
     """The findings of a batch's events. ``batch`` holds each event table's rows of the batch's
     files in the stored schema (:func:`npr_pipeline.store.events.event_schema`) plus
-    ``arrival``; tables without rows may be left out."""
+    ``arrival``; tables without rows may be left out. ``committed``: the committed batches
+    when the caller has read them already (default: read now)."""
     con = duckdb.connect()
-    con.register("_committed", committed_batches(home))
+    con.register("_committed", committed if committed is not None else committed_batches(home))
     found: list[EventFinding] = []
     for family in families():
         if family.root.name in batch:

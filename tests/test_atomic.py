@@ -1,0 +1,46 @@
+"""Atomic writes make a missing folder when they meet it, not before every write (issue 13).
+
+The folders are made on a write's first failure only, so these check the paths where they are
+missing: the target's folder, a scratch folder, both nested, and the archive's ab/cd/ levels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from npr_pipeline.atomic import replace, write_text
+from npr_pipeline.intake.archive import archive_file, archive_path
+
+
+def test_a_write_makes_missing_target_and_scratch_folders_and_leaves_no_temp(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "a" / "b" / "answer.xml"
+    scratch = tmp_path / "outbox" / ".tmp"
+    write_text(target, "one", durable=False, scratch=scratch)
+    write_text(target, "two", durable=False, scratch=scratch)
+    write_text(tmp_path / "c" / "d" / "beside.xml", "three", durable=False)
+    assert target.read_text() == "two"
+    assert (tmp_path / "c" / "d" / "beside.xml").read_text() == "three"
+    assert list(scratch.iterdir()) == []
+    assert sorted(p.name for p in target.parent.iterdir()) == ["answer.xml"]
+
+
+def test_replace_of_a_missing_source_raises_and_makes_no_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        replace(tmp_path / "gone", tmp_path / "new" / "file")
+    assert not (tmp_path / "new").exists()
+
+
+def test_archive_file_makes_its_levels_once_and_keeps_identical_bytes_once(tmp_path: Path) -> None:
+    source = tmp_path / "in.xml"
+    source.write_bytes(b"<x/>")
+    archive = tmp_path / "archive"
+    first = archive_file(source, archive, durable=False)
+    again = archive_file(source, archive, durable=False)
+    assert first.path == archive_path(archive, first.checksum)
+    assert first.path.read_bytes() == b"<x/>"
+    assert (first.existed, again.existed) == (False, True)
+    assert sorted(p.name for p in archive.iterdir()) == [first.checksum[:2]]
