@@ -183,6 +183,15 @@ def _sync_ledger(
         if con.execute("SELECT count(*) FROM ledger").fetchall()[0][0] == records:
             return
     replace_table(con, "ledger", load_ledger(home))
+    # a column no record has filled yet (e.g. every period_from empty) comes out of pandas
+    # typed NULL and would refuse the first value appended to it; the ledger's non-integer
+    # columns are text (dates as ISO text: load_ledger)
+    untyped = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = 'ledger' AND data_type IN ('NULL', '\"NULL\"')"
+    ).fetchall()
+    for (column,) in untyped:
+        con.execute(f'ALTER TABLE ledger ALTER COLUMN "{column}" TYPE VARCHAR')
     con.execute("ALTER TABLE ledger ADD PRIMARY KEY (submission_id)")
 
 

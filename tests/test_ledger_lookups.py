@@ -23,7 +23,7 @@ from npr_pipeline.home import Home
 from npr_pipeline.intake import run as run_module
 from npr_pipeline.intake.run import IntakeSummary, intake_directory
 from npr_pipeline.store.ledger import LedgerRecord, load_ledger, load_records, write_records
-from npr_pipeline.warehouse import reader
+from npr_pipeline.warehouse import reader, sync_intake
 from tests.daily_events import henvisning, kontakt
 from tests.intake_files import fill_inbox
 from tests.test_intake_daily import DAILY, Files, _home
@@ -64,14 +64,17 @@ def _rows(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
 
 
 def _warehouse_matches_ledger(home: Home) -> None:
-    """The warehouse's copy holds every record, typed as a copy of the whole ledger is."""
+    """The warehouse's copy holds every record, typed as a copy of the whole ledger is (a
+    column no record fills yet as text, not DuckDB's NULL type)."""
     whole = duckdb.connect()
     whole.register("whole", load_ledger(home))
     with reader(home) as con:
         assert _rows(con, "ledger") == _rows(whole, "whole")
         types = con.execute("SELECT column_name, column_type FROM (DESCRIBE ledger)").fetchall()
     described = "SELECT column_name, column_type FROM (DESCRIBE whole)"
-    assert types == whole.execute(described).fetchall()
+    text = {"NULL": "VARCHAR", '"NULL"': "VARCHAR"}  # a column no record fills is text
+    expected = whole.execute(described).fetchall()
+    assert types == [(name, text.get(kind, kind)) for name, kind in expected]
 
 
 def _intake_one(home: Home, tmp_path: Path, name: str, file: Path) -> IntakeSummary:
@@ -163,6 +166,30 @@ def test_the_warehouse_copy_appends_and_catches_up_after_a_lost_sync(
     assert [s.status for s in appended.submissions] == ["accepted"]
     assert whole_reads == [1]  # only this run's record appended
     _warehouse_matches_ledger(home)
+
+
+def test_a_copy_rebuilt_from_records_without_a_value_takes_the_first_value_appended(
+    tmp_path: Path,
+) -> None:
+    """A rebuilt copy whose records all lack a column (every period_from empty, as a year of
+    daily files before a monthly one) still takes the next record that has it."""
+    home = _home(tmp_path, {DAILY.resh})
+    assert write_records(home, _padding(3)) == []
+    sync_intake(home, load_ledger(home))  # rebuilt: the copy was missing
+    dated = LedgerRecord(
+        submission_id="f" * 16, checksum="f" * 64, file="dated.xml", size=100,
+        received="2026-03-04T11:00:00+00:00", status="accepted", unit=DAILY.resh,
+        message_type="NPR_ORD", year=2026, lopenr=1,
+        period_from="2026-01-01", period_to="2026-01-31",
+    )  # fmt: skip
+    assert write_records(home, [dated]) == []
+    sync_intake(home, load_ledger(home, submission_ids=[dated.submission_id]))
+    with reader(home) as con:
+        found = con.execute(
+            "SELECT period_from, period_to FROM ledger WHERE submission_id = ?",
+            [dated.submission_id],
+        ).fetchall()
+    assert found == [("2026-01-01", "2026-01-31")]
 
 
 def test_posting_reads_the_ledgers_ids_only_when_a_run_left_answers_unposted(
