@@ -11,6 +11,7 @@ import fcntl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -19,7 +20,7 @@ import pyarrow as pa
 
 from npr_pipeline.home import Home
 from npr_pipeline.store.lake import parquet_source
-from npr_pipeline.store.ledger import load_ledger, record_count
+from npr_pipeline.store.ledger import LEDGER_SCHEMA, load_ledger, record_count
 
 
 @contextmanager
@@ -175,24 +176,41 @@ def _sync_ledger(
     con: duckdb.DuckDBPyConnection, home: Home, ledger: pd.DataFrame, records: int
 ) -> None:
     """Append the records of ``ledger`` the copy lacks; rebuild it unless it then holds the
-    ledger's ``records`` (records are never removed, so as many means the same ones)."""
-    if _keyed(con, "ledger"):
-        con.register("_incoming", ledger)
-        con.execute("INSERT INTO ledger BY NAME SELECT * FROM _incoming ON CONFLICT DO NOTHING")
-        con.unregister("_incoming")
+    ledger's ``records`` (records are never removed, so as many means the same ones).
+
+    The copy has the ledger's own column types (:data:`LEDGER_SCHEMA`), whatever the records:
+    typed from the records instead, a column none of them fills (every ``period_from`` of a
+    year of daily files) would come out of pandas as DuckDB's NULL type and refuse the first
+    value appended. A copy of other types (an older release's: dates as text) is rebuilt.
+    """
+    if _keyed(con, "ledger") and tuple(_described(con, "ledger")) == _copy_types():
+        _insert(con, ledger)
         if con.execute("SELECT count(*) FROM ledger").fetchall()[0][0] == records:
             return
-    replace_table(con, "ledger", load_ledger(home))
-    # a column no record has filled yet (e.g. every period_from empty) comes out of pandas
-    # typed NULL and would refuse the first value appended to it; the ledger's non-integer
-    # columns are text (dates as ISO text: load_ledger)
-    untyped = con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND table_name = 'ledger' AND data_type IN ('NULL', '\"NULL\"')"
-    ).fetchall()
-    for (column,) in untyped:
-        con.execute(f'ALTER TABLE ledger ALTER COLUMN "{column}" TYPE VARCHAR')
-    con.execute("ALTER TABLE ledger ADD PRIMARY KEY (submission_id)")
+    columns = ", ".join(f'"{name}" {kind}' for name, kind in _copy_types())
+    con.execute(f"CREATE OR REPLACE TABLE ledger ({columns}, PRIMARY KEY (submission_id))")
+    _insert(con, load_ledger(home))
+
+
+@cache
+def _copy_types() -> tuple[tuple[str, str], ...]:
+    """The copy's column names and DuckDB types: :data:`LEDGER_SCHEMA` as DuckDB reads it."""
+    with duckdb.connect() as con:
+        con.register("_typed", LEDGER_SCHEMA.empty_table())
+        return tuple(_described(con, "_typed"))
+
+
+def _insert(con: duckdb.DuckDBPyConnection, ledger: pd.DataFrame) -> None:
+    """Insert the records the copy lacks, each value cast to its column's type (dates come
+    as ISO text from :func:`load_ledger`)."""
+    con.register("_incoming", ledger)
+    con.execute("INSERT INTO ledger BY NAME SELECT * FROM _incoming ON CONFLICT DO NOTHING")
+    con.unregister("_incoming")
+
+
+def _described(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """A table's (or a registered view's) column names and types, in order."""
+    return con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall()
 
 
 def _keyed(con: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 
@@ -22,8 +22,15 @@ from npr_pipeline.feedback.outbox import outbox
 from npr_pipeline.home import Home
 from npr_pipeline.intake import run as run_module
 from npr_pipeline.intake.run import IntakeSummary, intake_directory
-from npr_pipeline.store.ledger import LedgerRecord, load_ledger, load_records, write_records
-from npr_pipeline.warehouse import reader, sync_intake
+from npr_pipeline.store.ledger import (
+    LEDGER_COLUMNS,
+    LedgerRecord,
+    load_ledger,
+    load_records,
+    write_records,
+)
+from npr_pipeline.store.state import state_path
+from npr_pipeline.warehouse import reader, replace_table, sync_intake, writer
 from tests.daily_events import henvisning, kontakt
 from tests.intake_files import fill_inbox
 from tests.test_intake_daily import DAILY, Files, _home
@@ -64,17 +71,22 @@ def _rows(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
 
 
 def _warehouse_matches_ledger(home: Home) -> None:
-    """The warehouse's copy holds every record, typed as a copy of the whole ledger is (a
-    column no record fills yet as text, not DuckDB's NULL type)."""
-    whole = duckdb.connect()
-    whole.register("whole", load_ledger(home))
+    """The warehouse's copy holds every record with the ledger's own column types (dates as
+    dates), read from the ledger's table itself."""
+    columns = ", ".join(LEDGER_COLUMNS)
+    ledger = duckdb.connect(str(state_path(home)), read_only=True)
+    try:
+        whole = ledger.execute(f"SELECT {columns} FROM ledger ORDER BY submission_id").fetchall()
+        kinds = ledger.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT {columns} "
+                               "FROM ledger)").fetchall()  # fmt: skip
+    finally:
+        ledger.close()
     with reader(home) as con:
-        assert _rows(con, "ledger") == _rows(whole, "whole")
-        types = con.execute("SELECT column_name, column_type FROM (DESCRIBE ledger)").fetchall()
-    described = "SELECT column_name, column_type FROM (DESCRIBE whole)"
-    text = {"NULL": "VARCHAR", '"NULL"': "VARCHAR"}  # a column no record fills is text
-    expected = whole.execute(described).fetchall()
-    assert types == [(name, text.get(kind, kind)) for name, kind in expected]
+        assert _rows(con, "ledger") == whole
+        assert (
+            con.execute("SELECT column_name, column_type FROM (DESCRIBE ledger)").fetchall()
+            == kinds
+        )
 
 
 def _intake_one(home: Home, tmp_path: Path, name: str, file: Path) -> IntakeSummary:
@@ -147,15 +159,7 @@ def test_the_warehouse_copy_appends_and_catches_up_after_a_lost_sync(
     padded: tuple[Home, Files], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home, new = padded  # the padding was committed without a sync: the copy is behind
-    whole_reads: list[int] = []
-    original = run_module.sync_intake.__globals__["load_ledger"]
-
-    def counted(*args: object, **kwargs: object) -> object:
-        if not kwargs:  # no filter: every record of the ledger
-            whole_reads.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr("npr_pipeline.warehouse.load_ledger", counted)
+    whole_reads = _whole_reads(monkeypatch)
     intake = partial(_intake_one, home, tmp_path)
     caught_up = intake("a", new("kontakt", kontakt("K-3", "N", T2), lopenr=3))
     assert [s.status for s in caught_up.submissions] == ["accepted"]
@@ -168,28 +172,69 @@ def test_the_warehouse_copy_appends_and_catches_up_after_a_lost_sync(
     _warehouse_matches_ledger(home)
 
 
-def test_a_copy_rebuilt_from_records_without_a_value_takes_the_first_value_appended(
-    tmp_path: Path,
-) -> None:
-    """A rebuilt copy whose records all lack a column (every period_from empty, as a year of
-    daily files before a monthly one) still takes the next record that has it."""
-    home = _home(tmp_path, {DAILY.resh})
-    assert write_records(home, _padding(3)) == []
-    sync_intake(home, load_ledger(home))  # rebuilt: the copy was missing
-    dated = LedgerRecord(
+def _dated() -> LedgerRecord:
+    """An accepted monthly record: the first with a period, after daily records without."""
+    return LedgerRecord(
         submission_id="f" * 16, checksum="f" * 64, file="dated.xml", size=100,
         received="2026-03-04T11:00:00+00:00", status="accepted", unit=DAILY.resh,
         message_type="NPR_ORD", year=2026, lopenr=1,
         period_from="2026-01-01", period_to="2026-01-31",
     )  # fmt: skip
+
+
+def _whole_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the warehouse's reads of every record of the ledger (its copy rebuilt)."""
+    reads: list[int] = []
+    original = run_module.sync_intake.__globals__["load_ledger"]
+
+    def counted(*args: object, **kwargs: object) -> object:
+        if not kwargs:  # no filter: every record of the ledger
+            reads.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("npr_pipeline.warehouse.load_ledger", counted)
+    return reads
+
+
+def test_a_copy_rebuilt_from_records_without_a_value_takes_the_first_value_appended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuilt copy whose records all lack a column (every period_from empty, as a year of
+    daily files before a monthly one) appends the next record that has it, as it is."""
+    home = _home(tmp_path, {DAILY.resh})
+    assert write_records(home, _padding(3)) == []
+    whole_reads = _whole_reads(monkeypatch)
+    sync_intake(home, load_ledger(home))  # rebuilt: the copy was missing
+    assert whole_reads == [1]
+    dated = _dated()
     assert write_records(home, [dated]) == []
     sync_intake(home, load_ledger(home, submission_ids=[dated.submission_id]))
+    assert whole_reads == [1]  # appended, not rebuilt
     with reader(home) as con:
         found = con.execute(
             "SELECT period_from, period_to FROM ledger WHERE submission_id = ?",
             [dated.submission_id],
         ).fetchall()
-    assert found == [("2026-01-01", "2026-01-31")]
+    assert found == [(date(2026, 1, 1), date(2026, 1, 31))]
+    _warehouse_matches_ledger(home)
+
+
+def test_a_copy_typed_otherwise_than_the_ledger_is_rebuilt_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy an older release typed from the records (dates as text, a column none fills
+    typed NULL) is rebuilt at the next sync with the ledger's types."""
+    home = _home(tmp_path, {DAILY.resh})
+    assert write_records(home, _padding(3)) == []
+    with writer(home) as con:
+        replace_table(con, "ledger", load_ledger(home))
+        con.execute("ALTER TABLE ledger ADD PRIMARY KEY (submission_id)")
+    whole_reads = _whole_reads(monkeypatch)
+    dated = _dated()
+    assert write_records(home, [dated]) == []
+    sync_intake(home, load_ledger(home, submission_ids=[dated.submission_id]))
+    assert whole_reads == [1]
+    _warehouse_matches_ledger(home)
 
 
 def test_posting_reads_the_ledgers_ids_only_when_a_run_left_answers_unposted(

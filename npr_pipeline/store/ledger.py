@@ -177,6 +177,9 @@ _ARROW = pa.schema(
     ]
 )
 _SELECT = ", ".join(_ROW)
+LEDGER_SCHEMA = pa.schema([_ARROW.field(name) for name in LEDGER_COLUMNS])
+"""The ledger's own types of the columns :func:`load_ledger` gives (dates as dates): what a
+copy of it is created with, so a column no record has filled yet is typed all the same."""
 _IMPORTED = "ledger_json_imported"
 
 
