@@ -93,6 +93,11 @@ COMMIT_FILES = 200
 # submission id, a unit's records) instead of reading the whole ledger at its start: a read
 # costs ~9.5 us of CPU per record, a file's look-ups ~1.7 ms (docs/benchmarks.md, "Per-intake
 # costs that grow with the ledger"), and the ledger holds ~13 million records by December.
+# Both paths stay (session 9, "One path for intake's ledger reads?"): on make demo's, the reader
+# floor's and a test's HOME (98-643 files) the look-ups cost no measurable CPU of `npr intake`
+# (+0.2-0.8 s of 6-19 s, within the runs' spread), but they cost ~1.3 ms a file whatever the
+# ledger's size, so a national day of 37,000 files on a young ledger would pay ~48 s of CPU
+# that one read of its records (~50-170 ms up to 20,000 records) spares.
 RECORDS_PER_FILE = 200
 # The monthly pairs: every delivery (an ord with its ide) is checked again when the catalogue
 # changes, so their accepted records are read whole even when the others are looked up.
