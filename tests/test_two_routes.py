@@ -52,12 +52,17 @@ def receive(
     root: Path,
     route: str,
     through: int = THROUGH,
-    units: int = 3,
+    units: int = 2,
     clock: Callable[[], datetime] | None = None,
 ) -> Home:
     """A HOME that has received the small year through April by ``route``: ``npr intake``'s
     core once per delivery month, over the files as the synth wrote them (the daily ones late,
-    resent and duplicated; each unit's closing the last of its month's files)."""
+    resent and duplicated; each unit's closing the last of its month's files).
+
+    Two units (seed 5) are both ownerships, a public trust site and a private specialist, and
+    on the mixed route one of each route. A third (a private institution) cost ~8 of the three
+    routes' ~45 CPU-seconds and added only its forløp reports, which every route receives
+    alike (reports are covered by test_intake_reports.py and test_report_assets.py)."""
     synth = root / "synth"
     run_synth(SynthOptions(out=synth, year=YEAR, through=through, units=units, seed=5,
                            episodes_per_unit_month=10, route=route))  # fmt: skip
