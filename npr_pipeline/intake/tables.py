@@ -59,8 +59,9 @@ def convert(column: pa.Array, dtype: pa.DataType, table: str, name: str) -> pa.A
 
 def write_part(table: str, path: Path, keys: tuple[str, str, int], raw: list[pa.Array]) -> int:
     """A submission's rows of ``table``, given as one raw column per table column (the native
-    pass's buffers), converted to the lake's types and written to ``path`` in one call, in
-    row groups of ``FLUSH_ROWS``; returns the number of rows.
+    pass's buffers), converted to the lake's types and written to ``path`` (its folder made by
+    the caller, once per file) in one call, in row groups of ``FLUSH_ROWS``; returns the number
+    of rows.
 
     One ``write_table`` per table and file: the native pass hands every column over whole, so
     a writer kept open for a loop of row groups only added its fixed costs (seven tables per
@@ -82,7 +83,6 @@ def write_part(table: str, path: Path, keys: tuple[str, str, int], raw: list[pa.
             raw, list(schema)[len(KEYS) :], TABLES[table], strict=True
         )
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
     frame = pa.Table.from_arrays(arrays, schema=schema)
     with pa.OSFile(str(path), "wb") as sink:
         pq.write_table(frame, sink, row_group_size=FLUSH_ROWS, **LEAN)
