@@ -13,7 +13,8 @@ Every contender is one child under GNU time (``intake_bench.measure``) on the sa
 - ``xmllint --stream``: libxml2's streaming parse without a schema;
 - ``xmllint --stream --schema``: the validating floor, on each file's Melding cut out of its
   MsgHead (the NPR schema's root), one process per schema;
-- ``reader``: intake's reader alone, per file: archive, gate, the native validating and
+- ``reader``: intake's reader alone, per file: archive (as intake does it: no fsync per copy,
+  one sync of the archive per ``COMMIT_FILES`` files), gate, the native validating and
   extracting pass (``npr_pipeline.intake.native``), lake write;
 - ``xml2arrow``: the declarative native extractor (``benchmarks.native_extract``) alone, with
   Parquet, no validation;
@@ -267,19 +268,26 @@ def _targets(results: list[Measurement]) -> list[dict[str, object]]:
 # -- the children ----------------------------------------------------------------------------
 def _child(mode: str, registry: Path, files: list[Path]) -> dict[str, object]:
     """One contender over ``files`` in this process; CPU seconds per file for the report."""
+    from functools import partial
+
     from npr_pipeline.intake import reader
-    from npr_pipeline.intake.archive import archive_file
+    from npr_pipeline.intake.archive import archive_file, sync_archive
     from npr_pipeline.intake.gate import RegistryIndex
+    from npr_pipeline.intake.run import COMMIT_FILES
     from npr_pipeline.registry import read_registry_csv
 
     index = RegistryIndex(read_registry_csv(registry))
     per_file: dict[str, float] = {}
     rows = 0
+    # as intake archives: no fsync per copy, one sync of the archive per commit of files
+    archive = partial(archive_file, durable=False)
     with tempfile.TemporaryDirectory(prefix="child-", dir=CACHE) as tmp:
         work = Path(tmp)
-        for path in files:
+        for count, path in enumerate(files, start=1):
             started = time.process_time()
-            rows += _one(mode, path, index, work, archive_file, reader.read_submission)
+            rows += _one(mode, path, index, work, archive, reader.read_submission)
+            if mode != "native" and (count % COMMIT_FILES == 0 or count == len(files)):
+                sync_archive(work / "archive")
             per_file[path.name] = round(time.process_time() - started, 3)
     return {"rows": rows, "per_file": per_file}
 

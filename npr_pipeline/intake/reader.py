@@ -52,6 +52,7 @@ class ReadResult:
     patients: int = 0
     episodes: int = 0
     staged: dict[str, Path] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # of each staged table, as written
     contacts: list[str] = field(default_factory=list)
 
     @property
@@ -105,7 +106,7 @@ def read_submission(
         result.reasons.append(reason("value_out_of_range", str(exc)))
     if result.errors or result.gate.rejected:
         shutil.rmtree(staging, ignore_errors=True)
-        result.staged = {}
+        result.staged, result.rows = {}, {}
     return result
 
 
@@ -226,10 +227,12 @@ class _Pass:
         """The rows of a valid file, staged as one Parquet file per table."""
         unit = self.result.gate.unit["reshID"] if self.result.gate.unit else "test"
         keys = (self.submission_id, unit, self.result.year or 0)
+        self.staging.mkdir(parents=True, exist_ok=True)
         for spec, raw in zip(mtype.tables, columns, strict=True):
             path = self.staging / f"{spec.name}.parquet"
             rows = write_part(spec.name, path, keys, arrays(raw))
             self.result.staged[spec.name] = path
+            self.result.rows[spec.name] = rows
             if spec.name == mtype.counted:
                 self.result.episodes = rows
         self.result.patients = records

@@ -236,7 +236,8 @@ def _discard(home: Home, submission_id: str) -> None:
 
 def _read_and_stage(task: _Task) -> _Outcome:
     """Read one archived file; if it is production data, its staged tables become parts for
-    the lake (their row counts read here, in the worker)."""
+    the lake (with the row counts the reader wrote: reading them back from each footer cost
+    ~0.2 ms per table)."""
     home: Home = _WORKER["home"]  # type: ignore[assignment]
     if 0 < task.size <= _WORKER["max_bytes"]:  # type: ignore[operator]
         header = daily_header(task.archived)
@@ -259,7 +260,9 @@ def _read_and_stage(task: _Task) -> _Outcome:
     if read.staged and read.gate.test_route is None and read.gate.unit is not None:
         unit = read.gate.unit["reshID"]
         parts = {
-            table: lake.staged_part(table, path, task.submission_id, unit, read.year or 0)
+            table: lake.Part(
+                table, path, task.submission_id, unit, read.year or 0, read.rows[table]
+            )
             for table, path in read.staged.items()
         }
     elif read.gate.test_route is None:  # a test file's tables are checked at its commit

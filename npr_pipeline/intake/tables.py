@@ -17,6 +17,13 @@ from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_datetime, xs_i
 from npr_pipeline.store.lake import INT, KEYS, TABLES, TS, D, S, part_schema
 
 FLUSH_ROWS = 100_000
+# The Parquet options of a part file: see :func:`write_part` for why each.
+LEAN: dict[str, object] = {
+    "compression": "zstd",
+    "use_dictionary": False,
+    "write_statistics": [name for name, _ in KEYS],
+    "store_schema": False,
+}
 
 
 class ValueRejected(ValueError):
@@ -52,12 +59,19 @@ def convert(column: pa.Array, dtype: pa.DataType, table: str, name: str) -> pa.A
 
 def write_part(table: str, path: Path, keys: tuple[str, str, int], raw: list[pa.Array]) -> int:
     """A submission's rows of ``table``, given as one raw column per table column (the native
-    pass's buffers), converted to the lake's types and written to ``path`` in one call, in
-    row groups of ``FLUSH_ROWS``; returns the number of rows.
+    pass's buffers), converted to the lake's types and written to ``path`` (its folder made by
+    the caller, once per file) in one call, in row groups of ``FLUSH_ROWS``; returns the number
+    of rows.
 
     One ``write_table`` per table and file: the native pass hands every column over whole, so
     a writer kept open for a loop of row groups only added its fixed costs (seven tables per
-    ord file, ~4,000 files a national month).
+    ord file, ~4,000 files a national month, median 16 kB). On such small files the write's
+    fixed costs are the write, so it is kept lean (:data:`LEAN`): no Arrow schema in the
+    footer (the Parquet types read back as the same Arrow types), statistics only on the key
+    columns (a reader prunes by submission, unit or year; no reader prunes by another column),
+    no dictionary pages, and a native file handle instead of a path pyarrow resolves to a
+    filesystem three times. 5.1 -> 3.7 ms of CPU per small ord file (docs/benchmarks.md,
+    "Session 9").
     """
     schema = part_schema(table)  # the Delta table's types (timestamps in microseconds)
     n = len(raw[0])
@@ -69,7 +83,7 @@ def write_part(table: str, path: Path, keys: tuple[str, str, int], raw: list[pa.
             raw, list(schema)[len(KEYS) :], TABLES[table], strict=True
         )
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
     frame = pa.Table.from_arrays(arrays, schema=schema)
-    pq.write_table(frame, path, row_group_size=FLUSH_ROWS, compression="zstd")
+    with pa.OSFile(str(path), "wb") as sink:
+        pq.write_table(frame, sink, row_group_size=FLUSH_ROWS, **LEAN)
     return n

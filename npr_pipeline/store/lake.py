@@ -31,7 +31,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
@@ -170,11 +169,6 @@ class Part:
     unit: str
     year: int
     rows: int
-
-
-def staged_part(table: str, path: Path, submission_id: str, unit: str, year: int) -> Part:
-    """A staged file as a part (its row count from the footer: read in the worker)."""
-    return Part(table, path, submission_id, unit, year, pq.read_metadata(path).num_rows)
 
 
 def _stats(part: Part) -> str:
