@@ -99,7 +99,7 @@ def test_files_are_the_batch_frames_filtered_per_delivery(
     deliveries = _deliveries(received)
     _recheck(received, monkeypatch, batch=len(deliveries), workers=1)
     con = duckdb.connect()
-    register_tables(con, submission._files(received, deliveries))
+    register_tables(con, submission._files(submission._located(received, deliveries), deliveries))
     submission._register_deliveries(con, deliveries)
     results, violations = run_checks(con, list(load_catalogue()), allow_synthetic_fnr=True)
     con.close()
