@@ -73,12 +73,23 @@ def violation_sql(check: Check, table: str | None = None) -> str:
     return f"SELECT * FROM {table} WHERE {where}"
 
 
-def register_tables(con: duckdb.DuckDBPyConnection, files: dict[str, list[Path]]) -> None:
-    """A temporary table per lake table, read once from the given files (empty where none).
+def register_tables(
+    con: duckdb.DuckDBPyConnection,
+    files: dict[str, list[Path]],
+    submission_ids: list[str] | None = None,
+) -> None:
+    """A temporary table per lake table, read once from the given files (empty where none);
+    with ``submission_ids``, only those submissions' rows (a part file may hold others).
 
-    Tables, not views: the catalogue runs ~35 queries over the same rows, and a view over
-    hundreds of small Parquet files pays the file opening and decoding again in every query.
+    Tables, not views: the catalogue reads each table in ~5 of its rules, and a view over
+    hundreds of small Parquet files pays the file opening and decoding again in every one
+    (measured on 20 units through April: views 1.75 CPU s against copies 1.59, Arrow tables
+    read by pyarrow 2.2).
     """
+    where = ""
+    if submission_ids is not None:
+        con.register("_wanted", pa.table({"submission_id": pa.array(submission_ids, pa.string())}))
+        where = " WHERE submission_id IN (SELECT submission_id FROM _wanted)"
     for table in TABLES:
         paths = [p for p in files.get(table, []) if p.exists()]
         if paths:
@@ -86,7 +97,7 @@ def register_tables(con: duckdb.DuckDBPyConnection, files: dict[str, list[Path]]
         else:
             con.register(f"_{table}_empty", pa.Table.from_batches([], schema=schema_of(table)))
             source = f"_{table}_empty"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {source}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {source}{where}")
     reference_tables.register(con)
 
 

@@ -188,7 +188,7 @@ def _check_batch(
     checks = list(load_catalogue())
     con = duckdb.connect(config={"threads": threads} if threads else {})
     try:
-        register_tables(con, files)
+        register_tables(con, files, [r.submission_id for r in _records(batch)])
         _register_deliveries(con, batch)
         results, violations = run_checks(con, checks, allow_synthetic_fnr)
     finally:
@@ -249,7 +249,9 @@ def check_alone(
     checks = [c for c in load_catalogue() if "ref_pair" not in str(c.kwargs.get("sql", ""))]
     con = duckdb.connect(config={"threads": 1})
     try:
-        register_tables(con, {table: [path] for table, path in tables.items()})
+        register_tables(
+            con, {table: [path] for table, path in tables.items()}, [record.submission_id]
+        )
         _register_deliveries(con, [delivery])
         results, violations = run_checks(con, checks, allow_synthetic_fnr)
     finally:
@@ -362,15 +364,20 @@ def _located(home: Home, deliveries: list[Delivery]) -> Located:
 def _files(located: Located, batch: list[Delivery]) -> dict[str, list[Path]]:
     """Each table's part files of the batch's ords (and ides), in the logs' order, each once
     (a part may hold several submissions)."""
-    sids = {r.submission_id for d in batch for r in (d.ord, d.ide) if r is not None}
+    sids = {r.submission_id for r in _records(batch)}
     return {
         table: list(dict.fromkeys(p for sid, p in chosen.items() if sid in sids))
         for table, chosen in located.items()
     }
 
 
+def _records(batch: list[Delivery]) -> list[LedgerRecord]:
+    """The batch's ords and ides."""
+    return [r for d in batch for r in (d.ord, d.ide) if r is not None]
+
+
 def _register_deliveries(con: duckdb.DuckDBPyConnection, batch: list[Delivery]) -> None:
-    records = [r for d in batch for r in (d.ord, d.ide) if r is not None]
+    records = _records(batch)
     submissions = pa.table(
         {
             "submission_id": [r.submission_id for r in records],
