@@ -134,6 +134,8 @@ def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr
     writing ~9 files per delivery, which threads could not overlap.
     """
     batches = _batches(deliveries)
+    if not batches:  # nothing pending: no Delta log to read
+        return Checked({}, [])
     located = _located(home, deliveries)
     files = [_files(located, batch) for batch in batches]
     if len(batches) > 1 and WORKERS > 1:
