@@ -144,3 +144,24 @@ def test_results_are_in_the_warehouse(clean) -> None:
     assert len(monthly) < len(results)  # the small year's KPP is checked by its own catalogue
     assert rows[0] == len(monthly) and rows[1] == len(load_catalogue()) and rows[2] == 0
     assert ledger == len(results)
+
+
+def test_checks_read_only_their_submissions_rows_from_a_shared_part(tmp_path: Path) -> None:
+    """A part file may hold several submissions: the checks of one read its rows alone."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from npr_pipeline.quality.sql_engine import register_tables
+    from npr_pipeline.store.lake import schema_of
+
+    schema = schema_of("episodes")
+    rows = [{"submission_id": sid, "unit": "1", "episodeID": e} for sid, e in
+            [("a", "1"), ("b", "2"), ("a", "3")]]  # fmt: skip
+    part = tmp_path / "part.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), part)
+    con = duckdb.connect()
+    register_tables(con, {"episodes": [part]}, ["a"])
+    assert con.execute('SELECT "episodeID" FROM episodes').fetchall() == [("1",), ("3",)]
+    register_tables(con, {"episodes": [part]})
+    assert con.execute("SELECT count(*) FROM episodes").fetchone() == (3,)

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -99,7 +100,7 @@ def test_files_are_the_batch_frames_filtered_per_delivery(
     deliveries = _deliveries(received)
     _recheck(received, monkeypatch, batch=len(deliveries), workers=1)
     con = duckdb.connect()
-    register_tables(con, submission._files(received, deliveries))
+    register_tables(con, submission._files(submission._located(received, deliveries), deliveries))
     submission._register_deliveries(con, deliveries)
     results, violations = run_checks(con, list(load_catalogue()), allow_synthetic_fnr=True)
     con.close()
@@ -132,3 +133,48 @@ def test_outcomes_count_the_violations_written(received: Home) -> None:
                     errors=mine.count("error"), warnings=mine.count("warning")
                 )
     assert outcomes == counted
+
+
+def _batch_connection(home: Home) -> tuple[duckdb.DuckDBPyConnection, list[Delivery]]:
+    """Every delivery of ``home`` read into one DuckDB session, as one batch of the checks."""
+    deliveries = _deliveries(home)
+    con = duckdb.connect()
+    register_tables(con, submission._files(submission._located(home, deliveries), deliveries))
+    submission._register_deliveries(con, deliveries)
+    return con, deliveries
+
+
+def test_the_checks_in_one_query_find_what_each_finds_alone(received: Home) -> None:
+    """The catalogue's violations in one query: each check's rows, in catalogue order, exactly
+    as that check alone finds them (the frames each check's own query gave, end to end)."""
+    con, _ = _batch_connection(received)
+    checks = list(load_catalogue())
+    _, together = run_checks(con, checks, allow_synthetic_fnr=False)
+    alone = [run_checks(con, [check], allow_synthetic_fnr=False)[1] for check in checks]
+    con.close()
+    expected = pd.concat(alone, ignore_index=True)
+    assert len(together) > 0 and together["check_id"].nunique() > 3  # fnr rule and SQL rules
+    assert together.astype(object).to_dict("records") == expected.astype(object).to_dict("records")
+
+
+def test_a_check_that_fails_is_in_error_and_the_others_still_count(received: Home) -> None:
+    """A rule whose SQL fails (here a table that does not exist) is that rule's error alone:
+    every other check finds and counts what it finds without it."""
+    con, _ = _batch_connection(received)
+    checks = list(load_catalogue())
+    broken = checks[0].model_copy(
+        update={
+            "id": "broken_rule",
+            "expectation": "unexpected_rows",
+            "kwargs": {"sql": "SELECT * FROM no_such_table"},
+        }
+    )
+    results, violations = run_checks(con, [*checks, broken], allow_synthetic_fnr=False)
+    expected_results, expected = run_checks(con, checks, allow_synthetic_fnr=False)
+    con.close()
+    assert violations.equals(expected) and len(expected) > 0
+    failed = results[results["check_id"] == "broken_rule"]
+    assert len(failed) > 0 and set(failed["status"]) == {"error"}
+    assert failed["engine_error"].str.contains("no_such_table").all()
+    others = results[results["check_id"] != "broken_rule"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(others, expected_results)
