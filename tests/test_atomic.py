@@ -6,11 +6,12 @@ missing: the target's folder, a scratch folder, both nested, and the archive's a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from npr_pipeline.atomic import replace, write_text
+from npr_pipeline.atomic import atomic_open, replace, temp_file, write_bytes, write_text
 from npr_pipeline.intake.archive import archive_file, archive_path
 
 
@@ -44,3 +45,30 @@ def test_archive_file_makes_its_levels_once_and_keeps_identical_bytes_once(tmp_p
     assert first.path.read_bytes() == b"<x/>"
     assert (first.existed, again.existed) == (False, True)
     assert sorted(p.name for p in archive.iterdir()) == [first.checksum[:2]]
+
+
+def test_a_temporary_name_left_by_a_killed_process_is_skipped_and_the_file_is_owner_only(
+    tmp_path: Path,
+) -> None:
+    """Temporary names are the pid and a counter, created exclusively: a leftover under the
+    next name (a killed process whose pid was reused) is neither reused nor overwritten."""
+    fd, first = temp_file(tmp_path, ".t.", ".tmp")
+    os.close(fd)
+    serial = int(first.name.split(".")[-2])
+    leftover = tmp_path / f".t.{os.getpid()}.{serial + 1}.tmp"
+    leftover.write_bytes(b"left by a killed run")
+    fd, second = temp_file(tmp_path, ".t.", ".tmp")
+    os.close(fd)
+    assert second not in (first, leftover)
+    assert leftover.read_bytes() == b"left by a killed run"
+    assert (second.stat().st_mode & 0o777, first.stat().st_mode & 0o777) == (0o600, 0o600)
+
+
+def test_a_failed_block_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "answer.xml"
+    write_bytes(target, b"old", durable=True)
+    with pytest.raises(RuntimeError), atomic_open(target, "wb") as fh:
+        fh.write(b"half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["answer.xml"]
