@@ -6,13 +6,14 @@ missing: the target's folder, a scratch folder, both nested, and the archive's a
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
 from npr_pipeline.atomic import atomic_open, replace, temp_file, write_bytes, write_text
-from npr_pipeline.intake.archive import archive_file, archive_path
+from npr_pipeline.intake.archive import CHUNK, archive_file, archive_path
 
 
 def test_a_write_makes_missing_target_and_scratch_folders_and_leaves_no_temp(
@@ -72,3 +73,30 @@ def test_a_failed_block_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
         raise RuntimeError("killed mid-write")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["answer.xml"]
+
+
+@pytest.mark.parametrize("size", [4_000, CHUNK, 2 * CHUNK + 7])
+def test_archive_file_of_any_size_keeps_its_bytes_read_only_and_replaces_a_cut_copy(
+    tmp_path: Path, size: int
+) -> None:
+    """Small files are hashed before they are written, larger ones while they are copied: both
+    give the bytes' SHA-256, a read-only copy, and a copy a crash cut short is replaced."""
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    source = tmp_path / "in.xml"
+    source.write_bytes(data)
+    archive = tmp_path / "archive"
+    checksum = hashlib.sha256(data).hexdigest()
+    target = archive_path(archive, checksum)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(data[: size // 2])  # cut short by a crash before its sync
+    first = archive_file(source, archive, durable=False)
+    again = archive_file(source, archive, durable=True)
+    assert (first.checksum, first.size, first.existed, again.existed) == (
+        checksum,
+        size,
+        False,
+        True,
+    )
+    assert target.read_bytes() == data
+    assert target.stat().st_mode & 0o777 == 0o444
+    assert list(archive.glob(".incoming-*")) == []
