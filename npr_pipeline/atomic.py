@@ -50,10 +50,11 @@ def temp_file(folder: Path, prefix: str, suffix: str = "") -> tuple[int, Path]:
     skipped), at about half its CPU (``mkstemp`` draws a random name and resolves the folder
     each time; intake makes ~4 temporary files per daily file).
     """
+    pid = os.getpid()
     while True:
-        name = f"{folder}/{prefix}{os.getpid()}.{next(_SERIAL)}{suffix}"
+        path = folder / f"{prefix}{pid}.{next(_SERIAL)}{suffix}"  # parses the name only
         try:
-            return os.open(name, _CREATE, 0o600), Path(name)
+            return os.open(path, _CREATE, 0o600), path
         except FileExistsError:
             continue  # a killed process's leftover under a reused pid: the next number
         except FileNotFoundError:
