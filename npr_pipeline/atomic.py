@@ -14,12 +14,15 @@ that almost always exist.
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_SERIAL = itertools.count()  # temporary names of this process (its pid in the name)
 
 
 @contextmanager
@@ -39,14 +42,23 @@ def atomic_path(target: Path, durable: bool = True, scratch: Path | None = None)
 
 
 def temp_file(folder: Path, prefix: str, suffix: str = "") -> tuple[int, Path]:
-    """A new temporary file in ``folder`` (made, with its parents, if missing): its open
-    descriptor and path."""
-    try:
-        fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
-    except FileNotFoundError:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
-    return fd, Path(name)
+    """A new temporary file in ``folder`` (made, with its parents, if missing), owner-only:
+    its open descriptor and path.
+
+    Named ``prefix + pid.n + suffix`` and created with ``O_EXCL``: unique as ``mkstemp``'s
+    random names are (no two live processes share a pid; a name a killed process left is
+    skipped), at about half its CPU (``mkstemp`` draws a random name and resolves the folder
+    each time; intake makes ~4 temporary files per daily file).
+    """
+    pid = os.getpid()
+    while True:
+        path = folder / f"{prefix}{pid}.{next(_SERIAL)}{suffix}"  # parses the name only
+        try:
+            return os.open(path, _CREATE, 0o600), path
+        except FileExistsError:
+            continue  # a killed process's leftover under a reused pid: the next number
+        except FileNotFoundError:
+            folder.mkdir(parents=True, exist_ok=True)
 
 
 def replace(source: Path, target: Path) -> None:
@@ -68,9 +80,20 @@ def atomic_open(
     scratch: Path | None = None,
     **kwargs: object,
 ) -> Iterator[IO]:
-    """Open a temporary file for writing; it replaces ``target`` only if the block succeeds."""
-    with atomic_path(target, durable, scratch) as tmp, open(tmp, mode, **kwargs) as fh:  # type: ignore[call-overload]
-        yield fh
+    """Open a temporary file for writing; it replaces ``target`` only if the block succeeds.
+
+    The file is written through the descriptor that created it: closing it and opening the
+    path again cost two more system calls per write."""
+    fd, tmp_path = temp_file(scratch or target.parent, f".{target.name}.", ".tmp")
+    try:
+        with os.fdopen(fd, mode, **kwargs) as fh:  # type: ignore[call-overload]
+            yield fh
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
 
 
 def write_bytes(

@@ -6,12 +6,14 @@ missing: the target's folder, a scratch folder, both nested, and the archive's a
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
 
-from npr_pipeline.atomic import replace, write_text
-from npr_pipeline.intake.archive import archive_file, archive_path
+from npr_pipeline.atomic import atomic_open, replace, temp_file, write_bytes, write_text
+from npr_pipeline.intake.archive import CHUNK, archive_file, archive_path
 
 
 def test_a_write_makes_missing_target_and_scratch_folders_and_leaves_no_temp(
@@ -44,3 +46,57 @@ def test_archive_file_makes_its_levels_once_and_keeps_identical_bytes_once(tmp_p
     assert first.path.read_bytes() == b"<x/>"
     assert (first.existed, again.existed) == (False, True)
     assert sorted(p.name for p in archive.iterdir()) == [first.checksum[:2]]
+
+
+def test_a_temporary_name_left_by_a_killed_process_is_skipped_and_the_file_is_owner_only(
+    tmp_path: Path,
+) -> None:
+    """Temporary names are the pid and a counter, created exclusively: a leftover under the
+    next name (a killed process whose pid was reused) is neither reused nor overwritten."""
+    fd, first = temp_file(tmp_path, ".t.", ".tmp")
+    os.close(fd)
+    serial = int(first.name.split(".")[-2])
+    leftover = tmp_path / f".t.{os.getpid()}.{serial + 1}.tmp"
+    leftover.write_bytes(b"left by a killed run")
+    fd, second = temp_file(tmp_path, ".t.", ".tmp")
+    os.close(fd)
+    assert second not in (first, leftover)
+    assert leftover.read_bytes() == b"left by a killed run"
+    assert (second.stat().st_mode & 0o777, first.stat().st_mode & 0o777) == (0o600, 0o600)
+
+
+def test_a_failed_block_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "answer.xml"
+    write_bytes(target, b"old", durable=True)
+    with pytest.raises(RuntimeError), atomic_open(target, "wb") as fh:
+        fh.write(b"half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["answer.xml"]
+
+
+@pytest.mark.parametrize("size", [4_000, CHUNK, 2 * CHUNK + 7])
+def test_archive_file_of_any_size_keeps_its_bytes_read_only_and_replaces_a_cut_copy(
+    tmp_path: Path, size: int
+) -> None:
+    """Small files are hashed before they are written, larger ones while they are copied: both
+    give the bytes' SHA-256, a read-only copy, and a copy a crash cut short is replaced."""
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    source = tmp_path / "in.xml"
+    source.write_bytes(data)
+    archive = tmp_path / "archive"
+    checksum = hashlib.sha256(data).hexdigest()
+    target = archive_path(archive, checksum)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(data[: size // 2])  # cut short by a crash before its sync
+    first = archive_file(source, archive, durable=False)
+    again = archive_file(source, archive, durable=True)
+    assert (first.checksum, first.size, first.existed, again.existed) == (
+        checksum,
+        size,
+        False,
+        True,
+    )
+    assert target.read_bytes() == data
+    assert target.stat().st_mode & 0o777 == 0o444
+    assert list(archive.glob(".incoming-*")) == []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,28 +46,51 @@ def archive_path(archive: Path, checksum: str) -> Path:
 
 def archive_file(source: Path, archive: Path, durable: bool = True) -> Archived:
     """Copy ``source`` into the archive (atomically) unless identical bytes are there; without
-    ``durable`` the copy is on disk only after the next :func:`sync_archive`."""
-    digest = hashlib.sha256()
-    size = 0
-    fd, tmp = temp_file(archive, ".incoming-")
+    ``durable`` the copy is on disk only after the next :func:`sync_archive`.
+
+    A file of less than ``CHUNK`` (every daily file) is read in one call and hashed before
+    anything is written, so bytes already archived cost no temporary file; a larger one is
+    hashed while it is copied (bounded memory)."""
+    with open(source, "rb") as src:
+        head = src.read(CHUNK)
+        whole = len(head) < CHUNK
+        digest = hashlib.sha256(head)
+        if whole and (kept := _kept(archive, digest.hexdigest(), len(head))) is not None:
+            return kept
+        fd, tmp = temp_file(archive, ".incoming-")
+        try:
+            size = len(head)
+            with os.fdopen(fd, "wb") as out:
+                out.write(head)
+                while not whole and (chunk := src.read(CHUNK)):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                os.fchmod(out.fileno(), 0o444)
+                if durable:
+                    out.flush()
+                    os.fsync(out.fileno())
+            checksum = digest.hexdigest()
+            if not whole and (kept := _kept(archive, checksum, size)) is not None:
+                return kept
+            target = archive_path(archive, checksum)
+            replace(tmp, target)  # makes archive/ab/cd/ the first time only
+            return Archived(checksum, size, target, existed=False)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _kept(archive: Path, checksum: str, size: int) -> Archived | None:
+    """The archived copy of these bytes, if one of their size is there (a copy a crash cut
+    short before its sync has another size, and is replaced)."""
+    target = archive_path(archive, checksum)
     try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            while chunk := src.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-            out.flush()
-            if durable:
-                os.fsync(out.fileno())
-        checksum = digest.hexdigest()
-        target = archive_path(archive, checksum)
-        if target.is_file() and target.stat().st_size == size:
-            return Archived(checksum, size, target, existed=True)
-        tmp.chmod(0o444)
-        replace(tmp, target)  # makes archive/ab/cd/ the first time only
-        return Archived(checksum, size, target, existed=False)
-    finally:
-        tmp.unlink(missing_ok=True)
+        found = target.stat()
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(found.st_mode) or found.st_size != size:
+        return None
+    return Archived(checksum, size, target, existed=True)
 
 
 def sync_archive(archive: Path) -> None:
