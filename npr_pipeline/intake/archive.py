@@ -52,8 +52,8 @@ def archive_file(source: Path, archive: Path, durable: bool = True) -> Archived:
     anything is written, so bytes already archived cost no temporary file; a larger one is
     hashed while it is copied (bounded memory)."""
     with open(source, "rb") as src:
-        head = src.read(CHUNK)
-        whole = len(head) < CHUNK
+        whole = os.fstat(src.fileno()).st_size < CHUNK
+        head = src.read() if whole else src.read(CHUNK)  # read(CHUNK) allocates a whole MiB
         digest = hashlib.sha256(head)
         if whole and (kept := _kept(archive, digest.hexdigest(), len(head))) is not None:
             return kept
