@@ -33,7 +33,6 @@ from functools import partial
 from itertools import chain, islice
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.parquet as pq
 
 from npr_pipeline.feedback.deliver import deliver_answers
@@ -335,7 +334,7 @@ def _intake(
 ) -> IntakeSummary:
     settings = load_settings(home)
     max_bytes = max_bytes or settings.max_file_bytes
-    registry = current_registry(home)
+    index = RegistryIndex(current_registry(home))  # the registry's frame is not kept
     files = sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
     summary = IntakeSummary()
     lookup = LedgerLookup(home)
@@ -369,7 +368,7 @@ def _intake(
 
     by_id: dict[str, SubmissionResult] = {}
     try:
-        for task, outcome in _run(receive(), registry, home, workers, max_bytes):
+        for task, outcome in _run(receive(), index, home, workers, max_bytes):
             by_id[task.submission_id] = _commit_or_fail(home, task, outcome, state, pending_writes)
             if len(pending_writes) >= COMMIT_FILES:
                 pending_writes.flush(by_id)
@@ -414,7 +413,7 @@ def _ledger_view(
 
 
 def _run(
-    tasks: Iterator[_Task], registry: pd.DataFrame, home: Home, workers: int, max_bytes: int
+    tasks: Iterator[_Task], index: RegistryIndex, home: Home, workers: int, max_bytes: int
 ) -> Iterator[tuple[_Task, _Outcome]]:
     """Each task with its outcome, in task order; a pool only when there is work to share.
 
@@ -423,7 +422,6 @@ def _run(
     3.15b3 that option deadlocks once a worker retires with tasks still queued
     (python/cpython#115634), which hung whole inboxes.
     """
-    index = RegistryIndex(registry)
     first = list(islice(tasks, 2))
     if workers <= 1 or len(first) <= 1:
         _init_worker(index, str(home.root), max_bytes)
