@@ -100,9 +100,9 @@ RECORDS_PER_FILE = 200
 PAIRED = ("NPR_ORD", "NPR_IDE")
 
 
-@dataclass
+@dataclass(slots=True)
 class SubmissionResult:
-    """One line of the intake summary."""
+    """One line of the intake summary (kept for every file of the run: slots, not a dict)."""
 
     file: str
     submission_id: str
