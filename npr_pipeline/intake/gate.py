@@ -76,7 +76,8 @@ class RegistryIndex:
     kept small: each unit one tuple of its column values, each distinct value one string
     object (most columns repeat a few values), the idents mapped to row positions, and a
     unit's dict made only when a file resolves to it. 65,000 units as one dict each took
-    ~115 MiB of the main process's heap; as tuples ~40 MiB (docs/benchmarks.md, "Session 9").
+    ~115 MiB of the main process's RSS; as tuples and positions ~37 MiB (docs/benchmarks.md,
+    "Session 9: the main process's memory on history").
     """
 
     _KINDS = (("HER", "herID"), ("ENH", "orgnr"), ("RSH", "reshID"))
@@ -92,13 +93,15 @@ class RegistryIndex:
         )
         self._rows: list[tuple[str, ...]] = list(zip(*values, strict=True))
         self._resh = self.columns.index("reshID")
-        self._by_kind: dict[str, dict[str, tuple[int, ...]]] = {}
-        for kind, column in self._KINDS:
-            at = self.columns.index(column)
-            positions: dict[str, list[int]] = {}
-            for position, row in enumerate(self._rows):
-                positions.setdefault(row[at], []).append(position)
-            self._by_kind[kind] = {value: tuple(p) for value, p in positions.items()}
+        # an ident names one unit (a position), or several (a tuple of them): a tuple per
+        # ident of 65,000 units x 3 kinds was ~15 MiB
+        self._by_kind: dict[str, dict[str, int | tuple[int, ...]]] = {k: {} for k, _ in self._KINDS}
+        kinds = [(self._by_kind[kind], self.columns.index(column)) for kind, column in self._KINDS]
+        for position, row in enumerate(self._rows):
+            for by_value, at in kinds:
+                found = by_value.setdefault(row[at], position)
+                if found != position:
+                    by_value[row[at]] = (*_positions(found), position)
 
     def _unit(self, position: int) -> dict[str, str]:
         """The unit at ``position`` as the registry's row: column name to text."""
@@ -110,7 +113,7 @@ class RegistryIndex:
         units: dict[str, int] = {}
         for kind, values in idents.items():
             for value in values:
-                for position in self._by_kind.get(kind, {}).get(value, ()):
+                for position in _positions(self._by_kind.get(kind, {}).get(value, ())):
                     resh = self._rows[position][self._resh]
                     matches.setdefault(kind, set()).add(resh)
                     units[resh] = position
@@ -125,6 +128,10 @@ class RegistryIndex:
             return None, reason("sender_mismatch", "The organisation number covers several units.")
         resh = sorted(common)[0]
         return self._unit(units[resh]), None
+
+
+def _positions(found: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (found,) if isinstance(found, int) else found
 
 
 def _describe(idents: dict[str, list[str]], matches: dict[str, set[str]]) -> str:
