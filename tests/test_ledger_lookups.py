@@ -136,7 +136,7 @@ def test_keyed_lookups_give_the_whole_reads_answers(
     def never(*args: object) -> object:
         raise AssertionError("the whole ledger was read")
 
-    monkeypatch.setattr(run_module, "load_records", never)  # look-ups only
+    monkeypatch.setattr(run_module, "record_keys", never)  # look-ups only
     by_lookup = intake_directory(home, inbox, clock=lambda: CLOCK)
 
     assert _outcomes(by_lookup) == _outcomes(by_reading)

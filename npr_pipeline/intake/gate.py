@@ -70,33 +70,53 @@ class GateResult:
 
 
 class RegistryIndex:
-    """Units by HER-id, organisation number and RESH id."""
+    """Units by HER-id, organisation number and RESH id.
+
+    Built once per intake in the main process and inherited by every worker (fork), so it is
+    kept small: each unit one tuple of its column values, each distinct value one string
+    object (most columns repeat a few values), the idents mapped to row positions, and a
+    unit's dict made only when a file resolves to it. 65,000 units as one dict each took
+    ~115 MiB of the main process's RSS; as tuples and positions ~37 MiB (docs/benchmarks.md,
+    "Session 9: the main process's memory on history").
+    """
+
+    _KINDS = (("HER", "herID"), ("ENH", "orgnr"), ("RSH", "reshID"))
 
     def __init__(self, registry: pd.DataFrame) -> None:
         # Column lists zipped into rows: to_dict("records") boxes every value through pandas
         # and took ~2 s for 65,000 units, once per intake in the main process.
-        text = registry.astype(str)
-        columns = list(text.columns)
-        values = (text[column].tolist() for column in columns)
-        rows = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
-        self.by_kind: dict[str, dict[str, list[dict[str, str]]]] = {
-            "HER": {},
-            "ENH": {},
-            "RSH": {},
-        }
-        for row in rows:
-            for kind, column in (("HER", "herID"), ("ENH", "orgnr"), ("RSH", "reshID")):
-                self.by_kind[kind].setdefault(row[column], []).append(row)
+        self.columns = tuple(str(c) for c in registry.columns)
+        distinct: dict[str, str] = {}
+        values = (
+            [distinct.setdefault(v, v) for v in registry[column].astype(str).tolist()]
+            for column in registry.columns
+        )
+        self._rows: list[tuple[str, ...]] = list(zip(*values, strict=True))
+        self._resh = self.columns.index("reshID")
+        # an ident names one unit (a position), or several (a tuple of them): a tuple per
+        # ident of 65,000 units x 3 kinds was ~15 MiB
+        self._by_kind: dict[str, dict[str, int | tuple[int, ...]]] = {k: {} for k, _ in self._KINDS}
+        kinds = [(self._by_kind[kind], self.columns.index(column)) for kind, column in self._KINDS]
+        for position, row in enumerate(self._rows):
+            for by_value, at in kinds:
+                found = by_value.setdefault(row[at], position)
+                if found != position:
+                    by_value[row[at]] = (*_positions(found), position)
+
+    def _unit(self, position: int) -> dict[str, str]:
+        """The unit at ``position`` as the registry's row: column name to text."""
+        return dict(zip(self.columns, self._rows[position], strict=True))
 
     def resolve(self, idents: dict[str, list[str]]) -> tuple[dict[str, str] | None, Reason | None]:
         """The one unit all idents name, or the reason they do not."""
         matches: dict[str, set[str]] = {}
-        units: dict[str, dict[str, str]] = {}
+        units: dict[str, int] = {}
         for kind, values in idents.items():
             for value in values:
-                for row in self.by_kind.get(kind, {}).get(value, []):
-                    matches.setdefault(kind, set()).add(row["reshID"])
-                    units[row["reshID"]] = row
+                for position in _positions(self._by_kind.get(kind, {}).get(value, ())):
+                    resh = self._rows[position][self._resh]
+                    matches.setdefault(kind, set()).add(resh)
+                    units[resh] = position
         if not matches:
             shown = ", ".join(f"{k} {'/'.join(v)}" for k, v in sorted(idents.items()) if v)
             return None, reason("unknown_sender", f"Idents: {shown or 'none'}.")
@@ -107,7 +127,11 @@ class RegistryIndex:
         if len(common) > 1 and "RSH" not in matches:
             return None, reason("sender_mismatch", "The organisation number covers several units.")
         resh = sorted(common)[0]
-        return units[resh], None
+        return self._unit(units[resh]), None
+
+
+def _positions(found: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (found,) if isinstance(found, int) else found
 
 
 def _describe(idents: dict[str, list[str]], matches: dict[str, set[str]]) -> str:

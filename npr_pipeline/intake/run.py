@@ -32,8 +32,9 @@ from datetime import UTC, date, datetime
 from functools import partial
 from itertools import chain, islice
 from pathlib import Path
+from typing import NamedTuple
 
-import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from npr_pipeline.feedback.deliver import deliver_answers
@@ -62,8 +63,8 @@ from npr_pipeline.store.ledger import (
     LedgerRecord,
     LopenrClaimed,
     load_ledger,
-    load_records,
     record_count,
+    record_keys,
     typed,
     write_records,
 )
@@ -104,9 +105,9 @@ RECORDS_PER_FILE = 200
 PAIRED = ("NPR_ORD", "NPR_IDE")
 
 
-@dataclass
+@dataclass(slots=True)
 class SubmissionResult:
-    """One line of the intake summary."""
+    """One line of the intake summary (kept for every file of the run: slots, not a dict)."""
 
     file: str
     submission_id: str
@@ -342,14 +343,60 @@ def _intake(
     clock: Callable[[], datetime],
 ) -> IntakeSummary:
     settings = load_settings(home)
-    max_bytes = max_bytes or settings.max_file_bytes
-    registry = current_registry(home)
-    files = sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
     summary = IntakeSummary()
+    got = _receive(home, inbox, workers, progress, max_bytes or settings.max_file_bytes, clock,
+                   summary)  # fmt: skip
+    by_id = got.by_id
+    if got.batches:
+        compact(home)
+    if got.lake_tables:
+        lake.maintain(home, got.lake_tables)
+    deliveries = not_yet_checked(home, got.deliveries)
+    _sweep_feedback(home, (r.submission_id for d in deliveries for r in (d.ord, d.ide) if r))
+    checked = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
+    for sid, found in checked.outcomes.items():
+        if sid in by_id:
+            by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}
+    committed = _sync(home, by_id, checked.results)
+    answered = [*by_id, *checked.outcomes]
+    deliver_answers(home, settings, answered, now=clock(), committed=committed)
+    summary.submissions = [by_id[s] if isinstance(s, str) else s for s in got.slots]
+    for sub in summary.submissions:
+        first = by_id.get(sub.submission_id)
+        if sub.status == Status.DUPLICATE and first is not None:
+            sub.unit, sub.message_type = first.unit, first.message_type
+    return summary
+
+
+@dataclass
+class _Received:
+    """What the commit loop leaves to the rest of the run: this run's results and what its
+    commits touched. The registry index, the ledger view and the look-ups' connection end
+    with the loop (~100 MiB of the main process on a national day of history, held through
+    the quality checks, the warehouse and the answers before)."""
+
+    by_id: dict[str, SubmissionResult]
+    slots: list[SubmissionResult | str]  # per inbox file: a duplicate's line or its id
+    deliveries: list[Delivery]
+    batches: int
+    lake_tables: set[str]
+
+
+def _receive(
+    home: Home,
+    inbox: Path,
+    workers: int,
+    progress: Callable[[int], None] | None,
+    max_bytes: int,
+    clock: Callable[[], datetime],
+    summary: IntakeSummary,
+) -> _Received:
+    """Archive, read and commit every file of the inbox (the bytes counted in ``summary``)."""
+    files = sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
     lookup = LedgerLookup(home)
     first_record, state = _ledger_view(home, lookup, len(files))
     pending_writes = _Pending(home, lookup.close)
-    slots: list[SubmissionResult | _Task] = []
+    slots: list[SubmissionResult | str] = []
 
     def receive() -> Iterator[_Task]:
         """Archive each file before anything else happens to it; duplicates end here.
@@ -371,13 +418,13 @@ def _intake(
             pending.add(sid)
             _sweep_feedback(home, [sid])
             received = clock().replace(microsecond=0).isoformat()
-            task = _Task(path.name, archived.path, sid, archived.checksum, archived.size, received)
-            slots.append(task)
-            yield task
+            slots.append(sid)
+            yield _Task(path.name, archived.path, sid, archived.checksum, archived.size, received)
 
     by_id: dict[str, SubmissionResult] = {}
+    index = RegistryIndex(current_registry(home))  # the registry's frame is not kept
     try:
-        for task, outcome in _run(receive(), registry, home, workers, max_bytes):
+        for task, outcome in _run(receive(), index, home, workers, max_bytes):
             by_id[task.submission_id] = _commit_or_fail(home, task, outcome, state, pending_writes)
             if len(pending_writes) >= COMMIT_FILES:
                 pending_writes.flush(by_id)
@@ -386,43 +433,55 @@ def _intake(
     finally:  # what is done is committed, also when the run stops on an error
         pending_writes.flush(by_id)
         lookup.close()
-    if pending_writes.batches:
-        compact(home)
-    if pending_writes.lake_tables:
-        lake.maintain(home, pending_writes.lake_tables)
-    deliveries = not_yet_checked(home, state.deliveries())
-    _sweep_feedback(home, (r.submission_id for d in deliveries for r in (d.ord, d.ide) if r))
-    checked = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
-    for sid, found in checked.outcomes.items():
-        if sid in by_id:
-            by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}
+    return _Received(by_id, slots, state.deliveries(), pending_writes.batches,
+                     pending_writes.lake_tables)  # fmt: skip
+
+
+def _sync(home: Home, by_id: dict[str, SubmissionResult], results: list[pa.Table]) -> int:
+    """This run's records into the warehouse's ledger copy; how many (the frame not kept)."""
     committed = load_ledger(home, submission_ids=by_id)  # the copy appends these
-    sync_intake(home, committed, checked.results)
-    answered = [*by_id, *checked.outcomes]
-    deliver_answers(home, settings, answered, now=clock(), committed=len(committed))
-    summary.submissions = [by_id[s.submission_id] if isinstance(s, _Task) else s for s in slots]
-    for sub in summary.submissions:
-        first = by_id.get(sub.submission_id)
-        if sub.status == Status.DUPLICATE and first is not None:
-            sub.unit, sub.message_type = first.unit, first.message_type
-    return summary
+    sync_intake(home, committed, results)
+    return len(committed)
+
+
+class _First(NamedTuple):
+    """What a duplicate's answer names of the file first received with the same content."""
+
+    file: str
+    unit: str | None
+    message_type: str | None
+
+
+def _first_of(record: LedgerRecord | None) -> _First | None:
+    return _First(record.file, record.unit, record.message_type) if record else None
 
 
 def _ledger_view(
     home: Home, lookup: LedgerLookup, files: int
-) -> tuple[Callable[[str], LedgerRecord | None], _LedgerState]:
-    """How intake sees the committed ledger: a submission's first record and the accepted
+) -> tuple[Callable[[str], _First | None], _LedgerState]:
+    """How intake sees the committed ledger: a submission's first receipt and the accepted
     records' state, from keyed look-ups or from one read of every record, whichever is
-    cheaper for an inbox of ``files`` (see ``RECORDS_PER_FILE``). Both give the same answers."""
+    cheaper for an inbox of ``files`` (see ``RECORDS_PER_FILE``). Both give the same answers.
+
+    The read keeps of each record only what the checks ask (its file, unit, type, year and
+    lopenr; the paired types' whole records): the whole records were ~2 KB each in the main
+    process for the whole run, ~70 MiB on a national day with one day of history."""
+    paired = lookup.accepted_of_types(PAIRED)
     if record_count(home) > RECORDS_PER_FILE * max(files, 1):
-        return lookup.record, _LedgerState(lookup.accepted_of_types(PAIRED), lookup)
-    records = load_records(home)
-    known = {r.submission_id: r for r in records}
-    return known.get, _LedgerState(records)
+        return lambda sid: _first_of(lookup.record(sid)), _LedgerState(paired, lookup)
+    names: dict[str | None, str | None] = {}  # one object per unit and type, not per record
+    known: dict[str, _First] = {}
+    lopenrs: list[_Lopenr] = []
+    for sid, file, status, unit, kind, year, lopenr in record_keys(home):
+        unit, kind = names.setdefault(unit, unit), names.setdefault(kind, kind)
+        known[sid] = _First(file, unit, kind)
+        if status == Status.ACCEPTED:
+            lopenrs.append((unit, kind, year, lopenr, file))
+    return known.get, _LedgerState(paired, lopenrs=lopenrs)
 
 
 def _run(
-    tasks: Iterator[_Task], registry: pd.DataFrame, home: Home, workers: int, max_bytes: int
+    tasks: Iterator[_Task], index: RegistryIndex, home: Home, workers: int, max_bytes: int
 ) -> Iterator[tuple[_Task, _Outcome]]:
     """Each task with its outcome, in task order; a pool only when there is work to share.
 
@@ -431,12 +490,14 @@ def _run(
     3.15b3 that option deadlocks once a worker retires with tasks still queued
     (python/cpython#115634), which hung whole inboxes.
     """
-    index = RegistryIndex(registry)
     first = list(islice(tasks, 2))
     if workers <= 1 or len(first) <= 1:
         _init_worker(index, str(home.root), max_bytes)
-        for task in chain(first, tasks):
-            yield task, _process(task)
+        try:
+            for task in chain(first, tasks):
+                yield task, _process(task)
+        finally:  # the main process is its own worker: the index is not kept past the run
+            _WORKER.clear()
         return
     remaining = chain(first, tasks)
     while True:
@@ -505,7 +566,7 @@ def _outcome_of(future: Future[_Outcome]) -> _Outcome:
         return _failed(exc)
 
 
-def _duplicate(name: str, sid: str, record: LedgerRecord | None) -> SubmissionResult:
+def _duplicate(name: str, sid: str, record: _First | None) -> SubmissionResult:
     return SubmissionResult(
         file=name,
         submission_id=sid,
@@ -516,62 +577,80 @@ def _duplicate(name: str, sid: str, record: LedgerRecord | None) -> SubmissionRe
     )
 
 
+_Key = tuple[str | None, str | None, int | None]  # unit, message type, year
+_Lopenr = tuple[str | None, str | None, int | None, int | None, str]  # key, lopenr, file
+
+
 class _LedgerState:
-    """The accepted records, kept up to date as this run commits more.
+    """The accepted records' lopenrs, and the paired types' whole records, kept up to date as
+    this run commits more.
 
     Indexed by unit, message type and year: every commit asks about its own unit's records,
     and a scan of all of them per commit made intake quadratic in the ledger (a national year
     holds ~50,000 accepted records; a month's 4,000 commits each scanned them all).
 
-    With ``lookup``, ``records`` hold the accepted ``PAIRED`` records only, and another type's
-    unit, type and year is looked up in the ledger the first time a commit asks about it
-    (then kept, with this run's records added), so ``accepted`` holds the paired records and
-    this run's.
+    Of a record the lopenr rules need only its lopenr and file (the first accepted with that
+    lopenr owns it); the monthly pairs (``PAIRED``) are kept whole for the ord/ide checks and
+    the deliveries. ``records`` may hold any records (the accepted ones count); ``lopenrs``
+    the committed accepted records' keys. With ``lookup``, another type's unit, type and year
+    is looked up in the ledger the first time a commit asks about it (then kept, with this
+    run's lopenrs added).
     """
 
-    def __init__(self, records: list[LedgerRecord], lookup: LedgerLookup | None = None) -> None:
-        self.accepted: list[LedgerRecord] = []
-        self._by_key: dict[tuple[str | None, str | None, int | None], list[LedgerRecord]] = {}
+    def __init__(
+        self,
+        records: Iterable[LedgerRecord],
+        lookup: LedgerLookup | None = None,
+        lopenrs: Iterable[_Lopenr] = (),
+    ) -> None:
+        self._lopenrs: dict[_Key, dict[int | None, str]] = {}
+        self._paired: dict[_Key, list[LedgerRecord]] = {}
+        self._ords: list[LedgerRecord] = []
         self._lookup = lookup
-        self._looked_up: set[tuple[str, str, int]] = set()
+        self._looked_up: set[_Key] = set()
+        for unit, kind, year, lopenr, file in lopenrs:
+            self._lopenrs.setdefault((unit, kind, year), {}).setdefault(lopenr, file)
         for record in records:
             if record.status == Status.ACCEPTED:
                 self.add(record)
 
-    def _group(self, unit: str, msg_type: str, year: int) -> list[LedgerRecord]:
+    def _group(self, unit: str, msg_type: str, year: int) -> dict[int | None, str]:
+        """The group's lopenrs with the file that holds each, committed before this run's."""
         key = (unit, msg_type, year)
+        group = self._lopenrs.get(key, {})
         if self._lookup is not None and msg_type not in PAIRED and key not in self._looked_up:
             self._looked_up.add(key)
-            committed = self._lookup.accepted(unit, msg_type, year)
-            self._by_key[key] = committed + self._by_key.get(key, [])
-        return self._by_key.get(key, [])
+            committed: dict[int | None, str] = {}
+            for record in self._lookup.accepted(unit, msg_type, year):
+                committed.setdefault(record.lopenr, record.file)
+            group = self._lopenrs[key] = group | committed  # a committed owner comes first
+        return group
 
     def lopenr_owner(self, unit: str, msg_type: str, year: int, lopenr: int) -> str | None:
-        for record in self._group(unit, msg_type, year):
-            if record.lopenr == lopenr:
-                return record.file
-        return None
+        return self._group(unit, msg_type, year).get(lopenr)
 
     def newest_lopenr(self, unit: str, msg_type: str, year: int) -> int | None:
-        values = [r.lopenr for r in self._group(unit, msg_type, year)]
-        return max((v for v in values if v is not None), default=None)
+        return max((v for v in self._group(unit, msg_type, year) if v is not None), default=None)
 
     def partner(self, unit: str, msg_type: str, year: int, period_to: str) -> LedgerRecord | None:
         """The newest accepted other half (ord <-> ide) of the same unit and period."""
         other = "NPR_IDE" if msg_type == "NPR_ORD" else "NPR_ORD"
-        candidates = [r for r in self._group(unit, other, year) if r.period_to == period_to]
+        group = self._paired.get((unit, other, year), [])
+        candidates = [r for r in group if r.period_to == period_to]
         return max(candidates, key=lambda r: (r.lopenr or 0, r.submission_id), default=None)
 
     def add(self, record: LedgerRecord) -> None:
-        self.accepted.append(record)
-        self._by_key.setdefault((record.unit, record.message_type, record.year), []).append(record)
+        key = (record.unit, record.message_type, record.year)
+        self._lopenrs.setdefault(key, {}).setdefault(record.lopenr, record.file)
+        if record.message_type in PAIRED:
+            self._paired.setdefault(key, []).append(record)
+        if record.message_type == "NPR_ORD":
+            self._ords.append(record)
 
     def deliveries(self) -> list[Delivery]:
         """Every accepted ord with the newest accepted ide of its unit and period, if any."""
         return [
-            Delivery(r, self.partner(r.unit, "NPR_ORD", r.year, r.period_to))
-            for r in self.accepted
-            if r.message_type == "NPR_ORD"
+            Delivery(r, self.partner(r.unit, "NPR_ORD", r.year, r.period_to)) for r in self._ords
         ]
 
 
