@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from stdnum.exceptions import ValidationError
 from stdnum.no import fodselsnummer
 
 SYNTHETIC_MONTH_OFFSET = 80
@@ -32,16 +33,19 @@ def _check_digits(first_nine: str) -> str:
 
 
 def is_valid(fnr: str, allow_synthetic: bool = False) -> bool:
-    """Whether ``fnr`` is a valid fødselsnummer (synthetic ones only if allowed)."""
+    """Whether ``fnr`` is a valid fødselsnummer (synthetic ones only if allowed): stdnum's
+    check; a synthetic number's check digits by stdnum's functions and its birth date by
+    stdnum's rules once the offset is taken off the month (as the column check does)."""
     if not is_synthetic(fnr):
         return fodselsnummer.is_valid(fnr)
     if not allow_synthetic:
         return False
-    real_month = int(fnr[2:4]) - SYNTHETIC_MONTH_OFFSET
-    try:
-        return _check_digits(fnr[:9]) == fnr[9:] and _birth_date(fnr, real_month) is not None
-    except ValueError:
+    real_month = f"{int(fnr[2:4]) - SYNTHETIC_MONTH_OFFSET:02d}"
+    try:  # the date by stdnum's rules (D-numbers, centuries, not born yet), the month restored
+        born = fodselsnummer.get_birth_date(fnr[:2] + real_month + fnr[4:])
+    except ValidationError:
         return False
+    return _check_digits(fnr[:9]) == fnr[9:] and born <= date.today()
 
 
 def _birth_date(fnr: str, month: int) -> date | None:
