@@ -130,9 +130,9 @@ def unit_names(home: Home) -> dict[str, str]:
     """RESH id to name of every unit of the newest registry; :class:`NoRegistry` if none.
 
     Two columns read a few thousand rows at a time: the whole registry as a frame (65,000
-    units on a national day) took ~1 s of CPU and ~60 MiB of the reading process's high-water
-    mark for the one column the answers' envelopes name the unit by; this way ~0.6 s and
-    ~40 MiB, of which the dict held is ~10 MiB.
+    units on a national day) took 1.03 s of CPU and raised a fresh process's high-water mark
+    by 61 MiB for the one column the answers' envelopes name the unit by; this way 0.57 s and
+    37 MiB, of which the dict held is ~10 MiB.
     """
     versions = _versions(home)
     if not versions:
