@@ -26,19 +26,28 @@ _SERIAL = itertools.count()  # temporary names of this process (its pid in the n
 
 
 @contextmanager
+def _temporary(target: Path, scratch: Path | None) -> Iterator[tuple[int, Path]]:
+    """A new temporary file for ``target`` in ``scratch`` (default: the target's folder): its
+    open descriptor (the caller's to close) and path. Renamed over ``target`` when the block
+    succeeds; removed whatever happens."""
+    fd, tmp_path = temp_file(scratch or target.parent, f".{target.name}.", ".tmp")
+    try:
+        yield fd, tmp_path
+        replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
 def atomic_path(target: Path, durable: bool = True, scratch: Path | None = None) -> Iterator[Path]:
     """Yield a temporary path in ``scratch`` (default: the target's folder); renamed over
     ``target`` on success."""
-    fd, tmp_path = temp_file(scratch or target.parent, f".{target.name}.", ".tmp")
-    os.close(fd)
-    try:
+    with _temporary(target, scratch) as (fd, tmp_path):
+        os.close(fd)
         yield tmp_path
         if durable:
             with open(tmp_path, "rb") as fh:
                 os.fsync(fh.fileno())
-        replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
 
 
 def temp_file(folder: Path, prefix: str, suffix: str = "") -> tuple[int, Path]:
@@ -84,16 +93,14 @@ def atomic_open(
 
     The file is written through the descriptor that created it: closing it and opening the
     path again cost two more system calls per write."""
-    fd, tmp_path = temp_file(scratch or target.parent, f".{target.name}.", ".tmp")
-    try:
-        with os.fdopen(fd, mode, **kwargs) as fh:  # type: ignore[call-overload]
-            yield fh
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    with (
+        _temporary(target, scratch) as (fd, _),
+        os.fdopen(fd, mode, **kwargs) as fh,  # type: ignore[call-overload]
+    ):
+        yield fh
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def write_bytes(

@@ -12,6 +12,9 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from stdnum.exceptions import ValidationError
 from stdnum.no import fodselsnummer
 
 SYNTHETIC_MONTH_OFFSET = 80
@@ -30,16 +33,19 @@ def _check_digits(first_nine: str) -> str:
 
 
 def is_valid(fnr: str, allow_synthetic: bool = False) -> bool:
-    """Whether ``fnr`` is a valid fødselsnummer (synthetic ones only if allowed)."""
+    """Whether ``fnr`` is a valid fødselsnummer (synthetic ones only if allowed): stdnum's
+    check; a synthetic number's check digits by stdnum's functions and its birth date by
+    stdnum's rules once the offset is taken off the month (as the column check does)."""
     if not is_synthetic(fnr):
         return fodselsnummer.is_valid(fnr)
     if not allow_synthetic:
         return False
-    real_month = int(fnr[2:4]) - SYNTHETIC_MONTH_OFFSET
-    try:
-        return _check_digits(fnr[:9]) == fnr[9:] and _birth_date(fnr, real_month) is not None
-    except ValueError:
+    real_month = f"{int(fnr[2:4]) - SYNTHETIC_MONTH_OFFSET:02d}"
+    try:  # the date by stdnum's rules (D-numbers, centuries, not born yet), the month restored
+        born = fodselsnummer.get_birth_date(fnr[:2] + real_month + fnr[4:])
+    except ValidationError:
         return False
+    return _check_digits(fnr[:9]) == fnr[9:] and born <= date.today()
 
 
 def _birth_date(fnr: str, month: int) -> date | None:
@@ -98,16 +104,21 @@ def valid_mask(values: pd.Series, allow_synthetic: bool = False) -> np.ndarray:
     """:func:`is_valid` for a whole column at once (same rules, checked against stdnum in tests).
 
     A national ide file holds a million numbers; calling stdnum for each costs minutes, the same
-    mod-11 and date arithmetic on a digit matrix costs milliseconds.
+    mod-11 and date arithmetic on a digit matrix costs milliseconds. The digit matrix is the
+    Arrow buffer of the well-shaped numbers cast to 11-byte binary: joining them as Python
+    strings iterated the column element by element (~1 µs a number, most of this function).
     """
-    text = values.astype("string").fillna("")
-    shaped = text.str.fullmatch(r"\d{11}").fillna(False).to_numpy(dtype=bool)
-    result = np.zeros(len(text), dtype=bool)
-    if not shaped.any():
+    text = pa.array(values.astype("string"))
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    shaped = pc.fill_null(pc.match_substring_regex(text, "^[0-9]{11}$"), False)
+    mask = shaped.to_numpy(zero_copy_only=False)
+    result = np.zeros(len(values), dtype=bool)
+    if not mask.any():
         return result
-    digits = (
-        np.frombuffer("".join(text[shaped]).encode("ascii"), dtype=np.uint8).reshape(-1, 11) - 48
-    ).astype(np.int64)
+    fixed = text.filter(shaped).cast(pa.binary(11))
+    data = np.frombuffer(fixed.buffers()[1], np.uint8, 11 * len(fixed), 11 * fixed.offset)
+    digits = (data.reshape(-1, 11) - 48).astype(np.int64)
     k1 = (11 - digits[:, :9] @ _W1 % 11) % 11
     k2 = (11 - digits[:, :10] @ _W2 % 11) % 11
     checksum = (k1 == digits[:, 9]) & (k2 == digits[:, 10])
@@ -136,5 +147,5 @@ def valid_mask(values: pd.Series, allow_synthetic: bool = False) -> np.ndarray:
     dated = born.notna().to_numpy() & (century > 0) & (born <= pd.Timestamp.today()).to_numpy()
     fh_number = digits[:, 0] >= 8
     ok = checksum & dated & ~fh_number & (allow_synthetic | ~synthetic)
-    result[shaped] = ok
+    result[mask] = ok
     return result

@@ -242,6 +242,45 @@ def test_answers_committed_by_a_killed_intake_are_posted_by_the_next(
     assert posted == {r.submission_id for r in load_records(home)}
 
 
+def test_answers_are_posted_a_chunk_at_a_time_and_a_kill_between_chunks_is_caught_up(
+    small_year: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records read a chunk at a time (one record here): killed after the first chunk, the
+    rerun posts the rest, each message addressed to its unit by the registry's name."""
+    from npr_pipeline.feedback import deliver
+    from npr_pipeline.registry import current_registry
+
+    inbox = fill_inbox(tmp_path / "inbox", sorted((small_year / "inbox").glob("*_2026-02_*")))
+    home = prepare_test_home(Home(root=tmp_path / "home"))
+    monkeypatch.setattr(deliver, "CHUNK", 1)
+    real_read, reads = deliver.read_records, []
+
+    def killed_after_one_chunk(home: Home, ids: list[str]) -> list[LedgerRecord]:
+        reads.append(ids)
+        if len(reads) > 1:
+            raise KeyboardInterrupt("killed between chunks")
+        return real_read(home, ids)
+
+    monkeypatch.setattr(deliver, "read_records", killed_after_one_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        intake_directory(home, inbox, workers=1)
+    records = {r.submission_id: r for r in load_records(home)}
+    assert len(records) > 1 and reads[0] == [min(records)]
+    assert unposted(home, set(records)) == set(records) - {min(records)}
+
+    monkeypatch.setattr(deliver, "read_records", real_read)
+    intake_directory(home, inbox, workers=1)
+    assert unposted(home, set(records)) == set()
+    states = [json.loads(p.read_text()) for p in (outbox(home) / "state").glob("*.json")]
+    assert {s["submission_id"] for s in states} == set(records)
+    registry = current_registry(home)
+    names = dict(zip(registry["reshID"], registry["name"], strict=True))
+    for state in states:
+        tree = etree.parse(str(home.root / state["file"]))
+        name = tree.findtext("mh:MsgInfo/mh:Receiver/mh:Organisation/mh:OrganisationName", None, MH)
+        assert name == names[records[state["submission_id"]].unit]
+
+
 def test_mails_group_by_unit_and_day_and_skip_clean_days(tmp_path: Path) -> None:
     """The daily route's rule over any answered files: one e-mail per unit, contact and Oslo
     day, listing only the files with findings; a clean day or a unit without contact: none."""
