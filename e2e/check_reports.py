@@ -47,6 +47,7 @@ from npr_pipeline.feedback.reports import (
     EXAMPLES_PER_RULE,
     XPR_ERR,
     XPR_VAL,
+    display_files,
     local_time,
     read_report_findings,
     read_report_summary,
@@ -183,6 +184,7 @@ def _pick_reports(home: Path) -> list[Page]:
             sys.exit(f"e2e: the generated year has no {name.replace('_', ' ')} report")
         folder, summary = min(found, key=lambda fs: (-fs[1]["findings"], fs[1]["file"]))
         findings = [f for f in read_report_findings(folder) if f["report"] == kind]
+        display_files(folder)  # intake writes the XML answers; the pages are rendered on request
         return Page(
             name,
             folder / f"{kind}.html",

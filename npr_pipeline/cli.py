@@ -561,11 +561,12 @@ def feedback(
     home = _existing_home()
     record = _submission(home, submission)
     folder = home.feedback / record.submission_id
-    display_files(folder)
+    shown = {path.name: str(path) for path in display_files(folder)}  # maybe elsewhere
     reports = {
-        kind: {fmt: str(folder / f"{kind}.{fmt}") for fmt in ("xml", "html", "csv")}
+        kind: {"xml": str(folder / f"{kind}.xml")}
+        | {fmt: shown[f"{kind}.{fmt}"] for fmt in ("html", "csv")}
         for kind in ("XPR_VAL", "XPR_ERR")
-        if (folder / f"{kind}.xml").exists()
+        if f"{kind}.html" in shown
     }
     findings = read_report_findings(folder)
     if not findings:  # no reports (e.g. a file that failed): what the ledger recorded

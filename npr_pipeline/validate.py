@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from npr_pipeline.feedback.reports import (
+    display_files,
     read_report_findings,
     read_report_summary,
     write_xpr_err,
@@ -103,6 +104,8 @@ def validate_files(
         for path in files:
             folder = _folder(out or workspace / "answers", path, answers)
             answer = _answer(path, index, workspace, folder, allow_synthetic_fnr)
+            if out:  # the vendor opens the HTML and CSV; in a temporary folder nobody does
+                display_files(folder)
             answers.append(answer if out else replace(answer, reports={}))
     return answers
 
@@ -136,7 +139,7 @@ def _answer(
     info = replace(
         submission_info(record, unit_name), episodes=read.episodes, patients=read.patients
     )
-    write_xpr_val(folder, info, reasons)
+    write_xpr_val(folder, info, reasons, display=False)
     if read.staged:
         check_alone(folder, record, read.staged, unit_name, allow_synthetic)
     shutil.rmtree(staging, ignore_errors=True)
@@ -162,9 +165,9 @@ def _answer_typed(
         period_from=daily.attrs.get("fraDatoPeriode"), period_to=daily.attrs.get("tilDatoPeriode"),
     )  # fmt: skip
     info = submission_info(record, unit["name"] if unit else None)
-    write_xpr_val(folder, info, reasons)
+    write_xpr_val(folder, info, reasons, display=False)
     if daily.findings:
-        write_xpr_err(folder, info, daily.findings, [])
+        write_xpr_err(folder, info, daily.findings, [], display=False)
     return record, reasons
 
 

@@ -11,7 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from npr_pipeline.feedback.reports import read_report_findings, read_report_summary
+from npr_pipeline.feedback.reports import (
+    display_files,
+    read_report_findings,
+    read_report_summary,
+)
 from npr_pipeline.feedback.schema_messages import explain, mask_fodselsnummer
 from npr_pipeline.home import Home
 from tests.intake_files import decode, fill_inbox, make_year, mutate, run_intake
@@ -47,6 +51,7 @@ def test_schema_errors_read_as_norwegian_sentences_naming_the_record(year, tmp_p
     summary = run_intake(home, fill_inbox(tmp_path / "inbox", **{path.name: data}))
     assert summary.submissions[0].status == "rejected"
     folder = _only_folder(home)
+    display_files(folder)  # intake writes the XML; the page is rendered when asked
     page = (folder / "XPR_VAL.html").read_text(encoding="utf-8")
     findings = [f for f in read_report_findings(folder) if f["rule"] == "schema_error"]
     elements = [f["record"].get("element", "") for f in findings]
@@ -81,6 +86,7 @@ def test_content_findings_show_the_value_and_never_a_fodselsnummer(year, tmp_pat
     run_intake(home, fill_inbox(tmp_path / "inbox", **{ord_path.name: ord_, ide_path.name: ide}))
     found = {}
     for folder in home.feedback.iterdir():
+        display_files(folder)  # each display file too, rendered as `npr feedback` does
         for finding in read_report_findings(folder):
             found.setdefault(finding["rule"], finding)
         for report in folder.iterdir():

@@ -27,6 +27,7 @@ import pytest
 from typer.testing import CliRunner
 
 from npr_pipeline.cli import app
+from npr_pipeline.feedback.reports import display_files
 from npr_pipeline.periods import Period
 from npr_pipeline.production.input_checks import check_period
 from tests.intake_files import home_copy
@@ -146,6 +147,8 @@ def defects_home(received_defect_year: Path, tmp_path_factory: pytest.TempPathFa
     """
     home = home_copy(received_defect_year, tmp_path_factory.mktemp("pii-defects") / "home")
     check_period(home, Period.parse("2026-03"), "run-1", max_share=1.0)
+    for folder in home.feedback.iterdir():
+        display_files(folder)  # what `npr feedback` and the e-mail render: scanned too
     reports = [p.read_text(encoding="utf-8") for p in home.feedback.rglob("XPR_ERR.csv")]
     assert any("fodselsnummer_valid" in r or "patient_has_ident" in r for r in reports)
     return home.root

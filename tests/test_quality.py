@@ -123,8 +123,7 @@ def test_error_findings_name_the_record_and_the_fix(faulty) -> None:
     errors = errors[errors["severity"] == "error"]
     assert not errors.empty
     assert errors["record_id"].notna().all() and errors["pasientNr"].notna().all()
-    reports = list((home.feedback).glob("*/XPR_ERR.html"))
-    assert reports
+    assert list(home.feedback.glob("*/XPR_ERR.xml"))
 
 
 def test_results_are_in_the_warehouse(clean) -> None:

@@ -1,11 +1,13 @@
 """Feedback reports to a reporting unit: XPR_VAL (schema validation) and XPR_ERR (content).
 
-Each report is written three ways from the same rows: XML for the unit's systems (our own
+Each report exists three ways from the same rows: XML for the unit's systems (our own
 namespace, schema in ``schema/xpr_feedback.xsd``), HTML for a browser and CSV for a
-spreadsheet. The daily route writes only the XML per file (``display=False``): at 65,000 units
-the two display files were about half of intake's main-process time per file, and most are
-never opened. :func:`display_files` renders them from the XML when asked (``npr feedback``, the
-day's e-mail), the same bytes intake would have written.
+spreadsheet. Intake (both routes, the test route) and the content checks write only the XML
+(``display=False``): most display files are never opened, and on the national April they were
+15,112 of the 22,668 files under ``feedback/`` (docs/benchmarks.md, session 10).
+:func:`display_files` renders them from the XML when asked (``npr feedback``, the day's
+e-mail, ``npr validate --out``), the same bytes intake wrote before, and keeps them beside it
+stamped with its time so a rewritten XML is rendered again.
 
 Almost everything in a report can come from an untrusted file (file names,
 element names, values quoted in messages), so every text is cleaned of characters XML cannot
@@ -17,8 +19,11 @@ bytes must give byte-identical reports.
 from __future__ import annotations
 
 import csv
+import errno
 import functools
+import os
 import re
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
@@ -203,21 +208,72 @@ def write_xpr_err(
 
 
 def display_files(folder: Path) -> list[Path]:
-    """The HTML and CSV files of the reports in ``folder``, rendered from each XML that has
-    none yet (a daily file's, written without them) and kept beside it, so a second request
-    reads them."""
-    paths = []
+    """The HTML and CSV files of the reports in ``folder``, rendered from each XML whose display
+    files are missing or older than it, and kept beside it so a second request reads them.
+
+    A display file carries its XML's modification time (:func:`_stamp`): one rendered from an
+    XML that was replaced meanwhile (a delivery checked again while a reader renders) differs
+    from the new XML's time and is rendered again on the next request. Writes are atomic, so two
+    readers at once each write the same bytes whole. When ``folder`` cannot be written (a
+    read-only HOME, an auditor's mount) the files are rendered into a new temporary folder
+    instead, and those paths returned: a reader can always see the answer.
+    """
+    paths: list[Path] = []
+    spare: list[Path] = []  # the temporary folder, made at most once per call
     for kind in (XPR_VAL, XPR_ERR):
         xml = folder / f"{kind}.xml"
-        if not xml.is_file():
+        try:
+            stamp = xml.stat()
+        except FileNotFoundError:
             continue
-        html, csv_path = xml.with_suffix(".html"), xml.with_suffix(".csv")
-        if not (html.is_file() and csv_path.is_file()):
-            report = _report_from_xml(xml)
-            write_text(html, _html(report), durable=False)
-            _write_csv(csv_path, report)
-        paths += [html, csv_path]
+        shown = [xml.with_suffix(".html"), xml.with_suffix(".csv")]
+        if not all(_fresh(path, stamp) for path in shown):
+            shown = _render(xml, shown, stamp, spare)
+        paths += shown
     return paths
+
+
+def _fresh(path: Path, stamp: os.stat_result) -> bool:
+    """Whether a display file was rendered from the XML as it is now (it carries its time)."""
+    try:
+        return path.stat().st_mtime_ns == stamp.st_mtime_ns
+    except FileNotFoundError:
+        return False
+
+
+def _render(xml: Path, shown: list[Path], stamp: os.stat_result, spare: list[Path]) -> list[Path]:
+    """Render one XML's display files to ``shown`` (or, read-only, into the spare folder).
+
+    The XML of a report cut at ``MAX_FINDINGS`` cannot give its display files back (its HTML
+    takes examples from every row): the ones intake wrote with it are kept, only stamped.
+    """
+    if all(path.is_file() for path in shown) and _omitted_in(xml):
+        _stamp(shown, stamp)
+        return shown
+    report = _report_from_xml(xml)
+    try:
+        _write_display(shown, report)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        if not spare:
+            spare.append(Path(tempfile.mkdtemp(prefix=f"npr-feedback-{xml.parent.name}-")))
+        shown = [spare[0] / path.name for path in shown]
+        _write_display(shown, report)
+        return shown
+    _stamp(shown, stamp)
+    return shown
+
+
+def _omitted_in(xml: Path) -> bool:
+    numbers = _parse(xml).find(_q("Sammendrag"))
+    return int(numbers.get("omitted", "0")) > 0
+
+
+def _stamp(paths: list[Path], stamp: os.stat_result) -> None:
+    """Give display files their XML's modification time, which :func:`_fresh` compares."""
+    for path in paths:
+        os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
 
 
 def read_report_summary(folder: Path) -> dict:
@@ -356,15 +412,25 @@ def _counts(counter: Counter[str]) -> dict[str, int]:
 def _write(folder: Path, report: _Report, display: bool) -> dict[str, Path]:
     """Write the files of one report, each atomically: the XML, and the display files when
     asked or when the XML cannot give them back (rows past ``MAX_FINDINGS`` are not in it, and
-    the HTML takes each rule's examples from all rows)."""
+    the HTML takes each rule's examples from all rows). Without them, display files an earlier
+    XML of this report left are removed: they no longer say what the XML says."""
     display = display or bool(report.omitted)
-    exts = ("xml", "html", "csv") if display else ("xml",)
-    paths = {ext: folder / f"{report.kind}.{ext}" for ext in exts}
+    paths = {ext: folder / f"{report.kind}.{ext}" for ext in ("xml", "html", "csv")}
     write_bytes(paths["xml"], _xml(report), durable=False)
-    if display:
-        write_text(paths["html"], _html(report), durable=False)
-        _write_csv(paths["csv"], report)
+    shown = [paths["html"], paths["csv"]]
+    if not display:
+        for path in shown:
+            path.unlink(missing_ok=True)
+        return {"xml": paths["xml"]}
+    _write_display(shown, report)
+    _stamp(shown, paths["xml"].stat())
     return paths
+
+
+def _write_display(paths: list[Path], report: _Report) -> None:
+    """The HTML and CSV of a report, to ``paths`` (html, csv), each atomically."""
+    write_text(paths[0], _html(report), durable=False)
+    _write_csv(paths[1], report)
 
 
 # -- XML ----------------------------------------------------------------------------------

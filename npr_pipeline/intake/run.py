@@ -985,7 +985,7 @@ def _write_report(
 ) -> None:
     unit_name = read.gate.unit["name"] if read.gate.unit else None
     info = _info(record, unit_name, read.episodes, read.patients)
-    write_xpr_val(home.feedback / record.submission_id, info, reasons)
+    write_xpr_val(home.feedback / record.submission_id, info, reasons, display=False)
 
 
 def _info(

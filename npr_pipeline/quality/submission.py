@@ -2,8 +2,9 @@
 
 Set-based: one DuckDB session checks a whole batch of pending deliveries at once (their lake
 files read into tables once), then results and violating records are split per delivery and
-written as Parquet under ``HOME/quality``, with an XPR_ERR report per submission; batches run in
-worker processes. A delivery is pending while its marker is missing, so a run killed
+written as Parquet under ``HOME/quality``, with an XPR_ERR report per submission (its XML: the
+HTML and CSV are rendered on request); batches run in worker processes. A delivery is pending
+while its marker is missing, so a run killed
 halfway simply leaves work for the next one; the marker records the ide and the catalogue
 (``provenance.catalogue_sha256``) the delivery was checked with, so a delivery is checked again
 when its ide arrives and when a rule or the catalogue changes.
@@ -413,7 +414,8 @@ def _report(
     violations: list[Any],
     by_check: dict[str, Check],
 ) -> None:
-    """XPR_ERR of one submission from its result rows with findings and its violation rows."""
+    """XPR_ERR of one submission from its result rows with findings and its violation rows
+    (the XML only: its HTML and CSV are rendered on request, ``feedback.reports.display_files``)."""
     rules = [
         {
             "rule": row.check_id,
@@ -439,7 +441,7 @@ def _report(
         )
         for row in violations[:EXAMPLES]
     ]
-    write_xpr_err(folder, info, findings, rules)
+    write_xpr_err(folder, info, findings, rules, display=False)
 
 
 def submission_info(record: LedgerRecord, unit_name: str | None) -> SubmissionInfo:
