@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -24,11 +25,12 @@ from npr_pipeline.store.batches import committed_batch
 from npr_pipeline.store.events import APP_ID
 from npr_pipeline.store.lake import (
     BATCH,
+    CHUNK,
     TABLES,
     maintain,
-    parquet_source,
     part_files,
     part_schema,
+    rows_source,
     sweep,
     table_path,
 )
@@ -64,28 +66,38 @@ def _state(home: Home) -> tuple:
     return records, table_contents(home)
 
 
-def test_each_submission_is_one_part_file_in_its_batch(clean: Home) -> None:
-    """Every accepted file's tables sit in ``batch=N/<sid>.parquet`` with the batch as the
-    app transaction and the keys' statistics in the log; the Parquet is the reader's own."""
-    accepted = {r.submission_id for r in load_records(clean)}
+def test_a_chunk_of_small_files_is_one_part_file_per_table_in_its_batch(clean: Home) -> None:
+    """The eight small files are one chunk: each table's rows sit in one part file
+    ``batch=N/chunk-<first member>.parquet``, its members (the ords, or the ides) in
+    ``lake_parts``, the batch as the app transaction and the keys' range in the log."""
+    records = load_records(clean)
     batch = committed_batch(clean)
     for table in TABLES:
+        kind = "NPR_IDE" if table == "idents" else "NPR_ORD"
+        members = sorted(r.submission_id for r in records if r.message_type == kind)
         delta = DeltaTable(table_path(clean, table))
         assert delta.transaction_version(APP_ID) == batch
         assert delta.metadata().partition_columns == [BATCH]
         files = part_files(clean, table)
-        assert set(files) <= accepted and files
-        for sid, path in files.items():
-            assert path.relative_to(table_path(clean, table)) == Path(
-                f"batch={batch}/{sid}.parquet"
-            )
+        assert sorted(files) == members
+        (path,) = set(files.values())
+        assert path.parent == table_path(clean, table) / f"batch={batch}"
+        assert path.name.startswith(CHUNK)
+        held = set(pq.read_table(path).column("submission_id").to_pylist())
+        assert held <= set(members)
+        if table == "episodes":  # every ord with episodes has its rows in the chunk's file
+            assert held == {r.submission_id for r in records if r.episodes} != set()
+        adds = pa.table(delta.get_add_actions(flatten=True)).to_pylist()
+        assert [(a["min.submission_id"], a["max.submission_id"]) for a in adds] == [
+            (members[0], members[-1])
+        ]
     assert table_path(clean, "idents").is_relative_to(clean.vault)
     assert not any(clean.lake.rglob("idents"))
 
 
 def test_a_part_file_reads_back_typed_and_prunable_by_its_keys(clean: Home) -> None:
     """The lean write (no Arrow schema in the footer, statistics on the keys only) still reads
-    back as the lake's types, and a reader can skip another submission's row groups."""
+    back as the lake's types, and a reader can skip row groups outside its submissions."""
     checked = 0
     for table in TABLES:
         for sid, path in part_files(clean, table).items():
@@ -97,7 +109,11 @@ def test_a_part_file_reads_back_typed_and_prunable_by_its_keys(clean: Home) -> N
                 group.column(i).path_in_schema: group.column(i).statistics
                 for i in range(group.num_columns)
             }
-            assert stats["submission_id"].min == stats["submission_id"].max == sid
+            held = pq.read_table(path).column("submission_id").to_pylist()
+            assert (stats["submission_id"].min, stats["submission_id"].max) == (
+                min(held),
+                max(held),
+            )
             assert {c for c, found in stats.items() if found is not None} == {
                 "submission_id",
                 "unit",
@@ -113,11 +129,11 @@ def test_a_second_reader_sees_the_same_rows(clean: Home) -> None:
     for table in ("episodes", "idents"):
         delta = DeltaTable(table_path(clean, table)).to_pyarrow_dataset()
         theirs = delta.to_table(filter=ds.field(BATCH) <= committed_batch(clean))
-        paths = list(part_files(clean, table).values())
-        ours = duckdb.sql(f"SELECT * FROM {parquet_source(paths)}").to_arrow_table()
+        ours = duckdb.sql(f"SELECT * FROM {rows_source(part_files(clean, table))}")
         key = [("submission_id", "ascending"), ("line", "ascending")]
         assert (
-            theirs.drop_columns([BATCH]).sort_by(key).to_pylist() == ours.sort_by(key).to_pylist()
+            theirs.drop_columns([BATCH]).sort_by(key).to_pylist()
+            == ours.to_arrow_table().sort_by(key).to_pylist()
         )
 
 
@@ -138,11 +154,11 @@ if point == "ledger":
     lake.publish = published_then_dying
 else:
     real_add, moved = lake._add, []
-    def dying_add(home, batch, part):
+    def dying_add(home, batch, parts):
         if len(moved) == int(point):
             os.kill(os.getpid(), signal.SIGKILL)
-        moved.append(part)
-        return real_add(home, batch, part)
+        moved.append(parts)
+        return real_add(home, batch, parts)
     lake._add = dying_add
 run.intake_directory(Home(root=Path(sys.argv[1])), Path(sys.argv[2]), workers=1)
 """
