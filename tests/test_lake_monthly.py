@@ -4,6 +4,7 @@ run's state; maintenance keeps recent versions readable."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
+import npr_pipeline.intake.run as intake_run
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import Status
 from npr_pipeline.store import state
@@ -35,7 +37,14 @@ from npr_pipeline.store.lake import (
     table_path,
 )
 from npr_pipeline.store.ledger import _prepare, load_records
-from tests.intake_files import make_year, prepare_test_home, run_intake, table_contents
+from tests.intake_files import (
+    fill_inbox,
+    make_year,
+    prepare_test_home,
+    run_intake,
+    table_contents,
+    tables_of,
+)
 from tests.soak import SOAK
 
 TIMEOUT = 120
@@ -100,7 +109,7 @@ def test_a_part_file_reads_back_typed_and_prunable_by_its_keys(clean: Home) -> N
     back as the lake's types, and a reader can skip row groups outside its submissions."""
     checked = 0
     for table in TABLES:
-        for sid, path in part_files(clean, table).items():
+        for path in set(part_files(clean, table).values()):
             assert pq.read_schema(path) == part_schema(table)
             group = pq.ParquetFile(path).metadata.row_group(0)
             if not group.num_rows:  # an empty part has no values to keep statistics of
@@ -137,13 +146,15 @@ def test_a_second_reader_sees_the_same_rows(clean: Home) -> None:
         )
 
 
-# a kill -9 of intake after the monthly batch's Delta commits, before its ledger commit; or
-# (soak) after the n-th part file moved into its batch folder, before any Delta commit
+# a kill -9 of intake after the monthly batch's Delta commits, before its ledger commit; after
+# the worker wrote the chunk's part files, before the publish; or (soak) after the n-th part
+# file moved into its batch folder, before any Delta commit
 _KILL = """
 import os, signal, sys
 from pathlib import Path
 import npr_pipeline.intake.run as run
 import npr_pipeline.store.lake as lake
+import npr_pipeline.intake.run as intake_run
 from npr_pipeline.home import Home
 point = sys.argv[3]
 if point == "ledger":
@@ -152,6 +163,10 @@ if point == "ledger":
         real_publish(*args)
         os.kill(os.getpid(), signal.SIGKILL)
     lake.publish = published_then_dying
+elif point == "staged":
+    def dying(*args):
+        os.kill(os.getpid(), signal.SIGKILL)
+    lake.publish = dying
 else:
     real_add, moved = lake._add, []
     def dying_add(home, batch, parts):
@@ -162,7 +177,7 @@ else:
     lake._add = dying_add
 run.intake_directory(Home(root=Path(sys.argv[1])), Path(sys.argv[2]), workers=1)
 """
-KILL_POINTS = ["ledger", *(["0", "1", "10", "30"] if SOAK else [])]
+KILL_POINTS = ["ledger", "staged", *(["0", "1", "10", "30"] if SOAK else [])]
 
 
 @pytest.mark.soak
@@ -181,6 +196,9 @@ def test_a_kill_while_publishing_then_rerun_equals_a_clean_run(
     assert table_contents(killed) == {}  # stored maybe, visible never
     if point == "ledger":  # the batch is in the log, under a number never committed
         assert DeltaTable(table_path(killed, "episodes")).transaction_version(APP_ID) == 1
+    if point == "staged":  # the chunk's parts were written, nothing reached the lake
+        assert [p.name for p in killed.staging.iterdir()] == [f"{CHUNK}{_first(year)}"]
+        assert not table_path(killed, "episodes").exists()
     run_intake(killed, year / "inbox", timeout=TIMEOUT)
     assert committed_batch(killed) == 2
     assert _state(killed) == _state(clean)
@@ -216,3 +234,50 @@ def test_maintenance_checkpoints_and_vacuums_once_a_day(clean: Home) -> None:
     maintain(clean, [], today=datetime.now(UTC))
     assert table_contents(clean) == before
     assert DeltaTable(table_path(clean, "episodes"), version=0).to_pyarrow_table().num_rows > 0
+
+
+def _first(year: Path) -> str:
+    """The submission id of the inbox's first file (the id is the content's digest)."""
+    first = sorted((year / "inbox").iterdir())[0]
+    return hashlib.sha256(first.read_bytes()).hexdigest()[:16]
+
+
+def test_chunked_rows_equal_one_file_at_a_time(
+    year: Path, clean: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every submission's rows in the lake, row for row and typed, are the same whether its
+    file was read in a chunk with others (``clean``) or alone, as its own parts."""
+    monkeypatch.setattr(intake_run, "CHUNK_FILES", 1)
+    alone = _home(tmp_path / "home", year)
+    run_intake(alone, year / "inbox", workers=1, timeout=TIMEOUT)
+    assert not any(p.name.startswith(CHUNK) for p in alone.lake.rglob("*.parquet"))
+    ours, theirs = table_contents(clean), table_contents(alone)
+    assert ours.keys() == theirs.keys()
+    for key, rows in ours.items():
+        assert rows.schema == theirs[key].schema, key
+        assert rows.to_pylist() == theirs[key].to_pylist(), key
+
+
+def test_a_file_refused_at_its_commit_in_the_middle_of_a_chunk_never_reaches_the_lake(
+    year: Path, clean: Home, tmp_path: Path
+) -> None:
+    """A second copy of an ord (another byte, the same lopenr) is read into the chunk by the
+    worker, then refused by the main process (lopenr_reused): the publish rewrites the chunk's
+    parts without its rows; every other file's rows are the clean run's."""
+    files = sorted((year / "inbox").iterdir())
+    ords = [f for f in files if f.name.endswith("2026-01_ord.xml")]
+    original = max(ords, key=lambda f: f.stat().st_size)  # the unit with episodes
+    again = f"{original.stem}_again.xml"
+    inbox = fill_inbox(tmp_path / "inbox", files, **{again: original.read_bytes() + b"<!---->"})
+    assert files[0].name < again < files[-1].name  # in the middle of the one chunk
+    home = _home(tmp_path / "home", year)
+    by_file = {s.file: s for s in run_intake(home, inbox, workers=1, timeout=TIMEOUT).submissions}
+    refused = by_file.pop(again)
+    assert refused.status == Status.REJECTED
+    assert [r.code for r in refused.reasons if r.severity == "error"] == ["lopenr_reused"]
+    assert {s.status for s in by_file.values()} == {Status.ACCEPTED}
+    assert tables_of(home, refused.submission_id) == []
+    assert table_contents(home) == table_contents(clean)
+    with state.reader(home, _prepare) as con:
+        listed = con.execute("SELECT DISTINCT submission_id FROM lake_parts").fetchall()
+    assert {sid for (sid,) in listed} == {s.submission_id for s in by_file.values()}

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from npr_pipeline.feedback.deliver import deliver_answers
 from npr_pipeline.feedback.outbox import scratch
