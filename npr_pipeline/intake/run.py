@@ -4,8 +4,9 @@ The main process archives each file first (content-addressed, so a file seen bef
 duplicate at once), workers on both cores read, validate and stage the new ones, and the main
 process commits them in inbox order: ledger-level checks (lopenr reuse, late older files,
 ident coverage), the XPR_VAL report, then the ledger record. The accepted monthly files' tables
-(staged Parquet, one file per table) are committed into the lake's Delta tables per intake
-batch, before the batch's ledger records (:mod:`npr_pipeline.store.lake`). A run killed
+(staged Parquet, one file per table of a large file or of a chunk of small files) are
+committed into the lake's Delta tables per intake batch, before the batch's ledger records
+(:mod:`npr_pipeline.store.lake`). A run killed
 anywhere leaves at most staged files, part files outside the Delta log or an uncommitted batch,
 none of them visible; the rerun processes those files again and ends in the same state as one
 clean run.

@@ -5,10 +5,14 @@ production and research read them without importing intake. One Delta table per 
 ``HOME/lake/monthly/<table>/``; identities (they hold fødselsnummer) under
 ``HOME/vault/monthly/idents/``. Partitioned by ``batch``, the intake batch that committed the
 rows (:mod:`.batches`), so a reader selects committed batches from the log without opening a
-file. Every part file holds exactly one submission (``batch=N/<submission_id>.parquet``, the
-file intake's worker wrote, moved, never rewritten), with ``submission_id``, ``unit`` and
-``year`` in the file and their min/max in the log: a reader picks a submission's file from the
-log alone. The lake is therefore never compacted.
+file. A part file holds one submission (``batch=N/<submission_id>.parquet``: a large file's,
+or any part of a lake from before chunks) or a chunk of small files' submissions
+(``batch=N/chunk-<first member>.parquet``, its members in ``state.duckdb``'s ``lake_parts``),
+the file intake's worker wrote, moved; with ``submission_id``, ``unit`` and ``year`` in the
+file and their min/max in the log. A reader picks a submission's file by the log and the
+members (:func:`part_files`) and reads only its rows (:func:`rows_source`); the only rewrite
+is of a staged chunk's part that held a file refused at its commit (:func:`publish`). The lake
+is never compacted (docs/decisions/storage.md, "One part per table per chunk").
 
 The protocol of docs/decisions/storage.md: take a batch number, move the batch's files into
 ``batch=N/`` and commit them per table with the app transaction ``(npr-intake, N)``; the caller
