@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 from benchmarks.intake_bench import (
@@ -267,13 +267,13 @@ def _targets(results: list[Measurement]) -> list[dict[str, object]]:
 
 # -- the children ----------------------------------------------------------------------------
 def _child(mode: str, registry: Path, files: list[Path]) -> dict[str, object]:
-    """One contender over ``files`` in this process; CPU seconds per file for the report."""
+    """One contender over ``files`` in this process; CPU seconds per file for the report (a
+    chunk's read and write shared equally by its files)."""
     from functools import partial
 
-    from npr_pipeline.intake import reader
     from npr_pipeline.intake.archive import archive_file, sync_archive
     from npr_pipeline.intake.gate import RegistryIndex
-    from npr_pipeline.intake.run import COMMIT_FILES
+    from npr_pipeline.intake.run import COMMIT_FILES, _chunks, _init_worker, _Task
     from npr_pipeline.registry import read_registry_csv
 
     index = RegistryIndex(read_registry_csv(registry))
@@ -283,41 +283,64 @@ def _child(mode: str, registry: Path, files: list[Path]) -> dict[str, object]:
     archive = partial(archive_file, durable=False)
     with tempfile.TemporaryDirectory(prefix="child-", dir=CACHE) as tmp:
         work = Path(tmp)
-        for count, path in enumerate(files, start=1):
+        if mode == "native":
+            for path in files:
+                started = time.process_time()
+                rows += _native(path, work)
+                per_file[path.name] = round(time.process_time() - started, 3)
+            return {"rows": rows, "per_file": per_file}
+        _init_worker(index, str(work), 1 << 34)
+        received = datetime.now().replace(microsecond=0).isoformat()
+        done = 0
+
+        def tasks():  # noqa: ANN202 - archived as intake's main process does, lazily
+            for path in files:
+                started = time.process_time()
+                got = archive(path, work / "archive")
+                spent[path.name] = time.process_time() - started
+                yield _Task(path.name, got.path, got.submission_id, got.checksum, got.size,
+                            received)  # fmt: skip
+
+        spent: dict[str, float] = {}
+        for chunk in _chunks(tasks()):  # the chunks intake hands its workers
             started = time.process_time()
-            rows += _one(mode, path, index, work, archive, reader.read_submission)
-            if mode != "native" and (count % COMMIT_FILES == 0 or count == len(files)):
+            rows += _read_chunk(chunk, work)
+            done += len(chunk)
+            if done % COMMIT_FILES < len(chunk) or done == len(files):
                 sync_archive(work / "archive")
-            per_file[path.name] = round(time.process_time() - started, 3)
+            share = (time.process_time() - started) / len(chunk)
+            for task in chunk:
+                per_file[task.file] = round(spent[task.file] + share, 3)
     return {"rows": rows, "per_file": per_file}
 
 
-def _one(mode, path, index, work, archive_file, read_submission) -> int:  # noqa: ANN001
-    """What one contender does with one file; returns the rows it wrote."""
+def _read_chunk(chunk, work: Path) -> int:  # noqa: ANN001
+    """Intake's worker on one chunk (gate, the native validating and extracting pass, the
+    chunk's part files), then the lake write: a rename per part file; returns the parts."""
+    from npr_pipeline.intake.run import _process_chunk
+
+    parts = {}
+    for task, outcome in zip(chunk, _process_chunk(chunk), strict=True):
+        if outcome.error or outcome.read.errors:
+            raise SystemExit(f"{task.file}: {outcome.error or outcome.read.errors[0]}")
+        parts.update({part.path: part for part in outcome.lake.values()})
+    for part in parts.values():
+        target = work / "lake" / part.table / f"{part.name}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part.path, target)
+    return len(parts)
+
+
+def _native(path: Path, work: Path) -> int:
+    """The declarative native extractor and its Parquet on one file; returns the rows."""
     from benchmarks import native_extract
 
-    archived = archive_file(path, work / "archive") if mode != "native" else None
-    sid = archived.submission_id if archived else path.stem
-    keys = (sid, path.name.split("_", 1)[0], 2026)
-    rows = 0
-    if mode != "native":
-        read = read_submission(archived.path, index, work / "staging" / sid, sid, date.today(),
-                               1 << 34)  # fmt: skip
-        if read.errors:
-            raise SystemExit(f"{path.name}: {read.errors[0]}")
-        keys = (sid, read.gate.unit["reshID"], read.year or 0)
-        for table, staged in read.staged.items():  # the lake write: a rename per table
-            target = work / "lake" / table / f"{sid}.parquet"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)
-            rows += 1
-    if mode == "native":
-        extract = native_extract.extract_ord if path.name.endswith("_ord.xml") else (
-            native_extract.extract_ide)  # fmt: skip
-        tables = extract(path if archived is None else archived.path, keys)
-        native_extract.write(tables, work / "native" / sid)
-        rows += sum(t.num_rows for t in tables.values())
-    return rows
+    keys = (path.stem, path.name.split("_", 1)[0], 2026)
+    extract = native_extract.extract_ord if path.name.endswith("_ord.xml") else (
+        native_extract.extract_ide)  # fmt: skip
+    tables = extract(path, keys)
+    native_extract.write(tables, work / "native" / path.stem)
+    return sum(t.num_rows for t in tables.values())
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import pyarrow as pa
 from deltalake import DeltaTable
 
 from npr_pipeline import reference
@@ -28,7 +28,7 @@ from npr_pipeline.registry import import_registry
 from npr_pipeline.schemas import MSGHEAD_NS
 from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.store import state
-from npr_pipeline.store.lake import MONTHLY, TABLES, part_files
+from npr_pipeline.store.lake import CHUNK, MONTHLY, TABLES, part_files, rows_of
 from npr_pipeline.store.ledger import load_records
 from npr_pipeline.synth.run import SynthOptions, run_synth
 
@@ -225,18 +225,29 @@ def _visible(home: Home) -> dict[str, Path]:
 
 
 def stored_tables(home: Home) -> dict[str, str]:
-    """Every visible lake and vault part file with its SHA-256 (the worker's file, moved)."""
+    """Every visible submission's part of a lake or vault table: the SHA-256 of its file's
+    path and of its rows there (a chunk's part file holds several submissions)."""
     return {
-        key: hashlib.sha256(path.read_bytes()).hexdigest() for key, path in _visible(home).items()
+        key: hashlib.sha256(f"{path}\n{_rows(path, key).to_pylist()}".encode()).hexdigest()
+        for key, path in _visible(home).items()
     }
 
 
+def _rows(path: Path, key: str) -> pa.Table:
+    """The rows of the submission ``key`` (of :func:`_visible`) names, in its part file."""
+    return rows_of(path, key.rsplit("/", 1)[1])
+
+
 def tables_of(home: Home, submission_id: str) -> list[Path]:
-    """Lake and vault files of one submission, wherever they are."""
-    return [
+    """Lake and vault files of one submission, wherever they are: named by it, or a chunk's
+    part holding rows of it."""
+    bases = (home.lake, home.vault, home.root / "staging")
+    named = [path for base in bases for path in base.rglob(f"{submission_id}*")]
+    return named + [
         path
-        for base in (home.lake, home.vault, home.root / "staging")
-        for path in base.rglob(f"{submission_id}*")
+        for base in bases
+        for path in base.rglob(f"{CHUNK}*.parquet")
+        if rows_of(path, submission_id, ["submission_id"]).num_rows
     ]
 
 
@@ -259,7 +270,7 @@ def table_contents(home: Home) -> dict[str, object]:
     """Every visible monthly part file (see :func:`stored_tables`), and every other Delta table
     (the report and daily types) by its rows, sorted, without its batch numbers: its file
     names, log and batch order depend on which worker committed first."""
-    found: dict[str, object] = {key: pq.read_table(path) for key, path in _visible(home).items()}
+    found: dict[str, object] = {key: _rows(path, key) for key, path in _visible(home).items()}
     monthly = [base / MONTHLY for base in (home.lake, home.vault)]
     for base in (home.lake, home.vault):
         for log in sorted(base.rglob("_delta_log")):

@@ -25,10 +25,11 @@ WORKERS = 2
 def test_files_in_flight_are_bounded_while_the_main_process_commits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """At every committed file, at most ``workers * IN_FLIGHT`` files are taken (archived and
-    submitted) and not yet committed; before the bound, all 12 were taken (and their rows
-    held) before the first commit."""
+    """At every committed file, at most ``workers * IN_FLIGHT`` files, and the chunk that
+    reached the bound, are taken (archived and submitted) and not yet committed; before the
+    bound, all 12 were taken (and their rows held) before the first commit."""
     monkeypatch.setattr(intake_run, "IN_FLIGHT", 1)
+    monkeypatch.setattr(intake_run, "CHUNK_FILES", 2)
     home = _home(tmp_path, {DAILY.resh})
     new = Files(tmp_path / "files")
     paths = [new("kontakt", kontakt(f"K-{k}", "N", "2026-03-01T10:00:00")) for k in range(FILES)]
@@ -50,4 +51,4 @@ def test_files_in_flight_are_bounded_while_the_main_process_commits(
     )
     assert [s.status for s in summary.submissions] == [Status.ACCEPTED] * FILES
     assert len(ahead) == FILES
-    assert max(ahead) <= WORKERS * intake_run.IN_FLIGHT
+    assert max(ahead) <= WORKERS * intake_run.IN_FLIGHT + intake_run.CHUNK_FILES

@@ -128,6 +128,9 @@ def test_a_worker_that_dies_fails_its_files_not_the_run(
     home = _home(tmp_path / "home", out / "registry.csv")
     dying = _failing_on(_archived_name(inbox / victim, tmp_path), lambda: os._exit(9))
     monkeypatch.setattr(run_module, "read_submission", dying)  # as the OOM killer would
+    # a death fails the files of its chunk (the worker's task) and every chunk the pool has
+    # not finished: a file a chunk, so that the files before the victim's are finished
+    monkeypatch.setattr(run_module, "CHUNK_FILES", 1)
     statuses = _statuses(run_intake(home, inbox, workers=2))
     assert statuses[victim] == Status.FAILED
     assert Status.ACCEPTED in statuses.values(), "files finished before the death are committed"

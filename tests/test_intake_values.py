@@ -18,7 +18,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -32,7 +31,7 @@ from npr_pipeline.intake.reasons import Status
 from npr_pipeline.intake.tables import ValueRejected, convert
 from npr_pipeline.registry import current_registry, import_registry
 from npr_pipeline.schemas import common_path
-from npr_pipeline.store.lake import part_files
+from npr_pipeline.store.lake import part_files, rows_of
 from npr_pipeline.store.ledger import load_ledger, load_records
 from tests.intake_files import Unit, decode, encode, fill_inbox, make_year, run_intake
 from tests.soak import examples
@@ -80,7 +79,7 @@ def _intake_mutated(tmp_path: Path, units, attribute: str, make: callable):
 
 def _stored(home: Home, sub, table: str, column: str) -> object:
     path = part_files(home, table, [sub.submission_id])[sub.submission_id]
-    return pq.read_table(path, columns=[column]).column(0)[0].as_py()
+    return rows_of(path, sub.submission_id, [column]).column(0)[0].as_py()
 
 
 STORED = [

@@ -4,6 +4,7 @@ run's state; maintenance keeps recent versions readable."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -12,11 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
+import npr_pipeline.intake.run as intake_run
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import Status
 from npr_pipeline.store import state
@@ -24,16 +27,24 @@ from npr_pipeline.store.batches import committed_batch
 from npr_pipeline.store.events import APP_ID
 from npr_pipeline.store.lake import (
     BATCH,
+    CHUNK,
     TABLES,
     maintain,
-    parquet_source,
     part_files,
     part_schema,
+    rows_source,
     sweep,
     table_path,
 )
 from npr_pipeline.store.ledger import _prepare, load_records
-from tests.intake_files import make_year, prepare_test_home, run_intake, table_contents
+from tests.intake_files import (
+    fill_inbox,
+    make_year,
+    prepare_test_home,
+    run_intake,
+    table_contents,
+    tables_of,
+)
 from tests.soak import SOAK
 
 TIMEOUT = 120
@@ -64,31 +75,41 @@ def _state(home: Home) -> tuple:
     return records, table_contents(home)
 
 
-def test_each_submission_is_one_part_file_in_its_batch(clean: Home) -> None:
-    """Every accepted file's tables sit in ``batch=N/<sid>.parquet`` with the batch as the
-    app transaction and the keys' statistics in the log; the Parquet is the reader's own."""
-    accepted = {r.submission_id for r in load_records(clean)}
+def test_a_chunk_of_small_files_is_one_part_file_per_table_in_its_batch(clean: Home) -> None:
+    """The eight small files are one chunk: each table's rows sit in one part file
+    ``batch=N/chunk-<first member>.parquet``, its members (the ords, or the ides) in
+    ``lake_parts``, the batch as the app transaction and the keys' range in the log."""
+    records = load_records(clean)
     batch = committed_batch(clean)
     for table in TABLES:
+        kind = "NPR_IDE" if table == "idents" else "NPR_ORD"
+        members = sorted(r.submission_id for r in records if r.message_type == kind)
         delta = DeltaTable(table_path(clean, table))
         assert delta.transaction_version(APP_ID) == batch
         assert delta.metadata().partition_columns == [BATCH]
         files = part_files(clean, table)
-        assert set(files) <= accepted and files
-        for sid, path in files.items():
-            assert path.relative_to(table_path(clean, table)) == Path(
-                f"batch={batch}/{sid}.parquet"
-            )
+        assert sorted(files) == members
+        (path,) = set(files.values())
+        assert path.parent == table_path(clean, table) / f"batch={batch}"
+        assert path.name.startswith(CHUNK)
+        held = set(pq.read_table(path).column("submission_id").to_pylist())
+        assert held <= set(members)
+        if table == "episodes":  # every ord with episodes has its rows in the chunk's file
+            assert held == {r.submission_id for r in records if r.episodes} != set()
+        adds = pa.table(delta.get_add_actions(flatten=True)).to_pylist()
+        assert [(a["min.submission_id"], a["max.submission_id"]) for a in adds] == [
+            (members[0], members[-1])
+        ]
     assert table_path(clean, "idents").is_relative_to(clean.vault)
     assert not any(clean.lake.rglob("idents"))
 
 
 def test_a_part_file_reads_back_typed_and_prunable_by_its_keys(clean: Home) -> None:
     """The lean write (no Arrow schema in the footer, statistics on the keys only) still reads
-    back as the lake's types, and a reader can skip another submission's row groups."""
+    back as the lake's types, and a reader can skip row groups outside its submissions."""
     checked = 0
     for table in TABLES:
-        for sid, path in part_files(clean, table).items():
+        for path in set(part_files(clean, table).values()):
             assert pq.read_schema(path) == part_schema(table)
             group = pq.ParquetFile(path).metadata.row_group(0)
             if not group.num_rows:  # an empty part has no values to keep statistics of
@@ -97,7 +118,11 @@ def test_a_part_file_reads_back_typed_and_prunable_by_its_keys(clean: Home) -> N
                 group.column(i).path_in_schema: group.column(i).statistics
                 for i in range(group.num_columns)
             }
-            assert stats["submission_id"].min == stats["submission_id"].max == sid
+            held = pq.read_table(path).column("submission_id").to_pylist()
+            assert (stats["submission_id"].min, stats["submission_id"].max) == (
+                min(held),
+                max(held),
+            )
             assert {c for c, found in stats.items() if found is not None} == {
                 "submission_id",
                 "unit",
@@ -113,21 +138,23 @@ def test_a_second_reader_sees_the_same_rows(clean: Home) -> None:
     for table in ("episodes", "idents"):
         delta = DeltaTable(table_path(clean, table)).to_pyarrow_dataset()
         theirs = delta.to_table(filter=ds.field(BATCH) <= committed_batch(clean))
-        paths = list(part_files(clean, table).values())
-        ours = duckdb.sql(f"SELECT * FROM {parquet_source(paths)}").to_arrow_table()
+        ours = duckdb.sql(f"SELECT * FROM {rows_source(part_files(clean, table))}")
         key = [("submission_id", "ascending"), ("line", "ascending")]
         assert (
-            theirs.drop_columns([BATCH]).sort_by(key).to_pylist() == ours.sort_by(key).to_pylist()
+            theirs.drop_columns([BATCH]).sort_by(key).to_pylist()
+            == ours.to_arrow_table().sort_by(key).to_pylist()
         )
 
 
-# a kill -9 of intake after the monthly batch's Delta commits, before its ledger commit; or
-# (soak) after the n-th part file moved into its batch folder, before any Delta commit
+# a kill -9 of intake after the monthly batch's Delta commits, before its ledger commit; after
+# the worker wrote the chunk's part files, before the publish; or (soak) after the n-th part
+# file moved into its batch folder, before any Delta commit
 _KILL = """
 import os, signal, sys
 from pathlib import Path
 import npr_pipeline.intake.run as run
 import npr_pipeline.store.lake as lake
+import npr_pipeline.intake.run as intake_run
 from npr_pipeline.home import Home
 point = sys.argv[3]
 if point == "ledger":
@@ -136,17 +163,21 @@ if point == "ledger":
         real_publish(*args)
         os.kill(os.getpid(), signal.SIGKILL)
     lake.publish = published_then_dying
+elif point == "staged":
+    def dying(*args):
+        os.kill(os.getpid(), signal.SIGKILL)
+    lake.publish = dying
 else:
     real_add, moved = lake._add, []
-    def dying_add(home, batch, part):
+    def dying_add(home, batch, parts):
         if len(moved) == int(point):
             os.kill(os.getpid(), signal.SIGKILL)
-        moved.append(part)
-        return real_add(home, batch, part)
+        moved.append(parts)
+        return real_add(home, batch, parts)
     lake._add = dying_add
 run.intake_directory(Home(root=Path(sys.argv[1])), Path(sys.argv[2]), workers=1)
 """
-KILL_POINTS = ["ledger", *(["0", "1", "10", "30"] if SOAK else [])]
+KILL_POINTS = ["ledger", "staged", *(["0", "1", "10", "30"] if SOAK else [])]
 
 
 @pytest.mark.soak
@@ -165,6 +196,9 @@ def test_a_kill_while_publishing_then_rerun_equals_a_clean_run(
     assert table_contents(killed) == {}  # stored maybe, visible never
     if point == "ledger":  # the batch is in the log, under a number never committed
         assert DeltaTable(table_path(killed, "episodes")).transaction_version(APP_ID) == 1
+    if point == "staged":  # the chunk's parts were written, nothing reached the lake
+        assert [p.name for p in killed.staging.iterdir()] == [f"{CHUNK}{_first(year)}"]
+        assert not table_path(killed, "episodes").exists()
     run_intake(killed, year / "inbox", timeout=TIMEOUT)
     assert committed_batch(killed) == 2
     assert _state(killed) == _state(clean)
@@ -200,3 +234,50 @@ def test_maintenance_checkpoints_and_vacuums_once_a_day(clean: Home) -> None:
     maintain(clean, [], today=datetime.now(UTC))
     assert table_contents(clean) == before
     assert DeltaTable(table_path(clean, "episodes"), version=0).to_pyarrow_table().num_rows > 0
+
+
+def _first(year: Path) -> str:
+    """The submission id of the inbox's first file (the id is the content's digest)."""
+    first = sorted((year / "inbox").iterdir())[0]
+    return hashlib.sha256(first.read_bytes()).hexdigest()[:16]
+
+
+def test_chunked_rows_equal_one_file_at_a_time(
+    year: Path, clean: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every submission's rows in the lake, row for row and typed, are the same whether its
+    file was read in a chunk with others (``clean``) or alone, as its own parts."""
+    monkeypatch.setattr(intake_run, "CHUNK_FILES", 1)
+    alone = _home(tmp_path / "home", year)
+    run_intake(alone, year / "inbox", workers=1, timeout=TIMEOUT)
+    assert not any(p.name.startswith(CHUNK) for p in alone.lake.rglob("*.parquet"))
+    ours, theirs = table_contents(clean), table_contents(alone)
+    assert ours.keys() == theirs.keys()
+    for key, rows in ours.items():
+        assert rows.schema == theirs[key].schema, key
+        assert rows.to_pylist() == theirs[key].to_pylist(), key
+
+
+def test_a_file_refused_at_its_commit_in_the_middle_of_a_chunk_never_reaches_the_lake(
+    year: Path, clean: Home, tmp_path: Path
+) -> None:
+    """A second copy of an ord (another byte, the same lopenr) is read into the chunk by the
+    worker, then refused by the main process (lopenr_reused): the publish rewrites the chunk's
+    parts without its rows; every other file's rows are the clean run's."""
+    files = sorted((year / "inbox").iterdir())
+    ords = [f for f in files if f.name.endswith("2026-01_ord.xml")]
+    original = max(ords, key=lambda f: f.stat().st_size)  # the unit with episodes
+    again = f"{original.stem}_again.xml"
+    inbox = fill_inbox(tmp_path / "inbox", files, **{again: original.read_bytes() + b"<!---->"})
+    assert files[0].name < again < files[-1].name  # in the middle of the one chunk
+    home = _home(tmp_path / "home", year)
+    by_file = {s.file: s for s in run_intake(home, inbox, workers=1, timeout=TIMEOUT).submissions}
+    refused = by_file.pop(again)
+    assert refused.status == Status.REJECTED
+    assert [r.code for r in refused.reasons if r.severity == "error"] == ["lopenr_reused"]
+    assert {s.status for s in by_file.values()} == {Status.ACCEPTED}
+    assert tables_of(home, refused.submission_id) == []
+    assert table_contents(home) == table_contents(clean)
+    with state.reader(home, _prepare) as con:
+        listed = con.execute("SELECT DISTINCT submission_id FROM lake_parts").fetchall()
+    assert {sid for (sid,) in listed} == {s.submission_id for s in by_file.values()}

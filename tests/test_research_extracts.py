@@ -98,7 +98,7 @@ def extracts(home: Home) -> dict[str, Path]:
 
 
 def _vault_fids(home: Home) -> set[str]:
-    files = sorted(part_files(home, "idents").values())
+    files = sorted(set(part_files(home, "idents").values()))
     assert files, "the vault must hold identities for the scan to mean anything"
     fids = set()
     for path in files:

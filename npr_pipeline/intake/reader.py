@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 from lxml import etree
 
 from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
@@ -29,10 +30,11 @@ from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
 from npr_pipeline.intake.native import Schema, arrays, plan, read, schema
 from npr_pipeline.intake.reasons import Reason, reason
 from npr_pipeline.intake.safe_xml import native_syntax_error
-from npr_pipeline.intake.tables import ValueRejected, write_part
+from npr_pipeline.intake.tables import ValueRejected, part_table
 from npr_pipeline.intake.validation import contact_warning, precheck, technical_contact
 from npr_pipeline.messages import MessageType, by_namespace
 from npr_pipeline.schemas import MSGHEAD_NS
+from npr_pipeline.store.lake import write_part
 
 MH = f"{{{MSGHEAD_NS}}}"
 MAX_ERRORS = 1000
@@ -91,15 +93,22 @@ def read_submission(
     submission_id: str,
     received: date,
     max_bytes: int,
+    held: dict[str, pa.Table] | None = None,
 ) -> ReadResult:
-    """Read one archived file; staged Parquet files are kept only if it is acceptable."""
+    """Read one archived file; staged Parquet files are kept only if it is acceptable.
+
+    With ``held``, a production file's tables are put there (converted, not written) instead
+    of staged: the caller writes a chunk of small files' rows as one part per table, whose
+    fixed cost is the write of a small file's part (``npr_pipeline.intake.run``). A test
+    file's tables are staged all the same (its answer reads them). ``rows`` counts them
+    either way."""
     result = ReadResult()
     problem = precheck(path, max_bytes)
     if problem:
         result.reasons.append(problem)
         return result
     try:
-        _Pass(path, index, staging, submission_id, received, result).run()
+        _Pass(path, index, staging, submission_id, received, result, held).run()
     except _Stop:
         pass
     except ValueRejected as exc:
@@ -107,6 +116,8 @@ def read_submission(
     if result.errors or result.gate.rejected:
         shutil.rmtree(staging, ignore_errors=True)
         result.staged, result.rows = {}, {}
+        if held is not None:
+            held.clear()
     return result
 
 
@@ -122,8 +133,9 @@ class _Pass:
         submission_id: str,
         received: date,
         result: ReadResult,
+        held: dict[str, pa.Table] | None = None,
     ) -> None:
-        self.path, self.index, self.staging = path, index, staging
+        self.path, self.index, self.staging, self.held = path, index, staging, held
         self.submission_id, self.received, self.result = submission_id, received, result
         self.builder = etree.TreeBuilder()  # the envelope only: a few dozen elements
         self.mtype: MessageType | None = None
@@ -224,14 +236,22 @@ class _Pass:
         return schema(payload), plan(payload)
 
     def _write(self, mtype: MessageType, columns: list, records: int) -> None:
-        """The rows of a valid file, staged as one Parquet file per table."""
+        """The rows of a valid file: one Parquet file per table staged, or held for the
+        caller's chunk (see :func:`read_submission`)."""
         unit = self.result.gate.unit["reshID"] if self.result.gate.unit else "test"
         keys = (self.submission_id, unit, self.result.year or 0)
-        self.staging.mkdir(parents=True, exist_ok=True)
+        hold = self.held is not None and self.result.gate.test_route is None
+        if not hold:
+            self.staging.mkdir(parents=True, exist_ok=True)
         for spec, raw in zip(mtype.tables, columns, strict=True):
-            path = self.staging / f"{spec.name}.parquet"
-            rows = write_part(spec.name, path, keys, arrays(raw))
-            self.result.staged[spec.name] = path
+            frame = part_table(spec.name, keys, arrays(raw))
+            if hold:
+                self.held[spec.name] = frame  # type: ignore[index]
+                rows = frame.num_rows
+            else:
+                path = self.staging / f"{spec.name}.parquet"
+                rows = write_part(path, frame)
+                self.result.staged[spec.name] = path
             self.result.rows[spec.name] = rows
             if spec.name == mtype.counted:
                 self.result.episodes = rows

@@ -4,8 +4,9 @@ The main process archives each file first (content-addressed, so a file seen bef
 duplicate at once), workers on both cores read, validate and stage the new ones, and the main
 process commits them in inbox order: ledger-level checks (lopenr reuse, late older files,
 ident coverage), the XPR_VAL report, then the ledger record. The accepted monthly files' tables
-(staged Parquet, one file per table) are committed into the lake's Delta tables per intake
-batch, before the batch's ledger records (:mod:`npr_pipeline.store.lake`). A run killed
+(staged Parquet, one file per table of a large file or of a chunk of small files) are
+committed into the lake's Delta tables per intake batch, before the batch's ledger records
+(:mod:`npr_pipeline.store.lake`). A run killed
 anywhere leaves at most staged files, part files outside the Delta log or an uncommitted batch,
 none of them visible; the rerun processes those files again and ends in the same state as one
 clean run.
@@ -35,7 +36,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from npr_pipeline.feedback.deliver import deliver_answers
 from npr_pipeline.feedback.outbox import scratch
@@ -82,6 +82,14 @@ WORKER_FILES = 1_024
 # Files submitted to a pool and not yet committed, per worker: enough to keep the workers busy
 # while the main process commits, few enough that their read rows stay a few MiB.
 IN_FLIGHT = 32
+# Files under SMALL_FILE bytes go to a worker in chunks of up to CHUNK_FILES files and
+# CHUNK_BYTES bytes (in name order); the chunk's production rows of a table become one part
+# file (docs/decisions/storage.md, "One part per table per chunk"): a small ord's seven
+# parts cost ~3.8 ms of CPU to write, and each part costs the publish a rename and an add
+# action and the content checks a file to open. A larger file keeps parts of its own.
+SMALL_FILE = 2**20
+CHUNK_FILES = 16
+CHUNK_BYTES = 4 * 2**20
 # A lopenr this far above the unit's current one is a typo or garbage, not the next message:
 # accepted, it would stay the unit's current file for the rest of the year.
 LOPENR_JUMP = 1_000
@@ -190,6 +198,9 @@ class _Task:
     received: str
 
 
+_Chunk = tuple[_Task, ...]  # what a worker takes at once: consecutive files, in name order
+
+
 @dataclass
 class _Outcome:
     read: ReadResult
@@ -218,14 +229,66 @@ def _init_worker(
     _WORKER["max_bytes"] = max_bytes
 
 
-def _process(task: _Task) -> _Outcome:
+def _process_chunk(chunk: _Chunk) -> list[_Outcome]:
+    """Each file of the chunk read as on its own (its outcome, reasons and counts its own);
+    the production rows of several small files are then staged as one part per table
+    (:func:`_stage_chunk`), a lone file's as its own parts."""
+    if len(chunk) == 1:
+        return [_process(chunk[0])]
+    outcomes: list[_Outcome] = []
+    held: list[tuple[int, dict[str, pa.Table]]] = []  # a production file's tables, by index
+    for i, task in enumerate(chunk):
+        frames: dict[str, pa.Table] = {}
+        outcome = _process(task, frames)
+        if outcome.error is None and frames:
+            held.append((i, frames))
+        outcomes.append(outcome)
+    _stage_chunk(chunk, outcomes, held)
+    return outcomes
+
+
+def _stage_chunk(
+    chunk: _Chunk, outcomes: list[_Outcome], held: list[tuple[int, dict[str, pa.Table]]]
+) -> None:
+    """Write the chunk's held tables, one part file per table under
+    ``staging/chunk-<first id>/``, and give each file's outcome its parts (members named, in
+    row order, so the publish can drop a file refused at its commit). A table held by one
+    file alone is that file's own part. A failed write fails the files that had rows."""
+    if not held:
+        return
+    home: Home = _WORKER["home"]  # type: ignore[assignment]
+    folder = home.root / "staging" / f"{lake.CHUNK}{chunk[held[0][0]].submission_id}"
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for table in dict.fromkeys(t for _, frames in held for t in frames):
+            have = [(i, frames[table]) for i, frames in held if table in frames]
+            path = folder / f"{table}.parquet"
+            lake.write_part(path, pa.concat_tables(frame for _, frame in have))
+            members = tuple(chunk[i].submission_id for i, _ in have) if len(have) > 1 else ()
+            for i, frame in have:
+                read = outcomes[i].read
+                unit = read.gate.unit["reshID"]  # type: ignore[index]
+                outcomes[i].lake[table] = lake.Part(
+                    table, path, chunk[i].submission_id, unit, read.year or 0,
+                    frame.num_rows, members,
+                )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - the chunk's files fail, retried by the next run
+        shutil.rmtree(folder, ignore_errors=True)
+        for i, _ in held:
+            outcomes[i] = _failed(exc)
+
+
+def _process(task: _Task, held: dict[str, pa.Table] | None = None) -> _Outcome:
     """One file, isolated: whatever goes wrong while handling it is this file's outcome
     (``failed``, retried by the next intake), never the end of the run for the others."""
     try:
-        return _read_and_stage(task)
+        return _read_and_stage(task, held)
     except Exception as exc:  # noqa: BLE001 - any failure must stay this file's
         home: Home = _WORKER["home"]  # type: ignore[assignment]
         _discard(home, task.submission_id)
+        if held is not None:
+            held.clear()
         return _failed(exc)
 
 
@@ -235,10 +298,11 @@ def _discard(home: Home, submission_id: str) -> None:
     shutil.rmtree(home.root / "staging" / submission_id, ignore_errors=True)
 
 
-def _read_and_stage(task: _Task) -> _Outcome:
+def _read_and_stage(task: _Task, held: dict[str, pa.Table] | None = None) -> _Outcome:
     """Read one archived file; if it is production data, its staged tables become parts for
     the lake (with the row counts the reader wrote: reading them back from each footer cost
-    ~0.2 ms per table)."""
+    ~0.2 ms per table). With ``held`` (a chunk's file), its production tables are left there
+    for :func:`_stage_chunk` instead; a file that is not production data leaves none."""
     home: Home = _WORKER["home"]  # type: ignore[assignment]
     if 0 < task.size <= _WORKER["max_bytes"]:  # type: ignore[operator]
         header = daily_header(task.archived)
@@ -256,9 +320,13 @@ def _read_and_stage(task: _Task) -> _Outcome:
         task.submission_id,
         received,
         _WORKER["max_bytes"],  # type: ignore[arg-type]
+        held,
     )
     parts: dict[str, lake.Part] = {}
-    if read.staged and read.gate.test_route is None and read.gate.unit is not None:
+    production = read.gate.test_route is None and read.gate.unit is not None
+    if held and not production:
+        held.clear()
+    if read.staged and production:
         unit = read.gate.unit["reshID"]
         parts = {
             table: lake.Part(
@@ -424,15 +492,21 @@ def _receive(
     by_id: dict[str, SubmissionResult] = {}
     index = RegistryIndex(current_registry(home))  # the registry's frame is not kept
     try:
-        for task, outcome in _run(receive(), index, home, workers, max_bytes):
-            by_id[task.submission_id] = _commit_or_fail(home, task, outcome, state, pending_writes)
+        for chunk, outcomes in _run(_chunks(receive()), index, home, workers, max_bytes):
+            for task, outcome in zip(chunk, outcomes, strict=True):
+                by_id[task.submission_id] = _commit_or_fail(
+                    home, task, outcome, state, pending_writes
+                )
+                if progress:
+                    progress(1)
+            # at a chunk's end: its part files are published with all their members decided
             if len(pending_writes) >= COMMIT_FILES:
                 pending_writes.flush(by_id)
-            if progress:
-                progress(1)
     finally:  # what is done is committed, also when the run stops on an error
         pending_writes.flush(by_id)
         lookup.close()
+        for leftover in (home.root / "staging").glob(f"{lake.CHUNK}*"):
+            shutil.rmtree(leftover, ignore_errors=True)  # chunks whose files were all refused
     return _Received(by_id, slots, state.deliveries(), pending_writes.batches,
                      pending_writes.lake_tables)  # fmt: skip
 
@@ -480,26 +554,47 @@ def _ledger_view(
     return known.get, _LedgerState(paired, lopenrs=lopenrs)
 
 
+def _chunks(tasks: Iterable[_Task]) -> Iterator[_Chunk]:
+    """Consecutive files under ``SMALL_FILE`` bytes in chunks (at most ``CHUNK_FILES`` files
+    and ``CHUNK_BYTES`` bytes), every larger file alone, in the tasks' order."""
+    chunk: list[_Task] = []
+    size = 0
+    for task in tasks:
+        if task.size >= SMALL_FILE:
+            if chunk:
+                yield tuple(chunk)
+                chunk, size = [], 0
+            yield (task,)
+            continue
+        chunk.append(task)
+        size += task.size
+        if len(chunk) >= CHUNK_FILES or size >= CHUNK_BYTES:
+            yield tuple(chunk)
+            chunk, size = [], 0
+    if chunk:
+        yield tuple(chunk)
+
+
 def _run(
-    tasks: Iterator[_Task], index: RegistryIndex, home: Home, workers: int, max_bytes: int
-) -> Iterator[tuple[_Task, _Outcome]]:
-    """Each task with its outcome, in task order; a pool only when there is work to share.
+    chunks: Iterator[_Chunk], index: RegistryIndex, home: Home, workers: int, max_bytes: int
+) -> Iterator[tuple[_Chunk, list[_Outcome]]]:
+    """Each chunk with its files' outcomes, in order; a pool only when there is work to share.
 
     Workers are replaced by starting a fresh pool for every ``workers * WORKER_BYTES`` bytes or
     ``workers * WORKER_FILES`` files, not with ``max_tasks_per_child``: in CPython 3.11 to
     3.15b3 that option deadlocks once a worker retires with tasks still queued
     (python/cpython#115634), which hung whole inboxes.
     """
-    first = list(islice(tasks, 2))
-    if workers <= 1 or len(first) <= 1:
+    first = list(islice(chunks, 2))
+    if workers <= 1 or sum(len(c) for c in first) <= 1:
         _init_worker(index, str(home.root), max_bytes)
         try:
-            for task in chain(first, tasks):
-                yield task, _process(task)
+            for chunk in chain(first, chunks):
+                yield chunk, _process_chunk(chunk)
         finally:  # the main process is its own worker: the index is not kept past the run
             _WORKER.clear()
         return
-    remaining = chain(first, tasks)
+    remaining = chain(first, chunks)
     while True:
         with ProcessPoolExecutor(
             max_workers=workers,
@@ -512,58 +607,61 @@ def _run(
 
 
 def _in_order(
-    pool: ProcessPoolExecutor, tasks: Iterator[_Task], workers: int
-) -> Generator[tuple[_Task, _Outcome], None, int]:
-    """Each task with its outcome, in order, at most ``workers * IN_FLIGHT`` submitted and not
-    yet handed on; returns how many were taken.
+    pool: ProcessPoolExecutor, chunks: Iterator[_Chunk], workers: int
+) -> Generator[tuple[_Chunk, list[_Outcome]], None, int]:
+    """Each chunk with its outcomes, in order, at most ``workers * IN_FLIGHT`` files submitted
+    and not yet handed on; returns how many chunks were taken.
 
     A whole generation (2,048 daily files) submitted at once kept every outcome its future
     held, read rows and all, until the generation ended: the workers outrun the main process,
     so most of a generation's rows sat in the main process at once (~200 MiB at 2,048 files
     of 10-40 episodes). A consumed future is dropped at once.
     """
-    window: deque[tuple[_Task, Future[_Outcome]]] = deque()
-    taken = 0
-    for task in tasks:
-        window.append((task, _submit(pool, task)))
+    window: deque[tuple[_Chunk, Future[list[_Outcome]]]] = deque()
+    taken = files = 0
+    for chunk in chunks:
+        window.append((chunk, _submit(pool, chunk)))
         taken += 1
-        if len(window) >= workers * IN_FLIGHT:
-            task, future = window.popleft()
-            yield task, _outcome_of(future)
+        files += len(chunk)
+        while files >= workers * IN_FLIGHT:
+            chunk, future = window.popleft()
+            files -= len(chunk)
+            yield chunk, _outcomes_of(future, len(chunk))
     while window:
-        task, future = window.popleft()
-        yield task, _outcome_of(future)
+        chunk, future = window.popleft()
+        yield chunk, _outcomes_of(future, len(chunk))
     return taken
 
 
-def _generation(tasks: Iterator[_Task], workers: int) -> Iterator[_Task]:
-    """The next tasks of one pool: until their bytes reach ``workers * WORKER_BYTES`` or their
-    number ``workers * WORKER_FILES``."""
-    size = 0
-    for count, task in enumerate(tasks, start=1):
-        yield task
-        size += task.size
+def _generation(chunks: Iterator[_Chunk], workers: int) -> Iterator[_Chunk]:
+    """The next chunks of one pool: until their bytes reach ``workers * WORKER_BYTES`` or their
+    files ``workers * WORKER_FILES``."""
+    size = count = 0
+    for chunk in chunks:
+        yield chunk
+        size += sum(task.size for task in chunk)
+        count += len(chunk)
         if size >= workers * WORKER_BYTES or count >= workers * WORKER_FILES:
             return
 
 
-def _submit(pool: ProcessPoolExecutor, task: _Task) -> Future[_Outcome]:
-    """The task's future; once a worker has died the pool takes no more, and the rest of the
+def _submit(pool: ProcessPoolExecutor, chunk: _Chunk) -> Future[list[_Outcome]]:
+    """The chunk's future; once a worker has died the pool takes no more, and the rest of the
     batch fails with it (retried by the next intake) instead of ending the run."""
     try:
-        return pool.submit(_process, task)
+        return pool.submit(_process_chunk, chunk)
     except BrokenExecutor as exc:
-        future: Future[_Outcome] = Future()
+        future: Future[list[_Outcome]] = Future()
         future.set_exception(exc)
         return future
 
 
-def _outcome_of(future: Future[_Outcome]) -> _Outcome:
-    """A worker's outcome; a worker that died (killed, out of memory) fails its files only."""
+def _outcomes_of(future: Future[list[_Outcome]], files: int) -> list[_Outcome]:
+    """A worker's outcomes; a worker that died (killed, out of memory) fails its files only."""
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001 - BrokenProcessPool and the like: ours, retried
-        return _failed(exc)
+        return [_failed(exc) for _ in range(files)]
 
 
 def _duplicate(name: str, sid: str, record: _First | None) -> SubmissionResult:
@@ -696,10 +794,10 @@ class _Pending:
         number = begin_batch(self.home)
         versions = lake.publish(self.home, number, parts)
         for p in parts:
-            moved = lake.part_path(self.home, p.table, number, p.submission_id)
+            moved = lake.part_path(self.home, p.table, number, p.name)
             self.located[(p.submission_id, p.table)] = moved
-        for sid in {p.submission_id for p in parts}:
-            shutil.rmtree(self.home.root / "staging" / sid, ignore_errors=True)
+        for folder in {p.path.parent for p in parts}:  # a submission's, or a chunk's
+            shutil.rmtree(folder, ignore_errors=True)
         self.lake_tables.update(versions)
         return BatchCommit(number, len({p.submission_id for p in parts}), versions)
 
@@ -951,10 +1049,10 @@ def _ident_mismatch(
     """Compare the patients of an ord with the idents of its ide (both ways)."""
     table, _ = _PATIENTS[record.message_type or ""]
     part = outcome.lake.get(table)
-    own = _patient_set(part.path if part else None, record.message_type or "")
+    own = _patient_set(part.path if part else None, record.message_type or "", record.submission_id)
     table, _ = _PATIENTS[partner.message_type or ""]
     other_path = pending.table_file(partner.submission_id, table)
-    other = _patient_set(other_path, partner.message_type or "")
+    other = _patient_set(other_path, partner.message_type or "", partner.submission_id)
     patients, idents = (own, other) if record.message_type == "NPR_ORD" else (other, own)
     without_ident = sorted(patients - idents)
     without_patient = sorted(idents - patients)
@@ -972,12 +1070,13 @@ def _ident_mismatch(
 _PATIENTS = {"NPR_ORD": ("patients", "pasientNr"), "NPR_IDE": ("idents", "pid")}
 
 
-def _patient_set(path: Path | None, msg_type: str) -> set[str]:
-    """The patient numbers in a submission's patients (ord) or idents (ide) file."""
+def _patient_set(path: Path | None, msg_type: str, submission_id: str) -> set[str]:
+    """The patient numbers of a submission's rows in its patients (ord) or idents (ide) file
+    (a chunk's file holds other submissions' too)."""
     if path is None or not path.exists():
         return set()
     column = _PATIENTS[msg_type][1]
-    return set(pq.read_table(path, columns=[column]).column(0).to_pylist())
+    return set(lake.rows_of(path, submission_id, [column]).column(0).to_pylist())
 
 
 def _write_report(

@@ -38,6 +38,7 @@ from npr_pipeline.store.lake import (
     current_for_period,
     parquet_source,
     part_files_by_table,
+    rows_source,
     schema_of,
     table_path,
 )
@@ -118,8 +119,8 @@ def register_period_views(
     tables = {**{t: inputs.ords for t in ORD_TABLES}, "idents": inputs.ides}
     found = part_files_by_table(home, {t: s["submission_id"] for t, s in tables.items()})
     for table, submissions in tables.items():
-        paths = _existing(home, table, submissions, found[table])
-        source = f"SELECT * FROM {parquet_source(paths)}" if paths else _empty(table)
+        files = _existing(home, table, submissions, found[table])
+        source = f"SELECT * FROM {rows_source(files)}" if files else _empty(table)
         if table in daily:
             source = f"{source} UNION ALL BY NAME {daily[table]}"
         columns = "* EXCLUDE (fid)" if table == "idents" and not identity_numbers else "*"
@@ -172,7 +173,7 @@ def filtered_selects(period: Period, scope: str = "TRUE") -> dict[str, str]:
 
 def _existing(
     home: Home, table: str, submissions: pd.DataFrame, files: dict[str, Path]
-) -> list[Path]:
+) -> dict[str, Path]:
     """The submissions' part files of ``table`` (``files``, chosen from the Delta log), in the
     submissions' order: each accepted submission has one of every table of its message type,
     so a missing or unreadable one stops the run."""
@@ -182,7 +183,7 @@ def _existing(
             raise InputFileError(f"{what} is missing from {table_path(home, table)} (the ledger "
                                  "says it exists)")  # fmt: skip
         readable(files[row.submission_id], what)
-    return [files[sid] for sid in submissions["submission_id"]]
+    return {sid: files[sid] for sid in submissions["submission_id"]}
 
 
 def readable(path: Path, what: str) -> None:

@@ -32,7 +32,7 @@ from npr_pipeline.periods import Period
 from npr_pipeline.production.daily_inputs import DailyInput, register_daily_rows
 from npr_pipeline.production.inputs import InputFileError, readable
 from npr_pipeline.production.isf import PRIVATE_PAYERS
-from npr_pipeline.store.lake import parquet_source, part_files
+from npr_pipeline.store.lake import part_files, rows_source
 from npr_pipeline.warehouse import has_table
 
 # A table, not a view: the rows and the ownership x financing split both read it, and a view
@@ -111,10 +111,10 @@ def join_vault(
         if row.submission_id not in files:
             raise InputFileError(f"{what} is missing (the ledger says it exists)")
         readable(files[row.submission_id], what)
-    paths = [files[sid] for sid in ides["submission_id"]]
+    chosen = {sid: files[sid] for sid in ides["submission_id"]}
     vault = (
-        parquet_source(paths)
-        if paths
+        rows_source(chosen)
+        if chosen
         else "(SELECT NULL::VARCHAR AS submission_id, NULL::VARCHAR AS pid, "
         "NULL::VARCHAR AS fid WHERE FALSE)"
     )

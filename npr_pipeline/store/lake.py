@@ -5,10 +5,14 @@ production and research read them without importing intake. One Delta table per 
 ``HOME/lake/monthly/<table>/``; identities (they hold fødselsnummer) under
 ``HOME/vault/monthly/idents/``. Partitioned by ``batch``, the intake batch that committed the
 rows (:mod:`.batches`), so a reader selects committed batches from the log without opening a
-file. Every part file holds exactly one submission (``batch=N/<submission_id>.parquet``, the
-file intake's worker wrote, moved, never rewritten), with ``submission_id``, ``unit`` and
-``year`` in the file and their min/max in the log: a reader picks a submission's file from the
-log alone. The lake is therefore never compacted.
+file. A part file holds one submission (``batch=N/<submission_id>.parquet``: a large file's,
+or any part of a lake from before chunks) or a chunk of small files' submissions
+(``batch=N/chunk-<first member>.parquet``, its members in ``state.duckdb``'s ``lake_parts``),
+the file intake's worker wrote, moved; with ``submission_id``, ``unit`` and ``year`` in the
+file and their min/max in the log. A reader picks a submission's file by the log and the
+members (:func:`part_files`) and reads only its rows (:func:`rows_source`); the only rewrite
+is of a staged chunk's part that held a file refused at its commit (:func:`publish`). The lake
+is never compacted (docs/decisions/storage.md, "One part per table per chunk").
 
 The protocol of docs/decisions/storage.md: take a batch number, move the batch's files into
 ``batch=N/`` and commit them per table with the app transaction ``(npr-intake, N)``; the caller
@@ -28,16 +32,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.store import state
-from npr_pipeline.store.batches import committed_batches
+from npr_pipeline.store.batches import _COMMITTED, committed_batches
 from npr_pipeline.store.events import APP_ID
 from npr_pipeline.store.ledger import _prepare, current_submissions
 
@@ -126,9 +132,17 @@ IDE_TABLES = ("idents",)
 MONTHLY = "monthly"
 BATCH = "batch"
 # Delta stores timestamps in microseconds; the part files are written so
-# (``tables.write_part``), and DuckDB reads them as the same TIMESTAMP it read from the
+# (:func:`write_part`), and DuckDB reads them as the same TIMESTAMP it read from the
 # seconds-typed files before.
 PART_TIMESTAMP = pa.timestamp("us")
+FLUSH_ROWS = 100_000
+# The Parquet options of a part file: see :func:`write_part` for why each.
+LEAN: dict[str, object] = {
+    "compression": "zstd",
+    "use_dictionary": False,
+    "write_statistics": [name for name, _ in KEYS],
+    "store_schema": False,
+}
 # Files a vacuum may delete are older than this: recent delivery snapshots still time-travel.
 VACUUM_RETENTION_DAYS = 7
 _VACUUMED = "monthly_lake_vacuumed"
@@ -161,7 +175,11 @@ def table_path(home: Home, table: str) -> Path:
 
 @dataclass(frozen=True)
 class Part:
-    """One submission's rows of one table, staged by intake's worker, waiting for its batch."""
+    """One submission's rows of one table, staged by intake's worker, waiting for its batch.
+
+    ``members`` names every submission of the file at ``path``, in its rows' order, when the
+    file is a chunk's (several small files' rows in one part, :mod:`npr_pipeline.intake.run`);
+    empty when the file holds this submission alone."""
 
     table: str
     path: Path
@@ -169,54 +187,121 @@ class Part:
     unit: str
     year: int
     rows: int
+    members: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The file's name in its batch folder: the submission's id, or for a chunk's part
+        ``chunk-`` and its first member's (unique in the batch: a submission is in one)."""
+        return f"{CHUNK}{self.members[0]}" if self.members else self.submission_id
 
 
-def _stats(part: Part) -> str:
-    """Delta file statistics: the row count and the key columns' (constant) values, so a
-    reader prunes by submission, unit or year from the log alone."""
-    keys = {"submission_id": part.submission_id, "unit": part.unit, "year": part.year}
+# A part whose name starts so may hold several submissions: which, says ``lake_parts``.
+CHUNK = "chunk-"
+# In state.duckdb: the members of every chunk's part, by batch and part name. A range of
+# submission ids in the log prunes but is not membership; the batch keys the rows, so an
+# uncommitted batch's are never read, like its files.
+_MEMBERS_DDL = """CREATE TABLE IF NOT EXISTS lake_parts (
+    batch BIGINT NOT NULL, part VARCHAR NOT NULL, submission_id VARCHAR NOT NULL)"""
+
+
+def _prepare_members(con: duckdb.DuckDBPyConnection, home: Home) -> None:
+    _prepare(con, home)
+    con.execute(_MEMBERS_DDL)
+
+
+def write_part(path: Path, frame: pa.Table) -> int:
+    """Write one part file (its folder made by the caller) in one call, in row groups of
+    ``FLUSH_ROWS``; returns the number of rows. The rows are one submission's, or a chunk's
+    small submissions' (one part per table and chunk, :mod:`npr_pipeline.intake.run`).
+
+    One ``write_table`` per table and file: the native pass hands every column over whole, so
+    a writer kept open for a loop of row groups only added its fixed costs (seven tables per
+    ord file, ~4,000 files a national month, median 16 kB). On such small files the write's
+    fixed costs are the write, so it is kept lean (:data:`LEAN`): no Arrow schema in the
+    footer (the Parquet types read back as the same Arrow types), statistics only on the key
+    columns (a reader prunes by submission, unit or year; no reader prunes by another column),
+    no dictionary pages, and a native file handle instead of a path pyarrow resolves to a
+    filesystem three times. 5.1 -> 3.7 ms of CPU per small ord file (docs/benchmarks.md,
+    "Session 9").
+    """
+    with pa.OSFile(str(path), "wb") as sink:
+        pq.write_table(frame, sink, row_group_size=FLUSH_ROWS, **LEAN)
+    return frame.num_rows
+
+
+def _stats(parts: list[Part]) -> str:
+    """Delta file statistics: the row count and the key columns' min/max (constant in a
+    submission's part), so a reader prunes by submission, unit or year from the log alone."""
+    keys = {
+        "submission_id": [p.submission_id for p in parts],
+        "unit": [p.unit for p in parts],
+        "year": [p.year for p in parts],
+    }
     return json.dumps(
         {
-            "numRecords": part.rows,
-            "minValues": keys,
-            "maxValues": keys,
+            "numRecords": sum(p.rows for p in parts),
+            "minValues": {k: min(v) for k, v in keys.items()},
+            "maxValues": {k: max(v) for k, v in keys.items()},
             "nullCount": dict.fromkeys(keys, 0),
         }
     )
 
 
-def part_path(home: Home, table: str, batch: int, submission_id: str) -> Path:
-    """Where a published part file lives: its table's folder of the batch."""
-    return table_path(home, table) / f"{BATCH}={batch}" / f"{submission_id}.parquet"
+def part_path(home: Home, table: str, batch: int, name: str) -> Path:
+    """Where a published part file lives: its table's folder of the batch (``name``: the
+    part's, :attr:`Part.name`)."""
+    return table_path(home, table) / f"{BATCH}={batch}" / f"{name}.parquet"
 
 
-def _add(home: Home, batch: int, part: Part) -> AddAction:
-    """Move the part into the batch's folder (once: a retried publish finds it there)."""
-    target = part_path(home, part.table, batch, part.submission_id)
-    relative = target.relative_to(table_path(home, part.table)).as_posix()
-    if part.path != target and part.path.exists():
+def _add(home: Home, batch: int, parts: list[Part]) -> AddAction:
+    """Move one file's parts into the batch's folder (once: a retried publish finds it there);
+    a chunk's part first loses the rows of members not among ``parts`` (files refused at
+    their commit: their rows never reach the lake)."""
+    first = parts[0]
+    target = part_path(home, first.table, batch, first.name)
+    relative = target.relative_to(table_path(home, first.table)).as_posix()
+    if first.path != target and first.path.exists():
+        if len(parts) < len(first.members):
+            _keep_only(first.path, [p.submission_id for p in parts])
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(part.path, target)
+        os.replace(first.path, target)
     info = target.stat()
     return AddAction(
         relative, info.st_size, {BATCH: str(batch)}, info.st_mtime_ns // 1_000_000, True,
-        _stats(part),
+        _stats(parts),
     )  # fmt: skip
+
+
+def _keep_only(path: Path, submission_ids: list[str]) -> None:
+    """Rewrite a staged chunk's part with only these submissions' rows (atomically: a kill
+    leaves the staged file whole, and the rerun reads its files again anyway)."""
+    frame = pq.read_table(path)
+    kept = frame.filter(pc.is_in(frame.column("submission_id"), pa.array(submission_ids)))
+    tmp = path.with_name(f".{path.name}.tmp")
+    write_part(tmp, kept)
+    os.replace(tmp, path)
 
 
 def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
     """Commit one batch's parts: moved into each table's ``batch=N/`` folder, one Delta commit
     per table carrying ``(npr-intake, batch)``; a table already holding the batch (a retried
-    publish) is skipped. Returns each table's version after it: the batch row records them."""
-    by_table: dict[str, list[Part]] = {}
+    publish) is skipped. The members of chunks' parts go to ``lake_parts`` first (read only
+    once the batch is committed). Returns each table's version after it: the batch row records
+    them."""
+    by_file: dict[Path, list[Part]] = {}
     for part in parts:
-        by_table.setdefault(part.table, []).append(part)
+        by_file.setdefault(part.path, []).append(part)
+    by_table: dict[str, list[list[Part]]] = {}
+    for members in by_file.values():
+        by_table.setdefault(members[0].table, []).append(members)
+    _record_members(home, batch, by_file.values())
     versions: dict[str, int] = {}
-    for table, members in sorted(by_table.items()):
+    for table, files in sorted(by_table.items()):
         root = table_path(home, table)
         props = CommitProperties(app_transactions=[Transaction(APP_ID, batch)])
         if not root.joinpath("_delta_log").is_dir():
-            actions = [_add(home, batch, p) for p in members]
+            actions = [_add(home, batch, f) for f in files]
             create_table_with_add_actions(
                 str(root), Schema.from_arrow(delta_schema(table)), actions, mode="error",
                 partition_by=[BATCH], commit_properties=props,
@@ -225,7 +310,7 @@ def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
             continue
         delta = DeltaTable(root)
         if (delta.transaction_version(APP_ID) or 0) < batch:
-            actions = [_add(home, batch, p) for p in members]
+            actions = [_add(home, batch, f) for f in files]
             delta.create_write_transaction(
                 actions, mode="append", schema=delta_schema(table), partition_by=[BATCH],
                 commit_properties=props,
@@ -233,6 +318,20 @@ def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
             delta.update_incremental()
         versions[table] = delta.version()
     return versions
+
+
+def _record_members(home: Home, batch: int, files: Iterable[list[Part]]) -> None:
+    """The submissions each chunk's part publishes, in one state transaction (none opened
+    for a batch without chunks); a retried publish replaces its batch's rows."""
+    rows = sorted({(p.name, p.submission_id) for f in files if f[0].members for p in f})
+    if not rows:
+        return
+    names, sids = zip(*rows, strict=True)
+    members = pa.table({"part": pa.array(names, S), "submission_id": pa.array(sids, S)})
+    with state.transaction(home, _prepare_members) as con:
+        con.execute("DELETE FROM lake_parts WHERE batch = ?", [batch])
+        con.register("_members", members)
+        con.execute("INSERT INTO lake_parts SELECT ?, part, submission_id FROM _members", [batch])
 
 
 def sweep(home: Home) -> int:
@@ -311,34 +410,88 @@ def part_files_by_table(
     home: Home, wanted: Mapping[str, Iterable[str] | None], as_of_batch: int | None = None
 ) -> dict[str, dict[str, Path]]:
     """:func:`part_files` of several tables (each with its submission ids, all when None), the
-    committed batches read once: opening ``state.duckdb`` for them costs more than reading a
-    table's log, and a quality pass or a period's input reads eight tables."""
+    committed batches and the chunks' members read once: opening ``state.duckdb`` for them
+    costs more than reading a table's log, and a quality pass or a period's input reads eight
+    tables. Several submissions may share a file (a chunk's part): read them with
+    :func:`rows_source`."""
+    wanted = {t: None if s is None else list(s) for t, s in wanted.items()}
     logged = [t for t in wanted if table_path(home, t).joinpath("_delta_log").is_dir()]
-    committed = committed_batches(home, as_of_batch).column(BATCH) if logged else None
-    return {t: _chosen(home, t, wanted[t], committed) if t in logged else {} for t in wanted}
+    if not logged:
+        return {t: {} for t in wanted}
+    everyone = any(wanted[t] is None for t in logged)
+    sids = None if everyone else sorted({s for t in logged for s in wanted[t] or ()})
+    committed, members = _committed_and_members(home, as_of_batch, sids)
+    return {
+        t: _chosen(home, t, wanted[t], committed, members) if t in logged else {} for t in wanted
+    }
+
+
+def _committed_and_members(
+    home: Home, as_of_batch: int | None, submission_ids: list[str] | None
+) -> tuple[pa.ChunkedArray, dict[tuple[int, str], list[str]]]:
+    """The committed batches up to ``as_of_batch``, and the members (of ``submission_ids``,
+    all when None) of every chunk's part by batch and part name, from one state reading."""
+    limit = as_of_batch if as_of_batch is not None else 2**62
+    members: dict[tuple[int, str], list[str]] = {}
+    with state.reader(home, _prepare) as con:
+        committed = con.sql(_COMMITTED, params=[limit]).to_arrow_table().column(BATCH)
+        known = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'lake_parts'"
+        ).fetchall()[0][0]
+        if not known:  # a lake from before chunks: every part holds one submission
+            return committed, members
+        query = "SELECT batch, part, submission_id FROM lake_parts WHERE batch <= ?"
+        if submission_ids is not None:
+            con.register("_wanted", pa.table({"submission_id": pa.array(submission_ids, S)}))
+            query += " AND submission_id IN (SELECT submission_id FROM _wanted)"
+        for batch, part, sid in con.execute(query, [limit]).fetchall():
+            members.setdefault((batch, part), []).append(sid)
+    return committed, members
 
 
 def _chosen(
-    home: Home, table: str, submission_ids: Iterable[str] | None, committed: pa.ChunkedArray
+    home: Home,
+    table: str,
+    submission_ids: list[str] | None,
+    committed: pa.ChunkedArray,
+    members: Mapping[tuple[int, str], list[str]],
 ) -> dict[str, Path]:
-    """The part files of ``table``'s log in the ``committed`` batches, latest batch last."""
+    """The part file of each submission of ``table``'s log in the ``committed`` batches,
+    latest batch last: a part named by its submission holds it alone, a chunk's part holds
+    its ``members``."""
     root = table_path(home, table)
     adds = pa.table(DeltaTable(root).get_add_actions(flatten=True))
-    batches = adds.column(f"partition.{BATCH}")
-    sids = adds.column("min.submission_id")
-    keep = pc.is_in(batches, value_set=committed)
+    keep = pc.is_in(adds.column(f"partition.{BATCH}"), value_set=committed)
     if submission_ids is not None:
-        wanted = pa.array(list(submission_ids), pa.string())
-        keep = pc.and_(keep, pc.is_in(sids, value_set=wanted))
+        wanted = pa.array(submission_ids, pa.string())
+        # a chunk's part's range of ids may hold a wanted one: its members decide below
+        single = pc.is_in(adds.column("min.submission_id"), value_set=wanted)
+        chunk = pc.match_substring(adds.column("path"), f"/{CHUNK}")
+        keep = pc.and_(keep, pc.or_(single, chunk))
     chosen = adds.filter(keep).sort_by(f"partition.{BATCH}")
-    return {
-        sid: root / path
-        for sid, path in zip(
-            chosen.column("min.submission_id").to_pylist(),
-            chosen.column("path").to_pylist(),
-            strict=True,
-        )
-    }
+    wanted_set = None if submission_ids is None else set(submission_ids)
+    found: dict[str, Path] = {}
+    for batch, path, sid in zip(
+        chosen.column(f"partition.{BATCH}").to_pylist(),
+        chosen.column("path").to_pylist(),
+        chosen.column("min.submission_id").to_pylist(),
+        strict=True,
+    ):
+        name = path.rsplit("/", 1)[-1].removesuffix(".parquet")
+        held = members.get((int(batch), name), []) if name.startswith(CHUNK) else [sid]
+        for member in held:
+            if wanted_set is None or member in wanted_set:
+                found[member] = root / path
+    return found
+
+
+def rows_of(path: Path, submission_id: str, columns: list[str] | None = None) -> pa.Table:
+    """One submission's rows of a part file (``columns``, all when None): a chunk's part holds
+    other submissions' too."""
+    wanted = None if columns is None else list(dict.fromkeys(["submission_id", *columns]))
+    rows = pq.read_table(path, columns=wanted)
+    rows = rows.filter(pc.equal(rows.column("submission_id"), submission_id))
+    return rows if columns is None else rows.select(columns)
 
 
 def versions(home: Home) -> dict[str, int]:
@@ -374,6 +527,29 @@ def parquet_source(paths: list[Path], union_by_name: bool = False) -> str:
     Hive partitioning is off: the ``batch=`` folders are the log's business, and the files
     carry their own typed columns.
     """
-    listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    listing = ", ".join(_quoted(str(p)) for p in paths)
     options = ", union_by_name = true" if union_by_name else ""
     return f"read_parquet([{listing}], hive_partitioning = false{options})"
+
+
+def rows_source(files: Mapping[str, Path]) -> str:
+    """A DuckDB source of exactly the rows of these submissions, each from the part file
+    chosen for it (:func:`part_files`), in the files' order.
+
+    A part named by its submission holds it alone: such files are read whole, as before
+    chunks. A chunk's part may hold submissions not asked for (or an older copy of one whose
+    latest copy is in a later batch), so its rows are kept by (file, submission) pair.
+    """
+    paths = list(dict.fromkeys(files.values()))
+    if all(path.stem == sid for sid, path in files.items()):
+        return parquet_source(paths)
+    pairs = ", ".join(_quoted(f"{path}|{sid}") for sid, path in files.items())
+    listing = ", ".join(_quoted(str(p)) for p in paths)
+    return (
+        f"(SELECT * EXCLUDE (filename) FROM read_parquet([{listing}], hive_partitioning = false,"
+        f" filename = true) WHERE filename || '|' || submission_id IN ({pairs}))"
+    )
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
