@@ -177,7 +177,8 @@ else:
     lake._add = dying_add
 run.intake_directory(Home(root=Path(sys.argv[1])), Path(sys.argv[2]), workers=1)
 """
-KILL_POINTS = ["ledger", "staged", *(["0", "1", "10", "30"] if SOAK else [])]
+# soak points: the n-th part added; small files share chunks, so the year has few parts
+KILL_POINTS = ["ledger", "staged", *(["0", "1", "2", "4"] if SOAK else [])]
 
 
 @pytest.mark.soak
