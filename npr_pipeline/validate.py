@@ -139,7 +139,7 @@ def _answer(
     info = replace(
         submission_info(record, unit_name), episodes=read.episodes, patients=read.patients
     )
-    write_xpr_val(folder, info, reasons, display=False)
+    write_xpr_val(folder, info, reasons)
     if read.staged:
         check_alone(folder, record, read.staged, unit_name, allow_synthetic)
     shutil.rmtree(staging, ignore_errors=True)
@@ -165,9 +165,9 @@ def _answer_typed(
         period_from=daily.attrs.get("fraDatoPeriode"), period_to=daily.attrs.get("tilDatoPeriode"),
     )  # fmt: skip
     info = submission_info(record, unit["name"] if unit else None)
-    write_xpr_val(folder, info, reasons, display=False)
+    write_xpr_val(folder, info, reasons)
     if daily.findings:
-        write_xpr_err(folder, info, daily.findings, [], display=False)
+        write_xpr_err(folder, info, daily.findings, [])
     return record, reasons
 
 

@@ -18,11 +18,14 @@ from npr_pipeline.feedback import (
     Finding,
     SubmissionInfo,
     read_report_summary,
-    write_xpr_err,
-    write_xpr_val,
+    reports,
 )
 from npr_pipeline.feedback.reports import display_files
 from npr_pipeline.intake.reasons import Reason, reason
+
+# the display files written with the XML (intake leaves them to :func:`display_files`)
+write_xpr_val = functools.partial(reports.write_xpr_val, display=True)
+write_xpr_err = functools.partial(reports.write_xpr_err, display=True)
 
 HOSTILE = 'bad <script>alert("x")</script> & <b>co</b>'
 

@@ -3,7 +3,7 @@
 Each report exists three ways from the same rows: XML for the unit's systems (our own
 namespace, schema in ``schema/xpr_feedback.xsd``), HTML for a browser and CSV for a
 spreadsheet. Intake (both routes, the test route) and the content checks write only the XML
-(``display=False``): most display files are never opened, and on the national April they were
+(the writers' default): most display files are never opened, and on the national April they were
 15,112 of the 22,668 files under ``feedback/`` (docs/benchmarks.md, session 10).
 :func:`display_files` renders them from the XML when asked (``npr feedback``, the day's
 e-mail, ``npr validate --out``), the same bytes intake wrote before, and keeps them beside it
@@ -173,10 +173,10 @@ class _Report:
 
 
 def write_xpr_val(
-    folder: Path, info: SubmissionInfo, reasons: list[Reason], display: bool = True
+    folder: Path, info: SubmissionInfo, reasons: list[Reason], display: bool = False
 ) -> dict[str, Path]:
     """Write the schema validation report (XPR_VAL.xml, and with ``display`` .html/.csv) for
-    one submission."""
+    one submission; without, the display files are rendered on request (:func:`display_files`)."""
     rows = [_row_from_reason(r) for r in reasons]
     counts = Counter(row.severity for row in rows)
     report = _Report(XPR_VAL, _clean_info(info), rows, [], _counts(counts))
@@ -188,7 +188,7 @@ def write_xpr_err(
     info: SubmissionInfo,
     findings: list[Finding],
     rule_summary: list[dict],
-    display: bool = True,
+    display: bool = False,
 ) -> dict[str, Path]:
     """Write the content validation report (XPR_ERR.xml, and with ``display`` .html/.csv) for
     one submission.

@@ -53,11 +53,11 @@ def prepare_batch(home: Home, files: list[DailyFile]) -> BatchCommit:
         found.setdefault(item.submission_id, []).append(item)
     for file in files:
         folder = home.feedback / file.record.submission_id
-        write_xpr_val(folder, file.info, list(file.reasons), display=False)
+        write_xpr_val(folder, file.info, list(file.reasons))
         mine = found.get(file.record.submission_id, [])
         if mine or file.findings:
             found_here = [_finding(f) for f in mine] + file.findings
-            write_xpr_err(folder, file.info, found_here, [], display=False)
+            write_xpr_err(folder, file.info, found_here, [])
         summary = _summary(mine) + report_summary(file.findings)
         file.reasons.extend(summary)
         file.record.reasons += [r.as_json() | {"severity": r.severity} for r in summary]

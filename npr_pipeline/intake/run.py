@@ -986,9 +986,9 @@ def _commit_daily(
         pending.add_daily(DailyFile(record, daily.tables, info, reasons, daily.findings))
     else:
         folder = home.feedback / record.submission_id
-        write_xpr_val(folder, info, reasons, display=False)  # display files: on request
+        write_xpr_val(folder, info, reasons)
         if daily.findings:  # a test or trial report is answered in full
-            write_xpr_err(folder, info, daily.findings, [], display=False)
+            write_xpr_err(folder, info, daily.findings, [])
             summary = report_summary(daily.findings)
             reasons += summary
             record.reasons += [r.as_json() | {"severity": r.severity} for r in summary]
@@ -1084,7 +1084,7 @@ def _write_report(
 ) -> None:
     unit_name = read.gate.unit["name"] if read.gate.unit else None
     info = _info(record, unit_name, read.episodes, read.patients)
-    write_xpr_val(home.feedback / record.submission_id, info, reasons, display=False)
+    write_xpr_val(home.feedback / record.submission_id, info, reasons)
 
 
 def _info(

@@ -441,7 +441,7 @@ def _report(
         )
         for row in violations[:EXAMPLES]
     ]
-    write_xpr_err(folder, info, findings, rules, display=False)
+    write_xpr_err(folder, info, findings, rules)
 
 
 def submission_info(record: LedgerRecord, unit_name: str | None) -> SubmissionInfo:
