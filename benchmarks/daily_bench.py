@@ -50,7 +50,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from benchmarks.intake_bench import CACHE, MB, Measurement, machine, measure
+from benchmarks.intake_bench import CACHE, MB, Measurement, machine, measure, require_tools
 from npr_pipeline import reference
 from npr_pipeline.messages import all_types
 from npr_pipeline.registry import as_text
@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-episodes", type=float, default=None)
     parser.add_argument("--keep-home", action="store_true")
     args = parser.parse_args(argv)
+    require_tools()
     folder, registry = dataset(
         args.units, args.day, args.episodes, args.history_days, args.min_episodes
     )

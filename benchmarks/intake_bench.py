@@ -272,6 +272,15 @@ def pandas_sample(files: Sequence[Path], cap: int = PANDAS_SAMPLE_BYTES, seed: i
     return sorted(chosen)
 
 
+def require_tools() -> None:
+    """Stop before anything is timed when libxml2's xmllint or GNU time is missing (a new
+    machine has neither): every floor is an xmllint run, and one that could not start would
+    read as 0 s."""
+    missing = [tool for tool in ("xmllint", TIME) if shutil.which(tool) is None]
+    if missing:
+        sys.exit(f"needs {' and '.join(missing)} (Debian: apt-get install libxml2-utils time)")
+
+
 def xmllint(case: str, files: Sequence[Path]) -> Measurement:
     """libxml2's C streaming parser, one core, one process over all files: the practical limit."""
     return measure(

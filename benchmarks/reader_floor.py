@@ -58,6 +58,7 @@ from benchmarks.intake_bench import (
     pandas,
     pandas_sample,
     parse_with_month,
+    require_tools,
     xmllint,
 )
 
@@ -97,6 +98,7 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _args(argv)
+    require_tools()
     if args.national:
         from benchmarks.quality_bench import QUALITY_CACHE  # its set; heavy: not in the children
 

@@ -30,7 +30,6 @@ from benchmarks.intake_bench import (
     GIB,
     MB,
     PANDAS_SAMPLE_BYTES,
-    TIME,
     Dataset,
     Measurement,
     Scale,
@@ -41,6 +40,7 @@ from benchmarks.intake_bench import (
     pandas,
     pandas_sample,
     parse_with_month,
+    require_tools,
     xmllint,
 )
 
@@ -72,9 +72,7 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _args(argv)
-    missing = [tool for tool in ("xmllint", TIME) if shutil.which(tool) is None]
-    if missing:
-        sys.exit(f"needs {' and '.join(missing)} (Debian: apt-get install libxml2-utils time)")
+    require_tools()
     only = set(args.only or CONTENDERS)
     info = machine()
     _print_machine(info)
