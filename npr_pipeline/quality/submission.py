@@ -131,8 +131,9 @@ def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr
     """Run the catalogue on deliveries, in batches; outcome per ord and ide submission id.
 
     Batches are independent (each writes only its own deliveries' files), so with more than
-    one they run in ``WORKERS`` processes side by side: most of the time goes to Python
-    writing ~9 files per delivery, which threads could not overlap.
+    one they run in ``WORKERS`` processes side by side: a third of a batch's time is Python
+    and the kernel writing five files per delivery, which threads could not overlap
+    (docs/benchmarks.md, "Session 11: content checks").
     """
     batches = _batches(deliveries)
     if not batches:  # nothing pending: no Delta log to read
