@@ -27,6 +27,7 @@ from npr_pipeline.quality.submission import (
     check_deliveries,
     results_path,
 )
+from npr_pipeline.store.lake import TABLES
 from npr_pipeline.store.ledger import load_records
 from tests.intake_files import home_copy
 from tests.soak import SOAK
@@ -117,6 +118,26 @@ def test_files_are_the_batch_frames_filtered_per_delivery(
         for kind, expected in (("violations", own), ("results", frame)):
             written = results_path(received, d.ord, kind).read_bytes()
             assert written == expected.to_parquet(index=False), (kind, d.ord.file)
+
+
+def test_batches_sharing_a_connection_write_what_one_batch_writes(
+    received: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One connection checks every batch of a run (a worker's, or the calling process's): each
+    batch finds only its own rows, and no batch's tables outlive it."""
+    whole, whole_files = _recheck(received, monkeypatch, batch=10**9, workers=1)
+    shared, shared_files = _recheck(received, monkeypatch, batch=2, workers=1)
+    assert len(submission._batches(_deliveries(received))) > 3  # several batches, one session
+    assert shared == whole
+    assert shared_files == whole_files
+
+    deliveries = _deliveries(received)[:2]
+    con = duckdb.connect()
+    files = submission._files(submission._located(received, deliveries), deliveries)
+    submission._check_batch(con, submission._Run.of(received, True), deliveries, files)
+    left = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    con.close()
+    assert not left & {*TABLES, "ref_submission", "ref_pair"}, left
 
 
 def test_outcomes_count_the_violations_written(received: Home) -> None:

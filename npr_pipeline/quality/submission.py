@@ -35,7 +35,7 @@ from npr_pipeline.provenance import catalogue_sha256
 from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.sql_engine import register_tables, run_checks
 from npr_pipeline.registry import current_registry
-from npr_pipeline.store.lake import IDE_TABLES, ORD_TABLES, part_files_by_table
+from npr_pipeline.store.lake import IDE_TABLES, ORD_TABLES, TABLES, part_files_by_table
 from npr_pipeline.store.ledger import LedgerRecord
 
 EXAMPLES = 10_000
@@ -131,32 +131,36 @@ def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr
     """Run the catalogue on deliveries, in batches; outcome per ord and ide submission id.
 
     Batches are independent (each writes only its own deliveries' files), so with more than
-    one they run in ``WORKERS`` processes side by side: most of the time goes to Python
-    writing ~9 files per delivery, which threads could not overlap.
+    one they run in ``WORKERS`` processes side by side: a third of a batch's time is Python
+    and the kernel writing five files per delivery, which threads could not overlap
+    (docs/benchmarks.md, "Session 11: content checks").
     """
     batches = _batches(deliveries)
     if not batches:  # nothing pending: no Delta log to read
         return Checked({}, [])
     located = _located(home, deliveries)
     files = [_files(located, batch) for batch in batches]
+    run = _Run.of(home, allow_synthetic_fnr)
     if len(batches) > 1 and WORKERS > 1:
         spawn = multiprocessing.get_context("spawn")  # no fork of a process with live threads
         with ProcessPoolExecutor(
             min(WORKERS, len(batches)),
             mp_context=spawn,
-            initializer=die_with_parent,  # a killed intake leaves no checker behind
-            initargs=(os.getpid(),),
-        ) as pool:
-            homes, flags = [home] * len(batches), [allow_synthetic_fnr] * len(batches)
+            initializer=_init_worker,
             # one DuckDB thread per worker: the workers already fill the cores, and two
             # threads each cost ~10 % more CPU per batch for nothing
-            threads = [1] * len(batches)
-            found = list(pool.map(_check_batch, homes, batches, files, flags, threads))
+            initargs=(os.getpid(), 1),
+        ) as pool:
+            found = list(pool.map(_check_in_worker, [run] * len(batches), batches, files))
     else:
-        found = [
-            _check_batch(home, batch, chosen, allow_synthetic_fnr)
-            for batch, chosen in zip(batches, files, strict=True)
-        ]
+        con = duckdb.connect()
+        try:
+            found = [
+                _check_batch(con, run, batch, chosen)
+                for batch, chosen in zip(batches, files, strict=True)
+            ]
+        finally:
+            con.close()
     outcomes: dict[str, QualityOutcome] = {}
     for batch_outcomes, _ in found:
         outcomes |= batch_outcomes
@@ -180,25 +184,60 @@ def _batches(deliveries: list[Delivery]) -> list[list[Delivery]]:
     return batches
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every batch of one run shares, found once per run rather than once per batch (the
+    catalogue's hash parses every rule file, the registry is a CSV: ~10 ms a batch)."""
+
+    home: Home
+    allow_synthetic_fnr: bool
+    catalogue: str  # taken before the checks: a change meanwhile re-checks next time
+    names: dict[str, str]  # unit name by RESH id
+
+    @classmethod
+    def of(cls, home: Home, allow_synthetic_fnr: bool) -> _Run:
+        registry = current_registry(home)
+        names = dict(zip(registry["reshID"], registry["name"], strict=True))
+        return cls(home, allow_synthetic_fnr, catalogue_sha256(), names)
+
+
+_WORKER_CONNECTION: list[duckdb.DuckDBPyConnection] = []
+"""A checking worker's DuckDB connection, kept for all its batches: a connection per batch cost
+~10 % of the checks' CPU on a national month (the session, and the memory of its tables given
+back and taken again every batch)."""
+
+
+def _init_worker(parent: int, threads: int) -> None:
+    """A checking worker: dies with its parent (a killed intake leaves no checker behind) and
+    opens the connection its batches share."""
+    die_with_parent(parent)
+    _WORKER_CONNECTION.append(duckdb.connect(config={"threads": threads}))
+
+
+def _check_in_worker(
+    run: _Run, batch: list[Delivery], files: dict[str, list[Path]]
+) -> tuple[dict[str, QualityOutcome], pa.Table]:
+    return _check_batch(_WORKER_CONNECTION[0], run, batch, files)
+
+
 def _check_batch(
-    home: Home,
+    con: duckdb.DuckDBPyConnection,
+    run: _Run,
     batch: list[Delivery],
     files: dict[str, list[Path]],
-    allow_synthetic_fnr: bool,
-    threads: int | None = None,
 ) -> tuple[dict[str, QualityOutcome], pa.Table]:
-    catalogue = catalogue_sha256()  # before the checks: a change meanwhile re-checks next time
+    """One batch's checks in ``con`` (shared with the batches before and after it: the batch's
+    tables are dropped at its end, so a worker holds no lake rows between batches)."""
     checks = list(load_catalogue())
-    con = duckdb.connect(config={"threads": threads} if threads else {})
     try:
         register_tables(con, files, [r.submission_id for r in _records(batch)])
         _register_deliveries(con, batch)
-        results, violations = run_checks(con, checks, allow_synthetic_fnr)
+        results, violations = run_checks(con, checks, run.allow_synthetic_fnr)
     finally:
-        con.close()
+        for table in (*TABLES, "ref_submission", "ref_pair"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     by_check = {c.id: c for c in checks}
-    registry = current_registry(home)
-    names = dict(zip(registry["reshID"], registry["name"], strict=True))
+    home = run.home
     split = _Split(results, violations, batch)
     outcomes: dict[str, QualityOutcome] = {}
     for number, delivery in enumerate(batch):
@@ -212,7 +251,7 @@ def _check_batch(
             durable=False,
         )
         for record, tables in parts:
-            info = submission_info(record, names.get(record.unit))
+            info = submission_info(record, run.names.get(record.unit))
             summary, findings = split.report_rows(sids, tables)
             _report(home.feedback / info.submission_id, info, summary, findings, by_check)
             outcomes[record.submission_id] = split.outcome(record.submission_id)
@@ -226,7 +265,7 @@ def _check_batch(
             json.dumps(
                 {
                     "ide_sid": delivery.ide.submission_id if delivery.ide else None,
-                    "catalogue": catalogue,
+                    "catalogue": run.catalogue,
                 }
             ),
             durable=False,
