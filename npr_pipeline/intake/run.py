@@ -68,6 +68,7 @@ from npr_pipeline.store.ledger import (
     typed,
     write_records,
 )
+from npr_pipeline.store.state import shared_reads
 from npr_pipeline.warehouse import sync_intake
 
 EXAMPLES = 5
@@ -360,7 +361,7 @@ def intake_directory(
     """
     started = time.perf_counter()
     home.ensure()
-    with home_lock(home, "intake", wait, on_wait), reused_tables():
+    with home_lock(home, "intake", wait, on_wait), reused_tables(), shared_reads():
         sweep_interrupted(home)
         summary = _intake(home, inbox, workers, progress, max_bytes, clock or _now)
     summary.seconds = time.perf_counter() - started

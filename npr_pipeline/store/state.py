@@ -7,7 +7,9 @@ the HOME's ``intake`` lock), commits its records in batches, each one open-commi
 A process that meets another's open file retries for up to :data:`READ_WAIT` seconds, then
 raises :class:`StateBusy`. Opening the file costs tens of ms: commit many rows per opening.
 
-Readers open the file read-only, so the read-only commands work on a read-only HOME. A HOME
+Readers open the file read-only, so the read-only commands work on a read-only HOME. Inside
+:func:`shared_reads` (an intake, which holds the HOME's ``intake`` lock) the readers between
+two writes share one opening: an intake of two files read the file ten times, ~20 ms each. A HOME
 from before this file (ledger records as JSON files under ``HOME/ledger/``) is read straight
 from those files in memory until the first writer imports them (see :mod:`.ledger`).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import duckdb
@@ -28,6 +31,10 @@ READ_WAIT = 30.0  # seconds a reader waits for another process's writer to let g
 _RETRY_SECONDS = 0.05
 
 Prepare = Callable[[duckdb.DuckDBPyConnection, Home], None]
+
+_SHARED: ContextVar[dict[Path, duckdb.DuckDBPyConnection] | None] = ContextVar(
+    "state_shared_reads", default=None
+)
 
 
 class StateBusy(RuntimeError):
@@ -44,6 +51,7 @@ def writer(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnection]:
     (tables created, old files imported once); the caller runs its transactions on it. The
     file is closed at the end of the block, so readers in other processes get their turn."""
     home.root.mkdir(parents=True, exist_ok=True)
+    _release(state_path(home))  # a read-only opening in this process keeps the writer out
     con = _connect(state_path(home), read_only=False)
     try:
         con.begin()
@@ -78,9 +86,19 @@ def reader(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnection]:
     written since the upgrade) it is an in-memory database that ``prepare`` fills from the
     old files, so reading needs no write."""
     path = state_path(home)
+    shared = _SHARED.get()
+    if shared is not None and path in shared:
+        with shared[path].cursor() as cursor:  # its own registrations, the same opening
+            yield cursor
+        return
     if path.exists():
         con = _connect(path, read_only=True)
         if _has_tables(con):
+            if shared is not None:
+                shared[path] = con
+                with con.cursor() as cursor:
+                    yield cursor
+                return
             try:
                 yield con
             finally:
@@ -95,6 +113,28 @@ def reader(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
     finally:
         con.close()
+
+
+@contextmanager
+def shared_reads() -> Iterator[None]:
+    """Within the block the readers of a state file share one read-only opening, closed by the
+    next writer of this process and at the end. Only for a holder of the HOME's ``intake`` lock:
+    no other process writes meanwhile, so the opening never shows a stale state, and a writer
+    elsewhere waits for the block as it waits for intake's own writes."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        for con in (_SHARED.get() or {}).values():
+            con.close()
+        _SHARED.reset(token)
+
+
+def _release(path: Path) -> None:
+    """Close this block's shared opening of ``path`` (see :func:`shared_reads`), if any."""
+    shared = _SHARED.get()
+    if shared is not None and path in shared:
+        shared.pop(path).close()
 
 
 def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
