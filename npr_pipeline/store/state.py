@@ -32,8 +32,8 @@ _RETRY_SECONDS = 0.05
 
 Prepare = Callable[[duckdb.DuckDBPyConnection, Home], None]
 
-_SHARED: ContextVar[dict[Path, duckdb.DuckDBPyConnection] | None] = ContextVar(
-    "state_shared_reads", default=None
+_SHARED: ContextVar[dict[tuple[Path, Prepare | None], duckdb.DuckDBPyConnection] | None] = (
+    ContextVar("state_shared_reads", default=None)
 )
 
 
@@ -84,43 +84,53 @@ def transaction(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnect
 def reader(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only view of the committed state. For a HOME without a state file yet (nothing
     written since the upgrade) it is an in-memory database that ``prepare`` fills from the
-    old files, so reading needs no write."""
+    old files, so reading needs no write. Inside :func:`shared_reads` the opening is kept for
+    the next reader and each reader gets a cursor of it (its own registrations)."""
     path = state_path(home)
     shared = _SHARED.get()
-    if shared is not None and path in shared:
-        with shared[path].cursor() as cursor:  # its own registrations, the same opening
-            yield cursor
+    if shared is None:
+        con, _ = _open_for_reading(path, home, prepare)
+        try:
+            yield con
+        finally:
+            con.close()
         return
+    con = shared.get((path, None)) or shared.get((path, prepare))
+    if con is None:
+        con, of_file = _open_for_reading(path, home, prepare)
+        shared[(path, None if of_file else prepare)] = con  # in memory: what prepare made
+    with con.cursor() as cursor:
+        yield cursor
+
+
+def _open_for_reading(
+    path: Path, home: Home, prepare: Prepare
+) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """The file read-only (True), or, with no state file yet, an in-memory database that
+    ``prepare`` filled (False)."""
     if path.exists():
         con = _connect(path, read_only=True)
         if _has_tables(con):
-            if shared is not None:
-                shared[path] = con
-                with con.cursor() as cursor:
-                    yield cursor
-                return
-            try:
-                yield con
-            finally:
-                con.close()
-            return
+            return con, True
         con.close()  # created by a writer killed before its first commit
     con = duckdb.connect(":memory:")
     try:
         con.begin()
         prepare(con, home)
         con.commit()
-        yield con
-    finally:
+    except BaseException:
         con.close()
+        raise
+    return con, False
 
 
 @contextmanager
 def shared_reads() -> Iterator[None]:
-    """Within the block the readers of a state file share one read-only opening, closed by the
-    next writer of this process and at the end. Only for a holder of the HOME's ``intake`` lock:
-    no other process writes meanwhile, so the opening never shows a stale state, and a writer
-    elsewhere waits for the block as it waits for intake's own writes."""
+    """Within the block the readers of a state file share its openings (read-only, or in
+    memory before the file exists), closed by the next writer of this process and at the end.
+    Only for a holder of the HOME's ``intake`` lock: no other process writes meanwhile, so an
+    opening never shows a stale state, and a writer elsewhere waits for the block as it waits
+    for intake's own writes."""
     token = _SHARED.set({})
     try:
         yield
@@ -131,10 +141,10 @@ def shared_reads() -> Iterator[None]:
 
 
 def _release(path: Path) -> None:
-    """Close this block's shared opening of ``path`` (see :func:`shared_reads`), if any."""
-    shared = _SHARED.get()
-    if shared is not None and path in shared:
-        shared.pop(path).close()
+    """Close this block's shared openings of ``path`` (see :func:`shared_reads`), if any."""
+    shared = _SHARED.get() or {}
+    for key in [k for k in shared if k[0] == path]:
+        shared.pop(key).close()
 
 
 def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
