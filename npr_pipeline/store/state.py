@@ -37,6 +37,11 @@ _SHARED: ContextVar[dict[tuple[Path, Prepare | None], duckdb.DuckDBPyConnection]
 )
 
 
+_HELD: ContextVar[dict[Path, tuple[duckdb.DuckDBPyConnection, set[Prepare]]] | None] = ContextVar(
+    "state_held_writes", default=None
+)
+
+
 class StateBusy(RuntimeError):
     """Another process holds the state file for writing (an intake is running)."""
 
@@ -49,21 +54,60 @@ def state_path(home: Home) -> Path:
 def writer(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnection]:
     """The read-write connection, the schema made ready by ``prepare`` in its own transaction
     (tables created, old files imported once); the caller runs its transactions on it. The
-    file is closed at the end of the block, so readers in other processes get their turn."""
-    home.root.mkdir(parents=True, exist_ok=True)
-    _release(state_path(home))  # a read-only opening in this process keeps the writer out
-    con = _connect(state_path(home), read_only=False)
+    file is closed at the end of the block, so readers in other processes get their turn;
+    inside :func:`held_writes` at the end of that block instead."""
+    path = state_path(home)
+    held = _HELD.get()
+    if held is not None:
+        if path not in held:
+            held[path] = (_open_for_writing(home), set())
+        con, prepared = held[path]
+        if prepare not in prepared:
+            _prepare_in_transaction(con, home, prepare)
+            prepared.add(prepare)
+        yield con
+        return
+    con = _open_for_writing(home)
     try:
-        con.begin()
-        try:
-            prepare(con, home)
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+        _prepare_in_transaction(con, home, prepare)
         yield con
     finally:
         con.close()
+
+
+def _open_for_writing(home: Home) -> duckdb.DuckDBPyConnection:
+    home.root.mkdir(parents=True, exist_ok=True)
+    _release(state_path(home))  # a read-only opening in this process keeps the writer out
+    return _connect(state_path(home), read_only=False)
+
+
+def _prepare_in_transaction(con: duckdb.DuckDBPyConnection, home: Home, prepare: Prepare) -> None:
+    con.begin()
+    try:
+        prepare(con, home)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
+@contextmanager
+def held_writes() -> Iterator[None]:
+    """Within the block this process's writers (and its readers, as cursors) share one
+    read-write opening of a state file, closed at the end: an intake batch's commit (the
+    batch's number, its lake parts' members, its ledger rows) opened the file three times,
+    ~35 ms each. Other processes wait for the block as they wait for one transaction, so it
+    is for one batch's commit, not for a run."""
+    if _HELD.get() is not None:  # already inside one (a retried commit): that one holds it
+        yield
+        return
+    token = _HELD.set({})
+    try:
+        yield
+    finally:
+        for con, _ in (_HELD.get() or {}).values():
+            con.close()
+        _HELD.reset(token)
 
 
 @contextmanager
@@ -87,6 +131,11 @@ def reader(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnection]:
     old files, so reading needs no write. Inside :func:`shared_reads` the opening is kept for
     the next reader and each reader gets a cursor of it (its own registrations)."""
     path = state_path(home)
+    held = (_HELD.get() or {}).get(path)
+    if held is not None:  # this process holds the file for writing: read through it
+        with held[0].cursor() as cursor:
+            yield cursor
+        return
     shared = _SHARED.get()
     if shared is None:
         con, _ = _open_for_reading(path, home, prepare)
