@@ -18,18 +18,18 @@ SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "refe
 
 LONGEST_FIRST = (
     "test_two_routes.py",
-    "test_production_runs.py",
-    "test_intake_hostile.py",
     "test_readme.py",
-    "test_period_snapshot.py",
-    "test_intake_isolation.py",
+    "test_intake_hostile.py",
+    "test_production_runs.py",
     "test_intake_values.py",
+    "test_intake_isolation.py",
+    "test_period_snapshot.py",
     "test_reproducible.py",
 )
-"""The modules of most time in ``make test`` (20-75 CPU-seconds each, 100-360 s wall on a loaded
-machine; tests/README.md), longest first. ``--dist loadscope`` hands modules to the workers in
-collection order (``pytest_configure``): run one of these last and a worker finishes it alone
-while the other idles (223 against 288 CPU-seconds)."""
+"""The modules of most time in ``make test`` (10-45 CPU-seconds each; tests/README.md), longest
+first. ``--dist loadscope`` hands modules to the workers in collection order
+(``pytest_configure``): run one of these last and a worker finishes it alone while the other
+idles (223 against 288 CPU-seconds)."""
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -68,6 +68,7 @@ from npr_pipeline.store.ledger import (
     typed,
     write_records,
 )
+from npr_pipeline.store.state import held_writes, shared_reads
 from npr_pipeline.warehouse import sync_intake
 
 EXAMPLES = 5
@@ -360,7 +361,7 @@ def intake_directory(
     """
     started = time.perf_counter()
     home.ensure()
-    with home_lock(home, "intake", wait, on_wait), reused_tables():
+    with home_lock(home, "intake", wait, on_wait), reused_tables(), shared_reads():
         sweep_interrupted(home)
         summary = _intake(home, inbox, workers, progress, max_bytes, clock or _now)
     summary.seconds = time.perf_counter() - started
@@ -824,14 +825,15 @@ class _Pending:
         sync_archive(self.home.archive)  # the files of these records are on disk before them
         segments = [files for files in self.daily if files]
         self.daily, self._closed = [[]], set()
-        monthly = self._publish()
-        if monthly is not None or not segments:  # else the records go with the first segment
-            self._write(monthly, by_id)
-        for files in segments:  # each its own batch, in order, with its files' ledger rows
-            batch = prepare_batch(self.home, files)
-            self.records += [typed(f.record) for f in files]
-            self.batches += 1
-            self._write(batch, by_id)
+        with held_writes():  # the batches' state writes share one opening of the file
+            monthly = self._publish()
+            if monthly is not None or not segments:  # else the records go with the first one
+                self._write(monthly, by_id)
+            for files in segments:  # each its own batch, in order, with its files' ledger rows
+                batch = prepare_batch(self.home, files)
+                self.records += [typed(f.record) for f in files]
+                self.batches += 1
+                self._write(batch, by_id)
         if self.failed:
             self.flush(by_id)
 

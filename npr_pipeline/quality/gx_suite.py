@@ -36,6 +36,7 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 
 from npr_pipeline.quality.catalogue import Check, resolved_kwargs
 from npr_pipeline.quality.gx_duckdb import apply_workaround
+from npr_pipeline.quality.gx_views import VIEWS_MODULE
 from npr_pipeline.quality.sql_engine import violation_sql
 
 NOT_IN_GX = frozenset({"python_rule"})
@@ -197,11 +198,20 @@ def _row_counts(engine: SqlAlchemyExecutionEngine, tables: Sequence[str]) -> dic
 
 def _add_docs_site(context: AbstractDataContext, data_docs_dir: Path) -> None:
     """A filesystem Data Docs site (works in an ephemeral context), filled by ``_build_docs``."""
+    page = {"module_name": VIEWS_MODULE, "class_name": "PageView"}  # templates compiled once
     context.add_data_docs_site(
         site_name=DOCS_SITE,
         site_config={
             "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "site_index_builder": {
+                "class_name": "DefaultSiteIndexBuilder",
+                "view": {"module_name": VIEWS_MODULE, "class_name": "IndexPageView"},
+            },
+            "site_section_builders": {
+                "expectations": {"view": page},
+                "validations": {"view": page},
+                "profiling": {"view": page},
+            },
             "store_backend": {
                 "class_name": "TupleFilesystemStoreBackend",
                 "base_directory": str(data_docs_dir),

@@ -139,12 +139,14 @@ def run_checks(
     violating records (check, table, submission, patient, record id, source line)."""
     # One query, not one frame per table: pandas types an empty frame's text columns as object,
     # and a batch without (say) postponements would otherwise change the results' column types.
+    # Ordered: DuckDB's GROUP BY gives its groups in any order, and so did the results' rows.
     counts = (
         con.execute(
             " UNION ALL ".join(
                 f"SELECT '{t}' AS tbl, submission_id, count(*) AS element_count FROM {t} GROUP BY 2"
                 for t in TABLES
             )
+            + " ORDER BY 1, 2"
         )
         .df()
         .rename(columns={"tbl": "table"})

@@ -83,7 +83,7 @@ def reused_tables() -> Iterator[None]:
         _HANDLES.reset(token)
 
 
-def _open(path: Path) -> DeltaTable:
+def open_table(path: Path) -> DeltaTable:
     """The table at ``path`` as of its latest commit: the block's handle, updated, inside
     :func:`reused_tables`; a fresh open outside."""
     handles = _HANDLES.get()
@@ -131,7 +131,7 @@ def append_events(home: Home, batch: int, tables: dict[str, pa.Table]) -> dict[s
         path = table_path(home, name)
         target: Path | DeltaTable = path
         if path.joinpath("_delta_log").is_dir():
-            target = _open(path)
+            target = open_table(path)
             if (target.transaction_version(APP_ID) or 0) >= batch:
                 versions[name] = target.version()
                 continue
@@ -143,7 +143,7 @@ def append_events(home: Home, batch: int, tables: dict[str, pa.Table]) -> dict[s
             partition_by=["year"],
             commit_properties=CommitProperties(app_transactions=[Transaction(APP_ID, batch)]),
         )
-        table = _open(path)
+        table = open_table(path)
         versions[name] = table.version()
         if versions[name] % CHECKPOINT_EVERY == 0:
             table.create_checkpoint()
@@ -156,7 +156,7 @@ def events_dataset(home: Home, table: str) -> ds.Dataset:
     path = table_path(home, table)
     if not path.joinpath("_delta_log").is_dir():
         return ds.dataset(event_schema(stored_specs()[table]).empty_table())
-    return _open(path).to_pyarrow_dataset()
+    return open_table(path).to_pyarrow_dataset()
 
 
 def compact(home: Home) -> dict[str, int]:
@@ -169,8 +169,8 @@ def compact(home: Home) -> dict[str, int]:
         path = table_path(home, name)
         if not path.joinpath("_delta_log").is_dir():
             continue
-        table = _open(path)
+        table = open_table(path)
         table.optimize.compact()
         table.create_checkpoint()
-        files[name] = len(_open(path).file_uris())
+        files[name] = len(open_table(path).file_uris())
     return files

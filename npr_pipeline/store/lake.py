@@ -44,7 +44,7 @@ from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.store import state
 from npr_pipeline.store.batches import _COMMITTED, committed_batches
-from npr_pipeline.store.events import APP_ID
+from npr_pipeline.store.events import APP_ID, open_table
 from npr_pipeline.store.ledger import _prepare, current_submissions
 
 S, D, TS, INT = pa.string(), pa.date32(), pa.timestamp("s"), pa.int32()
@@ -308,7 +308,7 @@ def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
             )  # fmt: skip
             versions[table] = 0
             continue
-        delta = DeltaTable(root)
+        delta = open_table(root)  # inside intake's ``reused_tables`` its handle, updated
         if (delta.transaction_version(APP_ID) or 0) < batch:
             actions = [_add(home, batch, f) for f in files]
             delta.create_write_transaction(
@@ -350,7 +350,7 @@ def sweep(home: Home) -> int:
             continue
         logged = set()
         if root.joinpath("_delta_log").is_dir():
-            logged = {Path(p) for p in DeltaTable(root).file_uris()}
+            logged = {Path(p) for p in open_table(root).file_uris()}
         for folder in folders:
             for path in folder.iterdir():
                 if path not in logged:
@@ -368,7 +368,7 @@ def maintain(home: Home, tables: Iterable[str], today: datetime | None = None) -
     unreferenced files (recent snapshots still time-travel), recorded in the state's ``meta``."""
     for table in sorted(set(tables)):
         root = table_path(home, table)
-        delta = DeltaTable(root)
+        delta = open_table(root)
         last = root / "_delta_log" / "_last_checkpoint"
         checkpointed = json.loads(last.read_text())["version"] if last.is_file() else -1
         if delta.version() > checkpointed:
@@ -460,7 +460,7 @@ def _chosen(
     latest batch last: a part named by its submission holds it alone, a chunk's part holds
     its ``members``."""
     root = table_path(home, table)
-    adds = pa.table(DeltaTable(root).get_add_actions(flatten=True))
+    adds = pa.table(open_table(root).get_add_actions(flatten=True))
     keep = pc.is_in(adds.column(f"partition.{BATCH}"), value_set=committed)
     if submission_ids is not None:
         wanted = pa.array(submission_ids, pa.string())
