@@ -43,7 +43,7 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.store import state
-from npr_pipeline.store.batches import _COMMITTED, committed_batches
+from npr_pipeline.store.batches import committed_batches, committed_in
 from npr_pipeline.store.events import APP_ID, open_table
 from npr_pipeline.store.ledger import _prepare, current_submissions
 
@@ -434,7 +434,7 @@ def _committed_and_members(
     limit = as_of_batch if as_of_batch is not None else 2**62
     members: dict[tuple[int, str], list[str]] = {}
     with state.reader(home, _prepare) as con:
-        committed = con.sql(_COMMITTED, params=[limit]).to_arrow_table().column(BATCH)
+        committed = committed_in(con, as_of_batch).column(BATCH)
         known = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'lake_parts'"
         ).fetchall()[0][0]
