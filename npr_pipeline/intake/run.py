@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pyarrow as pa
+from deltalake import DeltaTable
 
 from npr_pipeline.feedback.deliver import deliver_answers
 from npr_pipeline.feedback.outbox import scratch
@@ -773,6 +774,7 @@ class _Pending:
         # the key digests of this run's accepted ords and ides (ReadResult.record_keys): a
         # partner's equal digest spares the ord/ide check its read of both key sets
         self.record_keys: dict[str, bytes] = {}
+        self.delta_tables: dict[str, DeltaTable] = {}  # the lake's tables, open between batches
 
     def __len__(self) -> int:
         return len(self.records) + len(self.failed) + sum(len(files) for files in self.daily)
@@ -798,7 +800,7 @@ class _Pending:
             return None
         parts, self.parts = self.parts, []
         number = begin_batch(self.home)
-        versions = lake.publish(self.home, number, parts)
+        versions = lake.publish(self.home, number, parts, self.delta_tables)
         for p in parts:
             moved = lake.part_path(self.home, p.table, number, p.name)
             self.located[(p.submission_id, p.table)] = moved

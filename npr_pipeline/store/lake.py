@@ -283,12 +283,20 @@ def _keep_only(path: Path, submission_ids: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
+def publish(
+    home: Home, batch: int, parts: Iterable[Part], opened: dict[str, DeltaTable] | None = None
+) -> dict[str, int]:
     """Commit one batch's parts: moved into each table's ``batch=N/`` folder, one Delta commit
     per table carrying ``(npr-intake, batch)``; a table already holding the batch (a retried
     publish) is skipped. The members of chunks' parts go to ``lake_parts`` first (read only
     once the batch is committed). Returns each table's version after it: the batch row records
-    them."""
+    them.
+
+    ``opened`` keeps each table's handle from one batch to the next of the same intake, which
+    holds HOME's lock, so no other writer moves the log under it: opening a table replays its
+    log from the last checkpoint, 8 tables for every batch of 200 files (docs/benchmarks.md,
+    "Session 11"). A handle whose commit failed is dropped: the next batch opens it afresh."""
+    opened = {} if opened is None else opened
     by_file: dict[Path, list[Part]] = {}
     for part in parts:
         by_file.setdefault(part.path, []).append(part)
@@ -300,7 +308,7 @@ def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
     for table, files in sorted(by_table.items()):
         root = table_path(home, table)
         props = CommitProperties(app_transactions=[Transaction(APP_ID, batch)])
-        if not root.joinpath("_delta_log").is_dir():
+        if table not in opened and not root.joinpath("_delta_log").is_dir():
             actions = [_add(home, batch, f) for f in files]
             create_table_with_add_actions(
                 str(root), Schema.from_arrow(delta_schema(table)), actions, mode="error",
@@ -308,7 +316,9 @@ def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
             )  # fmt: skip
             versions[table] = 0
             continue
-        delta = DeltaTable(root)
+        delta = opened.pop(table, None)
+        if delta is None:
+            delta = DeltaTable(root)
         if (delta.transaction_version(APP_ID) or 0) < batch:
             actions = [_add(home, batch, f) for f in files]
             delta.create_write_transaction(
@@ -317,6 +327,7 @@ def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
             )  # fmt: skip
             delta.update_incremental()
         versions[table] = delta.version()
+        opened[table] = delta  # only once its commit is in
     return versions
 
 
