@@ -57,7 +57,6 @@ from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
 from npr_pipeline.store import lake
-from npr_pipeline.store.batches import begin_batch
 from npr_pipeline.store.events import compact, reused_tables
 from npr_pipeline.store.ledger import (
     BatchCommit,
@@ -799,7 +798,7 @@ class _Pending:
         if not self.parts:
             return None
         parts, self.parts = self.parts, []
-        number = begin_batch(self.home)
+        number = lake.begin(self.home, parts)
         versions = lake.publish(self.home, number, parts, self.delta_tables)
         for p in parts:
             moved = lake.part_path(self.home, p.table, number, p.name)
