@@ -259,6 +259,30 @@ def test_chunked_rows_equal_one_file_at_a_time(
         assert rows.to_pylist() == theirs[key].to_pylist(), key
 
 
+def test_many_batches_in_one_run_equal_one_batch(
+    year: Path, clean: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch per file (eight in one run, the tables' handles kept from one batch to the
+    next): the same rows as one batch, one commit per batch in each table's log, each naming
+    its batch's file, and the ledger's last batch the tables' last app transaction."""
+    monkeypatch.setattr(intake_run, "CHUNK_FILES", 1)
+    monkeypatch.setattr(intake_run, "COMMIT_FILES", 1)
+    many = _home(tmp_path / "home", year)
+    run_intake(many, year / "inbox", workers=1, timeout=TIMEOUT)
+    ours, theirs = table_contents(clean), table_contents(many)
+    assert ours.keys() == theirs.keys()
+    for key, rows in ours.items():
+        assert rows.to_pylist() == theirs[key].to_pylist(), key
+    last = committed_batch(many)
+    assert last == 8
+    for table in ("episodes", "idents"):
+        delta = DeltaTable(table_path(many, table))
+        assert delta.version() == 3  # four files of each message type: four batches
+        assert delta.transaction_version(APP_ID) in (last - 1, last)
+        on_disk = set(table_path(many, table).glob(f"{BATCH}=*/*.parquet"))
+        assert {Path(p) for p in delta.file_uris()} == on_disk and len(on_disk) == 4
+
+
 def test_a_file_refused_at_its_commit_in_the_middle_of_a_chunk_never_reaches_the_lake(
     year: Path, clean: Home, tmp_path: Path
 ) -> None:

@@ -26,6 +26,7 @@ from lxml import etree
 
 from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
 from npr_pipeline.intake.gate import GateResult, Header, RegistryIndex, check_header, check_melding
+from npr_pipeline.intake.key_digest import record_keys
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
 from npr_pipeline.intake.native import Schema, arrays, plan, read, schema
 from npr_pipeline.intake.reasons import Reason, reason
@@ -56,6 +57,8 @@ class ReadResult:
     staged: dict[str, Path] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)  # of each staged table, as written
     contacts: list[str] = field(default_factory=list)
+    # of an ord's or ide's patient keys as written (:mod:`npr_pipeline.intake.key_digest`)
+    record_keys: bytes | None = None
 
     @property
     def errors(self) -> list[Reason]:
@@ -101,7 +104,7 @@ def read_submission(
     of staged: the caller writes a chunk of small files' rows as one part per table, whose
     fixed cost is the write of a small file's part (``npr_pipeline.intake.run``). A test
     file's tables are staged all the same (its answer reads them). ``rows`` counts them
-    either way."""
+    either way, and ``record_keys`` digests an ord's or ide's patient keys either way."""
     result = ReadResult()
     problem = precheck(path, max_bytes)
     if problem:
@@ -115,7 +118,7 @@ def read_submission(
         result.reasons.append(reason("value_out_of_range", str(exc)))
     if result.errors or result.gate.rejected:
         shutil.rmtree(staging, ignore_errors=True)
-        result.staged, result.rows = {}, {}
+        result.staged, result.rows, result.record_keys = {}, {}, None
         if held is not None:
             held.clear()
     return result
@@ -245,6 +248,9 @@ class _Pass:
             self.staging.mkdir(parents=True, exist_ok=True)
         for spec, raw in zip(mtype.tables, columns, strict=True):
             frame = part_table(spec.name, keys, arrays(raw))
+            digest = record_keys(mtype.message_type, spec.name, frame)
+            if digest is not None:
+                self.result.record_keys = digest
             if hold:
                 self.held[spec.name] = frame  # type: ignore[index]
                 rows = frame.num_rows

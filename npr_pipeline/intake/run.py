@@ -46,6 +46,7 @@ from npr_pipeline.intake.archive import archive_file, sync_archive
 from npr_pipeline.intake.daily import DailyRead, daily_header, read_daily
 from npr_pipeline.intake.daily_batch import DailyFile, prepare_batch, report_summary
 from npr_pipeline.intake.gate import Header, RegistryIndex
+from npr_pipeline.intake.key_digest import PAIRED_KEYS
 from npr_pipeline.intake.reader import ReadResult, read_submission
 from npr_pipeline.intake.reasons import Reason, Status, reason
 from npr_pipeline.locking import home_lock
@@ -55,7 +56,6 @@ from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
 from npr_pipeline.store import lake
-from npr_pipeline.store.batches import begin_batch
 from npr_pipeline.store.events import compact, reused_tables
 from npr_pipeline.store.ledger import (
     BatchCommit,
@@ -770,12 +770,17 @@ class _Pending:
         # where this run's monthly files' tables are (staged, then published): an ide's check
         # against its ord reads them without a look-up in the Delta log
         self.located: dict[tuple[str, str], Path] = {}
+        # the key digests of this run's accepted ords and ides (ReadResult.record_keys): a
+        # partner's equal digest spares the ord/ide check its read of both key sets
+        self.record_keys: dict[str, bytes] = {}
 
     def __len__(self) -> int:
         return len(self.records) + len(self.failed) + sum(len(files) for files in self.daily)
 
-    def add_parts(self, parts: dict[str, lake.Part]) -> None:
-        """Queue an accepted monthly file's tables for the next batch."""
+    def add_parts(self, parts: dict[str, lake.Part], read: ReadResult, sid: str) -> None:
+        """Queue an accepted monthly file's tables for the next batch; keep its key digest."""
+        if read.record_keys is not None:
+            self.record_keys[sid] = read.record_keys
         self.parts += parts.values()
         self.located.update({(p.submission_id, p.table): p.path for p in parts.values()})
 
@@ -792,7 +797,7 @@ class _Pending:
         if not self.parts:
             return None
         parts, self.parts = self.parts, []
-        number = begin_batch(self.home)
+        number = lake.begin(self.home, parts)
         versions = lake.publish(self.home, number, parts)
         for p in parts:
             moved = lake.part_path(self.home, p.table, number, p.name)
@@ -924,7 +929,7 @@ def _commit(
     pending.records.append(typed(record))
     if record.status == Status.ACCEPTED:
         state.add(record)
-        pending.add_parts(outcome.lake)
+        pending.add_parts(outcome.lake, read, record.submission_id)
     return SubmissionResult.of(record, reasons, quality)
 
 
@@ -1048,11 +1053,16 @@ def _ledger_checks(
 def _ident_mismatch(
     record: LedgerRecord, outcome: _Outcome, partner: LedgerRecord, pending: _Pending
 ) -> Reason | None:
-    """Compare the patients of an ord with the idents of its ide (both ways)."""
-    table, _ = _PATIENTS[record.message_type or ""]
+    """Compare the patients of an ord with the idents of its ide (both ways): by their key
+    digests when both have one (equal: nothing to read), else by the sets, which name
+    examples. A partner committed by an earlier run has no digest here."""
+    digest = outcome.read.record_keys
+    if digest is not None and digest == pending.record_keys.get(partner.submission_id):
+        return None
+    table, _ = PAIRED_KEYS[record.message_type or ""]
     part = outcome.lake.get(table)
     own = _patient_set(part.path if part else None, record.message_type or "", record.submission_id)
-    table, _ = _PATIENTS[partner.message_type or ""]
+    table, _ = PAIRED_KEYS[partner.message_type or ""]
     other_path = pending.table_file(partner.submission_id, table)
     other = _patient_set(other_path, partner.message_type or "", partner.submission_id)
     patients, idents = (own, other) if record.message_type == "NPR_ORD" else (other, own)
@@ -1069,15 +1079,12 @@ def _ident_mismatch(
     return reason("ide_mismatch", detail, severity="warning")
 
 
-_PATIENTS = {"NPR_ORD": ("patients", "pasientNr"), "NPR_IDE": ("idents", "pid")}
-
-
 def _patient_set(path: Path | None, msg_type: str, submission_id: str) -> set[str]:
     """The patient numbers of a submission's rows in its patients (ord) or idents (ide) file
     (a chunk's file holds other submissions' too)."""
     if path is None or not path.exists():
         return set()
-    column = _PATIENTS[msg_type][1]
+    column = PAIRED_KEYS[msg_type][1]
     return set(lake.rows_of(path, submission_id, [column]).column(0).to_pylist())
 
 

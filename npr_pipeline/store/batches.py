@@ -36,10 +36,17 @@ def begin_batch_reading(home: Home) -> tuple[int, pa.Table]:
     """:func:`begin_batch`, and the committed batches (:func:`committed_batches`) read in the
     same transaction: intake needs both per batch, and each opening of the file costs ~25 ms."""
     with state.transaction(home, _prepare) as con:
-        number = con.execute("SELECT coalesce(max(batch), 0) + 1 FROM batches").fetchall()[0][0]
         committed = committed_in(con)
-        con.execute("INSERT INTO batches (batch, started) VALUES (?, now())", [number])
-    return int(number), committed
+        number = take_batch(con)
+    return number, committed
+
+
+def take_batch(con: duckdb.DuckDBPyConnection) -> int:
+    """:func:`begin_batch` inside the caller's state transaction (which commits it), for a
+    caller with more to write there before its batch's commit."""
+    number = con.execute("SELECT coalesce(max(batch), 0) + 1 FROM batches").fetchall()[0][0]
+    con.execute("INSERT INTO batches (batch, started) VALUES (?, now())", [number])
+    return int(number)
 
 
 def committed_batch(home: Home) -> int:

@@ -43,7 +43,7 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.store import state
-from npr_pipeline.store.batches import committed_batches, committed_in
+from npr_pipeline.store.batches import committed_batches, committed_in, take_batch
 from npr_pipeline.store.events import APP_ID, open_table
 from npr_pipeline.store.ledger import _prepare, current_submissions
 
@@ -286,16 +286,15 @@ def _keep_only(path: Path, submission_ids: list[str]) -> None:
 def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
     """Commit one batch's parts: moved into each table's ``batch=N/`` folder, one Delta commit
     per table carrying ``(npr-intake, batch)``; a table already holding the batch (a retried
-    publish) is skipped. The members of chunks' parts go to ``lake_parts`` first (read only
-    once the batch is committed). Returns each table's version after it: the batch row records
-    them."""
-    by_file: dict[Path, list[Part]] = {}
-    for part in parts:
-        by_file.setdefault(part.path, []).append(part)
+    publish) is skipped. The members of chunks' parts are in ``lake_parts`` already
+    (:func:`begin`). Returns each table's version after it: the batch row records them.
+
+    Inside intake's :func:`~npr_pipeline.store.events.reused_tables` each table is opened once
+    per intake and brought up to date per batch: opening a table replays its log from the last
+    checkpoint, 8 tables for every batch of 200 files (docs/benchmarks.md, "Session 11")."""
     by_table: dict[str, list[list[Part]]] = {}
-    for members in by_file.values():
+    for members in _by_file(parts).values():
         by_table.setdefault(members[0].table, []).append(members)
-    _record_members(home, batch, by_file.values())
     versions: dict[str, int] = {}
     for table, files in sorted(by_table.items()):
         root = table_path(home, table)
@@ -320,18 +319,29 @@ def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
     return versions
 
 
-def _record_members(home: Home, batch: int, files: Iterable[list[Part]]) -> None:
-    """The submissions each chunk's part publishes, in one state transaction (none opened
-    for a batch without chunks); a retried publish replaces its batch's rows."""
-    rows = sorted({(p.name, p.submission_id) for f in files if f[0].members for p in f})
-    if not rows:
-        return
-    names, sids = zip(*rows, strict=True)
-    members = pa.table({"part": pa.array(names, S), "submission_id": pa.array(sids, S)})
+def begin(home: Home, parts: Iterable[Part]) -> int:
+    """Take the batch number for ``parts`` (:func:`~npr_pipeline.store.batches.begin_batch`)
+    and record the submissions each chunk's part of them publishes, in one state transaction
+    before anything moves (read only once the batch is committed): each opening of the state
+    file costs ~25 ms, twice per batch before (docs/benchmarks.md, "Session 11")."""
+    rows = sorted({(p.name, p.submission_id) for p in parts if p.members})
     with state.transaction(home, _prepare_members) as con:
-        con.execute("DELETE FROM lake_parts WHERE batch = ?", [batch])
-        con.register("_members", members)
-        con.execute("INSERT INTO lake_parts SELECT ?, part, submission_id FROM _members", [batch])
+        batch = take_batch(con)
+        if rows:
+            names, sids = zip(*rows, strict=True)
+            members = pa.table({"part": pa.array(names, S), "submission_id": pa.array(sids, S)})
+            con.register("_members", members)
+            con.execute("INSERT INTO lake_parts SELECT ?, part, submission_id FROM _members",
+                        [batch])  # fmt: skip
+    return batch
+
+
+def _by_file(parts: Iterable[Part]) -> dict[Path, list[Part]]:
+    """The parts grouped by the file that holds them (a chunk's file holds several)."""
+    by_file: dict[Path, list[Part]] = {}
+    for part in parts:
+        by_file.setdefault(part.path, []).append(part)
+    return by_file
 
 
 def sweep(home: Home) -> int:
