@@ -24,8 +24,9 @@ from typer.testing import CliRunner
 from npr_pipeline.cli import app
 from npr_pipeline.feedback.deliver import deliver_answers
 from npr_pipeline.feedback.mail import Answered, queue_mails
-from npr_pipeline.feedback.outbox import outbox, read_state, unposted
+from npr_pipeline.feedback.outbox import outbox, unposted
 from npr_pipeline.feedback.reports import XSD_PATH
+from npr_pipeline.feedback.states import read_state
 from npr_pipeline.home import Home
 from npr_pipeline.intake.reasons import Status
 from npr_pipeline.intake.run import intake_directory
@@ -41,6 +42,7 @@ from tests.intake_files import (
     to_validation_service,
 )
 from tests.intake_files import reversed_dates as with_finding
+from tests.outbox_states import outbox_states
 from tests.test_intake_daily import DAILY, T1, T2, Files, _home, kontakt
 
 MH = {"mh": MSGHEAD_NS}
@@ -114,7 +116,7 @@ def test_outbox_messages_are_valid_msghead_to_the_senders_her(
     home = Home(root=tmp_path / "home")
     run_intake(home, inbox)
     records = {r.submission_id: r for r in load_records(home)}
-    states = [json.loads(p.read_text()) for p in (outbox(home) / "state").glob("*.json")]
+    states = outbox_states(home)
     assert {(s["submission_id"], s["kind"]) for s in states} == {
         (sid, kind) for sid in records for kind in ("XPR_VAL", "XPR_ERR")
     }
@@ -128,6 +130,7 @@ def test_outbox_messages_are_valid_msghead_to_the_senders_her(
     before = sorted(p.name for p in outbox(home).rglob("*"))
     deliver_answers(home, load_settings(home), records)  # a rerun posts nothing again
     assert sorted(p.name for p in outbox(home).rglob("*")) == before
+    assert outbox_states(home) == states
 
 
 def test_one_mail_per_unit_and_day_with_the_display_files_and_no_fnr(
@@ -200,7 +203,7 @@ def test_a_failed_send_keeps_the_mails_and_npr_send_delivers_them(
     home = _mail_home(tmp_path / "home", _free_port())  # nobody listens there
     run_intake(home, inbox)
     deliver_answers(home, load_settings(home), [], now=datetime.now(UTC) + timedelta(days=1))
-    states = [json.loads(p.read_text()) for p in sorted((outbox(home) / "state").glob("mail-*"))]
+    states = outbox_states(home, "email")
     assert [(s["state"], len(s["attempts"])) for s in states] == [("failed", 3), ("pending", 0)]
     assert all(a["error"] for a in states[0]["attempts"])
     assert all((home.root / s["file"]).is_file() for s in states) and server.messages == []
@@ -212,7 +215,7 @@ def test_a_failed_send_keeps_the_mails_and_npr_send_delivers_them(
     assert json.loads(result.stdout)["sent"] == 2
     assert len(server.messages) == 2
     for state in states:
-        state = json.loads((outbox(home) / "state" / f"{state['id']}.json").read_text())
+        state = read_state(home, state["id"])
         assert state["state"] == "sent" and state["attempts"][-1]["error"] is None
     assert CliRunner().invoke(app, ["send", "--json"]).exit_code == 0
     assert len(server.messages) == 2, "a sent e-mail is never sent again"
@@ -232,13 +235,11 @@ def test_answers_committed_by_a_killed_intake_are_posted_by_the_next(
     monkeypatch.setattr(intake_run, "deliver_answers", killed)
     with pytest.raises(KeyboardInterrupt):
         intake_run.intake_directory(home, inbox, workers=1)
-    assert not (outbox(home) / "state").exists()
+    assert outbox_states(home) == []
     monkeypatch.undo()
     rerun = intake_run.intake_directory(home, inbox, workers=1)
     assert {s.status for s in rerun.submissions} == {Status.DUPLICATE}
-    posted = {
-        json.loads(p.read_text())["submission_id"] for p in (outbox(home) / "state").glob("*")
-    }
+    posted = {s["submission_id"] for s in outbox_states(home)}
     assert posted == {r.submission_id for r in load_records(home)}
 
 
@@ -271,7 +272,7 @@ def test_answers_are_posted_a_chunk_at_a_time_and_a_kill_between_chunks_is_caugh
     monkeypatch.setattr(deliver, "read_records", real_read)
     intake_directory(home, inbox, workers=1)
     assert unposted(home, set(records)) == set()
-    states = [json.loads(p.read_text()) for p in (outbox(home) / "state").glob("*.json")]
+    states = outbox_states(home)
     assert {s["submission_id"] for s in states} == set(records)
     registry = current_registry(home)
     names = dict(zip(registry["reshID"], registry["name"], strict=True))

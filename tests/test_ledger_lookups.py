@@ -8,7 +8,6 @@ through a copy of that HOME read the old way, and every outcome, reason and reco
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import UTC, date, datetime
 from functools import partial
@@ -18,7 +17,6 @@ import duckdb
 import pytest
 
 from npr_pipeline.feedback import deliver
-from npr_pipeline.feedback.outbox import outbox
 from npr_pipeline.home import Home
 from npr_pipeline.intake import run as run_module
 from npr_pipeline.intake.run import IntakeSummary, intake_directory
@@ -33,6 +31,7 @@ from npr_pipeline.store.state import state_path
 from npr_pipeline.warehouse import reader, replace_table, sync_intake, writer
 from tests.daily_events import henvisning, kontakt
 from tests.intake_files import fill_inbox
+from tests.outbox_states import outbox_states
 from tests.test_intake_daily import DAILY, Files, _home
 
 T1, T2 = "2026-03-01T10:00:00", "2026-03-02T10:00:00"
@@ -95,8 +94,7 @@ def _intake_one(home: Home, tmp_path: Path, name: str, file: Path) -> IntakeSumm
 
 def _posted(home: Home) -> set[str]:
     """The submissions with an answer in the outbox."""
-    states = (outbox(home) / "state").glob("*.json")
-    return {json.loads(p.read_text(encoding="utf-8"))["submission_id"] for p in states}
+    return {s["submission_id"] for s in outbox_states(home)}
 
 
 @pytest.fixture

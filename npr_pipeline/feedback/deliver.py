@@ -25,6 +25,7 @@ from npr_pipeline.feedback.outbox import (
     unposted,
 )
 from npr_pipeline.feedback.reports import read_report_summary
+from npr_pipeline.feedback.states import prepare as prepare_states
 from npr_pipeline.home import Home
 from npr_pipeline.intake.archive import archive_path
 from npr_pipeline.intake.safe_xml import hardened_iterparse
@@ -32,6 +33,7 @@ from npr_pipeline.registry import unit_names
 from npr_pipeline.settings import Settings
 from npr_pipeline.store.ledger import LedgerRecord, read_records, record_count
 from npr_pipeline.store.ledger import submission_ids as ledger_ids
+from npr_pipeline.store.state import held_writes
 
 # Records read, posted and noted at a time: this run's records whole were ~2 KB each in Python
 # (~70 MiB at the end of a national day of 37,000 files), held beside the answers' writes.
@@ -66,7 +68,10 @@ def deliver_answers(
     ordered = sorted(wanted)
     names = unit_names(home) if ordered else {}
     for start in range(0, len(ordered), CHUNK):
-        _post(home, settings, read_records(home, ordered[start : start + CHUNK]), names, moment)
+        with held_writes():  # the chunk's reads and its states' write share one opening
+            prepare_states(home)
+            chunk = read_records(home, ordered[start : start + CHUNK])
+            _post(home, settings, chunk, names, moment)
     mark_posted_through(home, records_now)
     close_days(home, settings, moment)
     send_pending(home, settings)
@@ -81,12 +86,10 @@ def _post(
 ) -> None:
     """Post one chunk's answers, note them on their day (with SMTP), then mark them posted: a
     run killed before the mark posts and notes them again, to the same files."""
+    post_answers(home, records, names)
     answered = []
-    for record in records:
-        name = names.get(record.unit or "")
-        post_answers(home, record, name)
-        if settings.smtp_host:
-            answered.append(_answered(home, record, name))
+    if settings.smtp_host:
+        answered = [_answered(home, r, names.get(r.unit or "")) for r in records]
     note_answers(home, answered, moment)
     mark_posted(home, [r.submission_id for r in records])
 

@@ -8,11 +8,11 @@ enough. This is the daily route's rule, applied to every file answered that day,
 intake answered it: :mod:`.digest` collects a day's answers and calls :func:`queue_mails` once
 the day is over.
 
-Every e-mail is built and written to ``HOME/outbox/mail/<id>.eml`` with its state record
-(``pending``) before it is sent; sending is tried ``smtp_attempts`` times with growing pauses,
-every attempt recorded; an e-mail that could not be sent stays ``failed`` with its attempts,
-and the next ``npr intake`` or ``npr send`` sends it. The id comes from the unit, day, contact
-and the answers' bytes, so a rerun neither builds nor sends the same e-mail twice.
+Every e-mail is built and written to ``HOME/outbox/mail/<id>.eml`` with its state (a row of
+:mod:`.states`, ``pending``) before it is sent; sending is tried ``smtp_attempts`` times with
+growing pauses, every attempt recorded; an e-mail that could not be sent stays ``failed`` with
+its attempts, and the next ``npr intake`` or ``npr send`` sends it. The id comes from the unit,
+day, contact and the answers' bytes, so a rerun neither builds nor sends the same e-mail twice.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from email.message import EmailMessage
 from email.policy import SMTP
 
 from npr_pipeline.atomic import write_bytes
-from npr_pipeline.feedback.outbox import outbox, read_state, scratch, write_state
+from npr_pipeline.feedback.outbox import outbox, scratch
 from npr_pipeline.feedback.reports import OSLO, display_files, local_time
 from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
+from npr_pipeline.feedback.states import prepare, read_states, unsent_mails, write_state
 from npr_pipeline.home import Home
 from npr_pipeline.settings import Settings
 from npr_pipeline.store.ledger import LedgerRecord
@@ -70,12 +71,16 @@ def queue_mails(home: Home, settings: Settings, answered: Iterable[Answered]) ->
         if item.contacts and (item.errors or item.warnings):
             key = (item.sender, item.day, item.contacts)
             groups.setdefault(key, []).append(item)
-    ids = []
+    mails = []
     for (_, day, contacts), items in sorted(groups.items()):
         items.sort(key=lambda a: (a.record.received, a.record.file))
-        mail_id = _mail_id(home, day, contacts, items)
-        ids.append(mail_id)
-        if read_state(home, mail_id) is not None:
+        mails.append((_mail_id(home, day, contacts, items), day, contacts, items))
+    if not mails:
+        return []
+    prepare(home)
+    built = read_states(home, [m[0] for m in mails])
+    for mail_id, day, contacts, items in mails:
+        if mail_id in built:
             continue
         message = _message(home, settings, mail_id, day, contacts, items)
         path = outbox(home) / "mail" / f"{mail_id}.eml"
@@ -85,7 +90,7 @@ def queue_mails(home: Home, settings: Settings, answered: Iterable[Answered]) ->
             "unit": items[0].sender, "day": day, "file": str(path.relative_to(home.root)),
             "submissions": [a.record.submission_id for a in items], "attempts": [],
         })  # fmt: skip
-    return ids
+    return [m[0] for m in mails]
 
 
 def send_pending(home: Home, settings: Settings, sleep=time.sleep) -> dict[str, int]:
@@ -98,10 +103,8 @@ def send_pending(home: Home, settings: Settings, sleep=time.sleep) -> dict[str, 
     counts = {SENT: 0, FAILED: 0, PENDING: 0}
     if not settings.smtp_host:
         return counts
-    for path in sorted((outbox(home) / "state").glob("mail-*.json")):
-        state = read_state(home, path.stem)
-        if not state or state["state"] == SENT:
-            continue
+    prepare(home)
+    for state in unsent_mails(home):
         if counts[FAILED]:
             counts[PENDING] += 1
             continue

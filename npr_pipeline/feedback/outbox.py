@@ -7,8 +7,11 @@ registered unit's, else the one in the file's own header), written atomically to
 and the report's bytes, so a rerun that rewrites the same report posts nothing new, while a
 report that changed (an XPR_ERR checked again once the ide arrived) is posted again.
 
-Each message has a state record, ``HOME/outbox/state/<message id>.json``: ``pending`` (in the
-outbox for the EDI transport to take) or ``undeliverable`` (the sender has no HER id).
+Each message has a state, a row of ``outbox_items`` in the state database (:mod:`.states`):
+``pending`` (in the outbox for the EDI transport to take) or ``undeliverable`` (the sender has
+no HER id). A chunk's messages are written first (each file atomically), then their rows in one
+transaction: a run killed between the two leaves files without rows, and its rerun, finding no
+row, writes the same files again (same ids) and the rows.
 ``HOME/outbox/posted.txt`` lists the submissions whose answers have been posted, one id a line,
 so what a killed intake committed but did not post is found and posted by the next one.
 ``HOME/outbox/posted-through.txt`` holds how many records the ledger held when every one of
@@ -19,7 +22,6 @@ ids nor ``posted.txt`` (both a line per file of the year) need reading.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import uuid
@@ -37,6 +39,7 @@ from npr_pipeline.envelope import (
     open_envelope,
 )
 from npr_pipeline.feedback.reports import XPR_ERR, XPR_VAL
+from npr_pipeline.feedback.states import read_states, write_states
 from npr_pipeline.home import Home
 from npr_pipeline.store.ledger import LedgerRecord
 from npr_pipeline.store.ledger import submission_ids as ledger_ids
@@ -48,7 +51,6 @@ DISPLAY_NAMES = {
 }
 HISTORY_DAYS = 7
 _SID = re.compile(r"[0-9a-f]{16}")
-_JSON = json.JSONEncoder(ensure_ascii=False).encode  # one value, by the C encoder
 _IDS = uuid.UUID("7f1f2c1e-5c55-4b0e-9d55-6e0a8f3f1a14")  # namespace of outbox message ids
 
 
@@ -72,35 +74,6 @@ def scratch(home: Home) -> Path:
     """``HOME/outbox/.tmp``: the temporary files of every outbox write (see ``atomic.py``), so
     what a killed run left is found there, never by walking the outbox's millions of files."""
     return outbox(home) / ".tmp"
-
-
-def state_file(home: Home, item_id: str) -> Path:
-    """Where the state record of an outbox message or e-mail is."""
-    return outbox(home) / "state" / f"{item_id}.json"
-
-
-def write_state(home: Home, item_id: str, state: dict, durable: bool = True) -> None:
-    """Replace an item's state record, atomically (``durable``: fsynced, see post_answers)."""
-    write_text(state_file(home, item_id), state_text(state), durable=durable, scratch=scratch(home))
-
-
-def state_text(state: dict) -> str:
-    """A state record as ``json.dumps(state, ensure_ascii=False, indent=1)`` writes it.
-
-    An indent sends ``json`` to its pure-Python encoder (~0.1 ms a record, a record per answer);
-    a flat record, every message's, is put together from the C encoder's values instead, to
-    the same text."""
-    flat = all(isinstance(k, str) and not isinstance(v, dict | list | tuple)
-               for k, v in state.items())  # fmt: skip
-    if not state or not flat:
-        return json.dumps(state, ensure_ascii=False, indent=1)
-    return "{\n" + ",\n".join(f" {_JSON(k)}: {_JSON(v)}" for k, v in state.items()) + "\n}"
-
-
-def read_state(home: Home, item_id: str) -> dict | None:
-    """An item's state record, or None before it has one."""
-    path = state_file(home, item_id)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def unposted(home: Home, submission_ids: set[str]) -> set[str]:
@@ -143,36 +116,45 @@ def mark_posted(home: Home, submission_ids: list[str]) -> None:
         os.fsync(fh.fileno())
 
 
-def post_answers(home: Home, record: LedgerRecord, unit_name: str | None) -> list[Posted]:
-    """Put the submission's answers that are not in the outbox yet into it.
+def post_answers(home: Home, records: list[LedgerRecord], names: dict[str, str]) -> list[Posted]:
+    """Put the answers of ``records`` that are not in the outbox yet into it (``names``: the
+    units' names, for the receiver's party).
 
-    Written without fsync, like the reports they wrap (``atomic.py``): an fsync costs ~8 ms
-    and intake posts two messages per file, and both can be made again from the reports.
+    One keyed query finds what was posted before (a rerun posts nothing new), one transaction
+    writes the new states, after their files. Files are written without fsync, like the
+    reports they wrap (``atomic.py``): an fsync costs ~8 ms and intake posts two messages per
+    file, and both can be made again from the reports.
     """
-    posted = []
-    folder, box, tmp = home.feedback / record.submission_id, outbox(home), scratch(home)
-    for kind in KINDS:
-        try:  # one system call where a test and a read were two
-            data = (folder / f"{kind}.xml").read_bytes()
-        except FileNotFoundError:
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        message_id = str(uuid.uuid5(_IDS, f"{record.submission_id}/{kind}/{digest}"))
-        record_path = box / "state" / f"{message_id}.json"
-        if record_path.is_file():  # posted before: a rerun posts nothing new
+    answers = []  # (record, kind, report, digest, message id)
+    for record in records:
+        folder = home.feedback / record.submission_id
+        for kind in KINDS:
+            try:  # one system call where a test and a read were two
+                data = (folder / f"{kind}.xml").read_bytes()
+            except FileNotFoundError:
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            message_id = str(uuid.uuid5(_IDS, f"{record.submission_id}/{kind}/{digest}"))
+            answers.append((record, kind, data, digest, message_id))
+    before = read_states(home, [a[4] for a in answers]) if answers else {}
+    box, tmp = outbox(home), scratch(home)
+    posted, states = [], []
+    for record, kind, data, digest, message_id in answers:
+        if message_id in before:
             continue
         state = {"id": message_id, "channel": "edi", "submission_id": record.submission_id,
                  "kind": kind, "her": record.her, "report_sha256": digest}  # fmt: skip
         path = None
         if record.her:
             path = box / "edi" / f"{message_id}.xml"
-            message = wrap(data, kind, message_id, record, unit_name)
+            message = wrap(data, kind, message_id, record, names.get(record.unit or ""))
             write_bytes(path, message, durable=False, scratch=tmp)
             state |= {"state": "pending", "file": f"{box.name}/edi/{message_id}.xml"}
         else:
             state |= {"state": "undeliverable", "why": "the sender has no HER id"}
-        write_text(record_path, state_text(state), durable=False, scratch=tmp)
+        states.append(state)
         posted.append(Posted(message_id, record.submission_id, kind, state["state"], path))
+    write_states(home, states)
     return posted
 
 
