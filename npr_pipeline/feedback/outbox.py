@@ -125,21 +125,21 @@ def post_answers(home: Home, records: list[LedgerRecord], names: dict[str, str])
     reports they wrap (``atomic.py``): an fsync costs ~8 ms and intake posts two messages per
     file, and both can be made again from the reports.
     """
-    answers = []  # (record, kind, report, digest, message id)
-    for record in records:
+    answers = []  # (record, kind, report's path, digest, message id): not the reports'
+    for record in records:  # bytes, up to 10,000 findings each for a chunk of 2,000 records
         folder = home.feedback / record.submission_id
         for kind in KINDS:
+            report = folder / f"{kind}.xml"
             try:  # one system call where a test and a read were two
-                data = (folder / f"{kind}.xml").read_bytes()
+                digest = hashlib.sha256(report.read_bytes()).hexdigest()
             except FileNotFoundError:
                 continue
-            digest = hashlib.sha256(data).hexdigest()
             message_id = str(uuid.uuid5(_IDS, f"{record.submission_id}/{kind}/{digest}"))
-            answers.append((record, kind, data, digest, message_id))
+            answers.append((record, kind, report, digest, message_id))
     before = read_states(home, [a[4] for a in answers]) if answers else {}
     box, tmp = outbox(home), scratch(home)
     posted, states = [], []
-    for record, kind, data, digest, message_id in answers:
+    for record, kind, report, digest, message_id in answers:
         if message_id in before:
             continue
         state = {"id": message_id, "channel": "edi", "submission_id": record.submission_id,
@@ -147,6 +147,7 @@ def post_answers(home: Home, records: list[LedgerRecord], names: dict[str, str])
         path = None
         if record.her:
             path = box / "edi" / f"{message_id}.xml"
+            data = report.read_bytes()  # as digested: its writers hold HOME's lock, as we do
             message = wrap(data, kind, message_id, record, names.get(record.unit or ""))
             write_bytes(path, message, durable=False, scratch=tmp)
             state |= {"state": "pending", "file": f"{box.name}/edi/{message_id}.xml"}
