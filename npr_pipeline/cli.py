@@ -1049,6 +1049,18 @@ def _settings_line(home: Home, settings) -> str:
 
 
 @app.command()
+def _print_routes(registry: Path) -> None:
+    """Which of the demo's units report by which route: both routes feed one state, and the
+    demo shows the daily units beside the monthly ones."""
+    import pandas as pd
+
+    frame = pd.read_csv(registry, dtype=str, keep_default_na=False)
+    routes = frame["route"].str.strip().replace("", "monthly")
+    for route in ("monthly", "daily"):
+        units = sorted(frame.loc[routes == route, "reshID"])
+        out.print(f"{route} route: {len(units)} units ({', '.join(units)})", highlight=False)
+
+
 def demo(
     units: Annotated[int, typer.Option(help="Units in the demo year.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
@@ -1080,6 +1092,7 @@ def demo(
         private_units=0,
     )
     registry_import(demo_dir / "registry.csv")
+    _print_routes(demo_dir / "registry.csv")
     from npr_pipeline.synth.delivery import split_by_delivery_month
 
     for inbox in split_by_delivery_month(demo_dir / "inbox", demo_dir):  # as delivered

@@ -147,3 +147,15 @@ def test_diff_and_demo_print_no_python_reprs() -> None:
     assert _key(["period"], "2026-T1") == "period=2026-T1"
     line = _settings_line(Home(root=Path("/h")), Settings(environment="test"))
     assert "{" not in line and "synthetic fødselsnummer accepted" in line
+
+
+def test_the_demo_names_its_units_on_each_route(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """``npr demo`` shows its daily units beside the monthly ones (issue 13)."""
+    from npr_pipeline.cli import _print_routes
+
+    registry = tmp_path / "registry.csv"
+    registry.write_text("reshID,name,route\n1,a,daily\n2,b,\n3,c,monthly\n4,d,daily\n")
+    _print_routes(registry)
+    printed = capsys.readouterr().out
+    assert "monthly route: 2 units (2, 3)" in printed
+    assert "daily route: 2 units (1, 4)" in printed
