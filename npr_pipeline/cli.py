@@ -1048,7 +1048,6 @@ def _settings_line(home: Home, settings) -> str:
     )
 
 
-@app.command()
 def _print_routes(registry: Path) -> None:
     """Which of the demo's units report by which route: both routes feed one state, and the
     demo shows the daily units beside the monthly ones."""
@@ -1061,6 +1060,7 @@ def _print_routes(registry: Path) -> None:
         out.print(f"{route} route: {len(units)} units ({', '.join(units)})", highlight=False)
 
 
+@app.command()
 def demo(
     units: Annotated[int, typer.Option(help="Units in the demo year.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
