@@ -21,8 +21,7 @@ operator may delete it; removing millions of files must not hold an intake.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,7 +84,7 @@ def read_state(home: Home, item_id: str) -> dict | None:
 def read_states(home: Home, item_ids: Iterable[str]) -> dict[str, dict]:
     """The states of those of ``item_ids`` that have one, by id: one keyed query."""
     wanted = pa.table({"id": pa.array(sorted(set(item_ids)), pa.string())})
-    with _reading(home) as con:
+    with store.reader(home, _prepare) as con:
         con.register("_wanted", wanted)
         rows = con.execute(
             f"SELECT {_SELECT} FROM outbox_items WHERE id IN (SELECT id FROM _wanted)"
@@ -95,18 +94,12 @@ def read_states(home: Home, item_ids: Iterable[str]) -> dict[str, dict]:
 
 def unsent_mails(home: Home) -> list[dict]:
     """The e-mails not sent yet (pending, failed), in id order."""
-    with _reading(home) as con:
+    with store.reader(home, _prepare) as con:
         rows = con.execute(
             f"SELECT {_SELECT} FROM outbox_items WHERE channel = 'email' AND state <> 'sent' "
             "ORDER BY id"
         ).fetchall()
     return [_state(row) for row in rows]
-
-
-@contextmanager
-def _reading(home: Home) -> Iterator[duckdb.DuckDBPyConnection]:
-    with store.reader(home, _prepare) as con:
-        yield con
 
 
 def _state(row: tuple) -> dict:
