@@ -122,7 +122,9 @@ def untyped_by_probe(path: Path) -> bool:
       careful route, where :func:`~npr_pipeline.intake.validation.precheck` decides as
       before. The other names check_encoding accepts are iconv's business, and the two
       libxml2s' iconvs differ: lxml's refuses ``latin-1``, which the system's reads (the
-      property tests found it). A typed type is an ASCII name, the same in either encoding.
+      property tests found it). An encoding declaration check_encoding's pattern cannot read
+      (a name of other characters) libxml2 refuses too (no answer). A typed type is an ASCII
+      name, the same in either encoding.
     - Parser versions: the probe is the system's libxml2 (as the native pass), lxml carries
       its own, newer one. The equivalence holds as long as no prefix the older one reads
       without a diagnostic is an error for the newer one: the property tests of the probe
