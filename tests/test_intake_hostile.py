@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -21,9 +22,12 @@ import pytest
 from npr_pipeline import reference
 from npr_pipeline.envelope import PRODUCTION_HER, TEST_ORGNR, VALIDATION_HER
 from npr_pipeline.home import Home
+from npr_pipeline.intake.daily import daily_header, untyped_by_probe
+from npr_pipeline.intake.gate import RegistryIndex
+from npr_pipeline.intake.reader import ReadResult, read_submission
 from npr_pipeline.intake.reasons import CODES, Status
 from npr_pipeline.intake.run import SubmissionResult
-from npr_pipeline.registry import import_registry
+from npr_pipeline.registry import import_registry, read_registry_csv
 from npr_pipeline.store.lake import part_files
 from npr_pipeline.store.ledger import current_submissions, load_ledger, load_records, read_record
 from tests.intake_files import (
@@ -545,3 +549,45 @@ def test_a_files_syntax_errors_are_its_own(tmp_path: Path) -> None:
                 pass
         codes.append(classify_syntax_error(caught.value, path, started=True).code)
     assert codes == ["entity_forbidden", "truncated"]
+
+
+def _as_read(result: ReadResult, staging: Path) -> dict[str, object]:
+    """Everything a read learned, its staged tables by content rather than by path."""
+    found = dict(vars(result))
+    found["staged"] = {
+        table: (path.relative_to(staging), pq.read_table(path))
+        for table, path in result.staged.items()
+    }
+    return found
+
+
+def test_the_probes_route_gives_the_careful_routes_answer(
+    year: Year, tmp_path: Path, listener: socket.socket
+) -> None:
+    """A hostile file the native probe lets skip ``daily_header`` and the prolog check
+    (``untyped_by_probe``) reads exactly as through both: the same reasons (codes, messages,
+    lines), header, gate, attributes, counts and rows. The others keep the careful route,
+    today's code unchanged."""
+    ctx = _context(year, tmp_path, listener)
+    index = RegistryIndex(read_registry_csv(year.registry))
+    fast = set()
+    for case in CASES:
+        path = tmp_path / f"{case.name}.xml"
+        path.write_bytes(case.build(ctx))
+        if not (0 < path.stat().st_size <= (case.max_bytes or 1 << 30)):
+            continue
+        if not untyped_by_probe(path):
+            continue
+        fast.add(case.name)
+        assert daily_header(path) is None, case.name
+        reads = []
+        for proven in (True, False):
+            staging = tmp_path / f"staging-{case.name}-{proven}"
+            read = read_submission(
+                path, index, staging, "sid", date(2026, 3, 10), 1 << 30, prolog_proven=proven
+            )
+            reads.append(_as_read(read, staging))
+        assert reads[0] == reads[1], case.name
+    careful = {"billion_laughs", "not_xml_csv", "unknown_root", "utf16_with_bom", "ebcdic_bytes"}
+    assert {"unknown_sender", "wrong_version", "truncated_large", "not_xml_deeply_nested"} <= fast
+    assert not careful & fast, sorted(fast)

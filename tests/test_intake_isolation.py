@@ -76,10 +76,10 @@ def _failing_on(name: str, failure):
     """``read_submission`` that fails for the archived file ``name`` and reads the others."""
     real = run_module.read_submission
 
-    def read(path: Path, *args):
+    def read(path: Path, *args, **kwargs):
         if path.name == name:
             failure()
-        return real(path, *args)
+        return real(path, *args, **kwargs)
 
     return read
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 from lxml import etree
 
 from npr_pipeline.feedback.reports import Finding
+from npr_pipeline.intake import native
 from npr_pipeline.intake.gate import (
     GateResult,
     Header,
@@ -34,14 +35,18 @@ from npr_pipeline.intake.gate import (
 from npr_pipeline.intake.lexical import xs_integer
 from npr_pipeline.intake.reader import LOPENR_MAX, _idents
 from npr_pipeline.intake.reasons import Reason
-from npr_pipeline.intake.safe_xml import hardened_iterparse
+from npr_pipeline.intake.safe_xml import check_encoding, declared_encoding, hardened_iterparse
 from npr_pipeline.intake.typed_reader import read_typed
+from npr_pipeline.intake.validation import HEAD_BYTES
 from npr_pipeline.messages import MessageType
 from npr_pipeline.quality.report_checks import check_report
 from npr_pipeline.schemas import MSGHEAD_NS
 from npr_pipeline.store.events import CONTEXT
 
 MH = f"{{{MSGHEAD_NS}}}"
+NATIVE_ENCODINGS = frozenset({"utf-8", "utf8", "iso-8859-1"})
+"""Declared encodings (lower case) both libxml2s, the system's and lxml's own, decode by
+their built-in converters, not iconv: the only ones :func:`untyped_by_probe` answers for."""
 
 
 @dataclass
@@ -87,6 +92,59 @@ def daily_header(path: Path) -> Header | None:
     except etree.XMLSyntaxError:
         return None
     return None
+
+
+def untyped_by_probe(path: Path) -> bool:
+    """Whether the native probe (:func:`npr_pipeline.intake.native.probe`) proves that
+    :func:`daily_header` returns None and that
+    :func:`~npr_pipeline.intake.safe_xml.check_prolog` passes, so that intake may skip both
+    lxml parses (about 1 ms of a file's reading) and go straight to the monthly reader.
+
+    True only when libxml2 parsed the file from its first byte to the end of the first
+    MsgInfo without one error or warning, found no DOCTYPE, a root ``MsgHead`` in MsgHead's
+    namespace, no MsgInfo inside that MsgInfo, and that MsgInfo's Type is not one of
+    :func:`typed_types`. Why each old check then answers as it would have:
+
+    - :func:`daily_header` returns a header only for the first MsgInfo whose end lxml reports,
+      and only if its first ``Type`` child's ``V`` is typed. With no MsgInfo nested in it, the
+      first MsgInfo to end is the first to start, the one the probe read; ``find`` takes the
+      first direct child, as the probe does; both read ``V`` by the XML rules (character
+      references, predefined entities, whitespace normalised: the probe decodes as the native
+      pass does). An error lxml meets before that only makes it None as well.
+    - :func:`~npr_pipeline.intake.safe_xml.check_prolog` looks at the root's start event, and
+      lxml's iterparse hands over the events parsed before an error in the same chunk before
+      raising it (asserted in tests/test_native_probe.py), so only the bytes up to the root's
+      start tag count: a prefix of what the probe read cleanly, with no DOCTYPE (a docinfo's
+      doctype, internal DTD and system URL all need one) and the root MsgHead.
+    - Encodings: the probe reads only a file that
+      :func:`~npr_pipeline.intake.safe_xml.check_encoding` lets through (no UTF-16/32 or
+      EBCDIC) and that declares none or one of :data:`NATIVE_ENCODINGS`: any other takes the
+      careful route, where :func:`~npr_pipeline.intake.validation.precheck` decides as
+      before. The other names check_encoding accepts are iconv's business, and the two
+      libxml2s' iconvs differ: lxml's refuses ``latin-1``, which the system's reads (the
+      property tests found it). An encoding declaration check_encoding's pattern cannot read
+      (a name of other characters) libxml2 refuses too (no answer). A typed type is an ASCII
+      name, the same in either encoding.
+    - Parser versions: the probe is the system's libxml2 (as the native pass), lxml carries
+      its own, newer one. The equivalence holds as long as no prefix the older one reads
+      without a diagnostic is an error for the newer one: the property tests of the probe
+      compare the two on generated and hostile files.
+    """
+    with open(path, "rb") as fh:
+        if not probe_reads_as_lxml(fh.read(HEAD_BYTES)):
+            return False
+    found = native.probe(str(path))
+    return found is not None and found not in typed_types()
+
+
+def probe_reads_as_lxml(head: bytes) -> bool:
+    """Whether the probe's libxml2 decodes a file starting with ``head`` as lxml's does: an
+    encoding :func:`~npr_pipeline.intake.safe_xml.check_encoding` accepts, declared as one of
+    :data:`NATIVE_ENCODINGS` or not at all (UTF-8)."""
+    if check_encoding(head) is not None:
+        return False
+    declared = declared_encoding(head)
+    return declared is None or declared.lower() in NATIVE_ENCODINGS
 
 
 def read_daily(path: Path, header: Header, index: RegistryIndex, submission_id: str) -> DailyRead:

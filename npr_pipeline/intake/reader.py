@@ -97,6 +97,7 @@ def read_submission(
     received: date,
     max_bytes: int,
     held: dict[str, pa.Table] | None = None,
+    prolog_proven: bool = False,
 ) -> ReadResult:
     """Read one archived file; staged Parquet files are kept only if it is acceptable.
 
@@ -104,9 +105,10 @@ def read_submission(
     of staged: the caller writes a chunk of small files' rows as one part per table, whose
     fixed cost is the write of a small file's part (``npr_pipeline.intake.run``). A test
     file's tables are staged all the same (its answer reads them). ``rows`` counts them
-    either way, and ``record_keys`` digests an ord's or ide's patient keys either way."""
+    either way, and ``record_keys`` digests an ord's or ide's patient keys either way.
+    ``prolog_proven``: as :func:`~npr_pipeline.intake.validation.precheck` takes it."""
     result = ReadResult()
-    problem = precheck(path, max_bytes)
+    problem = precheck(path, max_bytes, prolog_proven)
     if problem:
         result.reasons.append(problem)
         return result

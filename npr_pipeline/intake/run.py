@@ -43,7 +43,7 @@ from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_err, write_x
 from npr_pipeline.feedback.test_route import answer_test_file
 from npr_pipeline.home import Home
 from npr_pipeline.intake.archive import archive_file, sync_archive
-from npr_pipeline.intake.daily import DailyRead, daily_header, read_daily
+from npr_pipeline.intake.daily import DailyRead, daily_header, read_daily, untyped_by_probe
 from npr_pipeline.intake.daily_batch import DailyFile, prepare_batch, report_summary
 from npr_pipeline.intake.gate import Header, RegistryIndex
 from npr_pipeline.intake.key_digest import PAIRED_KEYS
@@ -303,10 +303,17 @@ def _read_and_stage(task: _Task, held: dict[str, pa.Table] | None = None) -> _Ou
     """Read one archived file; if it is production data, its staged tables become parts for
     the lake (with the row counts the reader wrote: reading them back from each footer cost
     ~0.2 ms per table). With ``held`` (a chunk's file), its production tables are left there
-    for :func:`_stage_chunk` instead; a file that is not production data leaves none."""
+    for :func:`_stage_chunk` instead; a file that is not production data leaves none.
+
+    A file the native probe shows to be of no typed type, with a clean prolog
+    (:func:`~npr_pipeline.intake.daily.untyped_by_probe`), skips the two lxml parses that
+    would have said so (``daily_header`` and the prolog check, ~1 ms of ~7); every other
+    file is read as before."""
     home: Home = _WORKER["home"]  # type: ignore[assignment]
+    monthly = False
     if 0 < task.size <= _WORKER["max_bytes"]:  # type: ignore[operator]
-        header = daily_header(task.archived)
+        monthly = untyped_by_probe(task.archived)
+        header = None if monthly else daily_header(task.archived)
         if header is not None:
             index: RegistryIndex = _WORKER["index"]  # type: ignore[assignment]
             daily = read_daily(task.archived, header, index, task.submission_id)
@@ -322,6 +329,7 @@ def _read_and_stage(task: _Task, held: dict[str, pa.Table] | None = None) -> _Ou
         received,
         _WORKER["max_bytes"],  # type: ignore[arg-type]
         held,
+        prolog_proven=monthly,
     )
     parts: dict[str, lake.Part] = {}
     production = read.gate.test_route is None and read.gate.unit is not None

@@ -58,11 +58,17 @@ def check_encoding(head: bytes) -> Reason | None:
         return reason("unsupported_encoding", "The file is UTF-16 or UTF-32.")
     if head.startswith(b"\x4c\x6f\xa7\x94"):
         return reason("unsupported_encoding", "The file is EBCDIC.")
+    declared = declared_encoding(head)
+    if declared is not None and declared.lower() not in ACCEPTED_ENCODINGS:
+        return reason("unsupported_encoding", f"Declared: {declared}.")
+    return None
+
+
+def declared_encoding(head: bytes) -> str | None:
+    """The encoding the XML declaration names (after a UTF-8 byte-order mark), None without."""
     body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
     match = _DECLARATION.match(body)
-    if match and match.group(1).decode("ascii").lower() not in ACCEPTED_ENCODINGS:
-        return reason("unsupported_encoding", f"Declared: {match.group(1).decode('ascii')}.")
-    return None
+    return match.group(1).decode("ascii") if match else None
 
 
 def check_prolog(path: Path) -> Reason | None:

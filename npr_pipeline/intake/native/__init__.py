@@ -18,7 +18,9 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from npr_pipeline.intake.native._native import Schema, parse
+from npr_pipeline.intake.native._native import probe as _probe
 from npr_pipeline.messages import MessageType, TableSpec
+from npr_pipeline.schemas import MSGHEAD_NS
 
 MAX_PARSE_ERRORS = 20  # as _native.c keeps: the first one classifies the file
 CONTAINER = "Institusjon"  # the element whose children are a message's records (every type's)
@@ -113,3 +115,12 @@ def read(path: str, handler: Handler, max_errors: int) -> dict[str, Any]:
     [(domain, code, level, message, line)], ``columns`` per table (for :func:`arrays`),
     ``records`` (main records read), ``well_formed``, ``doctype``, ``melding_closed``."""
     return parse(path, handler, max_errors)
+
+
+def probe(path: str) -> str | None:
+    """MsgInfo's Type ``V`` of an ordinary file ("" when Type or V is absent), read by a SAX2
+    parse that stops where the first MsgInfo ends; None whenever anything before that was
+    unusual (a diagnostic of libxml2, a DOCTYPE, a root other than MsgHead, a nested MsgInfo,
+    no MsgInfo): the caller then reads the file the careful way. What the answer proves:
+    :func:`npr_pipeline.intake.daily.untyped_by_probe`."""
+    return _probe(path, MSGHEAD_NS)

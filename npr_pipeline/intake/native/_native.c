@@ -789,9 +789,140 @@ static PyObject *native_parse(PyObject *self, PyObject *args, PyObject *kwds) {
     return result;
 }
 
+/* -- the probe: is this an ordinary file, and of what MsgHead type ------------------------- */
+/* Intake opened every file twice with lxml before its one native pass: once for MsgInfo's
+ * Type (a daily event or report type goes the typed route) and once for the prolog (no
+ * DOCTYPE, root MsgHead). probe() answers both from one SAX2 parse that stops where MsgInfo
+ * ends, and answers only when nothing was unusual: it returns None (Python takes the careful
+ * route, the lxml checks as before) on any diagnostic of libxml2 (error or warning) or read
+ * error before it stops, a DOCTYPE, a root other than MsgHead in MsgHead's namespace, a
+ * MsgInfo inside a MsgInfo, or no MsgInfo. Otherwise it returns the V attribute of the first
+ * Type child of the first MsgInfo, "" when there is no such child or it has no V: what the
+ * lxml reading, `info.find(MH + "Type").get("V")` of the first MsgInfo to end, finds. Why
+ * that is enough for the old checks: npr_pipeline/intake/daily.py, untyped_by_probe(). */
+typedef struct {
+    xmlParserCtxtPtr ctxt;
+    FILE *fp;
+    const char *ns; /* MsgHead's namespace */
+    int depth;      /* of the current element, the root is 0 */
+    int info;       /* the first MsgInfo's depth while inside it, else -1 */
+    int type_seen;  /* that MsgInfo's first Type child has been seen */
+    int unusual;    /* a diagnostic, a read error or an unexpected structure: no answer */
+    int found;      /* the first MsgInfo ended cleanly */
+    int failed;     /* a Python exception is pending (no memory) */
+    Buf value;      /* the V attribute, decoded */
+} Probe;
+
+/* Stop at once from a SAX callback (xmlStopParser is meant for that). */
+static void probe_stop(Probe *p, int unusual) {
+    p->unusual |= unusual;
+    xmlStopParser(p->ctxt);
+}
+
+static int is_msghead(const Probe *p, const xmlChar *local, const xmlChar *uri, const char *name) {
+    return uri != NULL && strcmp((const char *)uri, p->ns) == 0 &&
+           strcmp((const char *)local, name) == 0;
+}
+
+static void probe_start(void *ctx, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri,
+                        int nb_ns, const xmlChar **namespaces, int nb_attrs, int nb_defaulted,
+                        const xmlChar **attrs) {
+    Probe *p = ((xmlParserCtxtPtr)ctx)->_private;
+    if (p->unusual) return probe_stop(p, 1); /* a non-fatal error (namespaces) came first */
+    int depth = ++p->depth;
+    if (depth == 0 && !is_msghead(p, local, uri, "MsgHead")) return probe_stop(p, 1);
+    if (is_msghead(p, local, uri, "MsgInfo")) {
+        if (p->info >= 0) return probe_stop(p, 1); /* nested: which one ends first? */
+        p->info = depth;
+    } else if (p->info >= 0 && depth == p->info + 1 && !p->type_seen &&
+               is_msghead(p, local, uri, "Type")) {
+        p->type_seen = 1;
+        int i = find_attr("V", nb_attrs, attrs);
+        if (i >= 0 && buf_set_value(&p->value, attrs[i * 5 + 3], attrs[i * 5 + 4]) < 0) {
+            p->failed = 1;
+            probe_stop(p, 1);
+        }
+    }
+}
+
+static void probe_end(void *ctx, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri) {
+    xmlParserCtxtPtr ctxt = ctx;
+    Probe *p = ctxt->_private;
+    if (p->unusual) return probe_stop(p, 1);
+    if (p->depth == p->info) { /* the first MsgInfo ends: its verdict is taken now */
+        p->found = ctxt->wellFormed && ctxt->nsWellFormed;
+        return probe_stop(p, !p->found);
+    }
+    p->depth--;
+}
+
+static void probe_doctype(void *ctx, const xmlChar *name, const xmlChar *ext, const xmlChar *sys) {
+    probe_stop(((xmlParserCtxtPtr)ctx)->_private, 1);
+}
+
+/* Any error or warning: noted only (stopping from inside libxml2's error path is not safe);
+ * the next SAX callback stops, and probe_read() starves the parser meanwhile. */
+static void probe_diagnostic(void *ctx, xmlErrorPtr err) {
+    Probe *p = ((xmlParserCtxtPtr)ctx)->_private;
+    if (!p->found) p->unusual = 1;
+}
+
+static int probe_read(void *ctx, char *buffer, int len) {
+    Probe *p = ctx;
+    if (p->unusual) return 0; /* nothing more to parse: the answer is None already */
+    size_t n = fread(buffer, 1, (size_t)len, p->fp);
+    if (n == 0 && ferror(p->fp)) {
+        p->unusual = 1;
+        return -1;
+    }
+    return (int)n;
+}
+
+static PyObject *native_probe(PyObject *self, PyObject *args, PyObject *kwds) {
+    const char *path;
+    static char *kwlist[] = {"path", "namespace", NULL};
+    Probe p = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ss", kwlist, &path, &p.ns)) return NULL;
+    p.depth = -1;
+    p.info = -1;
+    p.fp = fopen(path, "rb");
+    if (p.fp == NULL) return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+    xmlSAXHandler sax;
+    memset(&sax, 0, sizeof sax);
+    sax.initialized = XML_SAX2_MAGIC;
+    sax.startElementNs = probe_start;
+    sax.endElementNs = probe_end;
+    sax.internalSubset = probe_doctype;
+    sax.serror = probe_diagnostic;
+    xmlParserCtxtPtr ctxt = xmlCreateIOParserCtxt(&sax, NULL, probe_read, keep_file, &p,
+                                                  XML_CHAR_ENCODING_NONE);
+    if (ctxt == NULL) {
+        fclose(p.fp);
+        return PyErr_NoMemory();
+    }
+    p.ctxt = ctxt;
+    ctxt->_private = &p;
+    xmlCtxtUseOptions(ctxt, XML_PARSE_NONET); /* as parse(): no DTD, no entity substitution */
+    xmlParseDocument(ctxt);
+    PyObject *result = NULL;
+    if (p.failed)
+        PyErr_NoMemory();
+    else if (p.found && !p.unusual)
+        result = PyUnicode_DecodeUTF8(p.value.data ? p.value.data : "", (Py_ssize_t)p.value.len,
+                                      "strict");
+    else
+        result = Py_NewRef(Py_None);
+    xmlFreeParserCtxt(ctxt);
+    fclose(p.fp);
+    buf_free(&p.value);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"parse", (PyCFunction)(void (*)(void))native_parse, METH_VARARGS | METH_KEYWORDS,
      "parse(path, handler, max_errors) -> dict: one validating, extracting pass."},
+    {"probe", (PyCFunction)(void (*)(void))native_probe, METH_VARARGS | METH_KEYWORDS,
+     "probe(path, namespace) -> str | None: MsgInfo's Type V of an ordinary file, else None."},
     {NULL, NULL, 0, NULL},
 };
 
