@@ -8,7 +8,6 @@ real intake; the catalogue's checks must find exactly the bad ones and pass the 
 
 from __future__ import annotations
 
-import glob
 from datetime import date
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from npr_pipeline.synth.model import UnitInfo
 from npr_pipeline.synth.writer import FileSpec, write_submission
 from tests import handbuilt as hb
 from tests.intake_files import prepare_test_home
+from tests.quality_files import all_violations
 
 R = hb.HAUKELAND.resh
 DEPARTMENTS = [
@@ -43,11 +43,6 @@ DEPARTMENTS = [
     ),
     hb.Department(f"{R}8", "Uten enhetstype", sektor="642", nace="86.102"),  # as before 2026: good
 ]
-
-
-def _violations(home_root: Path) -> pd.DataFrame:
-    files = glob.glob(str(home_root / "quality" / "*" / "*" / "*.violations.parquet"))
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
 def test_code_lists_have_validity_dates() -> None:
@@ -108,7 +103,7 @@ def test_the_2026_department_checks_find_the_bad_codes(tmp_path: Path) -> None:
         hb.Episode("E1", hb.at("2026-03-03", "09:00"), hb.at("2026-03-03", "09:30")),
     ))  # fmt: skip
     hb.receive(home, tmp_path / "inbox", hb.Submission(hb.HAUKELAND, 3, 1, [patient], DEPARTMENTS))
-    found = _violations(home.root)
+    found = all_violations(home.root)
     found = found[found["table"] == "departments"]
     assert sorted(zip(found["check_id"], found["record_id"], strict=True)) == [
         ("department_avdeling_in_code_list", f"{R}5"),
@@ -151,7 +146,7 @@ def test_synthetic_ord_files_carry_the_2026_attributes_and_their_planted_code_is
     home = prepare_test_home(Home(root=tmp_path / "home"))
     summary = intake_directory(home, inbox, workers=1)
     assert {s.status for s in summary.submissions} == {"accepted"}
-    found = _violations(home.root)
+    found = all_violations(home.root)
     found = found[found["table"] == "departments"]
     last = years[planted["reshID"]].departments[-1]
     assert (last.enhetstype, last.avdeling) == ("F", INVALID_AVDELING)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import glob
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from npr_pipeline.home import Home
@@ -14,6 +12,7 @@ from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.quality.catalogue import EXPECTATIONS, load_catalogue
 from npr_pipeline.quality.sql_engine import violation_sql
 from tests.intake_files import prepare_test_home
+from tests.quality_files import all_violations
 
 # Where each labelled fault of `npr synth --defects` must surface: an intake reason (the file
 # is refused or routed to test) or a content rule naming the record.
@@ -36,11 +35,6 @@ def _received(inbox: Path, tmp: Path) -> tuple[Home, dict[str, dict]]:
     home = prepare_test_home(Home(root=tmp / "home"))
     summary = intake_directory(home, inbox)
     return home, {s.file: s for s in summary.submissions}
-
-
-def _violations(home: Home) -> pd.DataFrame:
-    files = glob.glob(str(home.root / "quality" / "*" / "*" / "*.violations.parquet"))
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +74,14 @@ def test_every_sql_check_compiles_against_the_lake_schema(clean) -> None:
 def test_a_clean_year_gives_no_error_findings(clean) -> None:
     home, results = clean
     assert all(s.status == "accepted" for s in results.values())
-    violations = _violations(home)
+    violations = all_violations(home.root)
     assert violations[violations["severity"] == "error"].empty
     assert all(s.quality == {"errors": 0, "warnings": 0} for s in results.values() if s.quality)
 
 
 def test_every_reachable_labelled_fault_is_found(defect_year: Path, faulty) -> None:
     home, results = faulty
-    violations = _violations(home)
+    violations = all_violations(home.root)
     with open(defect_year / "defects.csv", encoding="utf-8") as fh:
         labels = list(csv.DictReader(fh))
     checked = content = 0
@@ -119,7 +113,7 @@ def _reachable(label: dict, results: dict) -> bool:
 
 def test_error_findings_name_the_record_and_the_fix(faulty) -> None:
     home, _ = faulty
-    errors = _violations(home)
+    errors = all_violations(home.root)
     errors = errors[errors["severity"] == "error"]
     assert not errors.empty
     assert errors["record_id"].notna().all() and errors["pasientNr"].notna().all()

@@ -25,11 +25,13 @@ from npr_pipeline.quality.submission import (
     Delivery,
     QualityOutcome,
     check_deliveries,
+    read_marker,
     results_path,
 )
 from npr_pipeline.store.lake import TABLES
 from npr_pipeline.store.ledger import load_records
 from tests.intake_files import home_copy
+from tests.quality_files import violations_files
 from tests.soak import SOAK
 
 
@@ -91,7 +93,8 @@ def test_batches_and_workers_give_each_delivery_what_it_gets_alone(
     assert together_files == alone_files
     assert any(o.errors for o in alone.values()), "the defect year must exercise error findings"
     violations = [v for k, v in alone_files.items() if k.endswith(".violations.parquet")]
-    assert sum(len(v) for v in violations) > 0 and any(len(v) == 0 for v in violations)
+    assert sum(len(v) for v in violations) > 0 and all(len(v) for v in violations)
+    assert len(violations) < len(deliveries), "every delivery has violations: none is left out"
 
 
 def test_files_are_the_batch_frames_filtered_per_delivery(
@@ -115,9 +118,14 @@ def test_files_are_the_batch_frames_filtered_per_delivery(
             ide_sid=d.ide.submission_id if d.ide else None,
         )
         frame = frame.astype({"ide_sid": "string"})
-        for kind, expected in (("violations", own), ("results", frame)):
-            written = results_path(received, d.ord, kind).read_bytes()
-            assert written == expected.to_parquet(index=False), (kind, d.ord.file)
+        assert read_marker(received, d.ord)["violations"] == len(own), d.ord.file
+        expected = {"results": frame.to_parquet(index=False)}
+        if len(own):  # none: no file, the marker says so
+            expected["violations"] = own.to_parquet(index=False)
+        for kind in ("results", "violations"):
+            path = results_path(received, d.ord, kind)
+            written = path.read_bytes() if path.exists() else None
+            assert written == expected.get(kind), (kind, d.ord.file)
 
 
 def test_batches_sharing_a_connection_write_what_one_batch_writes(
@@ -145,8 +153,10 @@ def test_outcomes_count_the_violations_written(received: Home) -> None:
     deliveries = _deliveries(received)
     outcomes = check_deliveries(received, deliveries, allow_synthetic_fnr=True).outcomes
     counted: dict[str, QualityOutcome] = {}
+    files = violations_files(received.root)
     for delivery in deliveries:
-        rows = pq.read_table(results_path(received, delivery.ord, "violations")).to_pylist()
+        path = files[submission._marker(received, delivery.ord)]
+        rows = [] if path is None else pq.read_table(path).to_pylist()
         for record in (delivery.ord, delivery.ide):
             if record is not None:
                 mine = [r["severity"] for r in rows if r["submission_id"] == record.submission_id]

@@ -38,6 +38,7 @@ from npr_pipeline.store.lake import part_files
 from npr_pipeline.store.ledger import load_ledger, load_records
 from tests.handbuilt import query
 from tests.intake_files import home_copy
+from tests.quality_files import as_before_the_count
 
 PERIOD = "2026-T1"
 # what may differ between two builds of one delivery: the version's own id and time
@@ -237,8 +238,8 @@ def test_a_changed_catalogue_rechecks_checked_deliveries(
     first = ords[0]
     checked = marker_of(home, first.year, first.unit, first.submission_id)
     assert checked["catalogue"] == provenance.catalogue_sha256()
-    violations = quality_file(home, first.year, first.unit, first.submission_id, "violations")
-    stamp = violations.stat().st_mtime_ns
+    results = quality_file(home, first.year, first.unit, first.submission_id, "results")
+    stamp = results.stat().st_mtime_ns
 
     copy = tmp_path / "expectations"
     shutil.copytree(catalogue.CATALOGUE_DIR, copy)
@@ -258,7 +259,7 @@ def test_a_changed_catalogue_rechecks_checked_deliveries(
     for record in ords:
         marker = marker_of(home, record.year, record.unit, record.submission_id)
         assert marker["catalogue"] == changed, record.submission_id
-    assert violations.stat().st_mtime_ns != stamp, "the violations were not written again"
+    assert results.stat().st_mtime_ns != stamp, "the results were not written again"
 
 
 @pytest.fixture(scope="module")
@@ -305,15 +306,32 @@ def test_an_unreadable_lake_file_stops_the_run_naming_it(
         build_snapshot(received, Period.parse(PERIOD))
 
 
+@pytest.fixture
+def checked_before_the_count(received: Home):
+    """The first chosen ord as a HOME from before markers counted violations left it: its
+    marker without the count, and its violations file (empty: the year has no findings)."""
+    row = _chosen(received, "NPR_ORD")
+    marker = quality_file(received, 2026, row["unit"], row["submission_id"], "results")
+    marker = marker.with_suffix(".json")
+    saved = marker.read_bytes()
+    path = as_before_the_count(marker)
+    yield path
+    path.unlink(missing_ok=True)
+    marker.write_bytes(saved)
+
+
 @pytest.mark.parametrize("how", ["missing", "corrupt"])
 def test_an_unreadable_violations_file_stops_the_run_naming_it(
-    received: Home, damaged, how: str
+    received: Home, checked_before_the_count: Path, damaged, how: str
 ) -> None:
-    row = _chosen(received, "NPR_ORD")
-    path = quality_file(received, 2026, row["unit"], row["submission_id"], "violations")
-    damaged(path, how)
+    """A marker without the count (an older HOME) has its file: production reads it, and one
+    missing or unreadable stops the run (a marker counting some: ``test_violations_files``)."""
+    period = Period.parse(PERIOD)
+    build_snapshot(received, period)  # the old layout reads as before
+    snapshot_path(received, period).unlink()  # a build from the files, not the previous one
+    path = damaged(checked_before_the_count, how)
     with pytest.raises(InputFileError, match=str(path)):
-        build_snapshot(received, Period.parse(PERIOD))
+        build_snapshot(received, period)
     if how == "corrupt":  # the same through `npr run`: the run fails, nothing is published
         result = CliRunner().invoke(app, ["--home", str(received.root), "run", "--period", PERIOD])
         assert result.exit_code not in (0, 3), result.output

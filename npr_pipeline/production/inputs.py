@@ -9,8 +9,9 @@ production by changing which file is current, nothing else. Only the per-period 
 database that GX validates holds a materialised copy, rebuilt from the lake on every run.
 
 Fail closed, never skip: every lake file the ledger says a chosen submission has, and every
-chosen ord's violations file (checked with the current catalogue), must be there and readable;
-otherwise :class:`InputFileError` names the file and the period is not read at all.
+chosen ord's violations file (checked with the current catalogue) that its quality marker says
+there is, must be there and readable; otherwise :class:`InputFileError` names the file and the
+period is not read at all. A delivery whose marker counts no violations has no file.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from npr_pipeline.production.daily_inputs import (
     register_daily_rows,
 )
 from npr_pipeline.provenance import catalogue_sha256
-from npr_pipeline.quality.submission import marker_of, quality_file
+from npr_pipeline.quality.submission import has_violations_file, marker_of, quality_file
 from npr_pipeline.store.lake import (
     ORD_TABLES,
     current_for_period,
@@ -186,10 +187,11 @@ def _existing(
     return {sid: files[sid] for sid in submissions["submission_id"]}
 
 
-def readable(path: Path, what: str) -> None:
-    """Raise :class:`InputFileError` naming ``path`` unless its Parquet footer reads."""
+def readable(path: Path, what: str, says: str = "the ledger says it exists") -> None:
+    """Raise :class:`InputFileError` naming ``path`` unless its Parquet footer reads; ``says``
+    why the file must be there."""
     if not path.is_file():
-        raise InputFileError(f"{what} is missing: {path} (the ledger says it exists)")
+        raise InputFileError(f"{what} is missing: {path} ({says})")
     try:
         pq.read_metadata(path)
     except (OSError, pa.ArrowException) as exc:
@@ -218,8 +220,9 @@ def _excluded(con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, k
     """Error findings of the included deliveries (their violations files), as a table.
 
     A table even beside views: it is small (error findings only), while its source is one
-    violations file per delivery (~2,000 a month) read by name; as a view every filtered view
-    re-read all of them twice, when it was created and in every query.
+    violations file per delivery with any (~100 of ~2,000 a month) read by name; as a view every
+    filtered view re-read all of them twice, when it was created and in every query. A delivery
+    whose marker counts none adds no rows, as its empty file did.
     """
     year = inputs.period.year
     catalogue = catalogue_sha256()
@@ -234,8 +237,9 @@ def _excluded(con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, k
                 f"{what} has {state}: {path}; run `npr intake` (any inbox, even an empty "
                 "folder) to check deliveries with the current catalogue"
             )
-        readable(path, what)
-        files.append(path)
+        if has_violations_file(marker):
+            readable(path, what, "its quality marker says it exists")
+            files.append(path)
     if not files:
         columns = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in VIOLATION_TYPES)
         con.execute(f"CREATE OR REPLACE {kind} excluded AS SELECT {columns} WHERE FALSE")

@@ -4,10 +4,12 @@ Set-based: one DuckDB session checks a whole batch of pending deliveries at once
 files read into tables once), then results and violating records are split per delivery and
 written as Parquet under ``HOME/quality``, with an XPR_ERR report per submission (its XML: the
 HTML and CSV are rendered on request); batches run in worker processes. A delivery is pending
-while its marker is missing, so a run killed
-halfway simply leaves work for the next one; the marker records the ide and the catalogue
-(``provenance.catalogue_sha256``) the delivery was checked with, so a delivery is checked again
-when its ide arrives and when a rule or the catalogue changes.
+while its marker is missing, so a run killed halfway simply leaves work for the next one; the
+marker records the ide and the catalogue (``provenance.catalogue_sha256``) the delivery was
+checked with, so a delivery is checked again when its ide arrives and when a rule or the
+catalogue changes. It also counts the delivery's violation rows: a delivery without any (most of
+a month's) writes no violations file, and its readers follow the marker
+(:func:`has_violations_file`).
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ def not_yet_checked(home: Home, deliveries: list[Delivery]) -> list[Delivery]:
 
 
 def read_marker(home: Home, ord_record: LedgerRecord) -> dict[str, Any] | None:
-    """What a delivery was last checked with (``ide_sid``, ``catalogue``), or None."""
+    """What a delivery was last checked with (``ide_sid``, ``catalogue``) and found
+    (``violations``: how many rows), or None."""
     return marker_of(home, ord_record.year, ord_record.unit, ord_record.submission_id)
 
 
@@ -117,9 +120,19 @@ def marker_of(home: Home, year: int, unit: str, ord_sid: str) -> dict[str, Any] 
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+def has_violations_file(marker: dict[str, Any]) -> bool:
+    """Whether a checked delivery (``marker``) has a violations file to read.
+
+    A delivery without violations (most of a month's) writes none: its marker's count is 0,
+    and readers take that as an empty table. A marker from before the count (an older HOME)
+    has its file, empty or not; so has every marker counting some, and a missing one is damage.
+    """
+    return marker.get("violations") != 0
+
+
 def _marker(home: Home, ord_record: LedgerRecord) -> Path:
-    """Written last for a delivery: which ide and catalogue it was checked with (the commit
-    mark)."""
+    """Written last for a delivery: which ide and catalogue it was checked with and how many
+    violations it has (the commit mark)."""
     return _marker_path(home, ord_record.year, ord_record.unit, ord_record.submission_id)
 
 
@@ -237,40 +250,48 @@ def _check_batch(
         for table in (*TABLES, "ref_submission", "ref_pair"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
     by_check = {c.id: c for c in checks}
-    home = run.home
     split = _Split(results, violations, batch)
     outcomes: dict[str, QualityOutcome] = {}
     for number, delivery in enumerate(batch):
-        parts = [(delivery.ord, ORD_TABLES)]
-        if delivery.ide is not None:
-            parts.append((delivery.ide, IDE_TABLES))
-        sids = [record.submission_id for record, _ in parts]
-        write_bytes(
-            results_path(home, delivery.ord, "violations"),
-            split.violations_file(sids),
-            durable=False,
-        )
-        for record, tables in parts:
-            info = submission_info(record, run.names.get(record.unit))
-            summary, findings = split.report_rows(sids, tables)
-            _report(home.feedback / info.submission_id, info, summary, findings, by_check)
-            outcomes[record.submission_id] = split.outcome(record.submission_id)
-        write_bytes(
-            results_path(home, delivery.ord, "results"),
-            _parquet(split.results_file(number)),
-            durable=False,
-        )
-        write_text(
-            _marker(home, delivery.ord),
-            json.dumps(
-                {
-                    "ide_sid": delivery.ide.submission_id if delivery.ide else None,
-                    "catalogue": run.catalogue,
-                }
-            ),
-            durable=False,
-        )
+        outcomes |= _write_delivery(run, split, number, delivery, by_check)
     return outcomes, split.results
+
+
+def _write_delivery(
+    run: _Run, split: _Split, number: int, delivery: Delivery, by_check: dict[str, Check]
+) -> dict[str, QualityOutcome]:
+    """The files of the batch's ``number``-th delivery, its marker last (the commit mark): the
+    violations file only when there are violations (the marker counts them), an XPR_ERR per
+    submission, the results file; the outcome of each submission."""
+    home = run.home
+    parts = [(delivery.ord, ORD_TABLES)]
+    if delivery.ide is not None:
+        parts.append((delivery.ide, IDE_TABLES))
+    sids = [record.submission_id for record, _ in parts]
+    own = split.violation_rows(sids)
+    violations = results_path(home, delivery.ord, "violations")
+    if len(own):
+        write_bytes(violations, split.violations_file(own), durable=False)
+    else:  # an earlier check of the delivery (before its ide, another catalogue) may have some
+        violations.unlink(missing_ok=True)
+    outcomes: dict[str, QualityOutcome] = {}
+    for record, tables in parts:
+        info = submission_info(record, run.names.get(record.unit))
+        summary, findings = split.report_rows(sids, tables)
+        _report(home.feedback / info.submission_id, info, summary, findings, by_check)
+        outcomes[record.submission_id] = split.outcome(record.submission_id)
+    write_bytes(
+        results_path(home, delivery.ord, "results"),
+        _parquet(split.results_file(number)),
+        durable=False,
+    )
+    marker = {
+        "ide_sid": delivery.ide.submission_id if delivery.ide else None,
+        "catalogue": run.catalogue,
+        "violations": len(own),
+    }
+    write_text(_marker(home, delivery.ord), json.dumps(marker), durable=False)
+    return outcomes
 
 
 def check_alone(
@@ -320,22 +341,19 @@ class _Split:
         self._flagged, self._flagged_at = list(flagged.itertuples(index=False)), _positions(flagged)
         self._violations, self._violations_at = violations, _positions(violations)
         self._violation_rows = list(violations.itertuples(index=False))
-        self._no_violations = _parquet(
-            pa.Table.from_pandas(violations.iloc[:0], preserve_index=False)
-        )
         self._found = violations.groupby(["submission_id", "severity"]).size().to_dict()
         self.results, self._starts = _results_files(results, batch)
 
-    def violations_file(self, sids: list[str]) -> bytes:
-        """The violations file of the delivery's submissions.
+    def violation_rows(self, sids: list[str]) -> np.ndarray:
+        """Positions of the violations of the delivery's submissions (most have none)."""
+        return _rows(self._violations_at, sids)
 
-        Converted per delivery, because pandas types an all-missing column by its content;
-        most deliveries have no violations, and they share one serialised empty file.
+    def violations_file(self, rows: np.ndarray) -> bytes:
+        """The violations file of a delivery's rows (:meth:`violation_rows`, not none).
+
+        Converted per delivery, because pandas types an all-missing column by its content.
         """
-        own = _rows(self._violations_at, sids)
-        if not len(own):
-            return self._no_violations
-        return _parquet(pa.Table.from_pandas(self._violations.take(own), preserve_index=False))
+        return _parquet(pa.Table.from_pandas(self._violations.take(rows), preserve_index=False))
 
     def report_rows(self, sids: list[str], tables: tuple[str, ...]) -> tuple[list, list]:
         """Result rows with findings and violation rows of ``tables``, for one XPR_ERR."""
