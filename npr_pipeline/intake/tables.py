@@ -54,9 +54,23 @@ def part_table(table: str, keys: tuple[str, str, int], raw: list[pa.Array]) -> p
     sid, unit, year = keys
     arrays = [pa.repeat(pa.scalar(v, t), n) for v, t in ((sid, S), (unit, S), (year, INT))]
     arrays += [
-        convert(column, dtype, table, name).cast(field.type)
+        _stored(column, field.type, dtype, table, name)
         for column, field, (name, dtype) in zip(
             raw, list(schema)[len(KEYS) :], TABLES[table], strict=True
         )
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _stored(
+    column: pa.Array, stored: pa.DataType, dtype: pa.DataType, table: str, name: str
+) -> pa.Array:
+    """A raw column as the part file stores it: read as ``dtype`` (:func:`convert`), then
+    ``stored`` (a timestamp's seconds in microseconds). A column already of its type is kept
+    as it is: nearly every column is a string, and a cast to its own type was a call per
+    column (~120,000 on the national April; docs/benchmarks.md, session 12).
+    """
+    if column.type == stored:
+        return column
+    read = convert(column, dtype, table, name)
+    return read if read.type == stored else read.cast(stored)
