@@ -28,7 +28,7 @@ from npr_pipeline.intake.gate import RegistryIndex
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_datetime, xs_integer
 from npr_pipeline.intake.reader import read_submission
 from npr_pipeline.intake.reasons import Status
-from npr_pipeline.intake.tables import ValueRejected, convert, part_table
+from npr_pipeline.intake.tables import ValueRejected, convert, key_columns, part_table
 from npr_pipeline.registry import current_registry, import_registry
 from npr_pipeline.schemas import common_path
 from npr_pipeline.store.lake import INT, KEYS, TABLES, TS, D, S, part_files, part_schema, rows_of
@@ -307,8 +307,9 @@ _POSITIONS = ("line", "seq")  # the native pass hands these over as int32, every
 
 
 @st.composite
-def _raw_table(draw: st.DrawFn) -> tuple[str, list[pa.Array]]:
-    """A table's raw columns as the native pass hands them over, values of any spelling."""
+def _raw_table(draw: st.DrawFn) -> tuple[str, list[pa.Array], int]:
+    """A table's raw columns as the native pass hands them over, values of any spelling; and
+    how many rows longer its submission's longest table is."""
     table = draw(st.sampled_from(sorted(TABLES)))
     rows = draw(st.integers(0, 4))
     raw = []
@@ -321,7 +322,7 @@ def _raw_table(draw: st.DrawFn) -> tuple[str, list[pa.Array]]:
         values = _SPELLED.get(dtype, st.text(max_size=3))
         column = st.lists(st.none() | values, min_size=rows, max_size=rows)
         raw.append(pa.array(draw(column), pa.string()))
-    return table, raw
+    return table, raw, draw(st.integers(0, 3))
 
 
 @pytest.mark.soak
@@ -331,8 +332,9 @@ def test_a_part_holds_every_value_read_by_its_lexical_rules(found) -> None:
     """The rows of a part as written: the keys, then each raw column as its value by the XSD
     lexical rules in the part file's type (timestamps in microseconds), whether Arrow's cast
     or the Python reader read it, and text and positions exactly as handed over."""
-    table, raw = found
-    frame = part_table(table, ("sid", "123", 2026), raw)
+    table, raw, longer = found
+    keys = key_columns(("sid", "123", 2026), len(raw[0]) + longer)  # another table's, longer
+    frame = part_table(table, keys, raw)
     assert frame.schema == part_schema(table)
     assert frame.select([n for n, _ in KEYS]).to_pylist() == [
         {"submission_id": "sid", "unit": "123", "year": 2026}
