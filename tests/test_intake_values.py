@@ -28,10 +28,10 @@ from npr_pipeline.intake.gate import RegistryIndex
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_datetime, xs_integer
 from npr_pipeline.intake.reader import read_submission
 from npr_pipeline.intake.reasons import Status
-from npr_pipeline.intake.tables import ValueRejected, convert
+from npr_pipeline.intake.tables import ValueRejected, convert, key_columns, part_table
 from npr_pipeline.registry import current_registry, import_registry
 from npr_pipeline.schemas import common_path
-from npr_pipeline.store.lake import part_files, rows_of
+from npr_pipeline.store.lake import INT, KEYS, TABLES, TS, D, S, part_files, part_schema, rows_of
 from npr_pipeline.store.ledger import load_ledger, load_records
 from tests.intake_files import Unit, decode, encode, fill_inbox, make_year, run_intake
 from tests.soak import examples
@@ -283,6 +283,70 @@ def test_every_valid_datetime_is_stored_as_its_oslo_time(
         return
     assert _arrow([text], pa.timestamp("s"), "datoTid") == expected, text
     assert xs_datetime(text) == expected
+
+
+# Spellings of each converted type: the plain ones Arrow's cast reads and others only the
+# lexical rules read (a sign, whitespace, a zone, fractional seconds, 24:00:00).
+_DAYS = st.dates(date(1900, 1, 1), date(2100, 12, 30))
+_SPELLED = {
+    INT: st.integers(-(2**31), 2**31 - 1).flatmap(
+        lambda n: st.sampled_from([str(n), f"{n:+d}", f" {n}\n"])
+    ),
+    D: st.tuples(_DAYS, st.sampled_from(["", "Z", "+01:00", " "])).map(
+        lambda d: d[0].isoformat() + d[1]
+    ),
+    TS: st.tuples(
+        _DAYS,
+        st.sampled_from(
+            ["T08:30:05", "T23:59:59.999", "T24:00:00", "T00:00:00Z", "T02:30:00+02:00"]
+        ),
+    ).map(lambda d: d[0].isoformat() + d[1]),
+}
+_READ = {INT: xs_integer, D: xs_date, TS: xs_datetime}
+_POSITIONS = ("line", "seq")  # the native pass hands these over as int32, every other as text
+
+
+@st.composite
+def _raw_table(draw: st.DrawFn) -> tuple[str, list[pa.Array], int]:
+    """A table's raw columns as the native pass hands them over, values of any spelling; and
+    how many rows longer its submission's longest table is."""
+    table = draw(st.sampled_from(sorted(TABLES)))
+    rows = draw(st.integers(0, 4))
+    raw = []
+    for name, dtype in TABLES[table]:
+        if name in _POSITIONS:
+            raw.append(
+                pa.array(draw(st.lists(st.integers(1, 9999), min_size=rows, max_size=rows)), INT)
+            )
+            continue
+        values = _SPELLED.get(dtype, st.text(max_size=3))
+        column = st.lists(st.none() | values, min_size=rows, max_size=rows)
+        raw.append(pa.array(draw(column), pa.string()))
+    return table, raw, draw(st.integers(0, 3))
+
+
+@pytest.mark.soak
+@property_test(examples(300))
+@given(_raw_table())
+def test_a_part_holds_every_value_read_by_its_lexical_rules(found) -> None:
+    """The rows of a part as written: the keys, then each raw column as its value by the XSD
+    lexical rules in the part file's type (timestamps in microseconds), whether Arrow's cast
+    or the Python reader read it, and text and positions exactly as handed over."""
+    table, raw, longer = found
+    keys = key_columns(("sid", "123", 2026), len(raw[0]) + longer)  # another table's, longer
+    frame = part_table(table, keys, raw)
+    assert frame.schema == part_schema(table)
+    assert frame.select([n for n, _ in KEYS]).to_pylist() == [
+        {"submission_id": "sid", "unit": "123", "year": 2026}
+    ] * len(raw[0])
+    for (name, dtype), column in zip(TABLES[table], raw, strict=True):
+        stored = frame.column(name).combine_chunks()
+        if dtype == S or name in _POSITIONS:
+            assert stored.equals(column), name
+            continue
+        read = _READ[dtype]
+        expected = [None if v is None else read(v) for v in column.to_pylist()]
+        assert stored.to_pylist() == expected, (name, column)
 
 
 @pytest.mark.soak

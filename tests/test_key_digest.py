@@ -8,6 +8,7 @@ read), and the ``ide_mismatch`` warning must say what it said before the digests
 from __future__ import annotations
 
 from datetime import date
+from hashlib import blake2b
 from pathlib import Path
 
 import pyarrow as pa
@@ -39,6 +40,29 @@ def test_digests_are_equal_exactly_when_the_key_sets_are(data: st.DataObject) ->
     b = data.draw(st.lists(st.sampled_from(pool), max_size=8))
     same = key_digest(pa.array(a, pa.string())) == key_digest(pa.array(b, pa.string()))
     assert same == (set(a) == set(b)), (a, b)
+
+
+@pytest.mark.soak
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.text(
+                alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\0"),
+                max_size=4,
+            )
+        )
+    )
+)
+def test_the_digest_keeps_its_format(chunks: list[list[str]]) -> None:
+    """The fixed format, spelled out: BLAKE2b-128 of the distinct keys' UTF-8 in byte order,
+    each ended by NUL, whatever the keys' order, repeats, scripts (astral ones too) or
+    chunks. Digests already recorded must stay comparable with new ones."""
+    keys = [key for chunk in chunks for key in chunk]
+    ended = b"".join(key + b"\0" for key in sorted({key.encode() for key in keys}))
+    expected = blake2b(ended, digest_size=16).digest()
+    assert key_digest(pa.array(keys, pa.string())) == expected
+    assert key_digest(pa.chunked_array(chunks, pa.string())) == expected
 
 
 def test_a_missing_key_has_no_digest() -> None:

@@ -10,7 +10,11 @@ sets, to name examples of the difference.
 
 The digest is BLAKE2b-128 of the sorted distinct keys, each ended by NUL: XML character data
 cannot hold NUL, so the bytes name exactly one set (ended, not joined: the empty set and the
-set of one empty key differ).
+set of one empty key differ). Arrow finds the distinct keys; Python sorts them (code point
+order is the UTF-8 bytes' order, which Arrow's sort gave; the keys mostly come in order, which
+Python's sort does in one pass) and joins them with one ``str.join``: an f-string per key and
+Arrow's sort and take cost twice as much on the national April's ~1.7 M keys, and Arrow's
+element-wise join more still (docs/benchmarks.md, session 12).
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ def key_digest(keys: pa.Array | pa.ChunkedArray) -> bytes | None:
     the set comparison, not a digest, must judge."""
     if keys.null_count:
         return None
-    distinct = pc.unique(keys)
-    ordered = distinct.take(pc.sort_indices(distinct)).to_pylist()
-    ended = "".join(f"{key}\0" for key in ordered)
-    return blake2b(ended.encode(), digest_size=DIGEST_BYTES).digest()
+    ordered = pc.unique(keys).to_pylist()
+    ordered.sort()
+    digest = blake2b("\0".join(ordered).encode(), digest_size=DIGEST_BYTES)
+    if ordered:
+        digest.update(b"\0")  # the last key's end
+    return digest.digest()
 
 
 def record_keys(message_type: str | None, table: str, frame: pa.Table) -> bytes | None:

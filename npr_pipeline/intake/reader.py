@@ -31,7 +31,7 @@ from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
 from npr_pipeline.intake.native import Schema, arrays, plan, read, schema
 from npr_pipeline.intake.reasons import Reason, reason
 from npr_pipeline.intake.safe_xml import native_syntax_error
-from npr_pipeline.intake.tables import ValueRejected, part_table
+from npr_pipeline.intake.tables import ValueRejected, key_columns, part_table
 from npr_pipeline.intake.validation import contact_warning, precheck, technical_contact
 from npr_pipeline.messages import MessageType, by_namespace
 from npr_pipeline.schemas import MSGHEAD_NS
@@ -244,12 +244,14 @@ class _Pass:
         """The rows of a valid file: one Parquet file per table staged, or held for the
         caller's chunk (see :func:`read_submission`)."""
         unit = self.result.gate.unit["reshID"] if self.result.gate.unit else "test"
-        keys = (self.submission_id, unit, self.result.year or 0)
+        raws = [arrays(raw) for raw in columns]
+        longest = max((len(raw[0]) for raw in raws), default=0)
+        keys = key_columns((self.submission_id, unit, self.result.year or 0), longest)
         hold = self.held is not None and self.result.gate.test_route is None
         if not hold:
             self.staging.mkdir(parents=True, exist_ok=True)
-        for spec, raw in zip(mtype.tables, columns, strict=True):
-            frame = part_table(spec.name, keys, arrays(raw))
+        for spec, raw in zip(mtype.tables, raws, strict=True):
+            frame = part_table(spec.name, keys, raw)
             digest = record_keys(mtype.message_type, spec.name, frame)
             if digest is not None:
                 self.result.record_keys = digest

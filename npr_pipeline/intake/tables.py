@@ -45,18 +45,40 @@ def convert(column: pa.Array, dtype: pa.DataType, table: str, name: str) -> pa.A
         return pa.array(values, type=dtype)
 
 
-def part_table(table: str, keys: tuple[str, str, int], raw: list[pa.Array]) -> pa.Table:
+def key_columns(keys: tuple[str, str, int], rows: int) -> list[pa.Array]:
+    """The key columns ``submission_id``, ``unit`` and ``year`` of a submission, ``rows`` long:
+    made once for its longest table, each of its tables takes their first rows (a view,
+    :func:`part_table`). Three repeats per table were ~16,000 x 3 calls on the national April
+    (docs/benchmarks.md, session 12)."""
+    sid, unit, year = keys
+    return [pa.repeat(pa.scalar(v, t), rows) for v, t in ((sid, S), (unit, S), (year, INT))]
+
+
+def part_table(table: str, keys: list[pa.Array], raw: list[pa.Array]) -> pa.Table:
     """A submission's rows of ``table``, given as one raw column per table column (the native
     pass's buffers), converted to the lake's types (timestamps in Delta's microseconds), with
-    the key columns ``submission_id``, ``unit`` and ``year`` in front."""
+    the first rows of its key columns (:func:`key_columns`, at least as long) in front."""
     schema = part_schema(table)
     n = len(raw[0])
-    sid, unit, year = keys
-    arrays = [pa.repeat(pa.scalar(v, t), n) for v, t in ((sid, S), (unit, S), (year, INT))]
+    arrays = [column.slice(0, n) for column in keys]
     arrays += [
-        convert(column, dtype, table, name).cast(field.type)
+        _stored(column, field.type, dtype, table, name)
         for column, field, (name, dtype) in zip(
             raw, list(schema)[len(KEYS) :], TABLES[table], strict=True
         )
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _stored(
+    column: pa.Array, stored: pa.DataType, dtype: pa.DataType, table: str, name: str
+) -> pa.Array:
+    """A raw column as the part file stores it: read as ``dtype`` (:func:`convert`), then
+    ``stored`` (a timestamp's seconds in microseconds). A column already of its type is kept
+    as it is: nearly every column is a string, and a cast to its own type was a call per
+    column (~120,000 on the national April; docs/benchmarks.md, session 12).
+    """
+    if column.type == stored:
+        return column
+    read = convert(column, dtype, table, name)
+    return read if read.type == stored else read.cast(stored)

@@ -143,6 +143,9 @@ LEAN: dict[str, object] = {
     "write_statistics": [name for name, _ in KEYS],
     "store_schema": False,
 }
+# The buffer between a part's Parquet writer and its file (:func:`write_part`): a small part
+# in one write, a large one in writes of this size.
+SINK_BUFFER = 1 << 20
 # Files a vacuum may delete are older than this: recent delivery snapshots still time-travel.
 VACUUM_RETENTION_DAYS = 7
 _VACUUMED = "monthly_lake_vacuumed"
@@ -223,9 +226,12 @@ def write_part(path: Path, frame: pa.Table) -> int:
     columns (a reader prunes by submission, unit or year; no reader prunes by another column),
     no dictionary pages, and a native file handle instead of a path pyarrow resolves to a
     filesystem three times. 5.1 -> 3.7 ms of CPU per small ord file (docs/benchmarks.md,
-    "Session 9").
+    "Session 9"). The handle is buffered (:data:`SINK_BUFFER`): the Parquet writer writes each
+    page header, page and footer piece apart and asks the position after each, two system
+    calls apiece on a bare file (63 for a one-row episodes part); the bytes written are the
+    same (docs/benchmarks.md, session 12).
     """
-    with pa.OSFile(str(path), "wb") as sink:
+    with pa.OSFile(str(path), "wb") as raw, pa.BufferedOutputStream(raw, SINK_BUFFER) as sink:
         pq.write_table(frame, sink, row_group_size=FLUSH_ROWS, **LEAN)
     return frame.num_rows
 
