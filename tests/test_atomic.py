@@ -100,3 +100,20 @@ def test_archive_file_of_any_size_keeps_its_bytes_read_only_and_replaces_a_cut_c
     assert target.read_bytes() == data
     assert target.stat().st_mode & 0o777 == 0o444
     assert list(archive.glob(".incoming-*")) == []
+
+
+def test_archive_file_that_fails_to_rename_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temporary copy is removed when the write fails, as it is renamed when it succeeds."""
+    source = tmp_path / "in.xml"
+    source.write_bytes(b"<x/>")
+    archive = tmp_path / "archive"
+
+    def refused(source: Path, target: Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("npr_pipeline.intake.archive.replace", refused)
+    with pytest.raises(OSError, match="disk full"):
+        archive_file(source, archive, durable=False)
+    assert [p.name for p in archive.iterdir()] == []

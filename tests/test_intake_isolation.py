@@ -250,6 +250,21 @@ def test_interrupted_files_are_swept_at_the_next_start(tmp_path: Path) -> None:
     assert kept.exists() and untouched.exists() and posted.exists()
 
 
+def test_the_feedback_sweep_removes_what_glob_matches_and_nothing_else(tmp_path: Path) -> None:
+    """The sweep of a file's feedback folder removes exactly the names ``.*.tmp`` matches (an
+    atomic write's temporary files), and passes over a folder that does not exist."""
+    home = Home(root=tmp_path / "home").ensure()
+    folder = home.feedback / "abc"
+    folder.mkdir(parents=True)
+    names = [".XPR_VAL.xml.123.4.tmp", "..tmp", ".tmp", "a.tmp", ".x.tmpx", "XPR_VAL.xml", ".x"]
+    for name in names:
+        (folder / name).write_bytes(b"x")
+    matched = {p.name for p in folder.glob(".*.tmp")}
+    sweep_interrupted(home, ["abc", "never-written"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(set(names) - matched)
+    assert matched == {".XPR_VAL.xml.123.4.tmp", "..tmp"}
+
+
 # Where to kill: halfway through the commits (make test); in make soak also as soon as the
 # reading workers exist, after the last commit while the content checks and the warehouse sync
 # run, and after every commit of the twelve.

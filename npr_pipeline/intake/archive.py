@@ -40,8 +40,9 @@ class Archived:
 
 
 def archive_path(archive: Path, checksum: str) -> Path:
-    """``archive/ab/cd/abcd…``: two levels keep folders small at national scale."""
-    return archive / checksum[:2] / checksum[2:4] / checksum
+    """``archive/ab/cd/abcd…``: two levels keep folders small at national scale (joined in one
+    step: each ``/`` of a Path parses and builds a new one, and intake asks this twice a file)."""
+    return archive / f"{checksum[:2]}/{checksum[2:4]}/{checksum}"
 
 
 def archive_file(source: Path, archive: Path, durable: bool = True) -> Archived:
@@ -72,12 +73,14 @@ def archive_file(source: Path, archive: Path, durable: bool = True) -> Archived:
                     os.fsync(out.fileno())
             checksum = digest.hexdigest()
             if not whole and (kept := _kept(archive, checksum, size)) is not None:
+                tmp.unlink(missing_ok=True)  # these bytes are archived already
                 return kept
             target = archive_path(archive, checksum)
             replace(tmp, target)  # makes archive/ab/cd/ the first time only
-            return Archived(checksum, size, target, existed=False)
-        finally:
+        except BaseException:
             tmp.unlink(missing_ok=True)
+            raise
+        return Archived(checksum, size, target, existed=False)
 
 
 def _kept(archive: Path, checksum: str, size: int) -> Archived | None:

@@ -22,6 +22,7 @@ opens production (the forløpsmelding until 31 May 2026) is answered in full and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -401,10 +402,28 @@ def sweep_interrupted(home: Home, submission_ids: Iterable[str] = ()) -> None:
 
 
 def _sweep_feedback(home: Home, submission_ids: Iterable[str]) -> None:
-    """Temporary files of interrupted atomic writes in these submissions' feedback folders."""
+    """Temporary files of interrupted atomic writes in these submissions' feedback folders
+    (``.*.tmp``, :mod:`npr_pipeline.atomic`'s names).
+
+    One ``scandir`` per folder, with str paths: intake sweeps the folder of every file it
+    receives, almost always one that does not exist yet, and ``Path.glob`` cost ~90 us of CPU
+    per folder (a selector, a pattern and Path objects), ~0.35 s on the national April."""
+    feedback = os.fspath(home.feedback)
     for sid in submission_ids:
-        for tmp in (home.feedback / sid).glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        try:
+            entries = os.scandir(os.path.join(feedback, sid))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):  # as glob skips them
+            continue
+        with entries:
+            leftovers = [e.path for e in entries if _is_leftover(e.name)]
+        for path in leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _is_leftover(name: str) -> bool:
+    """``name`` matches ``.*.tmp`` as ``glob`` matches it: an atomic write's temporary file."""
+    return len(name) >= 5 and name.startswith(".") and name.endswith(".tmp")
 
 
 def _now() -> datetime:
@@ -807,9 +826,11 @@ class _Pending:
         parts, self.parts = self.parts, []
         number = lake.begin(self.home, parts)
         versions = lake.publish(self.home, number, parts)
+        folders: dict[str, Path] = {}  # each table's batch folder, built once (not per part)
         for p in parts:
-            moved = lake.part_path(self.home, p.table, number, p.name)
-            self.located[(p.submission_id, p.table)] = moved
+            if p.table not in folders:
+                folders[p.table] = lake.batch_folder(self.home, p.table, number)
+            self.located[(p.submission_id, p.table)] = folders[p.table] / f"{p.name}.parquet"
         for folder in {p.path.parent for p in parts}:  # a submission's, or a chunk's
             shutil.rmtree(folder, ignore_errors=True)
         self.lake_tables.update(versions)

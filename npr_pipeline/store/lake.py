@@ -254,23 +254,22 @@ def _stats(parts: list[Part]) -> str:
     )
 
 
-def part_path(home: Home, table: str, batch: int, name: str) -> Path:
-    """Where a published part file lives: its table's folder of the batch (``name``: the
-    part's, :attr:`Part.name`)."""
-    return table_path(home, table) / f"{BATCH}={batch}" / f"{name}.parquet"
+def batch_folder(home: Home, table: str, batch: int) -> Path:
+    """A table's folder of one batch: :func:`publish` moves the batch's part files there, each
+    named by its part (``<Part.name>.parquet``)."""
+    return table_path(home, table) / f"{BATCH}={batch}"
 
 
-def _add(home: Home, batch: int, parts: list[Part]) -> AddAction:
-    """Move one file's parts into the batch's folder (once: a retried publish finds it there);
-    a chunk's part first loses the rows of members not among ``parts`` (files refused at
-    their commit: their rows never reach the lake)."""
+def _add(folder: Path, batch: int, parts: list[Part]) -> AddAction:
+    """Move one file's parts into the batch's ``folder`` (made by the caller; once: a retried
+    publish finds it there); a chunk's part first loses the rows of members not among
+    ``parts`` (files refused at their commit: their rows never reach the lake)."""
     first = parts[0]
-    target = part_path(home, first.table, batch, first.name)
-    relative = target.relative_to(table_path(home, first.table)).as_posix()
+    relative = f"{folder.name}/{first.name}.parquet"  # the log's path: relative to the table
+    target = folder / f"{first.name}.parquet"
     if first.path != target and first.path.exists():
         if len(parts) < len(first.members):
             _keep_only(first.path, [p.submission_id for p in parts])
-        target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(first.path, target)
     info = target.stat()
     return AddAction(
@@ -304,9 +303,11 @@ def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
     versions: dict[str, int] = {}
     for table, files in sorted(by_table.items()):
         root = table_path(home, table)
+        folder = batch_folder(home, table, batch)
+        folder.mkdir(parents=True, exist_ok=True)  # once per table, not per file moved
         props = CommitProperties(app_transactions=[Transaction(APP_ID, batch)])
         if not root.joinpath("_delta_log").is_dir():
-            actions = [_add(home, batch, f) for f in files]
+            actions = [_add(folder, batch, f) for f in files]
             create_table_with_add_actions(
                 str(root), Schema.from_arrow(delta_schema(table)), actions, mode="error",
                 partition_by=[BATCH], commit_properties=props,
@@ -315,7 +316,7 @@ def publish(home: Home, batch: int, parts: Iterable[Part]) -> dict[str, int]:
             continue
         delta = open_table(root)  # inside intake's ``reused_tables`` its handle, updated
         if (delta.transaction_version(APP_ID) or 0) < batch:
-            actions = [_add(home, batch, f) for f in files]
+            actions = [_add(folder, batch, f) for f in files]
             delta.create_write_transaction(
                 actions, mode="append", schema=delta_schema(table), partition_by=[BATCH],
                 commit_properties=props,

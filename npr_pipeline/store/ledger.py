@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -160,7 +160,8 @@ _DDL = (
     # look-up scans the year's millions of records
     "CREATE INDEX IF NOT EXISTS ledger_unit ON ledger (unit)",
 )
-_ROW = tuple(f.name for f in fields(LedgerRecord)) + ("reason_codes",)
+_FIELDS = tuple(f.name for f in fields(LedgerRecord))
+_ROW = _FIELDS + ("reason_codes",)
 _ARROW = pa.schema(
     [
         (
@@ -250,8 +251,9 @@ def _date(value: object) -> date | None:
 
 
 def _row(record: LedgerRecord) -> tuple[object, ...]:
-    """A typed record as one table row, in ``_ROW`` order."""
-    doc = asdict(record)
+    """A typed record as one table row, in ``_ROW`` order. Its fields are read as they are:
+    ``asdict`` deep-copied every reason only for them to be serialised (~0.1 ms a record)."""
+    doc = {name: getattr(record, name) for name in _FIELDS}
     for name in _DATES:
         doc[name] = _date(doc[name])
     doc["reason_codes"] = ",".join(str(r.get("code")) for r in record.reasons)
