@@ -156,6 +156,19 @@ def test_bytes_that_are_not_utf_8_before_msginfo_get_no_answer(tmp_path: Path) -
     assert native.probe(str(path)) is None
 
 
+def test_a_byte_order_mark_against_the_declaration_goes_the_careful_way(tmp_path: Path) -> None:
+    """Found by the soak: with a UTF-8 mark and ISO-8859-1 declared, the system's libxml2
+    decodes by the declaration and lxml's by the mark, so U+FFFE before the root is three
+    Latin-1 letters to the probe and an encoding error to the prolog check."""
+    head = b'\xef\xbb\xbf<?xml version="1.0" encoding="ISO-8859-1"?>'
+    body = f'<!--\xef\xbf\xbe--><MsgHead xmlns="{MSGHEAD_NS}"><MsgInfo><Type V="NPR_ORD"/>'
+    path = _write(tmp_path, head + body.encode("latin-1") + b"</MsgInfo></MsgHead>")
+    assert check_prolog(path) is not None
+    assert not probe_reads_as_lxml(path.read_bytes()[:HEAD_BYTES])
+    assert not untyped_by_probe(path)
+    assert precheck(path) == precheck(path, prolog_proven=False)
+
+
 def test_a_missing_file_is_an_os_error_as_open_gives(tmp_path: Path) -> None:
     missing = tmp_path / "missing.xml"
     with pytest.raises(FileNotFoundError) as probed:
