@@ -40,8 +40,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadscope
 
+# Both cores as in make test: the soak's modules are independent (each builds its own HOMEs),
+# and one process took ~18 minutes on a slow machine.
 soak: $(STAMP)
-	NPR_SOAK=1 $(BIN)/pytest -m soak
+	NPR_SOAK=1 $(BIN)/pytest -m soak -n 2 --dist loadscope
 
 # The floors are libxml2's own xmllint (Debian's libxml2-utils) and GNU time measures every
 # contender: a new machine has neither, and a floor that did not run must not read as 0 s.
