@@ -6,6 +6,7 @@ missing: the target's folder, a scratch folder, both nested, and the archive's a
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -79,8 +80,8 @@ def test_a_failed_block_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
 def test_archive_file_of_any_size_keeps_its_bytes_read_only_and_replaces_a_cut_copy(
     tmp_path: Path, size: int
 ) -> None:
-    """Small files are hashed before they are written, larger ones while they are copied: both
-    give the bytes' SHA-256, a read-only copy, and a copy a crash cut short is replaced."""
+    """Files of any size (within, at and past the copy's chunk) give the bytes' SHA-256, a
+    read-only copy, and a copy a crash cut short is replaced."""
     data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     source = tmp_path / "in.xml"
     source.write_bytes(data)
@@ -117,3 +118,27 @@ def test_archive_file_that_fails_to_rename_leaves_no_temporary(
     with pytest.raises(OSError, match="disk full"):
         archive_file(source, archive, durable=False)
     assert [p.name for p in archive.iterdir()] == []
+
+
+@pytest.mark.parametrize("refusal", [None, errno.EXDEV, errno.EINVAL])
+@pytest.mark.parametrize("size", [0, 3, 2 * CHUNK + 7])
+def test_archive_file_copies_in_the_kernel_or_through_a_buffer_where_it_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, refusal: int | None
+) -> None:
+    """``copy_file_range`` refused before it copied (another filesystem on an old kernel):
+    the copy goes through a buffer; either way the archive holds the bytes under their
+    SHA-256, read-only, and an empty file too."""
+    data = bytes(range(256)) * (size // 256) + b"y" * (size % 256)
+    source = tmp_path / "in.xml"
+    source.write_bytes(data)
+    if refusal is not None:
+
+        def refused(*args: object) -> int:
+            raise OSError(refusal, os.strerror(refusal))
+
+        monkeypatch.setattr(os, "copy_file_range", refused)
+    kept = archive_file(source, tmp_path / "archive", durable=False)
+    assert (kept.checksum, kept.size) == (hashlib.sha256(data).hexdigest(), size)
+    assert kept.path.read_bytes() == data
+    assert kept.path.stat().st_mode & 0o777 == 0o444
+    assert list((tmp_path / "archive").glob(".incoming-*")) == []

@@ -50,6 +50,10 @@ DISPLAY_NAMES = {
     XPR_ERR: "Tilbakemelding NPR: innholdskontroll",
 }
 HISTORY_DAYS = 7
+# The reports' bytes a chunk of answers keeps from their digest to their wrapping (an XPR_VAL
+# is ~1-2 kB, read twice it cost an open and a read more per answer); past this, a report is
+# read again to be wrapped: an XPR_ERR holds up to 10,000 findings, a chunk 2,000 records.
+HELD_BYTES = 32 * 2**20
 _SID = re.compile(r"[0-9a-f]{16}")
 _IDS = uuid.UUID("7f1f2c1e-5c55-4b0e-9d55-6e0a8f3f1a14")  # namespace of outbox message ids
 
@@ -125,21 +129,27 @@ def post_answers(home: Home, records: list[LedgerRecord], names: dict[str, str])
     reports they wrap (``atomic.py``): an fsync costs ~8 ms and intake posts two messages per
     file, and both can be made again from the reports.
     """
-    answers = []  # (record, kind, report's path, digest, message id): not the reports'
-    for record in records:  # bytes, up to 10,000 findings each for a chunk of 2,000 records
-        folder = home.feedback / record.submission_id
+    feedback = os.fspath(home.feedback)
+    answers = []  # (record, kind, report's path, its bytes if kept, digest, message id)
+    budget = HELD_BYTES
+    for record in records:
+        folder = os.path.join(feedback, record.submission_id)
         for kind in KINDS:
-            report = folder / f"{kind}.xml"
+            report = os.path.join(folder, f"{kind}.xml")
             try:  # one system call where a test and a read were two
-                digest = hashlib.sha256(report.read_bytes()).hexdigest()
+                data: bytes | None = _read(report)
             except FileNotFoundError:
                 continue
+            digest = hashlib.sha256(data).hexdigest()
             message_id = str(uuid.uuid5(_IDS, f"{record.submission_id}/{kind}/{digest}"))
-            answers.append((record, kind, report, digest, message_id))
-    before = read_states(home, [a[4] for a in answers]) if answers else {}
+            budget -= len(data)
+            if budget < 0:
+                data = None  # read again when it is wrapped
+            answers.append((record, kind, report, data, digest, message_id))
+    before = read_states(home, [a[5] for a in answers]) if answers else {}
     box, tmp = outbox(home), scratch(home)
     posted, states = [], []
-    for record, kind, report, digest, message_id in answers:
+    for record, kind, report, data, digest, message_id in answers:
         if message_id in before:
             continue
         state = {"id": message_id, "channel": "edi", "submission_id": record.submission_id,
@@ -147,7 +157,8 @@ def post_answers(home: Home, records: list[LedgerRecord], names: dict[str, str])
         path = None
         if record.her:
             path = box / "edi" / f"{message_id}.xml"
-            data = report.read_bytes()  # as digested: its writers hold HOME's lock, as we do
+            if data is None:  # as digested: its writers hold HOME's lock, as we do
+                data = _read(report)
             message = wrap(data, kind, message_id, record, names.get(record.unit or ""))
             write_bytes(path, message, durable=False, scratch=tmp)
             state |= {"state": "pending", "file": f"{box.name}/edi/{message_id}.xml"}
@@ -157,6 +168,12 @@ def post_answers(home: Home, records: list[LedgerRecord], names: dict[str, str])
         posted.append(Posted(message_id, record.submission_id, kind, state["state"], path))
     write_states(home, states)
     return posted
+
+
+def _read(path: str) -> bytes:
+    """A report's bytes, unbuffered (``Path.read_bytes`` built a Path and a buffered reader)."""
+    with open(path, "rb", buffering=0) as fh:
+        return fh.readall()
 
 
 def wrap(

@@ -96,10 +96,14 @@ CHUNK_BYTES = 4 * 2**20
 # accepted, it would stay the unit's current file for the rest of the year.
 LOPENR_JUMP = 1_000
 LOCK_WAIT = 600.0  # seconds a second intake waits for the first before it gives up
-# Ledger records are committed this many files at a time (one transaction): a commit costs
-# ~5-10 ms and opening the state file tens of ms, too much per file for a national day.
-# A kill loses at most the uncommitted files' records; the rerun processes them again.
-COMMIT_FILES = 200
+# Ledger records are committed this many files at a time (one transaction), with one lake
+# batch (a Delta commit per table) and one sync of the archive: a batch's fixed cost is ~0.25
+# CPU s of the main process whatever its size (the state file opened, eight Delta commits and
+# log updates), so 200 files paid it 20 times on the national April, 400 files 10 times
+# (docs/benchmarks.md, "Session 13"). A kill loses at most the uncommitted files' records; the
+# rerun processes them again: up to 400 files, ~8 s of wall on both cores (the April's 3,976 in
+# ~75 s), against a kill that is rare and a saving on every intake.
+COMMIT_FILES = 400
 # Above this many ledger records per inbox file, intake looks records up by key (a file's
 # submission id, a unit's records) instead of reading the whole ledger at its start: a read
 # costs ~9.5 us of CPU per record, a file's look-ups ~1.7 ms (docs/benchmarks.md, "Per-intake
