@@ -3,13 +3,13 @@
 Set-based: one DuckDB session checks a whole batch of pending deliveries at once (their lake
 files read into tables once), then results and violating records are split per delivery and
 written as Parquet under ``HOME/quality``, with an XPR_ERR report per submission (its XML: the
-HTML and CSV are rendered on request); batches run in worker processes. A delivery is pending
-while its marker is missing, so a run killed halfway simply leaves work for the next one; the
-marker records the ide and the catalogue (``provenance.catalogue_sha256``) the delivery was
-checked with, so a delivery is checked again when its ide arrives and when a rule or the
-catalogue changes. It also counts the delivery's violation rows: a delivery without any (most of
-a month's) writes no violations file, and its readers follow the marker
-(:func:`has_violations_file`).
+HTML and CSV are rendered on request); batches run side by side in the calling process and
+a spawned worker. A delivery is pending while its marker is missing, so a run killed halfway
+simply leaves work for the next one; the marker records the ide and the catalogue
+(``provenance.catalogue_sha256``) the delivery was checked with, so a delivery is checked again
+when its ide arrives and when a rule or the catalogue changes. It also counts the delivery's
+violation rows: a delivery without any (most of a month's) writes no violations file, and its
+readers follow the marker (:func:`has_violations_file`).
 """
 
 from __future__ import annotations
