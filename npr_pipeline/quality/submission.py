@@ -47,9 +47,12 @@ EXAMPLES = 10_000
 BATCH = 250
 """Most deliveries per batch: each batch pays for a DuckDB session, the reference tables and
 one query per check, so bigger batches are cheaper per delivery."""
-BATCH_EPISODES = 50_000
+BATCH_EPISODES = 100_000
 """Most episodes per batch: a batch's lake rows are held in memory, and cumulative files grow
-through the year (a December ord holds twelve months); this keeps a worker near 300 MB."""
+through the year (a December ord holds twelve months). A checker's peak is ~200 MiB plus ~1 MiB
+per 1,000 episodes of its batch: ~390 MiB here, against ~340 at 50,000, for half as many
+batches' fixed costs (the rule query's planning, the copy's setup: ~50-100 ms a batch;
+docs/benchmarks.md, "Session 13")."""
 WORKERS = 2
 """Processes checking batches side by side (both cores), when there is more than one batch."""
 EPISODE_TABLES = ("episodes", "diagnoses", "procedures")
