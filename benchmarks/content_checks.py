@@ -10,6 +10,7 @@ alternated (session 11, issue 14)::
 
     python -m benchmarks.content_checks prepare DATASET WORK [--month 4]
     python -m benchmarks.content_checks run WORK [--label B] [--profile OUT] [--workers N]
+        [--batch-episodes N]
 """
 
 from __future__ import annotations
@@ -85,14 +86,19 @@ def digest(home: Home, deliveries: list) -> dict[str, str]:
     return found
 
 
-def measure(work: Path, label: str, profile: Path | None, workers: int | None) -> None:
-    """``check_deliveries`` alone on the prepared deliveries; its CPU and the digest."""
+def measure(
+    work: Path, label: str, profile: Path | None, workers: int | None, episodes: int | None
+) -> None:
+    """``check_deliveries`` alone on the prepared deliveries; its CPU, the peak resident memory
+    of this process and of its largest worker, and the digest."""
     deliveries, allow = pickle.loads((work / "deliveries.pickle").read_bytes())
     home = Home.resolve(work / "home")
     clear(home, deliveries)
     os.sync()  # the removal's pending work would otherwise be charged to the checks' writes
     if workers is not None:
         submission.WORKERS = workers
+    if episodes is not None:
+        submission.BATCH_EPISODES = episodes
     profiler = cProfile.Profile() if profile else None
     cpu, children, wall = time.process_time(), _children(), time.perf_counter()
     if profiler:
@@ -108,6 +114,8 @@ def measure(work: Path, label: str, profile: Path | None, workers: int | None) -
         "main_cpu_s": round(time.process_time() - cpu, 2),
         "workers_cpu_s": round(_children() - children, 2),
         "wall_s": round(time.perf_counter() - wall, 2),
+        "main_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "worker_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
     }
     found = digest(home, deliveries)
     record["files"] = len(found)
@@ -133,11 +141,12 @@ def main() -> None:
     check.add_argument("--label", default="run")
     check.add_argument("--profile", type=Path)
     check.add_argument("--workers", type=int)
+    check.add_argument("--batch-episodes", type=int, help="submission.BATCH_EPISODES instead")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.dataset, args.work, args.month)
     else:
-        measure(args.work, args.label, args.profile, args.workers)
+        measure(args.work, args.label, args.profile, args.workers, args.batch_episodes)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from npr_pipeline.quality.submission import (
     Delivery,
     QualityOutcome,
     check_deliveries,
+    not_yet_checked,
     read_marker,
     results_path,
 )
@@ -140,12 +141,59 @@ def test_batches_sharing_a_connection_write_what_one_batch_writes(
     assert shared_files == whole_files
 
     deliveries = _deliveries(received)[:2]
-    con = duckdb.connect()
+    con = submission._connection()
     files = submission._files(submission._located(received, deliveries), deliveries)
     submission._check_batch(con, submission._Run.of(received, True), deliveries, files)
     left = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     con.close()
     assert not left & {*TABLES, "ref_submission", "ref_pair"}, left
+
+
+def test_this_process_and_a_worker_write_what_one_batch_writes(
+    received: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two checkers (the calling process and one spawned worker, each taking the next batch when
+    done) give every delivery what one batch in one process gives it."""
+    whole, whole_files = _recheck(received, monkeypatch, batch=10**9, workers=1)
+    shared, shared_files = _recheck(received, monkeypatch, batch=3, workers=2)
+    assert len(submission._batches(_deliveries(received))) > 3
+    assert shared == whole
+    assert shared_files == whole_files
+
+
+class _Broken(Exception):
+    pass
+
+
+def test_a_batch_failing_in_this_process_stops_the_run_and_the_next_run_finishes(
+    received: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that fails in the calling process ends the run with its error (the worker takes
+    no further batch, nothing hangs); its deliveries stay pending, and the next run leaves
+    exactly what one clean run leaves."""
+    expected = _outputs(received)
+    home = home_copy(received.root, tmp_path / "home")
+    shutil.rmtree(home.root / "quality")
+    for report in home.feedback.glob("*/XPR_ERR.*"):
+        report.unlink()
+    deliveries = _deliveries(home)
+    monkeypatch.setattr(submission, "BATCH", 2)
+    monkeypatch.setattr(submission, "WORKERS", 2)
+
+    def broken(*args: object) -> None:  # this process only: the worker is spawned unpatched
+        raise _Broken
+
+    checked = submission._check_batch
+    monkeypatch.setattr(submission, "_check_batch", broken)
+    with pytest.raises(_Broken):
+        check_deliveries(home, not_yet_checked(home, deliveries), allow_synthetic_fnr=True)
+    pending = not_yet_checked(home, deliveries)
+    assert 2 <= len(pending) <= len(deliveries)  # this process's first batch at least
+
+    monkeypatch.setattr(submission, "_check_batch", checked)
+    check_deliveries(home, pending, allow_synthetic_fnr=True)
+    assert not_yet_checked(home, deliveries) == []
+    assert _outputs(home) == expected
 
 
 def test_outcomes_count_the_violations_written(received: Home) -> None:

@@ -77,9 +77,11 @@ def register_tables(
     con: duckdb.DuckDBPyConnection,
     files: dict[str, list[Path]],
     submission_ids: list[str] | None = None,
+    reference: bool = True,
 ) -> None:
     """A temporary table per lake table, read once from the given files (empty where none);
-    with ``submission_ids``, only those submissions' rows (a part file may hold others).
+    with ``submission_ids``, only those submissions' rows (a part file may hold others); and
+    the reference tables, unless ``reference`` is False (a connection that has them already).
 
     Tables, not views: the catalogue reads each table in ~5 of its rules, and a view over
     hundreds of small Parquet files pays the file opening and decoding again in every one
@@ -98,7 +100,8 @@ def register_tables(
             con.register(f"_{table}_empty", pa.Table.from_batches([], schema=schema_of(table)))
             source = f"_{table}_empty"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {source}{where}")
-    reference_tables.register(con)
+    if reference:
+        reference_tables.register(con)
 
 
 RESULT_COLUMNS = [

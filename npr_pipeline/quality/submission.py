@@ -3,13 +3,13 @@
 Set-based: one DuckDB session checks a whole batch of pending deliveries at once (their lake
 files read into tables once), then results and violating records are split per delivery and
 written as Parquet under ``HOME/quality``, with an XPR_ERR report per submission (its XML: the
-HTML and CSV are rendered on request); batches run in worker processes. A delivery is pending
-while its marker is missing, so a run killed halfway simply leaves work for the next one; the
-marker records the ide and the catalogue (``provenance.catalogue_sha256``) the delivery was
-checked with, so a delivery is checked again when its ide arrives and when a rule or the
-catalogue changes. It also counts the delivery's violation rows: a delivery without any (most of
-a month's) writes no violations file, and its readers follow the marker
-(:func:`has_violations_file`).
+HTML and CSV are rendered on request); batches run side by side in the calling process and
+a spawned worker. A delivery is pending while its marker is missing, so a run killed halfway
+simply leaves work for the next one; the marker records the ide and the catalogue
+(``provenance.catalogue_sha256``) the delivery was checked with, so a delivery is checked again
+when its ide arrives and when a rule or the catalogue changes. It also counts the delivery's
+violation rows: a delivery without any (most of a month's) writes no violations file, and its
+readers follow the marker (:func:`has_violations_file`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import queue
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -34,6 +36,7 @@ from npr_pipeline.feedback.reports import Finding, SubmissionInfo, write_xpr_err
 from npr_pipeline.home import Home
 from npr_pipeline.processes import die_with_parent
 from npr_pipeline.provenance import catalogue_sha256
+from npr_pipeline.quality import reference_tables
 from npr_pipeline.quality.catalogue import Check, load_catalogue
 from npr_pipeline.quality.sql_engine import register_tables, run_checks
 from npr_pipeline.registry import current_registry
@@ -44,9 +47,12 @@ EXAMPLES = 10_000
 BATCH = 250
 """Most deliveries per batch: each batch pays for a DuckDB session, the reference tables and
 one query per check, so bigger batches are cheaper per delivery."""
-BATCH_EPISODES = 50_000
+BATCH_EPISODES = 100_000
 """Most episodes per batch: a batch's lake rows are held in memory, and cumulative files grow
-through the year (a December ord holds twelve months); this keeps a worker near 300 MB."""
+through the year (a December ord holds twelve months). A checker's peak is ~200 MiB plus ~1 MiB
+per 1,000 episodes of its batch: ~390 MiB here, against ~340 at 50,000, for half as many
+batches' fixed costs (the rule query's planning, the copy's setup: ~50-100 ms a batch;
+docs/benchmarks.md, "Session 13")."""
 WORKERS = 2
 """Processes checking batches side by side (both cores), when there is more than one batch."""
 EPISODE_TABLES = ("episodes", "diagnoses", "procedures")
@@ -144,36 +150,20 @@ def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr
     """Run the catalogue on deliveries, in batches; outcome per ord and ide submission id.
 
     Batches are independent (each writes only its own deliveries' files), so with more than
-    one they run in ``WORKERS`` processes side by side: a third of a batch's time is Python
-    and the kernel writing five files per delivery, which threads could not overlap
-    (docs/benchmarks.md, "Session 11: content checks").
+    one they run in ``WORKERS`` processes side by side (this one and spawned workers): a third
+    of a batch's time is Python and the kernel writing the delivery's files, which threads
+    could not overlap (docs/benchmarks.md, "Session 11: content checks").
     """
     batches = _batches(deliveries)
     if not batches:  # nothing pending: no Delta log to read
         return Checked({}, [])
     located = _located(home, deliveries)
-    files = [_files(located, batch) for batch in batches]
+    work = [(batch, _files(located, batch)) for batch in batches]
     run = _Run.of(home, allow_synthetic_fnr)
     if len(batches) > 1 and WORKERS > 1:
-        spawn = multiprocessing.get_context("spawn")  # no fork of a process with live threads
-        with ProcessPoolExecutor(
-            min(WORKERS, len(batches)),
-            mp_context=spawn,
-            initializer=_init_worker,
-            # one DuckDB thread per worker: the workers already fill the cores, and two
-            # threads each cost ~10 % more CPU per batch for nothing
-            initargs=(os.getpid(), 1),
-        ) as pool:
-            found = list(pool.map(_check_in_worker, [run] * len(batches), batches, files))
+        found = _check_beside_workers(run, work)
     else:
-        con = duckdb.connect()
-        try:
-            found = [
-                _check_batch(con, run, batch, chosen)
-                for batch, chosen in zip(batches, files, strict=True)
-            ]
-        finally:
-            con.close()
+        found = _check_here(run, work, _connection())
     outcomes: dict[str, QualityOutcome] = {}
     for batch_outcomes, _ in found:
         outcomes |= batch_outcomes
@@ -214,22 +204,107 @@ class _Run:
         return cls(home, allow_synthetic_fnr, catalogue_sha256(), names)
 
 
+Work = list[tuple[list[Delivery], dict[str, list[Path]]]]
+"""Batches with each table's part files."""
+Found = tuple[dict[str, QualityOutcome], pa.Table]
+"""A batch's outcomes and results rows."""
+
+
+def _connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A checking process's DuckDB connection, kept for all its batches (a connection per batch
+    cost ~10 % of the checks' CPU on a national month: the session, and the memory of its tables
+    given back and taken again every batch), with the reference tables the rules read: they are
+    the same for every batch, and creating them again per batch cost ~20 ms each."""
+    con = duckdb.connect(config={} if threads is None else {"threads": threads})
+    reference_tables.register(con)
+    return con
+
+
+def _check_here(run: _Run, work: Work, con: duckdb.DuckDBPyConnection) -> list[Found]:
+    """Check every batch of ``work`` in this process, in ``con`` (closed at the end)."""
+    try:
+        return [_check_batch(con, run, batch, files) for batch, files in work]
+    finally:
+        con.close()
+
+
+def _check_beside_workers(run: _Run, work: Work) -> list[Found]:
+    """The batches of ``work`` checked by this process and ``WORKERS - 1`` spawned ones side by
+    side, each taking the next batch when done with one; results in batch order.
+
+    This process is one of the checkers rather than waiting for ``WORKERS`` workers: a worker's
+    start (spawn, imports, reference tables) costs ~0.75 CPU s, and this process has everything
+    imported already (docs/benchmarks.md, "Session 13")."""
+    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for number in range(len(work)):
+        pending.put(number)
+    found: list[Found | None] = [None] * len(work)
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process with live threads
+    with (
+        ProcessPoolExecutor(
+            WORKERS - 1,
+            mp_context=spawn,
+            initializer=_init_worker,
+            # one DuckDB thread per checker: the checkers already fill the cores, and two
+            # threads each cost ~10 % more CPU per batch for nothing
+            initargs=(os.getpid(), 1),
+        ) as pool,
+        ThreadPoolExecutor(WORKERS - 1) as feeders,
+    ):
+        fed = [feeders.submit(_feed, pool, run, work, pending, found) for _ in range(WORKERS - 1)]
+        try:
+            con = _connection(threads=1)
+            try:
+                for number in _taken(pending):
+                    found[number] = _check_batch(con, run, *work[number])
+            finally:
+                con.close()
+        finally:
+            _drain(pending)  # on a failure here, the workers take no further batch
+            for feeder in fed:
+                feeder.result()  # a worker's failure raised here
+    return [f for f in found if f is not None]
+
+
+def _feed(
+    pool: ProcessPoolExecutor,
+    run: _Run,
+    work: Work,
+    pending: queue.SimpleQueue[int],
+    found: list[Found | None],
+) -> None:
+    """Hand a worker of ``pool`` the next pending batch until none is left (a thread of this
+    process per worker: it only waits)."""
+    for number in _taken(pending):
+        found[number] = pool.submit(_check_in_worker, run, *work[number]).result()
+
+
+def _taken(pending: queue.SimpleQueue[int]) -> Iterator[int]:
+    """The pending batches' numbers, each to one taker."""
+    while True:
+        try:
+            yield pending.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _drain(pending: queue.SimpleQueue[int]) -> None:
+    for _ in _taken(pending):
+        pass
+
+
 _WORKER_CONNECTION: list[duckdb.DuckDBPyConnection] = []
-"""A checking worker's DuckDB connection, kept for all its batches: a connection per batch cost
-~10 % of the checks' CPU on a national month (the session, and the memory of its tables given
-back and taken again every batch)."""
+"""A checking worker's connection (:func:`_connection`)."""
 
 
 def _init_worker(parent: int, threads: int) -> None:
     """A checking worker: dies with its parent (a killed intake leaves no checker behind) and
     opens the connection its batches share."""
     die_with_parent(parent)
-    _WORKER_CONNECTION.append(duckdb.connect(config={"threads": threads}))
+    _WORKER_CONNECTION.append(_connection(threads))
 
 
-def _check_in_worker(
-    run: _Run, batch: list[Delivery], files: dict[str, list[Path]]
-) -> tuple[dict[str, QualityOutcome], pa.Table]:
+def _check_in_worker(run: _Run, batch: list[Delivery], files: dict[str, list[Path]]) -> Found:
     return _check_batch(_WORKER_CONNECTION[0], run, batch, files)
 
 
@@ -238,12 +313,13 @@ def _check_batch(
     run: _Run,
     batch: list[Delivery],
     files: dict[str, list[Path]],
-) -> tuple[dict[str, QualityOutcome], pa.Table]:
-    """One batch's checks in ``con`` (shared with the batches before and after it: the batch's
-    tables are dropped at its end, so a worker holds no lake rows between batches)."""
+) -> Found:
+    """One batch's checks in ``con`` (:func:`_connection`, shared with the batches before and
+    after it: the batch's tables are dropped at its end, so a checker holds no lake rows between
+    batches)."""
     checks = list(load_catalogue())
     try:
-        register_tables(con, files, [r.submission_id for r in _records(batch)])
+        register_tables(con, files, [r.submission_id for r in _records(batch)], reference=False)
         _register_deliveries(con, batch)
         results, violations = run_checks(con, checks, run.allow_synthetic_fnr)
     finally:
