@@ -8,6 +8,7 @@ must be exactly what filtering the batch's frames and ``DataFrame.to_parquet`` w
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 from pathlib import Path
 
@@ -209,3 +210,27 @@ def test_a_check_that_fails_is_in_error_and_the_others_still_count(received: Hom
     assert failed["engine_error"].str.contains("no_such_table").all()
     others = results[results["check_id"] != "broken_rule"].reset_index(drop=True)
     pd.testing.assert_frame_equal(others, expected_results)
+
+
+def test_a_pool_started_ahead_has_its_workers_up_and_checks_as_its_own_would(
+    received: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``checking_pool`` starts its workers at once (intake lets them import while its main
+    process compacts and maintains), before any batch is given; checks through it write what
+    the calling process writes. A single batch gets no pool."""
+    deliveries = _deliveries(received)[:4]
+    whole, whole_files = _recheck(received, monkeypatch, batch=10**9, workers=1)
+    monkeypatch.setattr(submission, "BATCH", 2)
+    monkeypatch.setattr(submission, "WORKERS", 2)
+    with submission.checking_pool(deliveries[:2]) as none:
+        assert none is None and not multiprocessing.active_children()
+    for report in received.feedback.glob("*/XPR_ERR.*"):
+        report.unlink()
+    shutil.rmtree(received.root / "quality")
+    with submission.checking_pool(deliveries) as pool:
+        assert pool is not None and len(multiprocessing.active_children()) == 2
+        ahead = check_deliveries(received, deliveries, allow_synthetic_fnr=True, pool=pool)
+    sids = {r.submission_id for d in deliveries for r in (d.ord, d.ide) if r is not None}
+    assert ahead.outcomes == {sid: whole[sid] for sid in sids}
+    mine = _outputs(received)
+    assert mine and all(whole_files[k] == v for k, v in mine.items())

@@ -53,7 +53,12 @@ from npr_pipeline.intake.reasons import Reason, Status, reason
 from npr_pipeline.locking import home_lock
 from npr_pipeline.messages import reaches_production, reception_phase
 from npr_pipeline.processes import die_with_parent
-from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_checked
+from npr_pipeline.quality.submission import (
+    Delivery,
+    check_deliveries,
+    checking_pool,
+    not_yet_checked,
+)
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
 from npr_pipeline.store import lake
@@ -443,13 +448,14 @@ def _intake(
     got = _receive(home, inbox, workers, progress, max_bytes or settings.max_file_bytes, clock,
                    summary)  # fmt: skip
     by_id = got.by_id
-    if got.batches:
-        compact(home)
-    if got.lake_tables:
-        lake.maintain(home, got.lake_tables)
-    deliveries = not_yet_checked(home, got.deliveries)
-    _sweep_feedback(home, (r.submission_id for d in deliveries for r in (d.ord, d.ide) if r))
-    checked = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
+    deliveries = not_yet_checked(home, got.deliveries)  # read from their markers alone
+    with checking_pool(deliveries) as checkers:  # its workers start beside what follows
+        if got.batches:
+            compact(home)
+        if got.lake_tables:
+            lake.maintain(home, got.lake_tables)
+        _sweep_feedback(home, (r.submission_id for d in deliveries for r in (d.ord, d.ide) if r))
+        checked = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted, checkers)
     for sid, found in checked.outcomes.items():
         if sid in by_id:
             by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}

@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -140,31 +142,72 @@ def _marker_path(home: Home, year: int, unit: str, ord_sid: str) -> Path:
     return quality_file(home, year, unit, ord_sid, "results").with_suffix(".json")
 
 
-def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr: bool) -> Checked:
+def check_deliveries(
+    home: Home,
+    deliveries: list[Delivery],
+    allow_synthetic_fnr: bool,
+    pool: ProcessPoolExecutor | None = None,
+) -> Checked:
     """Run the catalogue on deliveries, in batches; outcome per ord and ide submission id.
 
     Batches are independent (each writes only its own deliveries' files), so with more than
     one they run in ``WORKERS`` processes side by side: a third of a batch's time is Python
     and the kernel writing five files per delivery, which threads could not overlap
-    (docs/benchmarks.md, "Session 11: content checks").
+    (docs/benchmarks.md, "Session 11: content checks"). ``pool`` is one :func:`checking_pool`
+    started earlier for these deliveries; without it, one is started here.
     """
+    if pool is None:
+        with checking_pool(deliveries) as pool:
+            return _check(home, deliveries, allow_synthetic_fnr, pool)
+    return _check(home, deliveries, allow_synthetic_fnr, pool)
+
+
+@contextmanager
+def checking_pool(deliveries: list[Delivery]) -> Iterator[ProcessPoolExecutor | None]:
+    """The processes that will check ``deliveries``, already starting, or None when they make
+    a single batch (checked in this process: a pool would cost more than it shares).
+
+    Spawned (no fork of a process with live threads), each worker imports DuckDB, pandas and
+    Arrow and opens its connection, ~1 s of a core: started before the caller's last work
+    ahead of the checks (intake's ledger compaction and lake maintenance, the main process
+    alone), that start-up takes the core the main process leaves idle instead of following it
+    (docs/benchmarks.md, "Session 13: intake's wall time")."""
+    workers = min(WORKERS, len(_batches(deliveries)))
+    if workers <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        # one DuckDB thread per worker: the workers already fill the cores, and two
+        # threads each cost ~10 % more CPU per batch for nothing
+        initargs=(os.getpid(), 1),
+    ) as pool:
+        for _ in range(workers):  # a spawned pool starts a worker per task submitted
+            pool.submit(_started)
+        yield pool
+
+
+def _started() -> None:
+    """A task that only makes the pool start a worker (its imports and its connection)."""
+
+
+def _check(
+    home: Home,
+    deliveries: list[Delivery],
+    allow_synthetic_fnr: bool,
+    pool: ProcessPoolExecutor | None,
+) -> Checked:
+    """:func:`check_deliveries` with its pool (None: in this process, batch by batch)."""
     batches = _batches(deliveries)
     if not batches:  # nothing pending: no Delta log to read
         return Checked({}, [])
     located = _located(home, deliveries)
     files = [_files(located, batch) for batch in batches]
     run = _Run.of(home, allow_synthetic_fnr)
-    if len(batches) > 1 and WORKERS > 1:
-        spawn = multiprocessing.get_context("spawn")  # no fork of a process with live threads
-        with ProcessPoolExecutor(
-            min(WORKERS, len(batches)),
-            mp_context=spawn,
-            initializer=_init_worker,
-            # one DuckDB thread per worker: the workers already fill the cores, and two
-            # threads each cost ~10 % more CPU per batch for nothing
-            initargs=(os.getpid(), 1),
-        ) as pool:
-            found = list(pool.map(_check_in_worker, [run] * len(batches), batches, files))
+    if pool is not None:
+        found = list(pool.map(_check_in_worker, [run] * len(batches), batches, files))
     else:
         con = duckdb.connect()
         try:
