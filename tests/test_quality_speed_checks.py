@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pandas as pd
@@ -234,3 +236,25 @@ def test_a_pool_started_ahead_has_its_workers_up_and_checks_as_its_own_would(
     assert ahead.outcomes == {sid: whole[sid] for sid in sids}
     mine = _outputs(received)
     assert mine and all(whole_files[k] == v for k, v in mine.items())
+
+
+def test_the_costliest_batches_are_submitted_first_and_results_keep_the_batch_order() -> None:
+    """The workers end close together (the cheapest batches last); the warehouse still gets
+    the results in the batches' order."""
+    submitted: list[int] = []  # batch numbers
+
+    class Pool:
+        def submit(self, fn, run, batch, files):  # noqa: ANN001, ANN202 - a stand-in
+            submitted.append(next(i for i, b in enumerate(batches) if b is batch))
+            done: Future = Future()
+            done.set_result(({}, batch[0]))
+            return done
+
+    def delivery(episodes: int) -> SimpleNamespace:
+        return SimpleNamespace(ord=SimpleNamespace(episodes=episodes), ide=None)
+
+    # costs: 1,000 + 360; 80,000 + 360; 10 * (100 + 360); 30,000 + 2 * 360
+    batches = [[delivery(1_000)], [delivery(80_000)], [delivery(100)] * 10, [delivery(15_000)] * 2]
+    found = submission._largest_first(Pool(), None, batches, [{}] * 4)  # type: ignore[arg-type]
+    assert submitted == [1, 3, 2, 0]
+    assert [results for _, results in found] == [b[0] for b in batches]
