@@ -87,8 +87,12 @@ EXAMPLES = 5
 WORKER_BYTES = 128 * 2**20
 WORKER_FILES = 1_024
 # Files submitted to a pool and not yet committed, per worker: enough to keep the workers busy
-# while the main process commits, few enough that their read rows stay a few MiB.
-IN_FLIGHT = 32
+# while the main process commits, few enough that their read rows stay a few MiB. A commit
+# batch's flush holds the main process ~0.3-0.5 s (archive sync, lake publish, ledger), during
+# which it submits nothing: 32 a worker (~0.5 s of reading on the national April) left the
+# readers waiting at every flush, ~20 % of their receipt (docs/benchmarks.md, "Session 13:
+# intake's wall time").
+IN_FLIGHT = 96
 # Files under SMALL_FILE bytes go to a worker in chunks of up to CHUNK_FILES files and
 # CHUNK_BYTES bytes (in name order); the chunk's production rows of a table become one part
 # file (docs/decisions/storage.md, "One part per table per chunk"): a small ord's seven
