@@ -89,9 +89,9 @@ WORKER_FILES = 1_024
 # Files submitted to a pool and not yet committed, per worker: enough to keep the workers busy
 # while the main process commits, few enough that their read rows stay a few MiB. A commit
 # batch's flush holds the main process ~0.3-0.5 s (archive sync, lake publish, ledger), during
-# which it submits nothing: 32 a worker (~0.5 s of reading on the national April) left the
-# readers waiting at every flush, ~20 % of their receipt (docs/benchmarks.md, "Session 13:
-# intake's wall time").
+# which it submits nothing: 32 a worker are ~0.5 s of both readers' work on the national
+# April, whose readers were asleep in 13-21 % of the receipt's samples (docs/benchmarks.md,
+# "Session 13: intake's wall time"; measured on a loaded machine).
 IN_FLIGHT = 96
 # Files under SMALL_FILE bytes go to a worker in chunks of up to CHUNK_FILES files and
 # CHUNK_BYTES bytes (in name order); the chunk's production rows of a table become one part
