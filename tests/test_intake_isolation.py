@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -370,3 +371,109 @@ def test_an_archive_copy_cut_short_before_its_sync_is_replaced(tmp_path: Path) -
     assert not again.existed and again.path.read_bytes() == source.read_bytes()
     sync_archive(tmp_path / "archive")
     assert archive_file(source, tmp_path / "archive").existed
+
+
+class _CountedPools:
+    """Every reading pool an intake starts and shuts down, and the most alive at once."""
+
+    def __init__(self) -> None:
+        self.started = self.most = 0
+        self.live: set[int] = set()
+
+    def pool(self, real: type[ProcessPoolExecutor]) -> type[ProcessPoolExecutor]:
+        counter = self
+
+        class Counted(real):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                super().__init__(*args, **kwargs)
+                counter.started += 1
+                counter.live.add(id(self))
+                counter.most = max(counter.most, len(counter.live))
+
+            def shutdown(self, *args: object, **kwargs: object) -> None:
+                super().shutdown(*args, **kwargs)
+                counter.live.discard(id(self))
+
+        return Counted
+
+
+def test_overlapped_pools_replace_the_workers_and_never_exceed_two(
+    year, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one file per worker per pool, every generation reads in fresh workers (what bounds
+    their memory), the next pool starts before the current one has handed on its outcomes
+    (two live at once: no drain between them), never a third, and the result is a clean run's."""
+    units, out = year
+    inbox = out / "inbox"
+    clean = _home(tmp_path / "clean", out / "registry.csv")
+    run_intake(clean, inbox)
+    monkeypatch.setattr(run_module, "WORKER_FILES", 1)
+    monkeypatch.setattr(run_module, "CHUNK_FILES", 1)  # one file a chunk: a generation of two
+    counted = _CountedPools()
+    monkeypatch.setattr(run_module, "ProcessPoolExecutor", counted.pool(ProcessPoolExecutor))
+    workers = tmp_path / "workers"
+    real_init = run_module._init_worker
+
+    def init(*args: object) -> None:  # forked, not pickled: a closure does
+        with workers.open("a") as pids:
+            pids.write(f"{os.getpid()}\n")
+        real_init(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "_init_worker", init)
+    home = _home(tmp_path / "home", out / "registry.csv")
+    files = len(list(inbox.iterdir()))
+    summary = run_intake(home, inbox)
+    assert Status.FAILED not in _statuses(summary).values()
+    assert counted.started >= files // 2  # a pool per two files (the last one may be empty)
+    assert len(set(workers.read_text().split())) >= files - 1
+    assert counted.most == 2 and not counted.live
+    assert _state(home) == _state(clean)
+
+
+_SMALL_GENERATIONS = """
+import sys
+from npr_pipeline.intake import run
+run.WORKER_FILES = 1
+run.CHUNK_FILES = 1
+from npr_pipeline.cli import app
+sys.argv[0] = "npr"
+app()
+"""
+
+
+@pytest.mark.soak
+def test_kill_9_while_two_pools_overlap_then_rerun_equals_a_clean_run(year, tmp_path: Path) -> None:
+    """kill -9 of the main process while the retiring pool's workers and the next pool's read
+    side by side: all four die with it, and the rerun ends in exactly the clean run's state."""
+    units, out = year
+    inbox = out / "inbox"
+    clean = _home(tmp_path / "clean", out / "registry.csv")
+    run_intake(clean, inbox)
+    home = _home(tmp_path / "home", out / "registry.csv")
+    for attempt in range(5):  # the overlap is short: an attempt may miss it
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SMALL_GENERATIONS, "--home", str(home.root), "intake",
+             str(inbox), "--json"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        children: list[int] = []
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            children = _children(proc.pid)
+            if len(children) > 2:  # two pools' workers
+                break
+            time.sleep(0.002)
+        if proc.poll() is None:
+            break
+        home = _home(tmp_path / f"home-{attempt}", out / "registry.csv")
+    assert len(children) > 2 and proc.poll() is None, "no kill while two pools overlapped"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)], "workers outlived their parent"
+    rerun = run_intake(home, inbox, timeout=120)
+    assert Status.FAILED not in _statuses(rerun).values()
+    assert _state(home) == _state(clean)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pandas as pd
@@ -257,3 +258,15 @@ def test_a_check_that_fails_is_in_error_and_the_others_still_count(received: Hom
     assert failed["engine_error"].str.contains("no_such_table").all()
     others = results[results["check_id"] != "broken_rule"].reset_index(drop=True)
     pd.testing.assert_frame_equal(others, expected_results)
+
+
+def test_the_costliest_batches_are_taken_first() -> None:
+    """The checkers end close together (the cheapest batches last); each batch's results keep
+    its place (``_check_beside_workers`` files them by batch number)."""
+
+    def delivery(episodes: int) -> SimpleNamespace:
+        return SimpleNamespace(ord=SimpleNamespace(episodes=episodes), ide=None)
+
+    # costs: 1,000 + 360; 80,000 + 360; 10 * (100 + 360); 30,000 + 2 * 360
+    batches = [[delivery(1_000)], [delivery(80_000)], [delivery(100)] * 10, [delivery(15_000)] * 2]
+    assert submission._costliest_first(batches) == [1, 3, 2, 0]  # type: ignore[arg-type]

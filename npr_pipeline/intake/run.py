@@ -27,7 +27,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -82,8 +82,12 @@ EXAMPLES = 5
 WORKER_BYTES = 128 * 2**20
 WORKER_FILES = 1_024
 # Files submitted to a pool and not yet committed, per worker: enough to keep the workers busy
-# while the main process commits, few enough that their read rows stay a few MiB.
-IN_FLIGHT = 32
+# while the main process commits, few enough that their read rows stay a few MiB. A commit
+# batch's flush holds the main process ~0.3-0.5 s (archive sync, lake publish, ledger), during
+# which it submits nothing: 32 a worker are ~0.5 s of both readers' work on the national
+# April, whose readers were asleep in 13-21 % of the receipt's samples (docs/benchmarks.md,
+# "Session 13: intake's wall time"; measured on a loaded machine).
+IN_FLIGHT = 96
 # Files under SMALL_FILE bytes go to a worker in chunks of up to CHUNK_FILES files and
 # CHUNK_BYTES bytes (in name order); the chunk's production rows of a table become one part
 # file (docs/decisions/storage.md, "One part per table per chunk"): a small ord's seven
@@ -626,43 +630,74 @@ def _run(
         finally:  # the main process is its own worker: the index is not kept past the run
             _WORKER.clear()
         return
-    remaining = chain(first, chunks)
-    while True:
-        with ProcessPoolExecutor(
+
+    def start() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
             max_workers=workers,
             initializer=_init_worker,
             initargs=(index, str(home.root), max_bytes, os.getpid()),
-        ) as pool:
-            taken = yield from _in_order(pool, _generation(remaining, workers), workers)
-        if not taken:
-            return
+        )
+
+    yield from _in_order(start, chain(first, chunks), workers)
 
 
 def _in_order(
-    pool: ProcessPoolExecutor, chunks: Iterator[_Chunk], workers: int
-) -> Generator[tuple[_Chunk, list[_Outcome]], None, int]:
+    start: Callable[[], ProcessPoolExecutor], chunks: Iterator[_Chunk], workers: int
+) -> Iterator[tuple[_Chunk, list[_Outcome]]]:
     """Each chunk with its outcomes, in order, at most ``workers * IN_FLIGHT`` files submitted
-    and not yet handed on; returns how many chunks were taken.
+    and not yet handed on, each generation of chunks (:func:`_generation`) to a pool of its own.
+
+    The next generation's pool starts as soon as the last chunk of the current one is
+    submitted, so the fresh workers read while the retiring ones finish their last files and
+    the main process commits them: a replacement that drained the pool first left the cores
+    idle ~1 s each time (docs/benchmarks.md, "Session 13: intake's wall time"). At most two
+    pools live at once: a retiring pool is shut down (its workers idle, every outcome taken)
+    when its last outcome is handed on, and always before a third one would start.
 
     A whole generation (2,048 daily files) submitted at once kept every outcome its future
     held, read rows and all, until the generation ended: the workers outrun the main process,
     so most of a generation's rows sat in the main process at once (~200 MiB at 2,048 files
     of 10-40 episodes). A consumed future is dropped at once.
     """
-    window: deque[tuple[_Chunk, Future[list[_Outcome]]]] = deque()
-    taken = files = 0
-    for chunk in chunks:
-        window.append((chunk, _submit(pool, chunk)))
-        taken += 1
-        files += len(chunk)
-        while files >= workers * IN_FLIGHT:
-            chunk, future = window.popleft()
-            files -= len(chunk)
-            yield chunk, _outcomes_of(future, len(chunk))
-    while window:
-        chunk, future = window.popleft()
-        yield chunk, _outcomes_of(future, len(chunk))
-    return taken
+    window: deque[tuple[_Chunk, Future[list[_Outcome]], ProcessPoolExecutor]] = deque()
+    pools: deque[ProcessPoolExecutor] = deque()  # the retiring pool (if any), then the current
+    files = 0
+
+    def retire() -> None:
+        """Shut the retiring pool down once none of its outcomes is left to take (its workers
+        are idle by then: joining them is immediate)."""
+        while len(pools) > 1 and (not window or window[0][2] is not pools[0]):
+            pools.popleft().shutdown()
+
+    def hand_on() -> tuple[_Chunk, list[_Outcome]]:
+        nonlocal files
+        chunk, future, _ = window.popleft()
+        files -= len(chunk)
+        outcomes = _outcomes_of(future, len(chunk))
+        retire()
+        return chunk, outcomes
+
+    try:
+        while True:
+            retire()
+            while len(pools) > 1:  # the retiring pool ends before another one starts
+                yield hand_on()
+            pools.append(start())  # its workers fork at its first submit, not before
+            taken = 0
+            for chunk in _generation(chunks, workers):
+                window.append((chunk, _submit(pools[-1], chunk), pools[-1]))
+                taken += 1
+                files += len(chunk)
+                while files >= workers * IN_FLIGHT:
+                    yield hand_on()
+            if not taken:
+                pools.pop().shutdown()
+                break
+        while window:
+            yield hand_on()
+    finally:  # as ``with`` would: each pool's submitted files are finished, its workers joined
+        for pool in pools:
+            pool.shutdown()
 
 
 def _generation(chunks: Iterator[_Chunk], workers: int) -> Iterator[_Chunk]:

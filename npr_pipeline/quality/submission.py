@@ -53,6 +53,9 @@ through the year (a December ord holds twelve months). A checker's peak is ~200 
 per 1,000 episodes of its batch: ~390 MiB here, against ~340 at 50,000, for half as many
 batches' fixed costs (the rule query's planning, the copy's setup: ~50-100 ms a batch;
 docs/benchmarks.md, "Session 13")."""
+DELIVERY_COST = 360
+"""A delivery's own files cost about what checking this many episodes does (the national April:
+~4 ms of a batch's time per delivery against ~12 us per episode)."""
 WORKERS = 2
 """Processes checking batches side by side (both cores), when there is more than one batch."""
 EPISODE_TABLES = ("episodes", "diagnoses", "procedures")
@@ -230,13 +233,14 @@ def _check_here(run: _Run, work: Work, con: duckdb.DuckDBPyConnection) -> list[F
 
 def _check_beside_workers(run: _Run, work: Work) -> list[Found]:
     """The batches of ``work`` checked by this process and ``WORKERS - 1`` spawned ones side by
-    side, each taking the next batch when done with one; results in batch order.
+    side, each taking the next batch (the costliest left) when done with one; results in batch
+    order (the warehouse appends them in that order).
 
     This process is one of the checkers rather than waiting for ``WORKERS`` workers: a worker's
     start (spawn, imports, reference tables) costs ~0.75 CPU s, and this process has everything
     imported already (docs/benchmarks.md, "Session 13")."""
     pending: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for number in range(len(work)):
+    for number in _costliest_first([batch for batch, _ in work]):
         pending.put(number)
     found: list[Found | None] = [None] * len(work)
     spawn = multiprocessing.get_context("spawn")  # no fork of a process with live threads
@@ -264,6 +268,20 @@ def _check_beside_workers(run: _Run, work: Work) -> list[Found]:
             for feeder in fed:
                 feeder.result()  # a worker's failure raised here
     return [f for f in found if f is not None]
+
+
+def _costliest_first(batches: list[list[Delivery]]) -> list[int]:
+    """The batches' numbers, the costliest first: in the batches' order, a costly batch late in
+    a national month (one ord of 60,000-80,000 episodes is a batch of its own) left one checker
+    on it alone for seconds while the other had nothing left; with the cheapest last, the
+    checkers end close together."""
+    return sorted(range(len(batches)), key=lambda i: _cost(batches[i]), reverse=True)
+
+
+def _cost(batch: list[Delivery]) -> int:
+    """A batch's checking time in episodes: its ords' episodes, and ``DELIVERY_COST`` a
+    delivery for its files (session 11: a third of a batch's time writes a delivery's files)."""
+    return sum(d.ord.episodes for d in batch) + DELIVERY_COST * len(batch)
 
 
 def _feed(
