@@ -209,6 +209,13 @@ class MessageType:
     counted: str | None = None  # the table whose rows the ledger counts as episodes
     data_years: tuple[int, int] = (0, 0)  # the first and last data year it is the version for
 
+    def __hash__(self) -> int:
+        """By kind and version (what names a type's folder), not every field: the dataclass's
+        own hash walked every table spec on each call, ~90 us per look-up of a type's compiled
+        schema or plan, twice per file (docs/benchmarks.md, session 13). Equal types have
+        equal kinds and versions, so the hash stays consistent with ``==``."""
+        return hash((self.kind, self.version))
+
     @property
     def record(self) -> str:
         """The main record element (the last listed: e.g. ``Objektholder`` after ``Enhet``)."""

@@ -17,6 +17,13 @@
  * Memory: every buffer is owned by the State and freed in state_free() on every path; attribute
  * and name pointers from libxml2 are used only during their callback (names from the parser's
  * dictionary live as long as the parser context, which outlives the State's use of them).
+ *
+ * Names: the plan's names (namespace, elements, attributes) are interned in the parser's
+ * dictionary when the Melding starts, where libxml2's SAX2 parser keeps every element and
+ * attribute name and namespace it reports (xmlParseQName and the namespace declarations go
+ * through xmlDictLookup), so a name matches by pointer: a strcmp per element, attribute and
+ * plan entry was ~2 % of the reader's CPU on the national April (docs/benchmarks.md,
+ * session 13).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -134,8 +141,8 @@ enum { S_ATTR = 0, S_CHILD = 1, S_INHERIT = 2, S_POS = 3, S_LINE = 4 };
 
 typedef struct {
     int kind;
-    char *name;  /* S_ATTR, S_CHILD: the attribute */
-    char *child; /* S_CHILD: the child element's local name */
+    const xmlChar *name;  /* S_ATTR, S_CHILD: the attribute (interned) */
+    const xmlChar *child; /* S_CHILD: the child element's local name (interned) */
     int from;    /* S_INHERIT: the slot in the parent table */
     /* the open row */
     Buf value;
@@ -155,8 +162,8 @@ typedef struct {
 } Table;
 
 typedef struct {
-    char *local;
-    int parent; /* node index or -1 for a record */
+    const xmlChar *local; /* interned */
+    int parent;           /* node index or -1 for a record */
     int table;  /* table index or -1 */
 } Node;
 
@@ -178,8 +185,8 @@ typedef struct {
     Frame *frames;
     int nframes;
     int melding; /* the Melding's depth while inside it; -1 before, -2 after */
-    /* the plan */
-    char *ns, *container;
+    /* the plan; its names interned in the parser's dictionary */
+    const xmlChar *ns, *container, *rid_names[N_RECORD_IDS];
     int main_node, nnodes, ntables;
     Node *nodes;
     Table *tables;
@@ -195,21 +202,25 @@ typedef struct {
     int doctype;
 } State;
 
-static char *dup_str(PyObject *o) {
-    const char *s = PyUnicode_AsUTF8(o);
-    if (s == NULL) return NULL;
-    size_t n = strlen(s) + 1;
-    char *d = PyMem_RawMalloc(n);
-    if (d == NULL) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    memcpy(d, s, n);
+/* A name interned in the parser's dictionary (owned by it: never freed here). */
+static const xmlChar *intern_utf8(State *st, const char *s, Py_ssize_t n) {
+    const xmlChar *d = xmlDictLookup(st->ctxt->dict, (const xmlChar *)s, (int)n);
+    if (d == NULL) PyErr_NoMemory();
     return d;
 }
 
+static const xmlChar *intern(State *st, PyObject *o) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (s == NULL) return NULL;
+    if (n > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "plan: name too long");
+        return NULL;
+    }
+    return intern_utf8(st, s, n);
+}
+
 static void plan_free(State *st) {
-    for (int i = 0; i < st->nnodes; i++) PyMem_RawFree(st->nodes[i].local);
     PyMem_RawFree(st->nodes);
     st->nodes = NULL;
     st->nnodes = 0;
@@ -217,8 +228,6 @@ static void plan_free(State *st) {
         Table *tb = &st->tables[t];
         for (int s = 0; s < tb->nslots; s++) {
             Slot *sl = &tb->slots[s];
-            PyMem_RawFree(sl->name);
-            PyMem_RawFree(sl->child);
             buf_free(&sl->value);
             buf_free(&sl->data);
             buf_free(&sl->offsets);
@@ -229,9 +238,6 @@ static void plan_free(State *st) {
     PyMem_RawFree(st->tables);
     st->tables = NULL;
     st->ntables = 0;
-    PyMem_RawFree(st->ns);
-    PyMem_RawFree(st->container);
-    st->ns = st->container = NULL;
 }
 
 /* The plan as Python compiles it (npr_pipeline/intake/native/__init__.py, Plan.spec):
@@ -243,7 +249,10 @@ static int plan_load(State *st, PyObject *spec) {
     if (!PyArg_ParseTuple(spec, "UUiO!O!", &ns, &container, &main_node, &PyList_Type, &nodes,
                           &PyList_Type, &tables))
         return -1;
-    if ((st->ns = dup_str(ns)) == NULL || (st->container = dup_str(container)) == NULL) return -1;
+    if ((st->ns = intern(st, ns)) == NULL || (st->container = intern(st, container)) == NULL)
+        return -1;
+    for (int k = 0; k < N_RECORD_IDS; k++)
+        if ((st->rid_names[k] = intern_utf8(st, RECORD_IDS[k], -1)) == NULL) return -1;
     Py_ssize_t nn = PyList_GET_SIZE(nodes), nt = PyList_GET_SIZE(tables);
     st->nodes = PyMem_RawCalloc(nn ? nn : 1, sizeof(Node));
     st->tables = PyMem_RawCalloc(nt ? nt : 1, sizeof(Table));
@@ -257,7 +266,7 @@ static int plan_load(State *st, PyObject *spec) {
         if (!PyArg_ParseTuple(PyList_GET_ITEM(nodes, i), "Uii", &local, &nd->parent, &nd->table))
             return -1;
         st->nnodes++;
-        if ((nd->local = dup_str(local)) == NULL) return -1;
+        if ((nd->local = intern(st, local)) == NULL) return -1;
         if (nd->parent >= (int)i || nd->parent < -1 || nd->table >= (int)nt || nd->table < -1) {
             PyErr_SetString(PyExc_ValueError, "plan: node out of range");
             return -1;
@@ -286,8 +295,8 @@ static int plan_load(State *st, PyObject *spec) {
                                   &sl->from))
                 return -1;
             tb->nslots++;
-            if (name != Py_None && (sl->name = dup_str(name)) == NULL) return -1;
-            if (child != Py_None && (sl->child = dup_str(child)) == NULL) return -1;
+            if (name != Py_None && (sl->name = intern(st, name)) == NULL) return -1;
+            if (child != Py_None && (sl->child = intern(st, child)) == NULL) return -1;
             int bad = sl->kind < S_ATTR || sl->kind > S_LINE;
             bad |= (sl->kind == S_ATTR || sl->kind == S_CHILD) && sl->name == NULL;
             bad |= sl->kind == S_CHILD && sl->child == NULL;
@@ -322,8 +331,15 @@ static int find_attr(const char *name, int nb, const xmlChar **attrs) {
     return -1;
 }
 
+/* find_attr() for a name interned in the parser's dictionary: a pointer comparison. */
+static int find_interned_attr(const xmlChar *name, int nb, const xmlChar **attrs) {
+    for (int i = 0; i < nb; i++)
+        if (attrs[i * 5] == name && attrs[i * 5 + 2] == NULL) return i;
+    return -1;
+}
+
 static int set_from_attr(Slot *sl, int nb, const xmlChar **attrs) {
-    int i = find_attr(sl->name, nb, attrs);
+    int i = find_interned_attr(sl->name, nb, attrs);
     sl->set = 1;
     sl->null = i < 0;
     if (i < 0) return 0;
@@ -493,9 +509,10 @@ static int push_frame(State *st, const xmlChar *local, int line) {
     return 0;
 }
 
-static int record_id(Frame *f, int nb, const xmlChar **attrs) {
+static int record_id(State *st, Frame *f, int nb, const xmlChar **attrs) {
+    if (nb == 0) return 0;
     for (int k = 0; k < N_RECORD_IDS; k++) {
-        int i = find_attr(RECORD_IDS[k], nb, attrs);
+        int i = find_interned_attr(st->rid_names[k], nb, attrs);
         if (i >= 0 && attrs[i * 5 + 4] > attrs[i * 5 + 3]) {
             f->rid = k;
             return buf_set_value(&f->rid_value, attrs[i * 5 + 3], attrs[i * 5 + 4]);
@@ -529,22 +546,19 @@ static int start_melding(State *st, PyObject *plan) {
 static int extract_start(State *st, const xmlChar *local, const xmlChar *uri, int nb,
                          const xmlChar **attrs) {
     Frame *f = &st->frames[st->depth], *up = &st->frames[st->depth - 1];
-    if (uri == NULL || strcmp((const char *)uri, st->ns) != 0) return 0;
+    if (uri != st->ns) return 0;
     if (up->table >= 0) { /* a column from this child of the row's element */
         Table *tb = &st->tables[up->table];
         for (int s = 0; s < tb->nslots; s++) {
             Slot *sl = &tb->slots[s];
-            if (sl->kind == S_CHILD && !sl->set && strcmp(sl->child, (const char *)local) == 0)
+            if (sl->kind == S_CHILD && !sl->set && sl->child == local)
                 if (set_from_attr(sl, nb, attrs) < 0) return -1;
         }
     }
     int parent = up->node;
-    if (parent < 0 && !(st->depth == st->melding + 2 &&
-                        strcmp((const char *)up->local, st->container) == 0))
-        return 0;
+    if (parent < 0 && !(st->depth == st->melding + 2 && up->local == st->container)) return 0;
     for (int n = 0; n < st->nnodes; n++) {
-        if (st->nodes[n].parent != parent || strcmp(st->nodes[n].local, (const char *)local) != 0)
-            continue;
+        if (st->nodes[n].parent != parent || st->nodes[n].local != local) continue;
         f->node = n;
         f->table = st->nodes[n].table;
         if (f->table >= 0) {
@@ -570,7 +584,7 @@ static void on_start(void *ctx, const xmlChar *local, const xmlChar *prefix, con
     int line = ctxt->input ? ctxt->input->line : 0;
     if (push_frame(st, local, line) < 0) return fail(st);
     if (st->melding >= 0) {
-        if (record_id(&st->frames[st->depth], nb_attrs, attrs) < 0) return fail(st);
+        if (record_id(st, &st->frames[st->depth], nb_attrs, attrs) < 0) return fail(st);
         st->vsax->startElementNs(st->vdata, local, prefix, uri, nb_ns, namespaces, nb_attrs,
                                  nb_defaulted, attrs);
         if (st->failed) return;
