@@ -308,13 +308,7 @@ def test_kill_9_of_intake_then_rerun_equals_a_clean_run(year, tmp_path: Path, po
     proc.wait()
     if need_workers:
         assert children, "the kill point is while workers read"
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in children if _alive(pid)], "workers outlived their parent"
-    rerun = run_intake(home, inbox, timeout=120)
-    assert Status.FAILED not in _statuses(rerun).values()
-    assert _state(home) == _state(clean)
+    _workers_die_and_the_rerun_equals(clean, home, inbox, children)
     assert not (home.root / "staging").exists() or not any((home.root / "staging").iterdir())
 
 
@@ -324,6 +318,20 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(x) for x in text.split()]
+
+
+def _workers_die_and_the_rerun_equals(
+    clean: Home, home: Home, inbox: Path, children: list[int]
+) -> None:
+    """After a kill -9 of intake: its workers die with it (within 10 s), and a rerun of the
+    same inbox fails no file and leaves the state one clean run leaves."""
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)], "workers outlived their parent"
+    rerun = run_intake(home, inbox, timeout=120)
+    assert Status.FAILED not in _statuses(rerun).values()
+    assert _state(home) == _state(clean)
 
 
 def _alive(pid: int) -> bool:
@@ -470,10 +478,4 @@ def test_kill_9_while_two_pools_overlap_then_rerun_equals_a_clean_run(year, tmp_
     assert len(children) > 2 and proc.poll() is None, "no kill while two pools overlapped"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in children if _alive(pid)], "workers outlived their parent"
-    rerun = run_intake(home, inbox, timeout=120)
-    assert Status.FAILED not in _statuses(rerun).values()
-    assert _state(home) == _state(clean)
+    _workers_die_and_the_rerun_equals(clean, home, inbox, children)
