@@ -103,12 +103,40 @@ def test_archive_file_of_any_size_keeps_its_bytes_read_only_and_replaces_a_cut_c
     assert list(archive.glob(".incoming-*")) == []
 
 
-def test_archive_file_that_fails_to_rename_leaves_no_temporary(
+def test_a_resent_small_file_writes_nothing_and_a_large_one_only_a_temporary_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bytes already archived: a small file (every daily file) is recognised before anything
+    is written, so a resend makes no temporary file (each costs its create and unlink); a
+    large one is hashed from its kernel copy, which is removed."""
+    archive = tmp_path / "archive"
+    small, large = tmp_path / "small.xml", tmp_path / "large.xml"
+    small.write_bytes(b"<x/>" * 100)
+    large.write_bytes(b"<y/>" * CHUNK)
+    archive_file(small, archive, durable=False)
+    archive_file(large, archive, durable=False)
+    made = []
+    real_temp_file = temp_file
+
+    def counted(folder: Path, prefix: str, suffix: str = "") -> tuple[int, Path]:
+        made.append(prefix)
+        return real_temp_file(folder, prefix, suffix)
+
+    monkeypatch.setattr("npr_pipeline.intake.archive.temp_file", counted)
+    assert archive_file(small, archive, durable=False).existed
+    assert made == []
+    assert archive_file(large, archive, durable=False).existed
+    assert made == [".incoming-"]
+    assert list(archive.glob(".incoming-*")) == []
+
+
+@pytest.mark.parametrize("size", [4, 2 * CHUNK])
+def test_archive_file_that_fails_to_rename_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     """The temporary copy is removed when the write fails, as it is renamed when it succeeds."""
     source = tmp_path / "in.xml"
-    source.write_bytes(b"<x/>")
+    source.write_bytes(b"x" * size)
     archive = tmp_path / "archive"
 
     def refused(source: Path, target: Path) -> None:

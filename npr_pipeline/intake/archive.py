@@ -1,8 +1,9 @@
 """The raw archive: every received file, content-addressed by SHA-256, never modified.
 
 Archiving is the first thing intake does, before any parsing, so nothing received can be
-lost whatever happens later. The copy is made by the kernel (bounded memory for any size) into
-a temporary name, hashed there, made read-only and renamed into place.
+lost whatever happens later. A copy is written to a temporary name, made read-only and renamed
+into place: a small file is hashed first (a resend writes nothing), a large one is copied by
+the kernel (bounded memory for any size) and hashed there.
 
 Intake archives without an fsync per file (``durable=False``: ~8 ms each, a national day has
 tens of thousands) and makes a whole commit batch durable with one :func:`sync_archive` before
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
+import io
 import mmap
 import os
 import stat
@@ -53,33 +55,86 @@ def archive_file(source: Path, archive: Path, durable: bool = True) -> Archived:
     """Copy ``source`` into the archive (atomically) unless identical bytes are there; without
     ``durable`` the copy is on disk only after the next :func:`sync_archive`.
 
-    The bytes are copied by the kernel (:func:`_copy`) into the temporary file, and that file,
-    ours alone, is hashed through a mapping of it: the checksum is the copy's own, whatever
-    happens to ``source`` meanwhile, and no byte passes through a Python buffer (a read and a
-    write of each file before). Bytes already archived cost a temporary file, removed."""
+    A file of less than ``CHUNK`` (every daily file, most monthly ones) is read in one call and
+    hashed before anything is written, so bytes already archived (a resend) cost no temporary
+    file and no unlink (~2.3 ms of wall each on a disk mounted with ``discard``). A larger file
+    is copied by the kernel (:func:`_copy`, bounded memory) and that copy, ours alone, is
+    hashed through a mapping of it: the checksum is the copy's own, whatever happens to
+    ``source`` meanwhile, and no byte passes through a Python buffer."""
+    src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if os.fstat(src).st_size < CHUNK:
+            return _archive_small(src, archive, durable)
+        return _archive_large(src, archive, durable)
+    finally:
+        os.close(src)
+
+
+def _archive_small(src: int, archive: Path, durable: bool) -> Archived:
+    """Read, hash, and write only bytes the archive lacks (to their end, should the file have
+    grown since it was measured)."""
+    data = _read_all(src)
+    checksum = hashlib.sha256(data).hexdigest()
+    if (kept := _kept(archive, checksum, len(data))) is not None:
+        return kept
     fd, tmp = temp_file(archive, ".incoming-")
     try:
         try:
-            src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                size = _copy(src, fd)
-            finally:
-                os.close(src)
+            _write_all(fd, data)
+            _seal(fd, durable)
+        finally:
+            os.close(fd)
+        return _placed(tmp, archive, checksum, len(data))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _archive_large(src: int, archive: Path, durable: bool) -> Archived:
+    """Copy by the kernel, hash the copy, and drop it if these bytes are archived already."""
+    fd, tmp = temp_file(archive, ".incoming-")
+    try:
+        try:
+            size = _copy(src, fd)
             checksum = _digest(fd, size)
-            os.fchmod(fd, 0o444)
-            if durable:
-                os.fsync(fd)
+            _seal(fd, durable)
         finally:
             os.close(fd)
         if (kept := _kept(archive, checksum, size)) is not None:
             tmp.unlink()  # these bytes are archived already
             return kept
-        target = archive_path(archive, checksum)
-        replace(tmp, target)  # makes archive/ab/cd/ the first time only
+        return _placed(tmp, archive, checksum, size)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _seal(fd: int, durable: bool) -> None:
+    """Make the copy read-only (the archive never changes a byte) and, if asked, durable."""
+    os.fchmod(fd, 0o444)
+    if durable:
+        os.fsync(fd)
+
+
+def _placed(tmp: Path, archive: Path, checksum: str, size: int) -> Archived:
+    """Rename the finished copy to its content address (making archive/ab/cd/ the first time)."""
+    target = archive_path(archive, checksum)
+    replace(tmp, target)
     return Archived(checksum, size, target, existed=False)
+
+
+def _read_all(fd: int) -> bytes:
+    """Every byte from ``fd``'s position to its end, in one buffer of the file's size
+    (``FileIO.readall`` sizes it from ``fstat``; ``os.read(fd, CHUNK)`` allocates a MiB)."""
+    with io.FileIO(fd, closefd=False) as raw:
+        return raw.readall()
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` (``os.write`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _copy(source: int, target: int) -> int:
@@ -94,9 +149,7 @@ def _copy(source: int, target: int) -> int:
         if size or exc.errno not in _NO_COPY_RANGE:
             raise
         while chunk := os.read(source, CHUNK):
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(target, view) :]
+            _write_all(target, chunk)
             size += len(chunk)
     return size
 
