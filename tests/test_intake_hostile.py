@@ -584,7 +584,7 @@ def test_the_probes_route_gives_the_careful_routes_answer(
         for proven in (True, False):
             staging = tmp_path / f"staging-{case.name}-{proven}"
             read = read_submission(
-                path, index, staging, "sid", date(2026, 3, 10), 1 << 30, prolog_proven=proven
+                path, index, staging, "sid", date(2026, 3, 10), 1 << 30, prechecked=proven
             )
             reads.append(_as_read(read, staging))
         assert reads[0] == reads[1], case.name

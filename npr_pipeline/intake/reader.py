@@ -97,7 +97,7 @@ def read_submission(
     received: date,
     max_bytes: int,
     held: dict[str, pa.Table] | None = None,
-    prolog_proven: bool = False,
+    prechecked: bool = False,
 ) -> ReadResult:
     """Read one archived file; staged Parquet files are kept only if it is acceptable.
 
@@ -106,9 +106,11 @@ def read_submission(
     fixed cost is the write of a small file's part (``npr_pipeline.intake.run``). A test
     file's tables are staged all the same (its answer reads them). ``rows`` counts them
     either way, and ``record_keys`` digests an ord's or ide's patient keys either way.
-    ``prolog_proven``: as :func:`~npr_pipeline.intake.validation.precheck` takes it."""
+    ``prechecked``: the caller has shown that :func:`~npr_pipeline.intake.validation.precheck`
+    passes (its size in range, and :func:`~npr_pipeline.intake.daily.untyped_by_probe`, which
+    checks the encoding and proves the prolog), so the file is not opened for it again."""
     result = ReadResult()
-    problem = precheck(path, max_bytes, prolog_proven)
+    problem = None if prechecked else precheck(path, max_bytes)
     if problem:
         result.reasons.append(problem)
         return result

@@ -338,7 +338,7 @@ def _read_and_stage(task: _Task, held: dict[str, pa.Table] | None = None) -> _Ou
         received,
         _WORKER["max_bytes"],  # type: ignore[arg-type]
         held,
-        prolog_proven=monthly,
+        prechecked=monthly,  # its size checked above, the rest by the probe
     )
     parts: dict[str, lake.Part] = {}
     production = read.gate.test_route is None and read.gate.unit is not None
@@ -659,44 +659,66 @@ def _in_order(
     so most of a generation's rows sat in the main process at once (~200 MiB at 2,048 files
     of 10-40 episodes). A consumed future is dropped at once.
     """
-    window: deque[tuple[_Chunk, Future[list[_Outcome]], ProcessPoolExecutor]] = deque()
-    pools: deque[ProcessPoolExecutor] = deque()  # the retiring pool (if any), then the current
-    files = 0
-
-    def retire() -> None:
-        """Shut the retiring pool down once none of its outcomes is left to take (its workers
-        are idle by then: joining them is immediate)."""
-        while len(pools) > 1 and (not window or window[0][2] is not pools[0]):
-            pools.popleft().shutdown()
-
-    def hand_on() -> tuple[_Chunk, list[_Outcome]]:
-        nonlocal files
-        chunk, future, _ = window.popleft()
-        files -= len(chunk)
-        outcomes = _outcomes_of(future, len(chunk))
-        retire()
-        return chunk, outcomes
-
+    flight = _InFlight()
     try:
         while True:
-            retire()
-            while len(pools) > 1:  # the retiring pool ends before another one starts
-                yield hand_on()
-            pools.append(start())  # its workers fork at its first submit, not before
+            while flight.retiring():  # the retiring pool ends before another one starts
+                yield flight.hand_on()
+            pool = flight.started(start())  # its workers fork at its first submit, not before
             taken = 0
             for chunk in _generation(chunks, workers):
-                window.append((chunk, _submit(pools[-1], chunk), pools[-1]))
+                flight.submit(pool, chunk)
                 taken += 1
-                files += len(chunk)
-                while files >= workers * IN_FLIGHT:
-                    yield hand_on()
+                while flight.files >= workers * IN_FLIGHT:
+                    yield flight.hand_on()
             if not taken:
-                pools.pop().shutdown()
+                flight.drop_newest()
                 break
-        while window:
-            yield hand_on()
+        while flight.window:
+            yield flight.hand_on()
     finally:  # as ``with`` would: each pool's submitted files are finished, its workers joined
-        for pool in pools:
+        flight.shutdown()
+
+
+class _InFlight:
+    """The chunks submitted and not yet handed on, in order, with the pools reading them: the
+    retiring pool (if any), then the current one."""
+
+    def __init__(self) -> None:
+        self.window: deque[tuple[_Chunk, Future[list[_Outcome]], ProcessPoolExecutor]] = deque()
+        self.pools: deque[ProcessPoolExecutor] = deque()
+        self.files = 0
+
+    def started(self, pool: ProcessPoolExecutor) -> ProcessPoolExecutor:
+        """``pool`` as the current pool (the previous one retiring)."""
+        self.pools.append(pool)
+        return pool
+
+    def submit(self, pool: ProcessPoolExecutor, chunk: _Chunk) -> None:
+        self.window.append((chunk, _submit(pool, chunk), pool))
+        self.files += len(chunk)
+
+    def retiring(self) -> bool:
+        """Whether a retiring pool still has outcomes to hand on (shut down once it has none:
+        its workers are idle by then, so joining them is immediate)."""
+        while len(self.pools) > 1 and (not self.window or self.window[0][2] is not self.pools[0]):
+            self.pools.popleft().shutdown()
+        return len(self.pools) > 1
+
+    def hand_on(self) -> tuple[_Chunk, list[_Outcome]]:
+        """The oldest chunk with its outcomes (its future dropped at once)."""
+        chunk, future, _ = self.window.popleft()
+        self.files -= len(chunk)
+        outcomes = _outcomes_of(future, len(chunk))
+        self.retiring()
+        return chunk, outcomes
+
+    def drop_newest(self) -> None:
+        """Shut down the current pool, which was given nothing (the chunks have ended)."""
+        self.pools.pop().shutdown()
+
+    def shutdown(self) -> None:
+        for pool in self.pools:
             pool.shutdown()
 
 

@@ -27,15 +27,9 @@ Finding = Reason
 HEAD_BYTES = 1024  # enough for a byte-order mark and the XML declaration
 
 
-def precheck(
-    path: Path, max_bytes: int | None = None, prolog_proven: bool = False
-) -> Finding | None:
+def precheck(path: Path, max_bytes: int | None = None) -> Finding | None:
     """Why the file must not be parsed at all, or None: empty, larger than ``max_bytes``, an
-    encoding other than UTF-8 / ISO-8859-1, a DOCTYPE, or a root that is not MsgHead.
-
-    ``prolog_proven``: the native probe has already shown that the prolog check passes
-    (:func:`npr_pipeline.intake.daily.untyped_by_probe`), so its lxml parse is skipped; the
-    size and encoding checks run all the same."""
+    encoding other than UTF-8 / ISO-8859-1, a DOCTYPE, or a root that is not MsgHead."""
     size = path.stat().st_size
     if size == 0:
         return reason("empty_file")
@@ -43,10 +37,7 @@ def precheck(
         return reason("too_large", f"{size:,} bytes > {max_bytes:,}.")
     with open(path, "rb") as fh:
         head = fh.read(HEAD_BYTES)
-    problem = check_encoding(head)
-    if problem or prolog_proven:
-        return problem
-    return check_prolog(path)
+    return check_encoding(head) or check_prolog(path)
 
 
 def technical_contact(contact: Mapping[str, str]) -> str | None:
