@@ -1,17 +1,20 @@
 """What production reads for a period: views over the current covering submissions.
 
-Per unit the current ord (and its ide, in the vault) whose data reach the period's end; rows
-after the period's end are cut (a later cumulative file also holds the months after it); records
-with an error finding are left out and counted. Production copies no data: its views read the
+Per unit the current delivery whose data reach the period's end: an ord and the ide of the same
+data end (in the vault), as intake's content checks paired them
+(:func:`~npr_pipeline.store.lake.current_deliveries`); rows after the period's end are cut (a
+later cumulative file also holds the months after it); records with an error finding are left
+out and counted. Production copies no data: its views read the
 part files of the lake's Delta tables (chosen from the log: committed batches, current
 submissions; :mod:`npr_pipeline.store.lake`) directly, so a unit's late correction changes
 production by changing which file is current, nothing else. Only the per-period quality
 database that GX validates holds a materialised copy, rebuilt from the lake on every run.
 
 Fail closed, never skip: every lake file the ledger says a chosen submission has, and every
-chosen ord's violations file (checked with the current catalogue) that its quality marker says
-there is, must be there and readable; otherwise :class:`InputFileError` names the file and the
-period is not read at all. A delivery whose marker counts no violations has no file.
+chosen ord's violations file (checked with the current catalogue and the chosen ide) that its
+quality marker says there is, must be there and readable; otherwise :class:`InputFileError`
+names the file and the period is not read at all. A delivery whose marker counts no violations
+has no file.
 """
 
 from __future__ import annotations
@@ -216,6 +219,12 @@ def _empty(table: str) -> str:
     return f"SELECT {columns} WHERE FALSE"
 
 
+_RECHECK = (
+    "run `npr intake` (any inbox, even an empty folder) to check deliveries with the current "
+    "catalogue and their current ide"
+)
+
+
 def _excluded(con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, kind: str) -> None:
     """Error findings of the included deliveries (their violations files), as a table.
 
@@ -226,6 +235,7 @@ def _excluded(con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, k
     """
     year = inputs.period.year
     catalogue = catalogue_sha256()
+    ide_of = dict(zip(inputs.ides["unit"], inputs.ides["submission_id"], strict=True))
     files = []
     for row in inputs.ords.itertuples(index=False):
         path = quality_file(home, year, row.unit, row.submission_id, "violations")
@@ -233,9 +243,11 @@ def _excluded(con: duckdb.DuckDBPyConnection, home: Home, inputs: PeriodInput, k
         what = f"violations file of delivery {row.submission_id} ({row.unit})"
         if marker is None or marker.get("catalogue") != catalogue:
             state = "not been checked" if marker is None else "been checked with another catalogue"
+            raise InputFileError(f"{what} has {state}: {path}; {_RECHECK}")
+        if marker.get("ide_sid") != ide_of.get(row.unit):
             raise InputFileError(
-                f"{what} has {state}: {path}; run `npr intake` (any inbox, even an empty "
-                "folder) to check deliveries with the current catalogue"
+                f"{what} was checked with ide {marker.get('ide_sid')}, and production reads ide "
+                f"{ide_of.get(row.unit)}: {path}; {_RECHECK}"
             )
         if has_violations_file(marker):
             readable(path, what, "its quality marker says it exists")

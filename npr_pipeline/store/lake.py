@@ -525,16 +525,61 @@ def current_for_period(ledger: pd.DataFrame, period: Period) -> pd.DataFrame:
 
     Current is the newest accepted production submission (by lopenr, then extraction date) of
     the unit, type and data year; it covers the period when its data reach the period's end.
+    The ord and ide are chosen as one delivery (:func:`current_deliveries`), so production
+    reads the pair the content checks compared.
     """
     columns = ["unit", "message_type", "submission_id", "lopenr", "period_to", "episodes"]
     # only the columns the choice and the answer read: at 65,000 units (~400,000 records a
     # year) sorting the whole ledger's twenty columns cost seconds (docs/benchmarks.md)
     needed = [*columns, "status", "extracted", "year"]
-    current = current_submissions(ledger.loc[ledger["year"] == period.year, needed])
+    year = ledger.loc[ledger["year"] == period.year, needed]
+    current = current_submissions(year)
     if current.empty:  # typed, so that selecting rows by ``covers`` works on it too
         return pd.DataFrame(columns=columns).assign(covers=pd.Series(dtype=bool))
+    others = current[~current["message_type"].isin(DELIVERY)]
+    current = pd.concat([others, current_deliveries(year, period)], ignore_index=True)
     current = current[columns].assign(covers=current["period_to"] >= period.end.isoformat())
     return current.sort_values(["unit", "message_type"]).reset_index(drop=True)
+
+
+DELIVERY = ("NPR_ORD", "NPR_IDE")
+"""The two messages of one monthly delivery."""
+_NEWEST = ["lopenr", "extracted", "submission_id"]
+
+
+def current_deliveries(year: pd.DataFrame, period: Period) -> pd.DataFrame:
+    """The ord and ide rows of each unit's current delivery for ``period`` (ledger rows of one
+    data year; any order).
+
+    An ord's ide is the newest accepted ide of the same unit and data end (``period_to``): the
+    pair intake's content checks compare (``Delivery``, whose marker names the ide). A unit's
+    current delivery is its newest ord with an ide whose data reach the period's end; without
+    one, its newest ord with that ord's ide if it has one (a half-sent delivery: the gate then
+    finds the ide missing), or its newest ide if it sent no ord. The newest ord and the newest
+    ide on their own could be two halves of different months (next month's ord sent before its
+    ide): production then compared an ord with an ide the checks never saw together, and the
+    snapshot's checks found the pair's errors unexcluded and stopped the period (session 14).
+    """
+    accepted = year.loc[
+        (year["status"] == "accepted") & year["message_type"].isin(DELIVERY)
+    ].sort_values(_NEWEST)
+    ords = accepted.loc[accepted["message_type"] == "NPR_ORD"]
+    ides = accepted.loc[accepted["message_type"] == "NPR_IDE"]
+    paired_ide = ides.groupby(["unit", "period_to"], as_index=False).tail(1)
+    ide_sid = ords.merge(
+        paired_ide[["unit", "period_to", "submission_id"]],
+        on=["unit", "period_to"],
+        how="left",
+        suffixes=("", "_ide"),
+    ).set_index(ords.index)["submission_id_ide"]
+    complete = ords.loc[ide_sid.notna() & (ords["period_to"] >= period.end.isoformat())]
+    chosen = complete.groupby("unit").tail(1)
+    newest = ords.loc[~ords["unit"].isin(chosen["unit"])].groupby("unit").tail(1)
+    chosen_ords = pd.concat([chosen, newest])
+    with_ide = ides["submission_id"].isin(ide_sid.loc[chosen_ords.index].dropna())
+    no_ord = ~ides["unit"].isin(ords["unit"])
+    lone_ides = ides.loc[no_ord].groupby("unit").tail(1)
+    return pd.concat([chosen_ords, ides.loc[with_ide], lone_ides], ignore_index=True)
 
 
 def parquet_source(paths: list[Path], union_by_name: bool = False) -> str:
