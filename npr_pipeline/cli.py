@@ -761,7 +761,7 @@ def _why(missing: dict[str, object]) -> str:
     a monthly unit's is its missing ord/ide."""
     reason = missing.get("reason")
     if reason is None:
-        return "no current ord+ide reaching the period's end"
+        return "no delivery (an ord and the ide of its data end) reaching the period's end"
     if reason == "not_closed":
         return "daily: no closing (NPR_AVSLUTNING) covering the period"
     parts = [
