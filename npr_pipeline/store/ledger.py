@@ -589,12 +589,18 @@ class LedgerLookup:
         return [_from_row(row) for row in rows]
 
 
+NEWEST = ["lopenr", "extracted", "submission_id"]
+"""The order of a unit's submissions of one type and year: the last is the newest."""
+
+
 def current_submissions(ledger: pd.DataFrame) -> pd.DataFrame:
-    """The current accepted production submission per unit, message type and year."""
+    """The current accepted production submission per unit, message type and year (of the
+    ord and ide, a period's production reads the current delivery:
+    :func:`npr_pipeline.store.lake.current_for_period`)."""
     accepted = ledger[ledger["status"] == "accepted"].copy()
     if accepted.empty:
         return accepted
-    ordered = accepted.sort_values(["lopenr", "extracted", "submission_id"])
+    ordered = accepted.sort_values(NEWEST)
     return ordered.groupby(["unit", "message_type", "year"], as_index=False).tail(1)
 
 
