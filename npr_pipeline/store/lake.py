@@ -537,15 +537,16 @@ def current_for_period(ledger: pd.DataFrame, period: Period) -> pd.DataFrame:
     return current.sort_values(["unit", "message_type"]).reset_index(drop=True)
 
 
-def parquet_source(paths: list[Path], union_by_name: bool = False) -> str:
+def parquet_source(paths: list[Path], union_by_name: bool = False, filename: bool = False) -> str:
     """A DuckDB ``read_parquet`` over explicit files (part files chosen by :func:`part_files`,
-    or quality results).
+    or quality results), with each row's file in a ``filename`` column if asked.
 
     Hive partitioning is off: the ``batch=`` folders are the log's business, and the files
     carry their own typed columns.
     """
     listing = ", ".join(_quoted(str(p)) for p in paths)
     options = ", union_by_name = true" if union_by_name else ""
+    options += ", filename = true" if filename else ""
     return f"read_parquet([{listing}], hive_partitioning = false{options})"
 
 
