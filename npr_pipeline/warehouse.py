@@ -293,7 +293,7 @@ def _named_rows(markers: dict[str, Path]) -> str:
              for sid, path in markers.items()}  # fmt: skip
     paths = list(dict.fromkeys(named.values()))
     pairs = ", ".join(_literal(f"{path}|{sid}") for sid, path in named.items())
+    source = parquet_source(paths, union_by_name=True, filename=True)
     return (
-        f"(SELECT * EXCLUDE (filename) FROM {parquet_source(paths, union_by_name=True, filename=True)} "
-        f"WHERE filename || '|' || ord_sid IN ({pairs}))"
+        f"(SELECT * EXCLUDE (filename) FROM {source} WHERE filename || '|' || ord_sid IN ({pairs}))"
     )
