@@ -100,3 +100,19 @@ def as_per_delivery_results(home_root: Path) -> None:
         path.write_text(json.dumps(marker), encoding="utf-8")
     for path in batch_files(home_root):
         path.unlink()
+
+
+def checked_files(home_root: Path) -> dict[str, object]:
+    """Every delivery's files under ``quality/`` by path, Parquet as rows: a marker as what it
+    says but its batch file's name (which depends on what else shared the batch), with its
+    delivery's results rows; the batch files only so."""
+    rows = results_rows(home_root)
+    found: dict[str, object] = {}
+    for path in sorted((home_root / "quality").glob("*/*/*.*")):
+        key = str(path.relative_to(home_root))
+        if path in rows:
+            marker = json.loads(path.read_text(encoding="utf-8"))
+            found[key] = ({k: v for k, v in marker.items() if k != "results"}, rows[path])
+        else:
+            found[key] = pq.read_table(path).to_pylist()
+    return found

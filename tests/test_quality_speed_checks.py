@@ -8,7 +8,6 @@ must be exactly what filtering the batch's frames and ``DataFrame.to_parquet`` w
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,7 +35,13 @@ from npr_pipeline.quality.submission import (
 from npr_pipeline.store.lake import TABLES
 from npr_pipeline.store.ledger import load_records
 from tests.intake_files import home_copy
-from tests.quality_files import batch_files, markers, results_rows, violations_files
+from tests.quality_files import (
+    batch_files,
+    checked_files,
+    markers,
+    results_rows,
+    violations_files,
+)
 from tests.soak import SOAK
 
 
@@ -57,15 +62,7 @@ def _outputs(home: Home) -> dict[str, object]:
     shares the batch, so the column types (not the values) of these files already varied with
     the batch before this work.
     """
-    found: dict[str, object] = {}
-    rows = results_rows(home.root)
-    for path in sorted((home.root / "quality").glob("*/*/*.*")):  # not the batch files
-        key = str(path.relative_to(home.root))
-        if path in rows:  # a marker: what it says but its batch's name, and its results rows
-            marker = json.loads(path.read_text(encoding="utf-8"))
-            found[key] = ({k: v for k, v in marker.items() if k != "results"}, rows[path])
-        else:
-            found[key] = pq.read_table(path).to_pylist()
+    found = checked_files(home.root)
     for path in sorted(home.feedback.glob("*/XPR_ERR.*")):
         found[str(path.relative_to(home.root))] = path.read_bytes()
     return found
