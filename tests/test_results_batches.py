@@ -40,7 +40,14 @@ from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.store.ledger import load_ledger, load_records
 from npr_pipeline.warehouse import reader, replace_table, sync_intake, writer
 from tests.intake_files import home_copy
-from tests.quality_files import as_per_delivery_results, batch_files, markers, results_rows
+from tests.quality_files import (
+    as_per_delivery_results,
+    batch_files,
+    checked_files,
+    markers,
+    results_rows,
+)
+from tests.soak import SOAK
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,18 +152,18 @@ home, point = Home(root=Path(sys.argv[1])), sys.argv[2]
 submission.BATCH, submission.WORKERS = 3, 1
 calls = []
 
-def dies(real):
+def dies(real, at):
     def wrapped(*args, **kwargs):
         calls.append(1)
-        if len(calls) == {"markers": 1, "midway": 5}.get(point, 1):
+        if len(calls) == at:
             os.kill(os.getpid(), signal.SIGKILL)
         return real(*args, **kwargs)
     return wrapped
 
-if point in ("markers", "midway"):  # the first batch file written; then some markers too
-    submission._write_delivery = dies(submission._write_delivery)
+if point.startswith("delivery-"):  # at a delivery's files: its batch file written, no marker
+    submission._write_delivery = dies(submission._write_delivery, int(point[9:]))
 if point == "sweep":  # every marker written, nothing removed
-    submission._Sweep.after = dies(submission._Sweep.after)
+    submission._Sweep.after = dies(submission._Sweep.after, 1)
 deliveries = _LedgerState(load_records(home)).deliveries()
 checked = submission.check_deliveries(home, submission.not_yet_checked(home, deliveries), True)
 sync_intake(home, load_ledger(home), checked.results)
@@ -164,21 +171,19 @@ sync_intake(home, load_ledger(home), checked.results)
 
 
 def _check(home: Home, point: str) -> int:
-    """The content checks and the warehouse's sync in a process of their own, killed (SIGKILL)
-    at ``point`` (``markers``, ``midway``, ``sweep``) or not (``none``); its exit code."""
+    """The content checks (batches of 3) and the warehouse's sync in a process of their own,
+    killed (SIGKILL) at ``point`` (``delivery-N``: before the Nth delivery's files, ``sweep``:
+    before the removal) or not (``none``); its exit code."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", CHECK, str(home.root), point], env=env).returncode
 
 
 def _state(home: Home) -> dict[str, object]:
-    """What the checks leave: every file under ``quality/`` (Parquet by rows) and XPR_ERR, and
-    the warehouse's results rows."""
-    found: dict[str, object] = {}
-    for path in sorted((home.root / "quality").rglob("*.*")):
-        key = str(path.relative_to(home.root))
-        found[key] = (
-            pq.read_table(path).to_pylist() if path.suffix == ".parquet" else path.read_bytes()
-        )
+    """What the checks leave: every delivery's files (a marker with its results rows), the batch
+    files by name (Parquet by rows), XPR_ERR, and the warehouse's results rows."""
+    found = checked_files(home.root)
+    for path in sorted(batch_files(home.root)):
+        found[str(path.relative_to(home.root))] = pq.read_table(path).to_pylist()
     for path in sorted(home.feedback.glob("*/XPR_ERR.*")):
         found[str(path.relative_to(home.root))] = path.read_bytes()
     found["warehouse"] = _warehouse_rows(home)
@@ -195,7 +200,15 @@ def clean(received: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     return _state(home)
 
 
-@pytest.mark.parametrize("point", ["markers", "midway", "sweep"])
+KILLS = ["delivery-1", "sweep"] + (
+    [f"delivery-{n}" for n in (2, 4, 5, 9, 13)] if SOAK else ["delivery-5"]
+)
+"""Where a run dies: before its first marker (the first batch file written), between two
+batches' markers, inside a batch's, before the removal."""
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("point", KILLS)
 def test_a_kill_leaves_no_marker_naming_a_missing_file_and_the_rerun_equals_a_clean_run(
     received: Path, clean: dict[str, object], tmp_path: Path, point: str
 ) -> None:
@@ -206,7 +219,7 @@ def test_a_kill_leaves_no_marker_naming_a_missing_file_and_the_rerun_equals_a_cl
     assert (batches_folder(home) / SWEEP).exists()  # the journal of what may need removing
     if point == "sweep":  # every marker moved: the old batch files are garbage
         assert before and before <= _unnamed(home)
-    elif point == "markers":  # the first batch's file is written and no marker names it yet
+    elif point == "delivery-1":  # the first batch's file is written and no marker names it
         assert _unnamed(home) - before
     else:  # some markers name the run's files, the others still the files before
         named = {results_file(path, marker) for path, marker in markers(home.root).items()}
@@ -215,15 +228,15 @@ def test_a_kill_leaves_no_marker_naming_a_missing_file_and_the_rerun_equals_a_cl
     assert not _unnamed(home)
     assert not (batches_folder(home) / SWEEP).exists()
     after = _state(home)
-    if point == "midway":  # the rerun's batches are the deliveries left: other files' names
-        assert _by_marker(after) == _by_marker(clean)
-    else:
+    if point in ("delivery-1", "sweep"):  # the rerun's batches are the clean run's
         assert after == clean
+    else:  # the rerun batches the deliveries left: its files' names are not the clean run's
+        assert _by_marker(after) == _by_marker(clean)
 
 
 def _by_marker(state: dict[str, object]) -> dict[str, object]:
-    """A state without its batch files' names: the batches' files as each marker's rows."""
-    return {k: v for k, v in state.items() if "/batches/" not in k and not k.endswith(MARKER)}
+    """A state without its batch files: their rows as each marker's."""
+    return {k: v for k, v in state.items() if "/batches/" not in k}
 
 
 def test_a_home_with_results_files_per_delivery_still_syncs_and_moves_on(
