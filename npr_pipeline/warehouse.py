@@ -8,6 +8,7 @@ never write at once; readers use :func:`reader`, which opens the file read-only.
 from __future__ import annotations
 
 import fcntl
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from npr_pipeline.home import Home
+from npr_pipeline.quality.submission import MARKER, results_file
 from npr_pipeline.store.lake import parquet_source
 from npr_pipeline.store.ledger import LEDGER_SCHEMA, load_ledger, record_count
 
@@ -144,13 +146,18 @@ def sync_intake(home: Home, ledger: pd.DataFrame, fresh: Sequence[pa.Table] = ()
     that (missing, from before the key, or behind after a run killed between its ledger
     commit and this sync) is rebuilt from the whole ledger.
 
-    The per-delivery results files under HOME stay the source of truth (written atomically by
-    parallel workers); the warehouse holds one copy for SQL. It keeps the modification time of
-    every results file it has loaded (``quality_results_files``) and replaces only the rows of
-    files that are new or changed since: reloading all of them would read every delivery of
-    the year at every intake (~24,000 files by December). Rows of the deliveries this intake
-    checked come from ``fresh`` (the tables their files were written from); changed files
-    without fresh rows (a run killed before its sync) are read back.
+    The results files under HOME stay the source of truth (written atomically by parallel
+    workers, one per batch of deliveries); the warehouse holds one copy for SQL. It follows
+    the deliveries' markers, each naming the file its rows are in
+    (:func:`~npr_pipeline.quality.submission.results_file`): it keeps the modification time of
+    every marker it has loaded a delivery by (``quality_results_files``) and replaces only the
+    rows of deliveries whose marker is new or rewritten since (a delivery checked again names
+    a new batch file: its rows there replace its old ones, never add to them). Reloading all
+    would read every delivery of the year at every intake (~24,000 by December). Rows of the
+    deliveries this intake checked come from ``fresh`` (the tables their files were written
+    from); others (a run killed before its sync) are read from the files their markers name.
+    A copy synced before markers named files kept the results files' times: those differ from
+    the markers', so each delivery is read once more by its marker.
     """
     from npr_pipeline.reports import message_counts, report_types, store_counts  # intake's
 
@@ -230,11 +237,12 @@ def _keyed(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def _results_stamps(home: Home) -> pd.DataFrame:
-    """Every delivery's results file: its ord submission id, path and modification time."""
-    paths = sorted((home.root / "quality").glob("*/*/*.results.parquet"))
+    """Every checked delivery's marker: its ord submission id, path and modification time (a
+    stat each, as before: the markers are read only for deliveries to load)."""
+    paths = sorted((home.root / "quality").glob(f"*/*/*{MARKER}"))
     return pd.DataFrame(
         {
-            "ord_sid": [p.name.removesuffix(".results.parquet") for p in paths],
+            "ord_sid": [p.name.removesuffix(MARKER) for p in paths],
             "path": [str(p) for p in paths],
             "mtime_ns": pd.array([p.stat().st_mtime_ns for p in paths], dtype="Int64"),
         }
@@ -261,10 +269,10 @@ def _replace_results(
         held = set(table.column("ord_sid").to_pylist())
         con.register("_fresh", table)
         parts.append("SELECT * FROM _fresh WHERE ord_sid IN (SELECT ord_sid FROM _stale)")
-    unread = [Path(p) for sid, p in zip(stale["ord_sid"], stale["path"], strict=True)
-              if sid not in held]  # fmt: skip
+    unread = {sid: Path(p) for sid, p in zip(stale["ord_sid"], stale["path"], strict=True)
+              if sid not in held}  # fmt: skip
     if unread:
-        parts.append(f"SELECT * FROM {parquet_source(unread, union_by_name=True)}")
+        parts.append(f"SELECT * FROM {_named_rows(unread)}")
     source = " UNION ALL BY NAME ".join(parts)
     if has_table(con, "quality_results"):
         con.execute("DELETE FROM quality_results WHERE ord_sid IN (SELECT ord_sid FROM _stale)")
@@ -274,3 +282,18 @@ def _replace_results(
     con.unregister("_stale")
     if fresh:
         con.unregister("_fresh")
+
+
+def _named_rows(markers: dict[str, Path]) -> str:
+    """A DuckDB source of the results rows of these deliveries (marker path by ord submission
+    id), each from the file its marker names: a batch file also holds other deliveries' rows,
+    and a delivery's older rows stay in its previous batch file until that is swept, so rows
+    are kept by (file, ord) pair."""
+    named = {sid: results_file(path, json.loads(path.read_text(encoding="utf-8")))
+             for sid, path in markers.items()}  # fmt: skip
+    paths = list(dict.fromkeys(named.values()))
+    pairs = ", ".join(_literal(f"{path}|{sid}") for sid, path in named.items())
+    source = parquet_source(paths, union_by_name=True, filename=True)
+    return (
+        f"(SELECT * EXCLUDE (filename) FROM {source} WHERE filename || '|' || ord_sid IN ({pairs}))"
+    )

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -28,12 +29,19 @@ from npr_pipeline.quality.submission import (
     check_deliveries,
     not_yet_checked,
     read_marker,
+    results_file,
     results_path,
 )
 from npr_pipeline.store.lake import TABLES
 from npr_pipeline.store.ledger import load_records
 from tests.intake_files import home_copy
-from tests.quality_files import violations_files
+from tests.quality_files import (
+    batch_files,
+    checked_files,
+    markers,
+    results_rows,
+    violations_files,
+)
 from tests.soak import SOAK
 
 
@@ -54,12 +62,7 @@ def _outputs(home: Home) -> dict[str, object]:
     shares the batch, so the column types (not the values) of these files already varied with
     the batch before this work.
     """
-    found: dict[str, object] = {}
-    for path in sorted((home.root / "quality").rglob("*.*")):
-        key = str(path.relative_to(home.root))
-        found[key] = (
-            pq.read_table(path).to_pylist() if path.suffix == ".parquet" else path.read_bytes()
-        )
+    found = checked_files(home.root)
     for path in sorted(home.feedback.glob("*/XPR_ERR.*")):
         found[str(path.relative_to(home.root))] = path.read_bytes()
     return found
@@ -102,7 +105,9 @@ def test_batches_and_workers_give_each_delivery_what_it_gets_alone(
 def test_files_are_the_batch_frames_filtered_per_delivery(
     received: Home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Byte for byte what filtering the batch's frames per delivery and ``to_parquet`` wrote."""
+    """Each delivery's violations file byte for byte what filtering the batch's frame and
+    ``to_parquet`` wrote, and its rows in the batch's results file (one file, every marker
+    naming it) the batch's results filtered to the delivery."""
     deliveries = _deliveries(received)
     _recheck(received, monkeypatch, batch=len(deliveries), workers=1)
     con = duckdb.connect()
@@ -121,13 +126,20 @@ def test_files_are_the_batch_frames_filtered_per_delivery(
         )
         frame = frame.astype({"ide_sid": "string"})
         assert read_marker(received, d.ord)["violations"] == len(own), d.ord.file
-        expected = {"results": frame.to_parquet(index=False)}
-        if len(own):  # none: no file, the marker says so
-            expected["violations"] = own.to_parquet(index=False)
-        for kind in ("results", "violations"):
-            path = results_path(received, d.ord, kind)
-            written = path.read_bytes() if path.exists() else None
-            assert written == expected.get(kind), (kind, d.ord.file)
+        path = results_path(received, d.ord, "violations")
+        written = path.read_bytes() if path.exists() else None
+        assert written == (own.to_parquet(index=False) if len(own) else None), d.ord.file
+        expected = pa.Table.from_pandas(frame, preserve_index=False).to_pylist()
+        assert results_rows(received.root)[submission._marker(received, d.ord)] == expected
+    (only,) = batch_files(received.root)
+    assert {results_file(p, m) for p, m in markers(received.root).items()} == {only}
+    assert pq.read_table(only).num_rows == len(
+        results[
+            results["submission_id"].isin(
+                [r.submission_id for r in submission._records(deliveries)]
+            )
+        ]
+    )
 
 
 def test_batches_sharing_a_connection_write_what_one_batch_writes(
@@ -144,7 +156,9 @@ def test_batches_sharing_a_connection_write_what_one_batch_writes(
     deliveries = _deliveries(received)[:2]
     con = submission._connection()
     files = submission._files(submission._located(received, deliveries), deliveries)
-    submission._check_batch(con, submission._Run.of(received, True), deliveries, files)
+    run = submission._Run.of(received, True)
+    name = submission._batch_name(run.catalogue, deliveries)
+    submission._check_batch(con, run, deliveries, name, files)
     left = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     con.close()
     assert not left & {*TABLES, "ref_submission", "ref_pair"}, left

@@ -32,7 +32,7 @@ from npr_pipeline.production.inputs import InputFileError, period_input
 from npr_pipeline.production.run import compute_step, produce
 from npr_pipeline.production.snapshot import build_snapshot, record_verdict, snapshot_path
 from npr_pipeline.quality import catalogue
-from npr_pipeline.quality.submission import marker_of, quality_file
+from npr_pipeline.quality.submission import marker_of, quality_file, results_file
 from npr_pipeline.registry import current_registry
 from npr_pipeline.store.lake import part_files
 from npr_pipeline.store.ledger import load_ledger, load_records
@@ -238,8 +238,9 @@ def test_a_changed_catalogue_rechecks_checked_deliveries(
     first = ords[0]
     checked = marker_of(home, first.year, first.unit, first.submission_id)
     assert checked["catalogue"] == provenance.catalogue_sha256()
-    results = quality_file(home, first.year, first.unit, first.submission_id, "results")
-    stamp = results.stat().st_mtime_ns
+    at = quality_file(home, first.year, first.unit, first.submission_id, "results")
+    results = results_file(at.with_suffix(".json"), checked)
+    assert results.exists()
 
     copy = tmp_path / "expectations"
     shutil.copytree(catalogue.CATALOGUE_DIR, copy)
@@ -259,7 +260,11 @@ def test_a_changed_catalogue_rechecks_checked_deliveries(
     for record in ords:
         marker = marker_of(home, record.year, record.unit, record.submission_id)
         assert marker["catalogue"] == changed, record.submission_id
-    assert results.stat().st_mtime_ns != stamp, "the results were not written again"
+    moved = results_file(
+        at.with_suffix(".json"), marker_of(home, first.year, first.unit, first.submission_id)
+    )
+    assert moved != results and moved.exists(), "the results were not written again"
+    assert not results.exists(), "no marker names the results of the older catalogue"
 
 
 @pytest.fixture(scope="module")

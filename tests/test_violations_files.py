@@ -31,7 +31,7 @@ from npr_pipeline.quality.submission import (
 )
 from npr_pipeline.store.ledger import load_records
 from tests.intake_files import home_copy
-from tests.quality_files import as_before_the_count, violations_files
+from tests.quality_files import as_before_the_count, checked_files, violations_files
 
 MONTHS = ("2026-01", "2026-02", "2026-03")
 SNAPSHOT_TABLES = ("excluded", "patients", "episodes", "diagnoses", "procedures", "referrals")
@@ -121,10 +121,11 @@ def _reports(home: Home, deliveries: list[Delivery]) -> list[Path]:
     return [home.feedback / r.submission_id / "XPR_ERR.xml" for r in records]
 
 
-def _written(home: Home, deliveries: list[Delivery]) -> dict[str, bytes]:
-    """Every file the checks wrote, by path."""
-    paths = [*(home.root / "quality").rglob("*.*"), *_reports(home, deliveries)]
-    return {str(p.relative_to(home.root)): p.read_bytes() for p in sorted(paths)}
+def _written(home: Home, deliveries: list[Delivery]) -> dict[str, object]:
+    """Every file the checks wrote, by path (the batch files as their markers' rows: a rerun
+    batches only the deliveries left, so its files' names are not a clean run's)."""
+    reports = {str(p.relative_to(home.root)): p.read_bytes() for p in _reports(home, deliveries)}
+    return checked_files(home.root) | reports
 
 
 def test_a_recheck_killed_before_its_marker_is_finished_by_the_next(

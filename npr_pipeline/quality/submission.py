@@ -10,10 +10,22 @@ simply leaves work for the next one; the marker records the ide and the catalogu
 when its ide arrives and when a rule or the catalogue changes. It also counts the delivery's
 violation rows: a delivery without any (most of a month's) writes no violations file, and its
 readers follow the marker (:func:`has_violations_file`).
+
+Results rows are written once per batch (``quality/batches/<name>.results.parquet``, every
+delivery of the batch, before any marker), and each marker names its batch's file
+(``"results"``), in which the delivery's rows are those of its ord submission id
+(:func:`results_file`): a file per delivery cost a Parquet writer and a file creation each, ~10 %
+of the checks (docs/benchmarks.md, "Session 14"). A delivery checked again points its marker at
+a new batch file, so a batch file outlives its markers: :class:`_Sweep` removes the ones no
+marker names any more, after the markers, and a journal of the candidates lets the next run
+finish what a killed one left. Markers of an older HOME name no file; their results are the
+delivery's own ``<ord>.results.parquet`` beside the marker, read as before until the delivery is
+checked again (then swept too).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -101,6 +113,21 @@ def quality_file(home: Home, year: int, unit: str, ord_sid: str, kind: str) -> P
     return home.root / "quality" / f"year={year}" / f"unit={unit}" / f"{ord_sid}.{kind}.parquet"
 
 
+def batches_folder(home: Home) -> Path:
+    """Where the batch results files are (one folder for every year: a batch may span two)."""
+    return home.root / "quality" / BATCHES
+
+
+def results_file(marker_path: Path, marker: dict[str, Any]) -> Path:
+    """The results file a delivery's marker (at ``marker_path``) names: its batch's file, in
+    which the delivery's rows are those of its ord submission id, or, for a marker written
+    before batch files (no ``results``), the delivery's own file beside the marker."""
+    named = marker.get("results")
+    if named is None:
+        return marker_path.with_name(marker_path.name.removesuffix(MARKER) + RESULTS)
+    return marker_path.parents[2] / BATCHES / named
+
+
 def not_yet_checked(home: Home, deliveries: list[Delivery]) -> list[Delivery]:
     """Deliveries never checked, checked before their ide arrived, or checked with another
     catalogue (a changed rule reaches every delivery already checked)."""
@@ -125,7 +152,11 @@ def read_marker(home: Home, ord_record: LedgerRecord) -> dict[str, Any] | None:
 
 def marker_of(home: Home, year: int, unit: str, ord_sid: str) -> dict[str, Any] | None:
     """:func:`read_marker` by the ord's year, unit and submission id."""
-    path = _marker_path(home, year, unit, ord_sid)
+    return _read_json(_marker_path(home, year, unit, ord_sid))
+
+
+def _read_json(path: Path) -> Any:
+    """A marker's (or the sweep journal's) content, or None when there is none."""
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
@@ -149,6 +180,14 @@ def _marker_path(home: Home, year: int, unit: str, ord_sid: str) -> Path:
     return quality_file(home, year, unit, ord_sid, "results").with_suffix(".json")
 
 
+MARKER = ".results.json"
+RESULTS = ".results.parquet"
+BATCHES = "batches"
+DELIVERIES = b"npr.deliveries"
+"""The batch file's metadata key listing its deliveries' markers (paths under ``quality/``):
+the only markers that can name the file, read by :class:`_Sweep` before removing it."""
+
+
 def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr: bool) -> Checked:
     """Run the catalogue on deliveries, in batches; outcome per ord and ide submission id.
 
@@ -158,15 +197,18 @@ def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr
     could not overlap (docs/benchmarks.md, "Session 11: content checks").
     """
     batches = _batches(deliveries)
-    if not batches:  # nothing pending: no Delta log to read
+    if not batches:  # nothing pending: no Delta log to read, only what a killed run left
+        _Sweep.before(home, [], []).after()
         return Checked({}, [])
     located = _located(home, deliveries)
-    work = [(batch, _files(located, batch)) for batch in batches]
     run = _Run.of(home, allow_synthetic_fnr)
+    work = [(batch, _batch_name(run.catalogue, batch), _files(located, batch)) for batch in batches]
+    sweep = _Sweep.before(home, deliveries, [name for _, name, _ in work])
     if len(batches) > 1 and WORKERS > 1:
         found = _check_beside_workers(run, work)
     else:
         found = _check_here(run, work, _connection())
+    sweep.after()
     outcomes: dict[str, QualityOutcome] = {}
     for batch_outcomes, _ in found:
         outcomes |= batch_outcomes
@@ -207,8 +249,8 @@ class _Run:
         return cls(home, allow_synthetic_fnr, catalogue_sha256(), names)
 
 
-Work = list[tuple[list[Delivery], dict[str, list[Path]]]]
-"""Batches with each table's part files."""
+Work = list[tuple[list[Delivery], str, dict[str, list[Path]]]]
+"""Batches with their results file's name and each table's part files."""
 Found = tuple[dict[str, QualityOutcome], pa.Table]
 """A batch's outcomes and results rows."""
 
@@ -226,7 +268,7 @@ def _connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
 def _check_here(run: _Run, work: Work, con: duckdb.DuckDBPyConnection) -> list[Found]:
     """Check every batch of ``work`` in this process, in ``con`` (closed at the end)."""
     try:
-        return [_check_batch(con, run, batch, files) for batch, files in work]
+        return [_check_batch(con, run, *item) for item in work]
     finally:
         con.close()
 
@@ -240,7 +282,7 @@ def _check_beside_workers(run: _Run, work: Work) -> list[Found]:
     start (spawn, imports, reference tables) costs ~0.75 CPU s, and this process has everything
     imported already (docs/benchmarks.md, "Session 13")."""
     pending: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for number in _costliest_first([batch for batch, _ in work]):
+    for number in _costliest_first([batch for batch, _, _ in work]):
         pending.put(number)
     found: list[Found | None] = [None] * len(work)
     spawn = multiprocessing.get_context("spawn")  # no fork of a process with live threads
@@ -322,19 +364,22 @@ def _init_worker(parent: int, threads: int) -> None:
     _WORKER_CONNECTION.append(_connection(threads))
 
 
-def _check_in_worker(run: _Run, batch: list[Delivery], files: dict[str, list[Path]]) -> Found:
-    return _check_batch(_WORKER_CONNECTION[0], run, batch, files)
+def _check_in_worker(
+    run: _Run, batch: list[Delivery], name: str, files: dict[str, list[Path]]
+) -> Found:
+    return _check_batch(_WORKER_CONNECTION[0], run, batch, name, files)
 
 
 def _check_batch(
     con: duckdb.DuckDBPyConnection,
     run: _Run,
     batch: list[Delivery],
+    name: str,
     files: dict[str, list[Path]],
 ) -> Found:
     """One batch's checks in ``con`` (:func:`_connection`, shared with the batches before and
     after it: the batch's tables are dropped at its end, so a checker holds no lake rows between
-    batches)."""
+    batches); its results file ``name`` written before any of its deliveries' markers."""
     checks = list(load_catalogue())
     try:
         register_tables(con, files, [r.submission_id for r in _records(batch)], reference=False)
@@ -345,18 +390,100 @@ def _check_batch(
             con.execute(f"DROP TABLE IF EXISTS {table}")
     by_check = {c.id: c for c in checks}
     split = _Split(results, violations, batch)
+    markers = [str(_marker(run.home, d.ord).relative_to(run.home.root / "quality")) for d in batch]
+    table = split.results.replace_schema_metadata(
+        {**(split.results.schema.metadata or {}), DELIVERIES: json.dumps(markers).encode()}
+    )
+    write_bytes(batches_folder(run.home) / name, _parquet(table), durable=False)
     outcomes: dict[str, QualityOutcome] = {}
-    for number, delivery in enumerate(batch):
-        outcomes |= _write_delivery(run, split, number, delivery, by_check)
+    for delivery in batch:
+        outcomes |= _write_delivery(run, split, name, delivery, by_check)
     return outcomes, split.results
 
 
+def _batch_name(catalogue: str, batch: list[Delivery]) -> str:
+    """A batch's results file's name, from what decides its rows (the catalogue, each ord and
+    its ide): a run that checks the same deliveries again writes the same name, so two HOMEs
+    checked alike hold the same files; a new check of any delivery (its ide, another
+    catalogue) gets a new name, never rewriting a file other markers still name."""
+    key = hashlib.sha256(catalogue.encode())
+    for delivery in batch:
+        key.update(
+            f"{delivery.ord.submission_id}:{delivery.ide and delivery.ide.submission_id}\n".encode()
+        )
+    return key.hexdigest()[:32] + RESULTS
+
+
+@dataclass(frozen=True)
+class _Sweep:
+    """The results files a run may leave without a marker naming them, removed after its
+    markers once none does.
+
+    A journal of them is written before the checks (``quality/batches/sweep.json``): the files
+    the pending deliveries' markers name now (a new check points the markers elsewhere), this
+    run's batch files (a run killed between a batch file and its markers leaves one that no
+    marker names), and whatever a killed run's journal still lists. After the run's markers,
+    each listed file no marker names is removed, then the journal; a run killed before that
+    leaves the journal to the next one. Only the markers that can name a file are read (a batch
+    file lists its deliveries'), not every marker of the year.
+    """
+
+    home: Home
+    journal: Path
+    files: list[str]  # paths under quality/
+    written: frozenset[str]  # this run's batch files: their markers name them when it ends
+
+    @classmethod
+    def before(cls, home: Home, deliveries: list[Delivery], names: list[str]) -> _Sweep:
+        """The journal for a run checking ``deliveries`` into batch files ``names``."""
+        quality = home.root / "quality"
+        journal = batches_folder(home) / SWEEP
+        left = _read_json(journal)
+        files = dict.fromkeys(left or [])
+        for delivery in deliveries:
+            path = _marker(home, delivery.ord)
+            marker = _read_json(path)
+            if marker is not None:
+                files[str(results_file(path, marker).relative_to(quality))] = None
+        written = [f"{BATCHES}/{name}" for name in names]
+        files |= dict.fromkeys(written)
+        if files:  # none when nothing is pending and no run was killed
+            write_text(journal, json.dumps(list(files)), durable=False)
+        return cls(home, journal, list(files), frozenset(written))
+
+    def after(self) -> None:
+        """Remove the listed files no marker names (every marker of the run written)."""
+        quality = self.home.root / "quality"
+        for name in self.files:
+            path = quality / name
+            if name not in self.written and path.exists() and not _named(quality, path):
+                path.unlink()
+        self.journal.unlink(missing_ok=True)
+
+
+SWEEP = "sweep.json"
+
+
+def _named(quality: Path, path: Path) -> bool:
+    """Whether a marker names the results file at ``path``: for a batch file, one of the
+    markers its metadata lists; for a delivery's own file (an older HOME), its marker when
+    that names no batch file."""
+    if path.parent.name != BATCHES:
+        marker = _read_json(path.with_name(path.name.removesuffix(RESULTS) + MARKER))
+        return marker is not None and "results" not in marker
+    listed = json.loads(pq.read_schema(path).metadata[DELIVERIES])
+    return any(
+        (marker := _read_json(quality / m)) is not None and marker.get("results") == path.name
+        for m in listed
+    )
+
+
 def _write_delivery(
-    run: _Run, split: _Split, number: int, delivery: Delivery, by_check: dict[str, Check]
+    run: _Run, split: _Split, name: str, delivery: Delivery, by_check: dict[str, Check]
 ) -> dict[str, QualityOutcome]:
-    """The files of the batch's ``number``-th delivery, its marker last (the commit mark): the
-    violations file only when there are violations (the marker counts them), an XPR_ERR per
-    submission, the results file; the outcome of each submission."""
+    """The files of a delivery of the batch whose results file is ``name`` (written), its marker
+    last (the commit mark): the violations file only when there are violations (the marker
+    counts them), an XPR_ERR per submission; the outcome of each submission."""
     home = run.home
     parts = [(delivery.ord, ORD_TABLES)]
     if delivery.ide is not None:
@@ -374,15 +501,11 @@ def _write_delivery(
         summary, findings = split.report_rows(sids, tables)
         _report(home.feedback / info.submission_id, info, summary, findings, by_check)
         outcomes[record.submission_id] = split.outcome(record.submission_id)
-    write_bytes(
-        results_path(home, delivery.ord, "results"),
-        _parquet(split.results_file(number)),
-        durable=False,
-    )
     marker = {
         "ide_sid": delivery.ide.submission_id if delivery.ide else None,
         "catalogue": run.catalogue,
         "violations": len(own),
+        "results": name,
     }
     write_text(_marker(home, delivery.ord), json.dumps(marker), durable=False)
     return outcomes
@@ -436,7 +559,7 @@ class _Split:
         self._violations, self._violations_at = violations, _positions(violations)
         self._violation_rows = list(violations.itertuples(index=False))
         self._found = violations.groupby(["submission_id", "severity"]).size().to_dict()
-        self.results, self._starts = _results_files(results, batch)
+        self.results = _results_rows(results, batch)
 
     def violation_rows(self, sids: list[str]) -> np.ndarray:
         """Positions of the violations of the delivery's submissions (most have none)."""
@@ -459,11 +582,6 @@ class _Split:
         errors, warnings = self._found.get((sid, "error"), 0), self._found.get((sid, "warning"), 0)
         return QualityOutcome(errors=int(errors), warnings=int(warnings))
 
-    def results_file(self, number: int) -> pa.Table:
-        """The results file of the batch's ``number``-th delivery (a slice of the batch's)."""
-        start, stop = self._starts[number], self._starts[number + 1]
-        return self.results.slice(start, stop - start)
-
 
 Positions = dict[str, np.ndarray]
 _NONE = np.empty(0, dtype=np.int64)
@@ -479,8 +597,8 @@ def _rows(positions: Positions, sids: list[str]) -> np.ndarray:
     return np.unique(np.concatenate([positions.get(s, _NONE) for s in sids]))
 
 
-def _results_files(results: pd.DataFrame, batch: list[Delivery]) -> tuple[pa.Table, np.ndarray]:
-    """Every delivery's results rows end to end, as one Arrow table, and where each starts.
+def _results_rows(results: pd.DataFrame, batch: list[Delivery]) -> pa.Table:
+    """Every delivery's results rows end to end, as one Arrow table (the batch's file).
 
     A delivery's rows are the results of its ord and ide, with the delivery's unit, period and
     submission ids added, typed as ``assign`` of a scalar types them.
@@ -498,7 +616,7 @@ def _results_files(results: pd.DataFrame, batch: list[Delivery]) -> tuple[pa.Tab
         ord_sid=repeat([d.ord.submission_id for d in batch], "str"),
         ide_sid=repeat([d.ide.submission_id if d.ide else None for d in batch], "string"),
     )
-    return pa.Table.from_pandas(rows, preserve_index=False), np.cumsum([0, *counts])
+    return pa.Table.from_pandas(rows, preserve_index=False)
 
 
 Located = dict[str, dict[str, Path]]

@@ -585,15 +585,16 @@ def current_deliveries(ordered: pd.DataFrame, period: Period) -> pd.DataFrame:
     return pd.concat([chosen, paired.iloc[at[at >= 0].to_numpy()], lone_ides])
 
 
-def parquet_source(paths: list[Path], union_by_name: bool = False) -> str:
+def parquet_source(paths: list[Path], union_by_name: bool = False, filename: bool = False) -> str:
     """A DuckDB ``read_parquet`` over explicit files (part files chosen by :func:`part_files`,
-    or quality results).
+    or quality results), with each row's file in a ``filename`` column if asked.
 
     Hive partitioning is off: the ``batch=`` folders are the log's business, and the files
     carry their own typed columns.
     """
     listing = ", ".join(_quoted(str(p)) for p in paths)
     options = ", union_by_name = true" if union_by_name else ""
+    options += ", filename = true" if filename else ""
     return f"read_parquet([{listing}], hive_partitioning = false{options})"
 
 
