@@ -29,9 +29,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-import queue
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -275,41 +273,51 @@ def _check_here(run: _Run, work: Work, con: duckdb.DuckDBPyConnection) -> list[F
 
 def _check_beside_workers(run: _Run, work: Work) -> list[Found]:
     """The batches of ``work`` checked by this process and ``WORKERS - 1`` spawned ones side by
-    side, each taking the next batch (the costliest left) when done with one; results in batch
-    order (the warehouse appends them in that order).
+    side, the costliest first; results in batch order (the warehouse appends them in that order).
+
+    Every batch is submitted to the pool, and this process takes, in the same order, each one
+    it can still cancel there (not yet handed to a worker: the pool hands out one or two ahead),
+    so each checker takes the costliest batch left when done with one. A failure on either side
+    cancels every batch not yet started.
 
     This process is one of the checkers rather than waiting for ``WORKERS`` workers: a worker's
     start (spawn, imports, reference tables) costs ~0.75 CPU s, and this process has everything
     imported already (docs/benchmarks.md, "Session 13")."""
-    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for number in _costliest_first([batch for batch, _, _ in work]):
-        pending.put(number)
-    found: list[Found | None] = [None] * len(work)
+    order = _costliest_first([batch for batch, _, _ in work])
     spawn = multiprocessing.get_context("spawn")  # no fork of a process with live threads
-    with (
-        ProcessPoolExecutor(
-            WORKERS - 1,
-            mp_context=spawn,
-            initializer=_init_worker,
-            # one DuckDB thread per checker: the checkers already fill the cores, and two
-            # threads each cost ~10 % more CPU per batch for nothing
-            initargs=(os.getpid(), 1),
-        ) as pool,
-        ThreadPoolExecutor(WORKERS - 1) as feeders,
-    ):
-        fed = [feeders.submit(_feed, pool, run, work, pending, found) for _ in range(WORKERS - 1)]
+    with ProcessPoolExecutor(
+        WORKERS - 1,
+        mp_context=spawn,
+        initializer=_init_worker,
+        # one DuckDB thread per checker: the checkers already fill the cores, and two threads
+        # each cost ~10 % more CPU per batch for nothing
+        initargs=(os.getpid(), 1),
+    ) as pool:
+        futures = {number: pool.submit(_check_in_worker, run, *work[number]) for number in order}
         try:
-            con = _connection(threads=1)
-            try:
-                for number in _taken(pending):
-                    found[number] = _check_batch(con, run, *work[number])
-            finally:
-                con.close()
-        finally:
-            _drain(pending)  # on a failure here, the workers take no further batch
-            for feeder in fed:
-                feeder.result()  # a worker's failure raised here
-    return [f for f in found if f is not None]
+            found = _check_cancelled(run, work, futures)
+            for number, future in futures.items():
+                if number not in found:
+                    found[number] = future.result()  # a worker's failure raised here
+        except BaseException:
+            for future in futures.values():
+                future.cancel()
+            raise
+    return [found[number] for number in range(len(work))]
+
+
+def _check_cancelled(run: _Run, work: Work, futures: dict[int, Future[Found]]) -> dict[int, Found]:
+    """Check here, in ``futures``' order, every batch cancelled in the pool before a worker
+    took it."""
+    found: dict[int, Found] = {}
+    con = _connection(threads=1)
+    try:
+        for number, future in futures.items():
+            if future.cancel():
+                found[number] = _check_batch(con, run, *work[number])
+    finally:
+        con.close()
+    return found
 
 
 def _costliest_first(batches: list[list[Delivery]]) -> list[int]:
@@ -324,33 +332,6 @@ def _cost(batch: list[Delivery]) -> int:
     """A batch's checking time in episodes: its ords' episodes, and ``DELIVERY_COST`` a
     delivery for its files (session 11: a third of a batch's time writes a delivery's files)."""
     return sum(d.ord.episodes for d in batch) + DELIVERY_COST * len(batch)
-
-
-def _feed(
-    pool: ProcessPoolExecutor,
-    run: _Run,
-    work: Work,
-    pending: queue.SimpleQueue[int],
-    found: list[Found | None],
-) -> None:
-    """Hand a worker of ``pool`` the next pending batch until none is left (a thread of this
-    process per worker: it only waits)."""
-    for number in _taken(pending):
-        found[number] = pool.submit(_check_in_worker, run, *work[number]).result()
-
-
-def _taken(pending: queue.SimpleQueue[int]) -> Iterator[int]:
-    """The pending batches' numbers, each to one taker."""
-    while True:
-        try:
-            yield pending.get_nowait()
-        except queue.Empty:
-            return
-
-
-def _drain(pending: queue.SimpleQueue[int]) -> None:
-    for _ in _taken(pending):
-        pass
 
 
 _WORKER_CONNECTION: list[duckdb.DuckDBPyConnection] = []
