@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -22,12 +23,14 @@ import pandas as pd
 from npr_pipeline.atomic import atomic_path
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
-from npr_pipeline.quality.gx_suite import CheckResult, run_suites
 from npr_pipeline.quality.report_checks import report_checks
 from npr_pipeline.reports import count_records, current_reports, report_types, store_counts
 from npr_pipeline.store.batches import committed_batches
 from npr_pipeline.store.events import events_dataset
 from npr_pipeline.store.ledger import load_ledger
+
+if TYPE_CHECKING:  # importing gx_suite imports GX (~4 CPU-s): only when the suites run
+    from npr_pipeline.quality.gx_suite import CheckResult
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,10 @@ def _write_tables(
 
 
 def check_reports(home: Home, period: Period) -> ReportChecks:
-    """Build the period's file and validate it with the report types' GX suites."""
+    """Build the period's file and validate it with the report types' GX suites (GX imported
+    here: loading the Dagster definitions, which import this module, must not pay for it)."""
+    from npr_pipeline.quality.gx_suite import run_suites
+
     path, counts = build_reports(home, period)
     checks = list(report_checks())
     tables = sorted({check.table for check in checks})
