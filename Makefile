@@ -41,14 +41,15 @@ demo: $(STAMP)
 # start): pytest's default under /tmp removes the oldest of every run on the machine at each
 # session's end, ~20,000-40,000 files, and on a disk mounted with discard each unlink waits
 # ~2.3 ms (182 s of one session's 510 profiled).
-test: $(STAMP)
-	mkdir -p .pytest-tmp
+test: $(STAMP) | .pytest-tmp
 	$(BIN)/pytest -n 2 --dist loadscope --basetemp=.pytest-tmp/test
+
+.pytest-tmp:
+	mkdir -p $@
 
 # Both cores as in make test: the soak's modules are independent (each builds its own HOMEs),
 # and one process took ~18 minutes on a slow machine.
-soak: $(STAMP)
-	mkdir -p .pytest-tmp
+soak: $(STAMP) | .pytest-tmp
 	NPR_SOAK=1 $(BIN)/pytest -m soak -n 2 --dist loadscope --basetemp=.pytest-tmp/soak
 
 # The floors are libxml2's own xmllint (Debian's libxml2-utils) and GNU time measures every
