@@ -34,7 +34,7 @@ from npr_pipeline.quality.gx_suite import (
 )
 from npr_pipeline.quality.sql_engine import run_checks
 from npr_pipeline.store.lake import TABLES
-from npr_pipeline.store.ledger import load_ledger
+from npr_pipeline.store.ledger import current_submissions, load_ledger
 from tests.intake_files import home_copy
 
 PERIOD = Period.parse("2026-03")
@@ -80,16 +80,21 @@ def received(received_defect_year: Path, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def snapshot(received: Home, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The period's snapshot with every unit's current files, complete or not.
+    """The period's snapshot with every unit's newest ord and newest ide, paired or not.
 
-    The gate keeps units whose ide is missing (most units of the defect year) out of the real
-    snapshot; here they stay in, so every check meets data and the ident checks meet defects.
+    The gate keeps units without a complete delivery (most units of the defect year) out of the
+    real snapshot, and production pairs an ord only with the ide of its own data end; here each
+    unit's newest files of either kind stay in, so every check meets data and the ident checks
+    meet ides beside ords they do not match.
     """
     build_snapshot(received, PERIOD)
     path = tmp_path_factory.mktemp("engines-all") / "all_units.duckdb"
     shutil.copyfile(snapshot_path(received, PERIOD), path)
     with duckdb.connect(str(path)) as con:
-        inputs = period_input(load_ledger(received), PERIOD)
+        ledger = load_ledger(received)
+        newest = current_submissions(ledger.loc[ledger["year"] == PERIOD.year])
+        covers = newest["period_to"] >= PERIOD.end.isoformat()
+        inputs = period_input(ledger, PERIOD, current=newest.assign(covers=covers))
         register_period_views(con, received, inputs, materialise=True, identity_numbers=False)
         register_lineage(con, inputs)
         assert con.execute("SELECT count(*) FROM procedures").fetchone()[0] > 0
