@@ -48,9 +48,9 @@ def prepare(dataset: Path, work: Path, month: int) -> None:
     subprocess.run([npr, "--home", home_dir, "registry", "import", registry], check=True)
     real = run.check_deliveries
 
-    def keep(home: Home, deliveries: list, allow: bool) -> submission.Checked:
-        (work / "deliveries.pickle").write_bytes(pickle.dumps((deliveries, allow)))
-        return real(home, deliveries, allow)
+    def keep(home: Home, pending: submission.Pending, allow: bool) -> submission.Checked:
+        (work / "deliveries.pickle").write_bytes(pickle.dumps((pending.deliveries, allow)))
+        return real(home, pending, allow)
 
     run.check_deliveries = keep
     summary = run.intake_directory(Home.resolve(home_dir), inbox)
@@ -103,7 +103,7 @@ def measure(
     cpu, children, wall = time.process_time(), _children(), time.perf_counter()
     if profiler:
         profiler.enable()
-    checked = submission.check_deliveries(home, deliveries, allow)
+    checked = submission.check_deliveries(home, submission.Pending(deliveries, []), allow)
     if profiler:
         profiler.disable()
         profiler.dump_stats(profile)

@@ -8,7 +8,6 @@ never write at once; readers use :func:`reader`, which opens the file read-only.
 from __future__ import annotations
 
 import fcntl
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from npr_pipeline.home import Home
-from npr_pipeline.quality.submission import MARKER, results_file
+from npr_pipeline.quality.submission import MARKER, read_marker_at, results_file
 from npr_pipeline.store.lake import parquet_source
 from npr_pipeline.store.ledger import LEDGER_SCHEMA, load_ledger, record_count
 
@@ -289,8 +288,7 @@ def _named_rows(markers: dict[str, Path]) -> str:
     id), each from the file its marker names: a batch file also holds other deliveries' rows,
     and a delivery's older rows stay in its previous batch file until that is swept, so rows
     are kept by (file, ord) pair."""
-    named = {sid: results_file(path, json.loads(path.read_text(encoding="utf-8")))
-             for sid, path in markers.items()}  # fmt: skip
+    named = {sid: results_file(path, read_marker_at(path)) for sid, path in markers.items()}
     paths = list(dict.fromkeys(named.values()))
     pairs = ", ".join(_literal(f"{path}|{sid}") for sid, path in named.items())
     source = parquet_source(paths, union_by_name=True, filename=True)

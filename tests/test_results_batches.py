@@ -271,9 +271,9 @@ def test_a_home_with_results_files_per_delivery_still_syncs_and_moves_on(
     due = list(markers(home.root).items())[::2]
     for path, marker in due:
         path.write_text(json.dumps(marker | {"catalogue": "older"}), encoding="utf-8")
-    deliveries = not_yet_checked(home, _LedgerState(load_records(home)).deliveries())
-    assert len(deliveries) == len(due)
-    checked = check_deliveries(home, deliveries, allow_synthetic_fnr=True)
+    pending = not_yet_checked(home, _LedgerState(load_records(home)).deliveries())
+    assert len(pending.deliveries) == len(due)
+    checked = check_deliveries(home, pending, allow_synthetic_fnr=True)
     sync_intake(home, load_ledger(home), checked.results)
     for path, _ in due:
         assert "results" in markers(home.root)[path]

@@ -455,9 +455,10 @@ def _intake(
         compact(home)
     if got.lake_tables:
         lake.maintain(home, got.lake_tables)
-    deliveries = not_yet_checked(home, got.deliveries)
-    _sweep_feedback(home, (r.submission_id for d in deliveries for r in (d.ord, d.ide) if r))
-    checked = check_deliveries(home, deliveries, settings.synthetic_fnr_accepted)
+    pending = not_yet_checked(home, got.deliveries)
+    due = pending.deliveries
+    _sweep_feedback(home, (r.submission_id for d in due for r in (d.ord, d.ide) if r))
+    checked = check_deliveries(home, pending, settings.synthetic_fnr_accepted)
     for sid, found in checked.outcomes.items():
         if sid in by_id:
             by_id[sid].quality = {"errors": found.errors, "warnings": found.warnings}

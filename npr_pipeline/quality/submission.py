@@ -29,6 +29,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -126,20 +127,51 @@ def results_file(marker_path: Path, marker: dict[str, Any]) -> Path:
     return marker_path.parents[2] / BATCHES / named
 
 
-def not_yet_checked(home: Home, deliveries: list[Delivery]) -> list[Delivery]:
+@dataclass(frozen=True)
+class Pending:
+    """Deliveries to check, with the results files their markers name now (paths under
+    ``quality/``): a new check points those markers at a new batch file, so :class:`_Sweep`
+    journals the old ones, as read here once rather than read again."""
+
+    deliveries: list[Delivery]
+    named: list[str]
+
+
+def not_yet_checked(home: Home, deliveries: list[Delivery]) -> Pending:
     """Deliveries never checked, checked before their ide arrived, or checked with another
     catalogue (a changed rule reaches every delivery already checked)."""
     catalogue = catalogue_sha256()
-    todo = []
-    for delivery in deliveries:
-        marker = read_marker(home, delivery.ord)
-        if (
+    return _pending(
+        home,
+        deliveries,
+        lambda delivery, marker: (
             marker is None
             or marker.get("catalogue") != catalogue
             or (delivery.ide is not None and marker["ide_sid"] != delivery.ide.submission_id)
-        ):
+        ),
+    )
+
+
+def check_again(home: Home, deliveries: list[Delivery]) -> Pending:
+    """Every one of ``deliveries``, checked or not: to check them all again."""
+    return _pending(home, deliveries, lambda delivery, marker: True)
+
+
+def _pending(
+    home: Home, deliveries: list[Delivery], due: Callable[[Delivery, dict | None], bool]
+) -> Pending:
+    """The deliveries ``due`` by their marker, with the results files those markers name."""
+    quality = home.root / "quality"
+    todo: list[Delivery] = []
+    named: list[str] = []
+    for delivery in deliveries:
+        path = _marker(home, delivery.ord)
+        marker = _read_json(path)
+        if due(delivery, marker):
             todo.append(delivery)
-    return todo
+            if marker is not None:
+                named.append(str(results_file(path, marker).relative_to(quality)))
+    return Pending(todo, named)
 
 
 def read_marker(home: Home, ord_record: LedgerRecord) -> dict[str, Any] | None:
@@ -151,6 +183,11 @@ def read_marker(home: Home, ord_record: LedgerRecord) -> dict[str, Any] | None:
 def marker_of(home: Home, year: int, unit: str, ord_sid: str) -> dict[str, Any] | None:
     """:func:`read_marker` by the ord's year, unit and submission id."""
     return _read_json(_marker_path(home, year, unit, ord_sid))
+
+
+def read_marker_at(path: Path) -> dict[str, Any] | None:
+    """The marker at ``path`` (a ``*.results.json`` found by listing ``quality/``), or None."""
+    return _read_json(path)
 
 
 def _read_json(path: Path) -> Any:
@@ -186,14 +223,16 @@ DELIVERIES = b"npr.deliveries"
 the only markers that can name the file, read by :class:`_Sweep` before removing it."""
 
 
-def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr: bool) -> Checked:
-    """Run the catalogue on deliveries, in batches; outcome per ord and ide submission id.
+def check_deliveries(home: Home, pending: Pending, allow_synthetic_fnr: bool) -> Checked:
+    """Run the catalogue on the pending deliveries (:func:`not_yet_checked`), in batches;
+    outcome per ord and ide submission id.
 
     Batches are independent (each writes only its own deliveries' files), so with more than
     one they run in ``WORKERS`` processes side by side (this one and spawned workers): a third
     of a batch's time is Python and the kernel writing the delivery's files, which threads
     could not overlap (docs/benchmarks.md, "Session 11: content checks").
     """
+    deliveries = pending.deliveries
     batches = _batches(deliveries)
     if not batches:  # nothing pending: no Delta log to read, only what a killed run left
         _Sweep.before(home, [], []).after()
@@ -201,7 +240,7 @@ def check_deliveries(home: Home, deliveries: list[Delivery], allow_synthetic_fnr
     located = _located(home, deliveries)
     run = _Run.of(home, allow_synthetic_fnr)
     work = [(batch, _batch_name(run.catalogue, batch), _files(located, batch)) for batch in batches]
-    sweep = _Sweep.before(home, deliveries, [name for _, name, _ in work])
+    sweep = _Sweep.before(home, pending.named, [name for _, name, _ in work])
     if len(batches) > 1 and WORKERS > 1:
         found = _check_beside_workers(run, work)
     else:
@@ -415,17 +454,12 @@ class _Sweep:
     written: frozenset[str]  # this run's batch files: their markers name them when it ends
 
     @classmethod
-    def before(cls, home: Home, deliveries: list[Delivery], names: list[str]) -> _Sweep:
-        """The journal for a run checking ``deliveries`` into batch files ``names``."""
-        quality = home.root / "quality"
+    def before(cls, home: Home, named: list[str], names: list[str]) -> _Sweep:
+        """The journal for a run whose pending deliveries' markers name the results files
+        ``named`` now and that checks them into batch files ``names``."""
         journal = batches_folder(home) / SWEEP
-        left = _read_json(journal)
-        files = dict.fromkeys(left or [])
-        for delivery in deliveries:
-            path = _marker(home, delivery.ord)
-            marker = _read_json(path)
-            if marker is not None:
-                files[str(results_file(path, marker).relative_to(quality))] = None
+        files = dict.fromkeys(_read_json(journal) or [])
+        files |= dict.fromkeys(named)
         written = [f"{BATCHES}/{name}" for name in names]
         files |= dict.fromkeys(written)
         if files:  # none when nothing is pending and no run was killed
