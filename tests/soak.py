@@ -1,16 +1,20 @@
 """``make soak``: the property and kill tests again, with many more examples and kill points.
 
-``make test`` runs every soak-marked test at a size that keeps the suite under five minutes;
-``make soak`` (``NPR_SOAK=1 pytest -m soak -n 2``, also run by ``.ci/run``) runs only them,
-scaled up.
+``make test`` runs the soak-marked property tests at a size that keeps the suite under five
+minutes, and not the kill tests (``KILL_TEST``: a real ``kill -9`` and a rerun at each point,
+seconds apiece); ``make soak`` (``NPR_SOAK=1 pytest -m soak -n 2``, also run by ``.ci/run``)
+runs only the soak-marked tests, scaled up, every kill point included.
 """
 
 from __future__ import annotations
 
 import os
 
+import pytest
+
 SOAK = os.environ.get("NPR_SOAK") == "1"
 SCALE = 20
+KILL_TEST = pytest.mark.skipif(not SOAK, reason="kill -9 and a rerun per point: make soak only")
 
 
 def examples(n: int) -> int:

@@ -38,7 +38,7 @@ from tests.intake_files import (
     run_intake,
     table_contents,
 )
-from tests.soak import SOAK
+from tests.soak import KILL_TEST
 
 NPR = Path(sys.executable).with_name("npr")
 
@@ -266,13 +266,11 @@ def test_the_feedback_sweep_removes_what_glob_matches_and_nothing_else(tmp_path:
     assert matched == {".XPR_VAL.xml.123.4.tmp", "..tmp"}
 
 
-# Where to kill: halfway through the commits (make test); in make soak also as soon as the
-# reading workers exist, after the last commit while the content checks and the warehouse sync
-# run, and after every commit of the twelve.
-KILL_POINTS = {"half-committed": (False, 5)}
-if SOAK:
-    KILL_POINTS |= {"workers": (True, 0), "checking": (False, 12)}
-    KILL_POINTS |= {f"after-{n}-commits": (False, n) for n in range(1, 12)}
+# Where to kill: halfway through the commits, as soon as the reading workers exist, after the
+# last commit while the content checks and the warehouse sync run, and after every commit of
+# the twelve.
+KILL_POINTS = {"half-committed": (False, 5), "workers": (True, 0), "checking": (False, 12)}
+KILL_POINTS |= {f"after-{n}-commits": (False, n) for n in range(1, 12)}
 
 
 def _reports(home: Home) -> int:
@@ -280,6 +278,7 @@ def _reports(home: Home) -> int:
 
 
 @pytest.mark.soak
+@KILL_TEST
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_kill_9_of_intake_then_rerun_equals_a_clean_run(year, tmp_path: Path, point: str) -> None:
     """kill -9 of the main process only: its workers die with it, the lock is free, and the
@@ -450,6 +449,7 @@ app()
 
 
 @pytest.mark.soak
+@KILL_TEST
 def test_kill_9_while_two_pools_overlap_then_rerun_equals_a_clean_run(year, tmp_path: Path) -> None:
     """kill -9 of the main process while the retiring pool's workers and the next pool's read
     side by side: all four die with it, and the rerun ends in exactly the clean run's state."""

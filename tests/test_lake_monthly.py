@@ -45,7 +45,7 @@ from tests.intake_files import (
     table_contents,
     tables_of,
 )
-from tests.soak import SOAK
+from tests.soak import KILL_TEST
 
 TIMEOUT = 120
 
@@ -177,11 +177,12 @@ else:
     lake._add = dying_add
 run.intake_directory(Home(root=Path(sys.argv[1])), Path(sys.argv[2]), workers=1)
 """
-# soak points: the n-th part added; small files share chunks, so the year has few parts
-KILL_POINTS = ["ledger", "staged", *(["0", "1", "2", "4"] if SOAK else [])]
+# the numbers: the n-th part added; small files share chunks, so the year has few parts
+KILL_POINTS = ["ledger", "staged", "0", "1", "2", "4"]
 
 
 @pytest.mark.soak
+@KILL_TEST
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_a_kill_while_publishing_then_rerun_equals_a_clean_run(
     year: Path, clean: Home, tmp_path: Path, point: str

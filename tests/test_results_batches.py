@@ -47,7 +47,7 @@ from tests.quality_files import (
     markers,
     results_rows,
 )
-from tests.soak import SOAK
+from tests.soak import KILL_TEST
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,14 +200,13 @@ def clean(received: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     return _state(home)
 
 
-KILLS = ["delivery-1", "sweep"] + (
-    [f"delivery-{n}" for n in (2, 4, 5, 9, 13)] if SOAK else ["delivery-5"]
-)
+KILLS = ["delivery-1", "sweep", *(f"delivery-{n}" for n in (2, 4, 5, 9, 13))]
 """Where a run dies: before its first marker (the first batch file written), between two
 batches' markers, inside a batch's, before the removal."""
 
 
 @pytest.mark.soak
+@KILL_TEST
 @pytest.mark.parametrize("point", KILLS)
 def test_a_kill_leaves_no_marker_naming_a_missing_file_and_the_rerun_equals_a_clean_run(
     received: Path, clean: dict[str, object], tmp_path: Path, point: str
