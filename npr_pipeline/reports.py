@@ -25,7 +25,7 @@ from datetime import date, datetime
 import duckdb
 import pandas as pd
 
-from npr_pipeline import reference
+from npr_pipeline import duck, reference
 from npr_pipeline.home import Home
 from npr_pipeline.messages import MessageType, all_types, reception_phase
 from npr_pipeline.periods import Period
@@ -66,7 +66,7 @@ def count_records(home: Home, current: pd.DataFrame) -> pd.DataFrame:
     """``current`` (rows of :func:`current_reports`) with their number of records: rows of the
     type's record table in committed batches."""
     counts = []
-    con = duckdb.connect()
+    con = duck.connect()
     if not current.empty:  # a HOME without reports never opens the batches or Delta tables
         con.register("_committed", committed_batches(home))
     for mtype in report_types():

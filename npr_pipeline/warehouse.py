@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from npr_pipeline import duck
 from npr_pipeline.home import Home
 from npr_pipeline.quality.submission import MARKER, read_marker_at, results_file
 from npr_pipeline.store.lake import parquet_source
@@ -30,7 +31,7 @@ def writer(home: Home) -> Iterator[duckdb.DuckDBPyConnection]:
     home.root.mkdir(parents=True, exist_ok=True)
     with open(home.root / ".warehouse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        con = duckdb.connect(str(home.warehouse))
+        con = duck.connect(home.warehouse)
         try:
             con.begin()
             yield con
@@ -48,7 +49,7 @@ def reader(home: Home) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection; fails clearly if the warehouse does not exist yet."""
     if not home.warehouse.exists():
         raise FileNotFoundError(f"no warehouse yet at {home.warehouse}: run intake first")
-    con = duckdb.connect(str(home.warehouse), read_only=True)
+    con = duck.connect(home.warehouse, read_only=True)
     try:
         yield con
     finally:
@@ -124,13 +125,11 @@ def utc_timestamp(text: str | None) -> datetime | None:
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str, database: str | None = None) -> bool:
-    """Whether table ``name`` exists (in ``database``, if given)."""
-    query = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?"
-    params = [name]
-    if database is not None:
-        query += " AND database_name = ?"
-        params.append(database)
-    return bool(con.execute(query, params).fetchall()[0][0])
+    """Whether table ``name`` exists in ``database`` (default: the connection's own)."""
+    query = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = "
+    if database is None:
+        return bool(con.execute(query + "current_database()", [name]).fetchall()[0][0])
+    return bool(con.execute(query + "?", [name, database]).fetchall()[0][0])
 
 
 def sync_intake(home: Home, ledger: pd.DataFrame, fresh: Sequence[pa.Table] = ()) -> None:

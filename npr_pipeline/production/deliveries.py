@@ -141,7 +141,9 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, frame: Frame) -> None:
         frame = frame.astype(dict.fromkeys(text, "string"))
     con.register("_rows", frame)
     exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+        "AND table_catalog = current_database()",
+        [name],
     ).fetchall()[0][0]
     if exists:
         _evolve(con, name)

@@ -58,7 +58,10 @@ def headlines(home: Home, period: str) -> list[tuple[str, str, str]]:
     found: list[tuple[str, str, str]] = []
     with reader(home) as con:
         tables = {
-            name for (name,) in con.execute("SELECT view_name FROM duckdb_views()").fetchall()
+            name
+            for (name,) in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE database_name = current_database()"
+            ).fetchall()
         }
         for step, query in QUERIES.items():
             needed = {"ventetider": "ventetider_current", "isf": "isf_summary_current",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from npr_pipeline import reference
+from npr_pipeline import duck, reference
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.production import (
@@ -154,7 +154,7 @@ def input_quality(home: Home, period: Period, max_share: float) -> dict[str, obj
     ``max_share`` (a broken extract, not a few bad records); ``by_rule``: the exclusions per
     rule, table and unit.
     """
-    con = duckdb.connect(str(snapshot_path(home, period)), read_only=True)  # before the verdict
+    con = duck.connect(snapshot_path(home, period), read_only=True)  # before the verdict
     try:
         shares = con.execute(
             """SELECT r.unit, count(*) AS episodes,

@@ -42,7 +42,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from npr_pipeline import reference
+from npr_pipeline import duck, reference
 from npr_pipeline.atomic import atomic_path
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
@@ -178,7 +178,7 @@ def _carry_over(path: Path, tmp: Path, key: str) -> Carried | None:
     if not path.exists() or path.with_name(path.name + ".wal").exists():
         return None
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = duck.connect(path, read_only=True)
     except duckdb.Error:
         return None
     try:
@@ -334,7 +334,7 @@ def record_verdict(
     ``checked``: which rows the checks ran over (``check_scope.CheckScope.as_json``; every row
     unless said), recorded with every delivery version of the build.
     """
-    con = duckdb.connect(str(snapshot_path(home, period)))
+    con = duck.connect(snapshot_path(home, period))
     try:
         current = con.execute("SELECT build_id FROM build").fetchall()[0][0]
         if current != build_id:
@@ -439,7 +439,7 @@ def stored_gates(home: Home, period: Period) -> list[dict[str, object]]:
     path = snapshot_path(home, period)
     if not path.exists():
         return []
-    con = duckdb.connect(str(path), read_only=True)
+    con = duck.connect(path, read_only=True)
     try:
         steps = [s for (s,) in con.execute("SELECT step FROM gate").fetchall()]
         return [record for s in steps if (record := gate_record(con, s)) is not None]

@@ -411,7 +411,12 @@ def _delivery_versions(home: Home, period: str) -> list[dict[str, object]] | str
     except duckdb.Error as exc:  # a writer holds the file: say so rather than fail
         return f"unavailable: {exc}"
     try:
-        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = {
+            t
+            for (t,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            ).fetchall()
+        }
         if "delivery_versions" not in tables:
             return []
         rows = con.execute(

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from npr_pipeline import duck
 from npr_pipeline.home import Home
 from npr_pipeline.store.batches import committed_batches
 from npr_pipeline.store.consolidated import STATUS, TIME, Family, _cols, _eq, _q, families, link
@@ -54,12 +55,13 @@ def event_findings(
     files in the stored schema (:func:`npr_pipeline.store.events.event_schema`) plus
     ``arrival``; tables without rows may be left out. ``committed``: the committed batches
     when the caller has read them already (default: read now)."""
-    con = duckdb.connect()
-    con.register("_committed", committed if committed is not None else committed_batches(home))
     found: list[EventFinding] = []
-    for family in families():
-        if family.root.name in batch:
-            found += _family_findings(con, home, family, batch)
+    with duck.connect() as con:
+        committed = committed if committed is not None else committed_batches(home)
+        con.register("_committed", committed)
+        for family in families():
+            if family.root.name in batch:
+                found += _family_findings(con, home, family, batch)
     return sorted(found, key=lambda f: (f.submission_id, f.line, f.code))
 
 

@@ -453,7 +453,8 @@ def _committed_and_members(
     with state.reader(home, _prepare) as con:
         committed = committed_in(con, as_of_batch).column(BATCH)
         known = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'lake_parts'"
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'lake_parts' "
+            "AND database_name = current_database()"
         ).fetchall()[0][0]
         if not known:  # a lake from before chunks: every part holds one submission
             return committed, members

@@ -5,7 +5,8 @@ other process out, readers included. So writers hold the file only for their tra
 (:func:`writer`, :func:`transaction`) and close it after; intake, the only writer (it holds
 the HOME's ``intake`` lock), commits its records in batches, each one open-commit-close.
 A process that meets another's open file retries for up to :data:`READ_WAIT` seconds, then
-raises :class:`StateBusy`. Opening the file costs tens of ms: commit many rows per opening.
+raises :class:`StateBusy`. Each opening attaches the file to the process's DuckDB instance
+(:mod:`npr_pipeline.duck`: ~2-8 ms, where starting a database for it cost ~30).
 
 Readers open the file read-only, so the read-only commands work on a read-only HOME. Inside
 :func:`shared_reads` (an intake, which holds the HOME's ``intake`` lock) the readers between
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from npr_pipeline import duck
 from npr_pipeline.home import Home
 
 STATE_FILE = "state.duckdb"
@@ -32,12 +34,12 @@ _RETRY_SECONDS = 0.05
 
 Prepare = Callable[[duckdb.DuckDBPyConnection, Home], None]
 
-_SHARED: ContextVar[dict[tuple[Path, Prepare | None], duckdb.DuckDBPyConnection] | None] = (
-    ContextVar("state_shared_reads", default=None)
+_SHARED: ContextVar[dict[tuple[Path, Prepare | None], duck.Opened] | None] = ContextVar(
+    "state_shared_reads", default=None
 )
 
 
-_HELD: ContextVar[dict[Path, tuple[duckdb.DuckDBPyConnection, set[Prepare]]] | None] = ContextVar(
+_HELD: ContextVar[dict[Path, tuple[duck.Opened, set[Prepare]]] | None] = ContextVar(
     "state_held_writes", default=None
 )
 
@@ -75,7 +77,7 @@ def writer(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def _open_for_writing(home: Home) -> duckdb.DuckDBPyConnection:
+def _open_for_writing(home: Home) -> duck.Opened:
     home.root.mkdir(parents=True, exist_ok=True)
     _release(state_path(home))  # a read-only opening in this process keeps the writer out
     return _connect(state_path(home), read_only=False)
@@ -152,9 +154,7 @@ def reader(home: Home, prepare: Prepare) -> Iterator[duckdb.DuckDBPyConnection]:
         yield cursor
 
 
-def _open_for_reading(
-    path: Path, home: Home, prepare: Prepare
-) -> tuple[duckdb.DuckDBPyConnection, bool]:
+def _open_for_reading(path: Path, home: Home, prepare: Prepare) -> tuple[duck.Opened, bool]:
     """The file read-only (True), or, with no state file yet, an in-memory database that
     ``prepare`` filled (False)."""
     if path.exists():
@@ -162,7 +162,7 @@ def _open_for_reading(
         if _has_tables(con):
             return con, True
         con.close()  # created by a writer killed before its first commit
-    con = duckdb.connect(":memory:")
+    con = duck.connect()
     try:
         con.begin()
         prepare(con, home)
@@ -197,15 +197,16 @@ def _release(path: Path) -> None:
 
 
 def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()[0][0])
+    query = "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
+    return bool(con.execute(query).fetchall()[0][0])
 
 
-def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+def _connect(path: Path, read_only: bool) -> duck.Opened:
     """Open the file, waiting while another process holds it."""
     deadline = time.monotonic() + READ_WAIT
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duck.connect(path, read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
