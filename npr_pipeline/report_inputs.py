@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
+from npr_pipeline import duck
 from npr_pipeline.atomic import atomic_path
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
@@ -75,7 +76,7 @@ def build_reports(home: Home, period: Period) -> tuple[Path, pd.DataFrame]:
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         tmp.unlink()  # DuckDB refuses an existing empty file
-        con = duckdb.connect(str(tmp))
+        con = duck.connect(tmp)
         try:
             _write_tables(con, home, chosen, counts)
         finally:

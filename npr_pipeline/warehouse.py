@@ -205,7 +205,7 @@ def _sync_ledger(
 @cache
 def _copy_types() -> tuple[tuple[str, str], ...]:
     """The copy's column names and DuckDB types: :data:`LEDGER_SCHEMA` as DuckDB reads it."""
-    with duckdb.connect() as con:
+    with duck.connect() as con:
         con.register("_typed", LEDGER_SCHEMA.empty_table())
         return tuple(_described(con, "_typed"))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from npr_pipeline import duck
 from npr_pipeline.atomic import atomic_path
 from npr_pipeline.store.lake import ORD_TABLES
 
@@ -57,7 +58,7 @@ class CheckScope:
 
 def check_scope(snapshot: Path) -> CheckScope:
     """The scope of the snapshot's build (``build.monthly_checked_in`` and ``daily_input``)."""
-    with duckdb.connect(str(snapshot), read_only=True) as con:
+    with duck.connect(snapshot, read_only=True) as con:
         columns = con.table("build").columns
         checked_in = (
             con.execute("SELECT monthly_checked_in FROM build").fetchone()[0]

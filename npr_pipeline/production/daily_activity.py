@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import pandas as pd
 
+from npr_pipeline import duck
 from npr_pipeline.home import Home
 from npr_pipeline.production.isf import PRIVATE_PAYERS
 from npr_pipeline.registry import current_registry
@@ -44,7 +44,7 @@ class Refreshed:
 def activity(home: Home, batch: int) -> pd.DataFrame:
     """The preliminary counts of every year the daily route has events for, as known at
     ``batch``."""
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         con.register("_units", current_registry(home)[["reshID", "rhf", "ownership"]])
         con.register("_events", events_dataset(home, CONTACTS))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import duckdb
 import pandas as pd
 
+from npr_pipeline import duck
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.production.daily_inputs import NO_DAILY, DailyInput, daily_units
@@ -73,7 +73,7 @@ def _counts(home: Home, year: int, batch: int, units: tuple[str, ...]) -> pd.Dat
     path, stat = state_path(home), state_path(home).stat()
     key = (str(path.resolve()), stat.st_ino, stat.st_mtime_ns, year, batch, units)
     if key not in _COUNTED:
-        con = duckdb.connect()
+        con = duck.connect()
         try:
             counted = state_counts(con, home, year, batch, units).to_pandas()
         finally:

@@ -22,6 +22,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from npr_pipeline import duck
 from npr_pipeline.home import Home
 from npr_pipeline.quality import reference_tables
 from npr_pipeline.quality.catalogue import load_catalogue
@@ -110,7 +111,7 @@ def daily_violations(
     """The catalogue's findings over the daily units' state, as the monthly violations files
     hold them: one run of every check over every daily unit (each unit its own 'submission',
     its ide the same id, extracted on the day its newest file was received)."""
-    check = duckdb.connect()
+    check = duck.connect()
     try:
         for table, sql in rows.items():
             check.register(f"_{table}", con.sql(sql).to_arrow_table())

@@ -59,7 +59,7 @@ def open_period(home: Home, period: Period) -> tuple[duckdb.DuckDBPyConnection, 
     ledger, registry = load_ledger(home), current_registry(home)
     daily = DailyInput(tuple(daily_units(registry, period.year)), committed_batch(home))
     inputs = period_input(ledger, period, daily=daily)
-    con = duckdb.connect()
+    con = duck.connect()
     register_period_views(con, home, inputs)
     reference_sql.register(con, registry, period.year)
     con.register("_daily", pd.DataFrame({"batch": daily.batch, "unit": list(daily.units)}))

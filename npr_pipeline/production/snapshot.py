@@ -109,7 +109,7 @@ def build_snapshot(home: Home, period: Period, override: Override | None = None)
     with atomic_path(path) as tmp:
         tmp.unlink()  # DuckDB refuses an existing empty file
         carried = _carry_over(path, tmp, key)
-        con = duckdb.connect(str(tmp))
+        con = duck.connect(tmp)
         try:
             if carried is None:
                 # no fødselsnummer in the file: kjernejournal reads them from the vault

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from functools import cache
 
-import duckdb
 import pyarrow as pa
 
+from npr_pipeline import duck
 from npr_pipeline.feedback.reports import Finding
 from npr_pipeline.quality.catalogue import REPORTS_DIR, Check, load_catalogue
 from npr_pipeline.quality.sql_engine import violation_sql
@@ -29,7 +29,7 @@ def report_checks() -> tuple[Check, ...]:
 
 def check_report(tables: dict[str, pa.Table]) -> list[Finding]:
     """The findings of one file's tables (each table by its mapping name), in check order."""
-    con = duckdb.connect()
+    con = duck.connect()
     for name, table in tables.items():
         con.register(name, table)
     found: list[Finding] = []

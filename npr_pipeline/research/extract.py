@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from npr_pipeline import suppression
+from npr_pipeline import duck, suppression
 from npr_pipeline.atomic import atomic_path, write_bytes, write_text
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
@@ -407,7 +407,7 @@ def _delivery_versions(home: Home, period: str) -> list[dict[str, object]] | str
     if not home.warehouse.exists():
         return []
     try:
-        con = duckdb.connect(str(home.warehouse), read_only=True)
+        con = duck.connect(home.warehouse, read_only=True)
     except duckdb.Error as exc:  # a writer holds the file: say so rather than fail
         return f"unavailable: {exc}"
     try:
