@@ -41,7 +41,7 @@ def prepare(dataset: Path, work: Path, month: int) -> None:
     home_dir.mkdir()
     for path in sorted((dataset / "inbox").iterdir()):
         if not month or f"_2026-{month:02d}_" in path.name:
-            (inbox / path.name).symlink_to(path)
+            os.link(path, inbox / path.name)  # a symbolic link to a relative DATASET broke
     (home_dir / "settings.json").write_text(json.dumps({"allow_synthetic_fnr": True}) + "\n")
     npr = Path(sys.executable).with_name("npr")
     registry = dataset / "registry.csv"

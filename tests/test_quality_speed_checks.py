@@ -282,6 +282,6 @@ def test_the_costliest_batches_are_taken_first() -> None:
     def delivery(episodes: int) -> SimpleNamespace:
         return SimpleNamespace(ord=SimpleNamespace(episodes=episodes), ide=None)
 
-    # costs: 1,000 + 360; 80,000 + 360; 10 * (100 + 360); 30,000 + 2 * 360
+    # costs (DELIVERY_COST 240): 1,240; 80,240; 10 * (100 + 240); 30,000 + 2 * 240
     batches = [[delivery(1_000)], [delivery(80_000)], [delivery(100)] * 10, [delivery(15_000)] * 2]
     assert submission._costliest_first(batches) == [1, 3, 2, 0]  # type: ignore[arg-type]

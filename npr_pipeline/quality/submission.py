@@ -65,9 +65,10 @@ through the year (a December ord holds twelve months). A checker's peak is ~200 
 per 1,000 episodes of its batch: ~390 MiB here, against ~340 at 50,000, for half as many
 batches' fixed costs (the rule query's planning, the copy's setup: ~50-100 ms a batch;
 docs/benchmarks.md, "Session 13")."""
-DELIVERY_COST = 360
-"""A delivery's own files cost about what checking this many episodes does (the national April:
-~4 ms of a batch's time per delivery against ~12 us per episode)."""
+DELIVERY_COST = 240
+"""A delivery's own files (its marker, its XPR_ERR, a violations file when it has any) cost
+about what checking this many episodes does: the national April, one checker under cProfile
+(session 15, results per batch), ~3.3 ms per delivery against ~14 us per episode."""
 WORKERS = 2
 """Processes checking batches side by side (both cores), when there is more than one batch."""
 EPISODE_TABLES = ("episodes", "diagnoses", "procedures")
