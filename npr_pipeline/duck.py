@@ -128,6 +128,16 @@ class Opened:
         self.close()
 
 
+def has_table(
+    con: duckdb.DuckDBPyConnection | Opened, name: str, database: str | None = None
+) -> bool:
+    """Whether table ``name`` exists in ``database`` (default: the connection's own)."""
+    query = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = "
+    if database is None:
+        return bool(con.execute(query + "current_database()", [name]).fetchall()[0][0])
+    return bool(con.execute(query + "?", [name, database]).fetchall()[0][0])
+
+
 def _instance() -> duckdb.DuckDBPyConnection:
     """This process's instance (the caller holds ``_LOCK``)."""
     pid = os.getpid()

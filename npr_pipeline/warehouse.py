@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from npr_pipeline import duck
+from npr_pipeline.duck import has_table
 from npr_pipeline.home import Home
 from npr_pipeline.quality.submission import MARKER, read_marker_at, results_file
 from npr_pipeline.store.lake import parquet_source
@@ -122,14 +123,6 @@ def utc_timestamp(text: str | None) -> datetime | None:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
-
-
-def has_table(con: duckdb.DuckDBPyConnection, name: str, database: str | None = None) -> bool:
-    """Whether table ``name`` exists in ``database`` (default: the connection's own)."""
-    query = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = "
-    if database is None:
-        return bool(con.execute(query + "current_database()", [name]).fetchall()[0][0])
-    return bool(con.execute(query + "?", [name, database]).fetchall()[0][0])
 
 
 def sync_intake(home: Home, ledger: pd.DataFrame, fresh: Sequence[pa.Table] = ()) -> None:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from npr_pipeline.atomic import atomic_path, write_text
 from npr_pipeline.home import Home
 from npr_pipeline.provenance import PROVENANCE_COLUMNS, Provenance, collect
-from npr_pipeline.warehouse import retype, writer
+from npr_pipeline.warehouse import has_table, retype, writer
 
 RESTRICTED_TABLES = ("kjernejournal",)
 
@@ -140,12 +140,7 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, frame: Frame) -> None:
         text = [c for c in frame.columns if frame[c].dtype == object]
         frame = frame.astype(dict.fromkeys(text, "string"))
     con.register("_rows", frame)
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
-        "AND table_catalog = current_database()",
-        [name],
-    ).fetchall()[0][0]
-    if exists:
+    if has_table(con, name):
         _evolve(con, name)
         con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM _rows')
     else:

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
+from npr_pipeline import duck
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.store import state
@@ -452,11 +453,7 @@ def _committed_and_members(
     members: dict[tuple[int, str], list[str]] = {}
     with state.reader(home, _prepare) as con:
         committed = committed_in(con, as_of_batch).column(BATCH)
-        known = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'lake_parts' "
-            "AND database_name = current_database()"
-        ).fetchall()[0][0]
-        if not known:  # a lake from before chunks: every part holds one submission
+        if not duck.has_table(con, "lake_parts"):  # before chunks: a part a submission
             return committed, members
         query = "SELECT batch, part, submission_id FROM lake_parts WHERE batch <= ?"
         if submission_ids is not None:
