@@ -321,9 +321,10 @@ def intake(case: str, dataset: Dataset, files: Sequence[Path], work: Path) -> Me
     inbox = dataset.inbox
     if list(files) != dataset.files:
         inbox = work / f"inbox-{case.replace(' ', '-')}"
-        inbox.mkdir()
-        for path in files:
-            os.link(path, inbox / path.name)
+        if not inbox.exists():  # a later round reuses the links
+            inbox.mkdir()
+            for path in files:
+                os.link(path, inbox / path.name)
     subprocess.run(
         [npr, "--home", home, "registry", "import", dataset.registry],
         check=True,
