@@ -46,6 +46,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks.intake_bench import (
     CACHE,
@@ -66,6 +67,9 @@ from benchmarks.intake_bench import (
     require_tools,
     xmllint,
 )
+
+if TYPE_CHECKING:  # the children import nothing of npr_pipeline they do not use
+    from npr_pipeline.messages import MessageType
 
 MIB = 1 << 20
 NATIONAL_UNITS = 2000  # every active unit (1988), as the quality benchmark generates them
@@ -165,8 +169,10 @@ def _measure_case(
 ) -> list[Measurement]:
     """Every contender on ``files``; intake and pandas only on the whole inbox, where the floor
     and the intake run ``args.rounds`` times alternated."""
-    floors = [_floor(case, files, work)]
-    results = [xmllint(case, files)]
+    payloads = _payloads(case, files, work)
+    plain = xmllint(case, files)
+    floors = [_floor(case, files, payloads)]
+    readers = []
     runs = [(LABELS[m], m, None) for m in MODES]
     if args.before:
         runs += [(BEFORE[m], m, _before(work)) for m in BEFORE]
@@ -176,16 +182,16 @@ def _measure_case(
         if tree is not None:  # that commit's code: its tree first on the child's path
             argv = ["env", "-C", str(tree), *argv]
         listing = _file_list(work, f"{mode}-{case.replace(' ', '-')}-{tree is None}", files)
-        results.append(measure(label, case, [*argv, listing], files, True))
+        readers.append(measure(label, case, [*argv, listing], files, True))
     if case != "inbox":
-        return [results[0], floors[0], *results[1:]]
+        return [plain, floors[0], *readers]
     intakes = [intake(case, dataset, files, work)]
     for _ in range(args.rounds - 1):  # the ratio's two sides again, alternated
-        floors.append(_floor(case, files, work))
+        floors.append(_floor(case, files, payloads))
         intakes.append(intake(case, dataset, files, work))
     ord_files = [p for p in files if p.name.endswith("_ord.xml")]
     naive = pandas(case, pandas_sample(ord_files), work)  # at most 300 MB
-    return [results[0], _median(floors), *results[1:], _median(intakes), naive]
+    return [plain, _median(floors), *readers, _median(intakes), naive]
 
 
 def _median(runs: list[Measurement]) -> Measurement:
@@ -214,17 +220,14 @@ def _before(work: Path) -> Path:
     return tree
 
 
-def _floor(case: str, files: list[Path], work: Path) -> Measurement:
-    """``xmllint --stream --schema`` over the Melding payloads, one process per schema.
-
-    Cutting the payloads out is setup, not timed; the bytes counted are the original files'
-    (the MsgHead around a payload is about a kilobyte).
-    """
-    from npr_pipeline.messages import MessageType, by_namespace
+def _payloads(case: str, files: list[Path], work: Path) -> dict[MessageType, list[Path]]:
+    """Each file's Melding cut out of its MsgHead (the NPR schema's root), by message type:
+    setup for :func:`_floor`, done once however many rounds measure it."""
+    from npr_pipeline.messages import by_namespace
 
     groups: dict[MessageType, list[Path]] = {}
     folder = work / f"payloads-{case.replace(' ', '-')}"
-    folder.mkdir(exist_ok=True)  # cut again in a later round: setup, not timed
+    folder.mkdir()
     for path in files:
         data = path.read_bytes()
         body = _MELDING.search(data)
@@ -236,6 +239,13 @@ def _floor(case: str, files: list[Path], work: Path) -> Measurement:
         payload = folder / path.name
         payload.write_bytes((decl[0] if decl else b"") + b"\n" + body[0])
         groups.setdefault(mtype, []).append(payload)
+    return groups
+
+
+def _floor(case: str, files: list[Path], groups: dict[MessageType, list[Path]]) -> Measurement:
+    """``xmllint --stream --schema`` over the Melding payloads (:func:`_payloads`), one process
+    per schema; the bytes counted are the original files' (the MsgHead around a payload is
+    about a kilobyte)."""
     combined = Measurement(
         "xmllint --stream --schema (floor)", case, len(files), sum(p.stat().st_size for p in files)
     )

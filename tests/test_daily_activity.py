@@ -13,7 +13,8 @@ from assets.definitions import defs
 from assets.intake import intake_job
 from assets.preliminary import daily_activity
 from assets.resources import HomeResource
-from npr_pipeline.warehouse import has_table, reader
+from npr_pipeline.duck import has_table
+from npr_pipeline.warehouse import reader
 from tests.daily_events import kontakt
 from tests.daily_units import Unit, daily_home
 

@@ -23,9 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from npr_pipeline.atomic import atomic_path, write_text
+from npr_pipeline.duck import has_table
 from npr_pipeline.home import Home
 from npr_pipeline.provenance import PROVENANCE_COLUMNS, Provenance, collect
-from npr_pipeline.warehouse import has_table, retype, writer
+from npr_pipeline.warehouse import retype, writer
 
 RESTRICTED_TABLES = ("kjernejournal",)
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from npr_pipeline.duck import has_table
 from npr_pipeline.home import Home
 from npr_pipeline.production.deliveries import versions
 from npr_pipeline.provenance import PROVENANCE_COLUMNS
-from npr_pipeline.warehouse import has_table, reader
+from npr_pipeline.warehouse import reader
 
 KEYS: dict[str, dict[str, list[str]]] = {
     "ventetider": {"ventetider": ["group_type", "group_value", "measure"]},

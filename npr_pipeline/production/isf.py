@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import duckdb
 
+from npr_pipeline.duck import has_table
 from npr_pipeline.periods import Period
 from npr_pipeline.production.deliveries import Frame
-from npr_pipeline.warehouse import has_table
 
 PSYCH_SECTORS = "('641', '642', '651', '681')"
 PSYCH_FAGOMRADER = "('310', '320', '360', '365', '370')"

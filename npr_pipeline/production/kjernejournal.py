@@ -27,13 +27,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from npr_pipeline.duck import has_table
 from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.production.daily_inputs import DailyInput, register_daily_rows
 from npr_pipeline.production.inputs import InputFileError, readable
 from npr_pipeline.production.isf import PRIVATE_PAYERS
 from npr_pipeline.store.lake import part_files, rows_source
-from npr_pipeline.warehouse import has_table
 
 # A table, not a view: the rows and the ownership x financing split both read it, and a view
 # would read the vault's files (~2,000 ide submissions nationally) behind ``identities`` twice.

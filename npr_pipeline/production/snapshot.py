@@ -61,7 +61,7 @@ from npr_pipeline.quality import reference_tables
 from npr_pipeline.registry import current_registry
 from npr_pipeline.store.lake import ORD_TABLES, versions
 from npr_pipeline.store.ledger import load_ledger
-from npr_pipeline.warehouse import has_table, replace_table
+from npr_pipeline.warehouse import replace_table
 
 LINEAGE_COLUMNS = ["submission_id", "checksum", "unit", "message_type", "file"]
 SNAPSHOT_VERSION = 2
@@ -182,14 +182,17 @@ def _carry_over(path: Path, tmp: Path, key: str) -> Carried | None:
     except duckdb.Error:
         return None
     try:
-        if not has_table(con, "build") or "monthly_key" not in con.table("build").columns:
+        if not duck.has_table(con, "build") or "monthly_key" not in con.table("build").columns:
             return None
         build = con.execute("SELECT * FROM build").df().iloc[0]
         if build["monthly_key"] != key:
             return None
         units = [u for (u,) in con.execute("SELECT unit FROM daily_input").fetchall()]
         checked_in = None
-        if has_table(con, "verdict") and con.execute("SELECT passed FROM verdict").fetchone()[0]:
+        if (
+            duck.has_table(con, "verdict")
+            and con.execute("SELECT passed FROM verdict").fetchone()[0]
+        ):
             previous = build.get("monthly_checked_in")
             checked_in = previous if isinstance(previous, str) else build["build_id"]
     finally:
@@ -389,7 +392,7 @@ def open_snapshot(
 
 def _passed(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the snapshot carries a passing verdict (none yet: the checks have not run)."""
-    return has_table(con, "verdict", "snapshot") and bool(
+    return duck.has_table(con, "verdict", "snapshot") and bool(
         con.execute("SELECT passed FROM verdict").fetchall()[0][0]
     )
 
@@ -425,7 +428,7 @@ def _gate_open(con: duckdb.DuckDBPyConnection, period: Period, step: str) -> Non
 def gate_record(con: duckdb.DuckDBPyConnection, step: str) -> dict[str, object] | None:
     """The gate verdict of ``step`` stored in the snapshot ``con`` reads, with its build id;
     None if the build carries none."""
-    if not has_table(con, "gate"):
+    if not duck.has_table(con, "gate"):
         return None
     rows = con.execute("SELECT record FROM gate WHERE step = ?", [step]).fetchall()
     if not rows:

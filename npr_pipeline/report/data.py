@@ -18,10 +18,10 @@ from decimal import Decimal
 import duckdb
 import pandas as pd
 
+from npr_pipeline.duck import has_table
 from npr_pipeline.periods import Period
 from npr_pipeline.production import STEPS
 from npr_pipeline.production.gate import obligations
-from npr_pipeline.warehouse import has_table
 
 Row = dict[str, object]
 VENTETIDER_MEASURES = ("avviklet", "ventende", "avviklet_ikke_ordinaer", "avsluttet_annen_grunn")
