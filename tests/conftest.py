@@ -60,7 +60,7 @@ def shared_reference() -> Path:
 @pytest.fixture(scope="session")
 def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of this session that both xdist workers see: the parent of the workers' base
-    temps (under xdist the session's ``--basetemp``, ``make test``'s ``.pytest-tmp/test``, or
+    temps (under xdist the session's ``--basetemp``, ``make test``'s ``TESTTMP/test``, or
     its own ``pytest-N``), else the base temp itself."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
