@@ -13,6 +13,7 @@ import pytest
 
 from npr_pipeline.synth.run import SynthOptions, run_synth
 from tests.intake_files import received_year
+from tests.soak import SOAK
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
@@ -26,10 +27,26 @@ LONGEST_FIRST = (
     "test_period_snapshot.py",
     "test_reproducible.py",
 )
-"""The modules of most time in ``make test`` (10-45 CPU-seconds each; tests/README.md), longest
-first. ``--dist loadscope`` hands modules to the workers in collection order
+"""The modules of most time in ``make test`` (30-115 worker-seconds each; tests/README.md),
+longest first. ``--dist loadscope`` hands modules to the workers in collection order
 (``pytest_configure``): run one of these last and a worker finishes it alone while the other
 idles (223 against 288 CPU-seconds)."""
+SOAK_LONGEST_FIRST = (
+    "test_intake_values.py",
+    "test_run_recovery.py",
+    "test_two_routes.py",
+    "test_identity.py",
+    "test_intake_isolation.py",
+    "test_key_digest.py",
+    "test_native_probe.py",
+    "test_suppression.py",
+    "test_results_batches.py",
+    "test_no_fnr_outside_vault.py",
+    "test_lake_monthly.py",
+)
+"""The same for ``make soak``, whose modules take 30-320 worker-seconds each (tests/README.md,
+"Session 17"): ``test_run_recovery.py`` (290 s) ranked with the rest started last and ran alone
+for minutes (757-829 s of wall for 1,355 worker-seconds)."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,7 +63,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _rank(module: str) -> int:
-    return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+    order = SOAK_LONGEST_FIRST if SOAK else LONGEST_FIRST
+    return order.index(module) if module in order else len(order)
 
 
 @pytest.fixture(scope="session")
