@@ -39,12 +39,13 @@ demo: $(STAMP)
 # and their tests follow each other through it (runs, then versions, then the report).
 # Temporary folders (~2.2 GB and ~50,000 files a make test) go to TESTTMP: a folder of this
 # checkout on tmpfs where /dev/shm has 8 GiB free, else .pytest-tmp in the checkout. On the
-# root disk (ext4 mounted with discard) creating and fsyncing the suite's files cost 8 % of
-# make test's wall (463 s against 426 s on /dev/shm, tests/README.md "Session 17"). Never
+# root disk (ext4 mounted with discard) creating and fsyncing the suite's files cost 5-8 % of
+# make test's wall (532 s against 506 s back to back, tests/README.md "Session 17"). Never
 # pytest's default under /tmp: each session there removes the oldest run of every checkout on
 # the machine, and an unlink on that disk waits ~2.3 ms (182 s of one session's 510 profiled).
-# Each target replaces its previous run's folder at its start and removes it when it passes;
-# a failed run's stays for a look (on tmpfs until the next run or a reboot).
+# Each target replaces its previous run's folder at its start and removes it (and TESTTMP once
+# empty) when it passes; a failed run's stays for a look (on tmpfs until the next run or a
+# reboot).
 TESTTMP := $(shell free=$$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 {print $$4}'); \
 	if [ "$${free:-0}" -ge 8388608 ] && [ -w /dev/shm ]; then \
 	echo /dev/shm/npr-pipeline-$$(id -u)-$$(pwd | cksum | cut -d' ' -f1); else echo .pytest-tmp; fi)
@@ -53,6 +54,7 @@ test: $(STAMP)
 	mkdir -p $(TESTTMP)
 	$(BIN)/pytest -n 2 --dist loadscope --basetemp=$(TESTTMP)/test
 	rm -rf $(TESTTMP)/test
+	rmdir $(TESTTMP) 2>/dev/null || true
 
 # Both cores as in make test: the soak's modules are independent (each builds its own HOMEs),
 # and one process took ~18 minutes on a slow machine.
@@ -60,6 +62,7 @@ soak: $(STAMP)
 	mkdir -p $(TESTTMP)
 	NPR_SOAK=1 $(BIN)/pytest -m soak -n 2 --dist loadscope --basetemp=$(TESTTMP)/soak
 	rm -rf $(TESTTMP)/soak
+	rmdir $(TESTTMP) 2>/dev/null || true
 
 # The floors are libxml2's own xmllint (Debian's libxml2-utils) and GNU time measures every
 # contender: a new machine has neither, and a floor that did not run must not read as 0 s.
