@@ -6,7 +6,8 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _rank(module: str) -> int:
     order = SOAK_LONGEST_FIRST if SOAK else LONGEST_FIRST
     return order.index(module) if module in order else len(order)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def system_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The system temporary folder of the tests and the ``npr`` children they start: a folder
+    of the worker's base temp, removed with it.
+
+    The product falls back on the system temporary folder where HOME cannot be written (the
+    error log, a read-only HOME's display files), which the read-only-HOME tests provoke on
+    purpose: with the system's, every ``make test`` left an ``npr-feedback-*`` folder and an
+    ``npr-errors.log`` in ``/tmp``.
+    """
+    folder = tmp_path_factory.mktemp("system-tmp", numbered=False)
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    yield folder
+    if before is None:
+        del os.environ["TMPDIR"]
+    else:
+        os.environ["TMPDIR"] = before
+    tempfile.tempdir = None
 
 
 @pytest.fixture(scope="session")
