@@ -293,6 +293,24 @@ CASES = [
         ),
         "unknown_payload",
     ),
+    # libxml2 only warns about a namespace name that is not a URI; lxml refuses to build it
+    Case(
+        "payload_namespace_not_a_uri",
+        lambda ctx: mutate(
+            _small_ord(ctx), ('xmlns="http://www.npr.no/', 'xmlns=" http://www.npr.no/')
+        ),
+        "unknown_payload",
+    ),
+    Case(
+        "envelope_namespace_not_a_uri",
+        lambda ctx: mutate(_small_ord(ctx), ("<MsgType V", '<MsgType xmlns=" urn:x" V')),
+        "not_xml",
+    ),
+    Case(
+        "payload_attribute_namespace_not_a_uri",
+        lambda ctx: mutate(_small_ord(ctx), ("<Melding ", '<Melding xmlns:x=" urn:x" x:y="1" ')),
+        "not_xml",
+    ),
     Case(
         "unknown_payload_version",
         lambda ctx: mutate(_small_ord(ctx), ("58_0_1_ord", "56_0_1_ord")),
