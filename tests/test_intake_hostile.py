@@ -271,6 +271,17 @@ CASES = [
         lambda ctx: mutate(_small_ord(ctx), ("Teknisk kontakt ", "&xxe; ")),
         "entity_forbidden",
     ),
+    # well-formedness, not the bytes: libxml2 says code 9 as for bytes that are not UTF-8
+    Case(
+        "character_reference_to_nul",
+        lambda ctx: mutate(_small_ord(ctx), ("Teknisk kontakt ", "&#0; ")),
+        "not_xml",
+    ),
+    Case(
+        "character_reference_out_of_bounds",
+        lambda ctx: mutate(_small_ord(ctx), ("Teknisk kontakt ", "&#99999999999; ")),
+        "not_xml",
+    ),
     Case(
         "unknown_root",
         lambda ctx: b'<?xml version="1.0" encoding="UTF-8"?>\n<Foo xmlns="urn:x"><Bar/></Foo>\n',

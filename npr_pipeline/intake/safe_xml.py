@@ -24,6 +24,9 @@ _DECLARATION = re.compile(rb"^<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\
 _UTF8 = {"utf-8", "utf8"}
 _UTF8_MARK = b"\xef\xbb\xbf"
 _ENCODING_ERRORS = (9, 81)  # libxml2: not proper UTF-8 / invalid bytes in encoding
+# libxml2's messages (code 9 too) for &#0;, &#xD800;, &#99999999999;: a character reference
+# naming a character XML does not allow, in bytes that are fine
+_CHARREF = "xmlParseCharRef:"
 _HARDENED = {
     "resolve_entities": False,
     "no_network": True,
@@ -113,6 +116,8 @@ def classify_parse_error(
     detail = f"Parser: {message}"
     if entity or "entity" in message.lower():
         return reason("entity_forbidden", detail, line=line)
+    if message.startswith(_CHARREF):  # the bytes are fine, the reference is not
+        return reason("not_xml", detail, line=line)
     if code in _ENCODING_ERRORS or "encoding" in message.lower():
         return reason("encoding_error", detail, line=line)
     if started and not _ends_with_root(path):
