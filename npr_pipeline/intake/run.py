@@ -471,6 +471,8 @@ def _intake(
         first = by_id.get(sub.submission_id)
         if sub.status == Status.DUPLICATE and first is not None:
             sub.unit, sub.message_type = first.unit, first.message_type
+            if first.status == Status.FAILED:  # nothing received: retried with it (CONTRACT)
+                sub.status, sub.reasons = first.status, list(first.reasons)
     return summary
 
 
