@@ -242,6 +242,12 @@ CASES = [
     ),
     Case("latin1_declared_utf8_header", _latin1_under_utf8_header, "encoding_error"),
     Case("latin1_declared_utf8_deep", _latin1_under_utf8_deep, "encoding_error"),
+    # the two libxml2s read it by different encodings: the native pass's stored mojibake
+    Case(
+        "utf8_mark_before_latin1_declaration",
+        lambda ctx: b"\xef\xbb\xbf" + declared(_text(_small_ord(ctx)), "ISO-8859-1").encode(),
+        "encoding_error",
+    ),
     Case("utf16_with_bom", lambda ctx: _utf16(ctx, "utf-16"), "unsupported_encoding"),
     Case("utf16le_without_bom", lambda ctx: _utf16(ctx, "utf-16-le"), "unsupported_encoding"),
     Case(
@@ -264,6 +270,17 @@ CASES = [
         "undeclared_entity_reference",
         lambda ctx: mutate(_small_ord(ctx), ("Teknisk kontakt ", "&xxe; ")),
         "entity_forbidden",
+    ),
+    # well-formedness, not the bytes: libxml2 says code 9 as for bytes that are not UTF-8
+    Case(
+        "character_reference_to_nul",
+        lambda ctx: mutate(_small_ord(ctx), ("Teknisk kontakt ", "&#0; ")),
+        "not_xml",
+    ),
+    Case(
+        "character_reference_out_of_bounds",
+        lambda ctx: mutate(_small_ord(ctx), ("Teknisk kontakt ", "&#99999999999; ")),
+        "not_xml",
     ),
     Case(
         "unknown_root",
@@ -292,6 +309,24 @@ CASES = [
             _small_ord(ctx), ("http://www.npr.no/xmlstds/58_0_1_ord", "urn:example:not-npr")
         ),
         "unknown_payload",
+    ),
+    # libxml2 only warns about a namespace name that is not a URI; lxml refuses to build it
+    Case(
+        "payload_namespace_not_a_uri",
+        lambda ctx: mutate(
+            _small_ord(ctx), ('xmlns="http://www.npr.no/', 'xmlns=" http://www.npr.no/')
+        ),
+        "unknown_payload",
+    ),
+    Case(
+        "envelope_namespace_not_a_uri",
+        lambda ctx: mutate(_small_ord(ctx), ("<MsgType V", '<MsgType xmlns=" urn:x" V')),
+        "not_xml",
+    ),
+    Case(
+        "payload_attribute_namespace_not_a_uri",
+        lambda ctx: mutate(_small_ord(ctx), ("<Melding ", '<Melding xmlns:x=" urn:x" x:y="1" ')),
+        "not_xml",
     ),
     Case(
         "unknown_payload_version",

@@ -120,6 +120,27 @@ def test_unexpected_error_fails_that_file_only_and_the_next_intake_retries_it(
     assert _state(home) == _state(clean)
 
 
+def test_a_copy_of_a_failed_file_in_the_same_inbox_is_failed_too(
+    year, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the mutant campaign: the copy was a ``duplicate`` of a file nothing received
+    (CONTRACT: a duplicate of a failed file is not a duplicate)."""
+    units, out = year
+    victim = sorted((out / "inbox").glob("*_ord.xml"))[1]
+    inbox = fill_inbox(tmp_path / "inbox", [victim], **{"zz_copy.xml": victim.read_bytes()})
+    home = _home(tmp_path / "home", out / "registry.csv")
+    monkeypatch.setattr(run_module, "read_submission",
+                        _failing_on(_archived_name(victim, tmp_path), _bug))  # fmt: skip
+    first = run_intake(home, inbox, workers=1)
+    assert _statuses(first) == {victim.name: Status.FAILED, "zz_copy.xml": Status.FAILED}
+    copy = next(s for s in first.submissions if s.file == "zz_copy.xml")
+    assert [r.code for r in copy.reasons] == ["internal_error"]
+    assert first.as_json()["failed"] == 2 and first.as_json()["duplicates"] == 0
+    monkeypatch.undo()
+    second = run_intake(home, inbox, workers=1)
+    assert _statuses(second) == {victim.name: Status.ACCEPTED, "zz_copy.xml": Status.DUPLICATE}
+
+
 def test_a_worker_that_dies_fails_its_files_not_the_run(
     year, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

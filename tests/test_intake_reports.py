@@ -172,6 +172,44 @@ def test_rejected_with_their_reasons(tmp_path: Path, years: dict[str, UnitYear])
     assert set(_stored(home, "kpp_costs")) == {_sid(first, kpp)}
 
 
+def test_a_period_date_is_read_by_its_lexical_rules(
+    tmp_path: Path, years: dict[str, UnitYear]
+) -> None:
+    """Found by the mutant campaign: the ledger took the raw attribute, so a valid report with
+    whitespace around its period end (xs:date collapses it) stopped every intake with a
+    LedgerTypeError, and a rejected one with no date there failed instead of being answered."""
+    home = _home(tmp_path)
+    out = tmp_path / "files"
+    kpp = write_kpp(out, years[KPP_UNIT], APRIL, 1, 5)
+    assert kpp is not None
+    padded = out / "padded.xml"
+    padded.write_bytes(
+        mutate(kpp, ('tilDatoPeriode="2026-04-30"', 'tilDatoPeriode=" 2026-04-30\t"'))
+    )
+    no_date = out / "no_date.xml"
+    no_date.write_bytes(
+        mutate(
+            kpp,
+            ('lopenr="1"', 'lopenr="2"'),
+            ('fraDatoPeriode="2026-01-01"', 'fraDatoPeriode="2026-0101"'),
+        )
+    )
+    summary = _intake(home, tmp_path / "inbox", [padded, no_date])
+    outcome = _outcome(summary)
+    assert outcome[padded.name] == ("accepted", [])
+    assert outcome[no_date.name] == ("rejected", ["schema_error"])
+    records = {r.file: r for r in load_records(home)}
+    assert (records[padded.name].period_from, records[padded.name].period_to) == (
+        "2026-01-01",
+        "2026-04-30",
+    )
+    assert (records[no_date.name].period_from, records[no_date.name].period_to) == (
+        None,
+        "2026-04-30",
+    )
+    assert set(_stored(home, "kpp_costs")) == {_sid(summary, padded)}
+
+
 @pytest.mark.parametrize(
     ("received", "status", "codes"),
     [

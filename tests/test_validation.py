@@ -22,6 +22,8 @@ HOSTILE = {
     "declared latin-2": b'<?xml version="1.0" encoding="ISO-8859-2"?><MsgHead/>',
     "not msghead": b'<?xml version="1.0"?>\n<Melding xmlns="urn:x"/>',
     "not xml": b"this is no XML at all",
+    "utf-8 mark, latin-1 declared": b"\xef\xbb\xbf"
+    + b'<?xml version="1.0" encoding="ISO-8859-1"?><MsgHead/>',
 }
 EXPECTED = {
     "empty": "empty_file",
@@ -30,6 +32,7 @@ EXPECTED = {
     "declared latin-2": "unsupported_encoding",
     "not msghead": "not_msghead",
     "not xml": "not_xml",
+    "utf-8 mark, latin-1 declared": "encoding_error",
 }
 
 

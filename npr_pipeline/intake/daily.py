@@ -140,18 +140,14 @@ def untyped_by_probe(path: Path) -> bool:
 def probe_reads_as_lxml(head: bytes) -> bool:
     """Whether the probe's libxml2 decodes a file starting with ``head`` as lxml's does: an
     encoding :func:`~npr_pipeline.intake.safe_xml.check_encoding` accepts, declared as one of
-    :data:`NATIVE_ENCODINGS` or not at all (UTF-8), and no UTF-8 byte-order mark before a
-    declaration of another encoding: libxml2 2.9 then decodes by the declaration, lxml's by
-    the mark (the soak's property test found a file the two read differently)."""
+    :data:`NATIVE_ENCODINGS` or not at all (UTF-8). (A UTF-8 byte-order mark before a
+    declaration of another encoding, which libxml2 2.9 decodes by the declaration and lxml's
+    by the mark, is check_encoding's ``encoding_error``: the soak's property test found a
+    file the two read differently.)"""
     if check_encoding(head) is not None:
         return False
     declared = declared_encoding(head)
-    if declared is None:
-        return True
-    declared = declared.lower()
-    if head.startswith(b"\xef\xbb\xbf") and declared not in {"utf-8", "utf8"}:
-        return False
-    return declared in NATIVE_ENCODINGS
+    return declared is None or declared.lower() in NATIVE_ENCODINGS
 
 
 def read_daily(path: Path, header: Header, index: RegistryIndex, submission_id: str) -> DailyRead:

@@ -171,12 +171,26 @@ class _Pass:
 
     # -- the handler ----------------------------------------------------------------------
     def start(self, tag: str, attrs: dict[str, str], line: int) -> tuple[Schema, tuple] | None:
-        """An element outside the payload; the plan for the first ``Melding``."""
-        self.builder.start(tag, attrs)
+        """An element outside the payload; the plan for the first ``Melding`` (its namespace
+        judged by the gate before the envelope's builder, which refuses namespace names that
+        are not URIs, sees it)."""
         if not self.melding and etree.QName(tag).localname == "Melding":
             self.melding = True
-            return self._melding(tag, attrs)
+            found = self._melding(tag, attrs)
+            self._build(tag, attrs)
+            return found
+        self._build(tag, attrs)
         return None
+
+    def _build(self, tag: str, attrs: dict[str, str]) -> None:
+        """The element into the envelope's tree. libxml2 only warns about a namespace name
+        that is not a URI (``xmlns=" http://..."``), lxml refuses to build it: the file's
+        answer, never an internal error."""
+        try:
+            self.builder.start(tag, attrs)
+        except ValueError as exc:
+            self._error(reason("not_xml", f"{exc}."))
+            raise _Stop from None
 
     def data(self, text: str) -> None:
         self.builder.data(text)

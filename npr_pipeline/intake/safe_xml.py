@@ -21,7 +21,12 @@ from npr_pipeline.schemas import MSGHEAD_NS
 
 ACCEPTED_ENCODINGS = {"utf-8", "utf8", "iso-8859-1", "iso8859-1", "latin-1", "latin1"}
 _DECLARATION = re.compile(rb"^<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+_UTF8 = {"utf-8", "utf8"}
+_UTF8_MARK = b"\xef\xbb\xbf"
 _ENCODING_ERRORS = (9, 81)  # libxml2: not proper UTF-8 / invalid bytes in encoding
+# libxml2's messages (code 9 too) for &#0;, &#xD800;, &#99999999999;: a character reference
+# naming a character XML does not allow, in bytes that are fine
+_CHARREF = "xmlParseCharRef:"
 _HARDENED = {
     "resolve_entities": False,
     "no_network": True,
@@ -52,8 +57,11 @@ def hardened_iterparse(
 
 
 def check_encoding(head: bytes) -> Reason | None:
-    """Reject UTF-16/32 and EBCDIC (with or without a byte-order mark, XML 1.0 appendix F) and
-    any declared encoding other than UTF-8 / ISO-8859-1."""
+    """Reject UTF-16/32 and EBCDIC (with or without a byte-order mark, XML 1.0 appendix F),
+    any declared encoding other than UTF-8 / ISO-8859-1, and a UTF-8 byte-order mark before
+    a declaration of another encoding: the file says two encodings, and the two libxml2s read
+    it by different ones (the system's, the native pass's, by the declaration: UTF-8 text
+    under the mark would reach the lake as mojibake)."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4]:
         return reason("unsupported_encoding", "The file is UTF-16 or UTF-32.")
     if head.startswith(b"\x4c\x6f\xa7\x94"):
@@ -61,12 +69,15 @@ def check_encoding(head: bytes) -> Reason | None:
     declared = declared_encoding(head)
     if declared is not None and declared.lower() not in ACCEPTED_ENCODINGS:
         return reason("unsupported_encoding", f"Declared: {declared}.")
+    if head.startswith(_UTF8_MARK) and declared is not None and declared.lower() not in _UTF8:
+        detail = f"A UTF-8 byte-order mark, but the declaration says {declared}."
+        return reason("encoding_error", detail)
     return None
 
 
 def declared_encoding(head: bytes) -> str | None:
     """The encoding the XML declaration names (after a UTF-8 byte-order mark), None without."""
-    body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    body = head[3:] if head.startswith(_UTF8_MARK) else head
     match = _DECLARATION.match(body)
     return match.group(1).decode("ascii") if match else None
 
@@ -105,6 +116,8 @@ def classify_parse_error(
     detail = f"Parser: {message}"
     if entity or "entity" in message.lower():
         return reason("entity_forbidden", detail, line=line)
+    if message.startswith(_CHARREF):  # the bytes are fine, the reference is not
+        return reason("not_xml", detail, line=line)
     if code in _ENCODING_ERRORS or "encoding" in message.lower():
         return reason("encoding_error", detail, line=line)
     if started and not _ends_with_root(path):
