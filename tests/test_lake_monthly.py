@@ -147,8 +147,9 @@ def test_a_second_reader_sees_the_same_rows(clean: Home) -> None:
 
 
 # a kill -9 of intake after the monthly batch's Delta commits, before its ledger commit; after
-# the worker wrote the chunk's part files, before the publish; or (soak) after the n-th part
-# file moved into its batch folder, before any Delta commit
+# the worker wrote the chunk's part files, before the publish; (soak) after the n-th part
+# file moved into its batch folder, before any Delta commit; or after every commit, before
+# the lake's maintenance
 _KILL = """
 import os, signal, sys
 from pathlib import Path
@@ -163,10 +164,10 @@ if point == "ledger":
         real_publish(*args)
         os.kill(os.getpid(), signal.SIGKILL)
     lake.publish = published_then_dying
-elif point == "staged":
+elif point in ("staged", "maintain"):
     def dying(*args):
         os.kill(os.getpid(), signal.SIGKILL)
-    lake.publish = dying
+    setattr(lake, "publish" if point == "staged" else "maintain", dying)
 else:
     real_add, moved = lake._add, []
     def dying_add(home, batch, parts):
@@ -207,6 +208,34 @@ def test_a_kill_while_publishing_then_rerun_equals_a_clean_run(
     for path in killed.root.glob("*/monthly/*/batch=1/*"):  # in the log (never read), or swept
         assert str(path) in DeltaTable(path.parents[1]).file_uris()
     assert not any(killed.staging.iterdir())
+
+
+@pytest.mark.soak
+@KILL_TEST
+def test_a_kill_before_maintenance_leaves_it_to_the_rerun(
+    year: Path, clean: Home, tmp_path: Path
+) -> None:
+    """kill -9 after the last commit, before the lake's maintenance: the rerun finds every
+    file a duplicate and commits nothing to the lake, yet checkpoints and vacuums every table
+    as one clean run does (found by the kill -9 campaign of session 18)."""
+    killed = _home(tmp_path / "home", year)
+    died = subprocess.run(
+        [sys.executable, "-c", _KILL, str(killed.root), str(year / "inbox"), "maintain"],
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=TIMEOUT,
+    )
+    assert died.returncode == -signal.SIGKILL
+    assert len(load_records(killed)) == len(load_records(clean))
+    last = [table_path(killed, t) / "_delta_log" / "_last_checkpoint" for t in TABLES]
+    assert not any(path.exists() for path in last)
+    summary = run_intake(killed, year / "inbox", timeout=TIMEOUT)
+    assert {s.status for s in summary.submissions} == {Status.DUPLICATE}
+    for path in last:
+        assert json.loads(path.read_text())["version"] == DeltaTable(path.parents[1]).version()
+    with state.reader(killed, _prepare) as con:
+        vacuumed = con.execute("SELECT count(*) FROM meta WHERE key = 'monthly_lake_vacuumed'")
+        assert vacuumed.fetchall() == [(1,)]
+    assert _state(killed) == _state(clean)
 
 
 def test_the_sweep_removes_part_files_outside_the_log_only(clean: Home, tmp_path: Path) -> None:

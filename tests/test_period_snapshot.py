@@ -11,6 +11,8 @@ was checked even when a unit resubmits in between.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -286,3 +288,23 @@ def test_an_override_must_name_missing_units(tmp_path: Path) -> None:
             build_snapshot(home, period, Override.of(units, "a reason", "auditor"))
     with pytest.raises(OverrideError, match="needs a reason"):
         Override.of([ALERIS.resh], " ", "auditor")
+
+
+def test_a_killed_builds_temporary_files_are_swept_a_live_ones_kept(tmp_path: Path) -> None:
+    """A run killed while building the snapshot leaves its temporary file and DuckDB's WAL
+    beside it (the kill -9 campaign of session 18 found ~12 MB of them after a rerun); the next
+    build removes those of a process that is gone and keeps a live build's."""
+    dead = subprocess.Popen(["true"])  # noqa: S607
+    dead.wait()
+    target = tmp_path / "period_inputs" / "2026-03.duckdb"
+    target.parent.mkdir()
+    target.write_bytes(b"the last build")
+    killed = [target.parent / f".2026-03.duckdb.{dead.pid}.1.tmp{end}" for end in ("", ".wal")]
+    live = target.parent / f".2026-03.duckdb.{os.getpid()}.1.tmp"
+    other = target.parent / f".2026-T1.duckdb.{dead.pid}.1.tmp"  # another period's: not ours
+    for path in (*killed, live, other):
+        path.write_bytes(b"half a build")
+    assert snapshot.sweep_dead_builds(target) == killed
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted(
+        [target.name, live.name, other.name]
+    )

@@ -70,17 +70,44 @@ def _outputs(home: Home) -> dict[str, object]:
 
 
 def _recheck(
-    home: Home, monkeypatch: pytest.MonkeyPatch, batch: int, workers: int, episodes: int = 10**9
+    home: Home,
+    monkeypatch: pytest.MonkeyPatch,
+    batch: int,
+    workers: int,
+    episodes: int = 10**9,
+    deliveries: list[Delivery] | None = None,
 ) -> tuple[dict[str, QualityOutcome], dict[str, object]]:
-    """All deliveries checked again from scratch with the given batch bounds and workers."""
+    """``deliveries`` (default all) checked again from scratch with the given batch bounds and
+    workers."""
     shutil.rmtree(home.root / "quality")
     for report in home.feedback.glob("*/XPR_ERR.*"):
         report.unlink()
     monkeypatch.setattr(submission, "BATCH", batch)
     monkeypatch.setattr(submission, "BATCH_EPISODES", episodes)
     monkeypatch.setattr(submission, "WORKERS", workers)
-    outcomes = check_deliveries(home, check_again(home, _deliveries(home)), True).outcomes
+    chosen = _deliveries(home) if deliveries is None else deliveries
+    outcomes = check_deliveries(home, check_again(home, chosen), True).outcomes
     return outcomes, _outputs(home)
+
+
+def test_the_order_of_the_deliveries_changes_no_file_and_no_name(
+    received: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An intake lists its deliveries in commit order, the rerun of a killed one in the
+    ledger's: both must write the same files under the same names (the batch files' and the
+    markers naming them), as one clean run does."""
+    deliveries = _deliveries(received)[:5]
+
+    def checked(order: list[Delivery]) -> tuple[object, ...]:
+        outcomes, files = _recheck(received, monkeypatch, batch=2, workers=1, deliveries=order)
+        quality = received.root / "quality"
+        names = sorted(p.name for p in (quality / "batches").iterdir())
+        marks = {str(p): p.read_bytes() for p in sorted(quality.glob("*/*/*.results.json"))}
+        return outcomes, files, names, marks
+
+    forward = checked(deliveries)
+    assert len(forward[2]) == 3 and len(forward[3]) == 5  # three batches, five markers
+    assert checked(deliveries[::-1]) == forward
 
 
 @pytest.mark.soak

@@ -454,8 +454,9 @@ def _intake(
     by_id = got.by_id
     if got.batches:
         compact(home)
-    if got.lake_tables:
-        lake.maintain(home, got.lake_tables)
+    behind = got.lake_tables | lake.unmaintained(home)  # and what a killed run left behind
+    if behind:
+        lake.maintain(home, behind)
     pending = not_yet_checked(home, got.deliveries)
     due = pending.deliveries
     _sweep_feedback(home, (r.submission_id for d in due for r in (d.ord, d.ide) if r))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -86,6 +87,34 @@ def snapshot_path(home: Home, period: Period) -> Path:
     return home.root / "period_inputs" / f"{period}.duckdb"
 
 
+def sweep_dead_builds(path: Path) -> list[Path]:
+    """Remove the temporary files of builds of the snapshot at ``path`` whose process is gone
+    (``.<name>.<pid>.<n>.tmp`` and DuckDB's ``.wal`` beside it); return them.
+
+    A run killed while building leaves them, each up to the snapshot's size, and nothing else
+    ever would remove them (found by the kill -9 campaign of session 18). A live process's stay:
+    two runs of one period may build side by side."""
+    prefix = f".{path.name}."
+    swept = []
+    for leftover in sorted(path.parent.glob(f"{prefix}*.tmp*")):
+        pid = leftover.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+            swept.append(leftover)
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def build_snapshot(home: Home, period: Period, override: Override | None = None) -> str:
     """Judge the period's gates, then materialise what they let through into one file.
 
@@ -106,6 +135,7 @@ def build_snapshot(home: Home, period: Period, override: Override | None = None)
     # rows, named in the lineage, never change, so the lineage alone rebuilds the input)
     lake_versions = versions(home)
     path = snapshot_path(home, period)
+    sweep_dead_builds(path)
     with atomic_path(path) as tmp:
         tmp.unlink()  # DuckDB refuses an existing empty file
         carried = _carry_over(path, tmp, key)

@@ -379,6 +379,26 @@ def sweep(home: Home) -> int:
     return removed
 
 
+def unmaintained(home: Home) -> set[str]:
+    """The monthly tables whose Delta log is ahead of its last checkpoint: committed to by an
+    intake that did not live to :func:`maintain` them (a kill -9 after its last commit; its
+    rerun commits nothing to them and would otherwise leave them so). One listing of each
+    log folder, no log replayed."""
+    behind: set[str] = set()
+    for table in TABLES:
+        log = table_path(home, table) / "_delta_log"
+        try:
+            names = os.listdir(log)
+        except FileNotFoundError:
+            continue
+        versions = [int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
+        last = log / "_last_checkpoint"
+        checkpointed = json.loads(last.read_text())["version"] if last.is_file() else -1
+        if max(versions, default=-1) > checkpointed:
+            behind.add(table)
+    return behind
+
+
 def maintain(home: Home, tables: Iterable[str], today: datetime | None = None) -> None:
     """After an intake that committed monthly batches: a checkpoint for each of ``tables``
     whose log grew since its last one (readers then replay a few log entries, not all), and,
