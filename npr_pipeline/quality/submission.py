@@ -229,17 +229,21 @@ def check_deliveries(home: Home, pending: Pending, allow_synthetic_fnr: bool) ->
     """Run the catalogue on the pending deliveries (:func:`not_yet_checked`), in batches;
     outcome per ord and ide submission id.
 
-    The deliveries are taken in submission-id order, not the caller's: an intake lists this
-    run's deliveries in commit order, and the rerun of a killed intake lists the same ones in
-    the ledger's order, so the batches, their files' names (:func:`_batch_name`) and the
-    markers naming them would differ from one clean run's (kill -9 campaign, session 18).
+    The deliveries are taken in the order of their ord files' names (then submission ids),
+    not the caller's: an intake lists this run's deliveries in commit order, and the rerun of a
+    killed intake lists the same ones in the ledger's order, so the batches, their files' names
+    (:func:`_batch_name`) and the markers naming them would differ from one clean run's (kill
+    -9 campaign, session 18). The names are the inbox's order, which the lake's chunk parts
+    follow: a batch copies the few parts its deliveries share. In submission-id order (hashes)
+    every batch would copy parts of the whole month (1.8x the rows already in the ledger's key
+    order, docs/benchmarks.md "Session 16").
 
     Batches are independent (each writes only its own deliveries' files), so with more than
     one they run in ``WORKERS`` processes side by side (this one and spawned workers): a third
     of a batch's time is Python and the kernel writing the delivery's files, which threads
     could not overlap (docs/benchmarks.md, "Session 11: content checks").
     """
-    deliveries = sorted(pending.deliveries, key=lambda d: d.ord.submission_id)
+    deliveries = sorted(pending.deliveries, key=lambda d: (d.ord.file, d.ord.submission_id))
     batches = _batches(deliveries)
     if not batches:  # nothing pending: no Delta log to read, only what a killed run left
         _Sweep.before(home, [], []).after()
