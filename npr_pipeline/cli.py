@@ -6,13 +6,11 @@ to the command itself, 3 refused by a rule, 1 internal error. ``--json`` prints 
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import json
 import re
 import shutil
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -25,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from npr_pipeline.errors import Refused, needs_bytes, storage_problem
+from npr_pipeline.errors import Refused, log_error, needs_bytes, storage_problem
 from npr_pipeline.home import Home
 from npr_pipeline.registry import NoRegistry, RegistryError, current_version, import_registry
 from npr_pipeline.settings import HomeEnvironmentError
@@ -63,9 +61,9 @@ class State:
 
 
 class _Commands(TyperGroup):
-    """Every command: a refusal is one line and exit 3; a full disk, a read-only HOME or a
-    permission error is one line and exit 1 (the traceback goes to a log, or with --verbose to
-    the terminal), never a page of traceback."""
+    """Every command: a refusal is one line and exit 3; a full disk, a read-only HOME, a
+    permission error or any other error of ours is one line and exit 1 (the traceback goes to
+    a log, or with --verbose to the terminal), never a page of traceback."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -81,8 +79,8 @@ class _Commands(TyperGroup):
             if type(exc).__module__.startswith(("typer", "click")):  # usage errors, Exit
                 raise
             message = storage_problem(exc, State.home.root)
-            if message is None:
-                raise
+            if message is None:  # a defect of ours: still one line, its traceback logged
+                message = f"internal error: {type(exc).__name__}: {exc}"
             log = _log_traceback(exc)
             where = f" (traceback in {log})" if log else ""
             console.print(f"[red]error:[/red] {escape(message + where)}", highlight=False)
@@ -135,18 +133,7 @@ def _human_metavars(command) -> None:
 
 def _log_traceback(exc: BaseException) -> Path | None:
     """Append the traceback to HOME/logs/npr-errors.log, or a temporary file if HOME can't."""
-    text = f"--- {dt.datetime.now().isoformat(timespec='seconds')} {' '.join(sys.argv)}\n"
-    text += "".join(traceback.format_exception(exc))
-    for folder in (State.home.root / "logs", Path(tempfile.gettempdir())):
-        path = folder / "npr-errors.log"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(text)
-            return path
-        except OSError:
-            continue
-    return None
+    return log_error(State.home.root, " ".join(sys.argv), "".join(traceback.format_exception(exc)))
 
 
 app = typer.Typer(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import shutil
+import tempfile
+from datetime import datetime
 from pathlib import Path
 
 
@@ -101,4 +103,27 @@ def storage_problem(exc: BaseException, home: Path) -> str | None:
         else:
             line += "; check the owner and mode of HOME and its folders"
         return line
+    return None
+
+
+ERROR_LOG = "npr-errors.log"
+
+
+def log_error(home: Path, heading: str, trace: str) -> Path | None:
+    """Append ``trace`` under ``heading`` to ``HOME/logs/npr-errors.log``, or to the system's
+    temporary folder where HOME cannot be written; where it went, None if nowhere.
+
+    The one place a traceback of ours is kept: an operator reads it after a one-line error of
+    the command, or after a file ended ``failed`` (its ledger row says only the error's type
+    and message)."""
+    text = f"--- {datetime.now().isoformat(timespec='seconds')} {heading}\n{trace}"
+    for folder in (home / "logs", Path(tempfile.gettempdir())):
+        path = folder / ERROR_LOG
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+            return path
+        except OSError:
+            continue
     return None

@@ -107,6 +107,9 @@ def test_unexpected_error_fails_that_file_only_and_the_next_intake_retries_it(
     assert "bug in the reader" in failed.reasons[0].message
     assert [r.file for r in load_failed(home)] == [victim]
     assert first.as_json()["failed"] == 1
+    log = (home.root / "logs" / "npr-errors.log").read_text()  # the ledger keeps only a line
+    assert f"intake: {victim} ({failed.submission_id}) failed" in log
+    assert "Traceback" in log and "bug in the reader" in log
 
     monkeypatch.undo()
     second = run_intake(home, inbox, workers=2)

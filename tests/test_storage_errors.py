@@ -78,6 +78,24 @@ def test_an_injected_full_disk_is_one_line(
     )
 
 
+def test_an_error_of_ours_is_one_line_and_its_traceback_is_logged(
+    small_year: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the mutant campaign: any error but a storage one printed a page of traceback
+    and kept it nowhere; now it is one line, exit 1, and the traceback in HOME's log."""
+    home = tmp_path / "home"
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("a defect of ours")
+
+    monkeypatch.setattr("npr_pipeline.registry.write_bytes", broken)
+    result = _npr(home, "registry", "import", str(small_year / "registry.csv"))
+    line = _one_line_error(result, "internal error: ValueError: a defect of ours")
+    log = home / "logs" / "npr-errors.log"
+    assert str(log) in line
+    assert "Traceback" in log.read_text() and "a defect of ours" in log.read_text()
+
+
 def test_storage_problem_reads_other_layers_messages(tmp_path: Path) -> None:
     duck = RuntimeError('IO Error: Could not write file "x.duckdb": No space left on device')
     assert storage_problem(duck, tmp_path).startswith("disk full")

@@ -26,6 +26,7 @@ import contextlib
 import os
 import shutil
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
@@ -38,6 +39,7 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
+from npr_pipeline.errors import log_error
 from npr_pipeline.feedback.deliver import deliver_answers
 from npr_pipeline.feedback.outbox import scratch
 from npr_pipeline.feedback.reports import SubmissionInfo, write_xpr_err, write_xpr_val
@@ -218,10 +220,12 @@ class _Outcome:
     lake: dict[str, lake.Part]  # an accepted file's staged tables, waiting for their batch
     error: str | None = None  # an unexpected failure handling this file (ours, not the unit's)
     daily: DailyRead | None = None  # a daily event file (then ``read`` is empty)
+    trace: str = ""  # the failure's traceback, for the error log (formatted where it happened)
 
 
 def _failed(error: BaseException) -> _Outcome:
-    return _Outcome(ReadResult(), {}, f"{type(error).__name__}: {error}")
+    trace = "".join(traceback.format_exception(error))
+    return _Outcome(ReadResult(), {}, f"{type(error).__name__}: {error}", trace=trace)
 
 
 _WORKER: dict[str, object] = {}
@@ -974,13 +978,15 @@ def _failed_record(
 def _commit_or_fail(
     home: Home, task: _Task, outcome: _Outcome, state: _LedgerState, pending: _Pending
 ) -> SubmissionResult:
-    """Commit the file, or record it as failed (not final) if anything on our side broke."""
+    """Commit the file, or record it as failed (not final) if anything on our side broke, its
+    traceback kept in HOME's error log (the ledger row keeps only the error's type and text)."""
     if outcome.error is None:
         try:
             return _commit(home, task, outcome, state, pending)
         except Exception as exc:  # noqa: BLE001 - one file's failure must stay its own
             outcome = _failed(exc)
     _discard(home, task.submission_id)
+    log_error(home.root, f"intake: {task.file} ({task.submission_id}) failed", outcome.trace)
     found = reason("internal_error", outcome.error or "")
     failed = _failed_record(task.submission_id, task.checksum, task.file, task.size,
                             task.received, found)  # fmt: skip
