@@ -15,6 +15,7 @@ reader turns into a reason for the unit instead of a crash.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -82,6 +83,15 @@ def xs_date(value: str) -> date:
     if not found:
         raise LexicalError(f"{value!r} is not a date")
     return _calendar_date(value, found)
+
+
+def xs_date_attr(attrs: Mapping[str, str], name: str) -> date | None:
+    """The date attribute ``name`` of ``attrs`` by its XSD lexical rules (``" 2026-04-30 "`` is
+    30 April), None if absent or no date (``2026-02-29``: a rejected file is still recorded)."""
+    try:
+        return xs_date(attrs[name])
+    except (KeyError, LexicalError):
+        return None
 
 
 def xs_datetime(value: str) -> datetime:

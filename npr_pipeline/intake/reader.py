@@ -27,7 +27,7 @@ from lxml import etree
 from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
 from npr_pipeline.intake.gate import GateResult, Header, RegistryIndex, check_header, check_melding
 from npr_pipeline.intake.key_digest import record_keys
-from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_integer
+from npr_pipeline.intake.lexical import LexicalError, xs_date_attr, xs_integer
 from npr_pipeline.intake.native import Schema, arrays, plan, read, schema
 from npr_pipeline.intake.reasons import Reason, reason
 from npr_pipeline.intake.safe_xml import native_syntax_error
@@ -66,10 +66,7 @@ class ReadResult:
 
     def date_attr(self, name: str) -> date | None:
         """A date attribute of Melding by its XSD lexical rules, or None if absent or invalid."""
-        try:
-            return xs_date(self.attrs[name])
-        except (KeyError, LexicalError):
-            return None
+        return xs_date_attr(self.attrs, name)
 
     @property
     def year(self) -> int | None:

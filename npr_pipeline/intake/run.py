@@ -50,7 +50,7 @@ from npr_pipeline.intake.daily import DailyRead, daily_header, read_daily, untyp
 from npr_pipeline.intake.daily_batch import DailyFile, prepare_batch, report_summary
 from npr_pipeline.intake.gate import Header, RegistryIndex
 from npr_pipeline.intake.key_digest import PAIRED_KEYS
-from npr_pipeline.intake.lexical import LexicalError, xs_date
+from npr_pipeline.intake.lexical import xs_date_attr
 from npr_pipeline.intake.reader import ReadResult, read_submission
 from npr_pipeline.intake.reasons import Reason, Status, reason
 from npr_pipeline.locking import home_lock
@@ -1082,8 +1082,8 @@ def _commit_daily(
     unit, header = daily.gate.unit, daily.header
     record = _new_record(
         task, unit, header, version=daily.version, year=daily.year, lopenr=daily.lopenr,
-        period_from=_date_attr(daily.attrs, "fraDatoPeriode"),
-        period_to=_date_attr(daily.attrs, "tilDatoPeriode"),
+        period_from=_iso(xs_date_attr(daily.attrs, "fraDatoPeriode")),
+        period_to=_iso(xs_date_attr(daily.attrs, "tilDatoPeriode")),
     )  # fmt: skip
     reasons = list(daily.reasons) + list(daily.gate.reasons)
     _decide(record, reasons, daily.gate.test_route, lambda: _lopenr_rules(record, state))
@@ -1229,13 +1229,3 @@ def _first(header, kind: str) -> str | None:
 
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def _date_attr(attrs: dict[str, str], name: str) -> str | None:
-    """A report's period attribute as the ledger's ISO date, read by its XSD lexical rules
-    (``" 2026-04-30 "`` is valid and 30 April), None if absent or no date (``2026-02-29``: a
-    rejected file's record must still be written)."""
-    try:
-        return xs_date(attrs[name]).isoformat()
-    except (KeyError, LexicalError):
-        return None

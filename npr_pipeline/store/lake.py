@@ -392,11 +392,15 @@ def unmaintained(home: Home) -> set[str]:
         except FileNotFoundError:
             continue
         versions = [int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
-        last = log / "_last_checkpoint"
-        checkpointed = json.loads(last.read_text())["version"] if last.is_file() else -1
-        if max(versions, default=-1) > checkpointed:
+        if max(versions, default=-1) > _checkpointed(log):
             behind.add(table)
     return behind
+
+
+def _checkpointed(log: Path) -> int:
+    """The version of a Delta log's last checkpoint, -1 without one."""
+    last = log / "_last_checkpoint"
+    return json.loads(last.read_text())["version"] if last.is_file() else -1
 
 
 def maintain(home: Home, tables: Iterable[str], today: datetime | None = None) -> None:
@@ -407,9 +411,7 @@ def maintain(home: Home, tables: Iterable[str], today: datetime | None = None) -
     for table in sorted(set(tables)):
         root = table_path(home, table)
         delta = open_table(root)
-        last = root / "_delta_log" / "_last_checkpoint"
-        checkpointed = json.loads(last.read_text())["version"] if last.is_file() else -1
-        if delta.version() > checkpointed:
+        if delta.version() > _checkpointed(root / "_delta_log"):
             delta.create_checkpoint()
     day = (today or datetime.now(UTC)).date().isoformat()
     with state.transaction(home, _prepare) as con:
