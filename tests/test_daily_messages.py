@@ -364,6 +364,9 @@ def test_an_error_in_a_late_record_leaves_no_rows(tmp_path: Path) -> None:
         ("kontakt", "</Institusjon>", '</Institusjon><Institusjon institusjonID="1"/>', "schema"),
         ("avslutning", "</Institusjon>", "<Ekstra/></Institusjon>", "schema_error"),
         ("ident", "</Content>", "<Melding/></Content>", "schema_error"),
+        ("kontakt", "<MIGversion>", '<Type V="NPR_KONTAKT"/><MIGversion>', "header_schema_error"),
+        ("kontakt", "</MsgId>", "</MsgId><MsgId>2</MsgId>", "header_schema_error"),
+        ("kontakt", "<MsgType ", '<IssueDate V="2026-13-01"/><MsgType ', "header_schema_error"),
         (
             "ident",
             "<Institusjon ",

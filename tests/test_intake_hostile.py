@@ -338,6 +338,12 @@ CASES = [
         lambda ctx: mutate(ctx.year.small.file("ide", 2), ('V="NPR_IDE"', 'V="NPR_ORD"')),
         "payload_mismatch",
     ),
+    # the envelope by MsgHead v1.2's schema: the first Type used to count
+    Case(
+        "msghead_two_types",
+        lambda ctx: mutate(_small_ord(ctx), ("<MIGversion>", '<Type V="NPR_ORD"/><MIGversion>')),
+        "header_schema_error",
+    ),
     Case("wrong_version", _wrong_version, "wrong_version"),
     Case("unknown_sender", _unknown_sender, "unknown_sender"),
     Case(

@@ -8,6 +8,7 @@ service, so "the same answers" is checked, not assumed.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -98,6 +99,29 @@ def test_schema_error_and_missing_file(year: tuple[files.Unit, Path], isolated: 
     assert {f["rule"] for f in sub["findings"] if f["severity"] == "error"} == {"schema_error"}
     code, _ = _validate(str(isolated / "no-such-file.xml"))
     assert code == 2
+
+
+@pytest.mark.parametrize(
+    ("pattern", "new", "rule"),
+    [
+        # the envelope by MsgHead v1.2's schema (the first Type used to count)
+        (rb"<MIGversion>", b'<Type V="NPR_ORD"/><MIGversion>', "header_schema_error"),
+        (rb"<GenDate>[^<]*</GenDate>", b"<GenDate>2026-02-30T00:00:00</GenDate>",
+         "header_schema_error"),
+        # a known type's payload under an ord header: as the reader of that type says it
+        (rb"58_0_1_ord", b"58_0_1_kontakt", "payload_mismatch"),
+    ],
+)  # fmt: skip
+def test_a_fault_of_the_envelope_is_named(
+    year: tuple[files.Unit, Path], isolated: Path, pattern: bytes, new: bytes, rule: str
+) -> None:
+    unit, _ = year
+    broken = isolated / "envelope.xml"
+    broken.write_bytes(re.sub(pattern, new, unit.file("ord", 1).read_bytes(), count=1))
+    code, doc = _validate(str(broken))
+    assert code == 3
+    (sub,) = doc["submissions"]
+    assert {f["rule"] for f in sub["findings"] if f["severity"] == "error"} == {rule}
 
 
 def test_registry_checks_only_with_a_registry(

@@ -25,6 +25,7 @@ import pyarrow as pa
 from lxml import etree
 
 from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
+from npr_pipeline.intake.envelope_tree import EnvelopeTree
 from npr_pipeline.intake.gate import GateResult, Header, RegistryIndex, check_header, check_melding
 from npr_pipeline.intake.key_digest import record_keys
 from npr_pipeline.intake.lexical import LexicalError, xs_date_attr, xs_integer
@@ -141,7 +142,7 @@ class _Pass:
     ) -> None:
         self.path, self.index, self.staging, self.held = path, index, staging, held
         self.submission_id, self.received, self.result = submission_id, received, result
-        self.builder = etree.TreeBuilder()  # the envelope only: a few dozen elements
+        self.envelope = EnvelopeTree()  # the envelope only: a few dozen elements
         self.mtype: MessageType | None = None
         self.melding = False
         self.content_seen = False
@@ -155,6 +156,9 @@ class _Pass:
         if not found["well_formed"]:
             self._error(native_syntax_error(found["parse_errors"], self.path))
             return
+        if self.result.header is not None and self.content_seen:
+            for problem in self.envelope.errors():  # the header's come first in the file
+                self._error(problem)
         for message, line, element in found["schema_errors"]:
             # never a fødselsnummer in an answer
             self._error(reason("schema_error", mask_fodselsnummer(message), line=line,
@@ -171,29 +175,21 @@ class _Pass:
         """An element outside the payload; the plan for the first ``Melding`` (its namespace
         judged by the gate before the envelope's builder, which refuses namespace names that
         are not URIs, sees it)."""
+        found = None
         if not self.melding and etree.QName(tag).localname == "Melding":
             self.melding = True
             found = self._melding(tag, attrs)
-            self._build(tag, attrs)
-            return found
-        self._build(tag, attrs)
-        return None
-
-    def _build(self, tag: str, attrs: dict[str, str]) -> None:
-        """The element into the envelope's tree. libxml2 only warns about a namespace name
-        that is not a URI (``xmlns=" http://..."``), lxml refuses to build it: the file's
-        answer, never an internal error."""
-        try:
-            self.builder.start(tag, attrs)
-        except ValueError as exc:
-            self._error(reason("not_xml", f"{exc}."))
-            raise _Stop from None
+        refused = self.envelope.start(tag, attrs, line)
+        if refused is not None:
+            self._error(refused)
+            raise _Stop
+        return found
 
     def data(self, text: str) -> None:
-        self.builder.data(text)
+        self.envelope.data(text)
 
     def end(self, tag: str) -> None:
-        elem = self.builder.end(tag)
+        elem = self.envelope.end(tag)
         if tag == f"{MH}MsgInfo":
             self._header(elem)
         elif tag == f"{MH}Content":
@@ -242,10 +238,14 @@ class _Pass:
             self._error(reason("header_incomplete", "The payload comes before MsgInfo."))
             raise _Stop
         self.result.attrs = attrs
-        found = by_namespace(etree.QName(tag).namespace or "")
-        payload = found if found is not None and found.route == "monthly" else None
+        # any type's folder: a payload of another route under an ord/ide header is the same
+        # payload_mismatch the typed reader gives the other way round
+        payload = by_namespace(etree.QName(tag).namespace or "")
         gate = self.result.gate
         check_melding(gate, header.msg_type or "", payload, attrs, self.received)
+        if payload is not None and payload.route != "monthly" and not gate.rejected:
+            # a typed header the router's parse could not read: not this reader's type
+            gate.reasons.append(reason("unknown_payload", f"Not a monthly type: {payload.kind}."))
         if gate.rejected:
             raise _Stop
         assert payload is not None  # check_melding rejects a payload no folder names

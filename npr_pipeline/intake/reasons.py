@@ -67,6 +67,7 @@ CODES: dict[str, str] = {
     "bad_period": "fraDatoPeriode/tilDatoPeriode/uttakDato do not describe a valid period.",
     "lopenr_reused": "The same lopenr was already used by another file of this unit and year.",
     "schema_error": "The payload does not validate against the message schema.",
+    "header_schema_error": "The MsgHead header does not validate against MsgHead v1.2 (KITH).",
     "value_out_of_range": "A value is valid XML Schema but outside what the register can store.",
     "lopenr_jump": "The lopenr is over 1,000 above the current one of this unit, type and year.",
     "internal_error": "The register failed handling the file; not final, the next intake retries.",

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from lxml import etree
 
 from npr_pipeline.feedback.schema_messages import mask_fodselsnummer
+from npr_pipeline.intake.envelope_tree import EnvelopeTree
 from npr_pipeline.intake.lexical import LexicalError, xs_date, xs_datetime, xs_decimal, xs_integer
 from npr_pipeline.intake.native import Schema, arrays, plan, read, schema
 from npr_pipeline.intake.reasons import Reason, reason
@@ -93,6 +94,7 @@ class _Pass:
     def __init__(self, path: Path, context: dict[str, str], result: TypedResult) -> None:
         self.path, self.context, self.result = path, context, result
         self.open: list[tuple[str, int]] = []  # tag, line of the open elements outside the payload
+        self.envelope = EnvelopeTree()
         self.mtype: MessageType | None = None
         self.melding = False
 
@@ -108,6 +110,9 @@ class _Pass:
         if not found["well_formed"]:
             self._error(native_syntax_error(found["parse_errors"], self.path))
             return
+        if self.melding:
+            for problem in self.envelope.errors():  # the header's come first in the file
+                self._error(problem)
         for message, line, element in found["schema_errors"]:
             # never a fødselsnummer in an answer
             self._error(reason("schema_error", mask_fodselsnummer(message), line=line,
@@ -127,10 +132,19 @@ class _Pass:
         """An element outside the payload; the schema and plan for the ``Melding``."""
         parent = self.open[-1][0] if self.open else None
         self.open.append((tag, line))
-        if tag == f"{MH}Type" and parent == f"{MH}MsgInfo":
-            self.result.header_type = attrs.get("V")
-        if parent != f"{MH}Content" or etree.QName(tag).localname != "Melding":
-            return None
+        if tag == f"{MH}Type" and parent == f"{MH}MsgInfo" and self.result.header_type is None:
+            self.result.header_type = attrs.get("V")  # the first, as the gate reads it
+        found = None
+        if parent == f"{MH}Content" and etree.QName(tag).localname == "Melding":
+            found = self._payload(tag, attrs, line)
+        refused = self.envelope.start(tag, attrs, line)
+        if refused is not None:
+            self._error(refused)
+            raise _Stop
+        return found
+
+    def _payload(self, tag: str, attrs: dict[str, str], line: int) -> tuple[Schema, tuple] | None:
+        """The first ``Melding`` in Content: its type's schema and plan; a second is an error."""
         if self.melding:
             for message in ("Exactly one Melding per file.", "Unexpected element Melding."):
                 self._error(reason("schema_error", message, line=line, element="Melding"))
@@ -139,9 +153,10 @@ class _Pass:
         return self._melding(etree.QName(tag).namespace or "", attrs)
 
     def data(self, text: str) -> None:
-        """Text outside the payload: the schema of MsgHead is not ours to check."""
+        self.envelope.data(text)
 
     def end(self, tag: str) -> None:
+        self.envelope.end(tag)
         _, line = self.open.pop()
         local = etree.QName(tag).localname
         if self.open and self.open[-1][0] == f"{MH}Content" and local != "Melding":
