@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from npr_pipeline.home import Home
+from npr_pipeline.intake.run import intake_directory
 from npr_pipeline.store.batches import (
     begin_batch,
     begin_batch_reading,
@@ -28,8 +29,10 @@ from npr_pipeline.store.events import (
     events_dataset,
     reused_tables,
     table_path,
+    uncompacted,
 )
 from tests.daily_events import commit_batch, ident, kontakt, read_events, write_file
+from tests.intake_files import prepare_test_home
 
 
 def _files(tmp_path: Path) -> list[Path]:
@@ -168,3 +171,19 @@ def test_a_long_run_of_appends_is_checkpointed_every_few_commits(tmp_path: Path)
     rows = events_dataset(home, "daily_contacts").to_table()
     assert sorted(set(rows.column("batch").to_pylist())) == list(range(1, CHECKPOINT_EVERY + 3))
     assert DeltaTable(contacts).to_pyarrow_table().num_rows == 2 * (CHECKPOINT_EVERY + 2)
+
+
+def test_an_intake_compacts_what_a_killed_intake_left(tmp_path: Path) -> None:
+    """Daily batches committed and the intake killed before its compaction: the rerun, which
+    commits no daily batch, still merges the files (before, they stayed until the next daily
+    intake)."""
+    home = prepare_test_home(Home(root=tmp_path / "home"))
+    files = _files(tmp_path)
+    assert not uncompacted(home)
+    for _ in range(2):
+        commit_batch(home, files[:1])
+    contacts = table_path(home, "daily_contacts")
+    assert uncompacted(home) and len(DeltaTable(contacts).file_uris()) == 2
+    (tmp_path / "empty").mkdir()
+    assert intake_directory(home, tmp_path / "empty").as_json()["submissions"] == []
+    assert not uncompacted(home) and len(DeltaTable(contacts).file_uris()) == 1

@@ -60,7 +60,7 @@ from npr_pipeline.quality.submission import Delivery, check_deliveries, not_yet_
 from npr_pipeline.registry import current_registry
 from npr_pipeline.settings import load_settings
 from npr_pipeline.store import lake
-from npr_pipeline.store.events import compact, reused_tables
+from npr_pipeline.store.events import compact, reused_tables, uncompacted
 from npr_pipeline.store.ledger import (
     BatchCommit,
     LedgerLookup,
@@ -456,7 +456,7 @@ def _intake(
     got = _receive(home, inbox, workers, progress, max_bytes or settings.max_file_bytes, clock,
                    summary)  # fmt: skip
     by_id = got.by_id
-    if got.batches:
+    if got.batches or uncompacted(home):  # and what a killed run left behind
         compact(home)
     behind = got.lake_tables | lake.unmaintained(home)  # and what a killed run left behind
     if behind:

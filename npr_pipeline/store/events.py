@@ -35,6 +35,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from npr_pipeline.home import Home
 from npr_pipeline.messages import COLUMN_TYPES, LINE_COLUMN, TableSpec, all_types
+from npr_pipeline.store.delta_log import ahead_of_checkpoint
 
 APP_ID = "npr-intake"
 # A long intake appends each table once per batch, and every open replays the log since the
@@ -157,6 +158,17 @@ def events_dataset(home: Home, table: str) -> ds.Dataset:
     if not path.joinpath("_delta_log").is_dir():
         return ds.dataset(event_schema(stored_specs()[table]).empty_table())
     return open_table(path).to_pyarrow_dataset()
+
+
+def uncompacted(home: Home) -> bool:
+    """Whether an event table was appended to since its last :func:`compact` (which ends each
+    table at a checkpoint): an intake killed after its last daily commit, whose rerun commits
+    no daily batch. One case goes unseen: an append that itself took a periodic checkpoint
+    (every ``CHECKPOINT_EVERY``-th version) as the kill's last commit; the next intake that
+    commits a daily batch compacts it. The rows are the same either way, only more files."""
+    return any(
+        ahead_of_checkpoint(table_path(home, name) / "_delta_log") for name in stored_specs()
+    )
 
 
 def compact(home: Home) -> dict[str, int]:

@@ -45,6 +45,7 @@ from npr_pipeline.home import Home
 from npr_pipeline.periods import Period
 from npr_pipeline.store import state
 from npr_pipeline.store.batches import committed_batches, committed_in, take_batch
+from npr_pipeline.store.delta_log import ahead_of_checkpoint, checkpointed
 from npr_pipeline.store.events import APP_ID, open_table
 from npr_pipeline.store.ledger import NEWEST, _prepare, current_submissions
 
@@ -384,23 +385,7 @@ def unmaintained(home: Home) -> set[str]:
     intake that did not live to :func:`maintain` them (a kill -9 after its last commit; its
     rerun commits nothing to them and would otherwise leave them so). One listing of each
     log folder, no log replayed."""
-    behind: set[str] = set()
-    for table in TABLES:
-        log = table_path(home, table) / "_delta_log"
-        try:
-            names = os.listdir(log)
-        except FileNotFoundError:
-            continue
-        versions = [int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
-        if max(versions, default=-1) > _checkpointed(log):
-            behind.add(table)
-    return behind
-
-
-def _checkpointed(log: Path) -> int:
-    """The version of a Delta log's last checkpoint, -1 without one."""
-    last = log / "_last_checkpoint"
-    return json.loads(last.read_text())["version"] if last.is_file() else -1
+    return {t for t in TABLES if ahead_of_checkpoint(table_path(home, t) / "_delta_log")}
 
 
 def maintain(home: Home, tables: Iterable[str], today: datetime | None = None) -> None:
@@ -411,7 +396,7 @@ def maintain(home: Home, tables: Iterable[str], today: datetime | None = None) -
     for table in sorted(set(tables)):
         root = table_path(home, table)
         delta = open_table(root)
-        if delta.version() > _checkpointed(root / "_delta_log"):
+        if delta.version() > checkpointed(root / "_delta_log"):
             delta.create_checkpoint()
     day = (today or datetime.now(UTC)).date().isoformat()
     with state.transaction(home, _prepare) as con:
