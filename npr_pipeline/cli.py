@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import shutil
 import sys
@@ -75,6 +76,10 @@ class _Commands(TyperGroup):
         except Refused as exc:
             console.print(f"[red]refused:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_REFUSED) from exc
+        except BrokenPipeError as exc:  # the reader of our output left: `npr status | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+            console.print("[red]error:[/red] standard output closed before the end")
+            raise typer.Exit(EXIT_INTERNAL) from exc
         except Exception as exc:
             if type(exc).__module__.startswith(("typer", "click")):  # usage errors, Exit
                 raise
@@ -860,7 +865,6 @@ def _terminal() -> Console:
     process's stdout and stderr into each step's compute log, so progress writes to a copy of
     the stderr descriptor taken before (the usual console where there is none, as in tests)."""
     import io
-    import os
     import sys
 
     try:

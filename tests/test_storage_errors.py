@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +28,7 @@ from npr_pipeline.settings import Settings, save_settings
 from npr_pipeline.store.ledger import load_records
 
 runner = CliRunner()
+NPR = Path(sys.executable).with_name("npr")
 
 
 def _npr(home: Path, *args: str):
@@ -94,6 +96,23 @@ def test_an_error_of_ours_is_one_line_and_its_traceback_is_logged(
     log = home / "logs" / "npr-errors.log"
     assert str(log) in line
     assert "Traceback" in log.read_text() and "a defect of ours" in log.read_text()
+
+
+def test_a_reader_that_leaves_is_no_internal_error(small_year: Path, tmp_path: Path) -> None:
+    """``npr status --json | head``: the pipe's reader leaves before the document is
+    written. That was "internal error: BrokenPipeError" with a traceback logged in HOME."""
+    home = tmp_path / "home"
+    assert _npr(home, "registry", "import", str(small_year / "registry.csv")).exit_code == 0
+    read, write = os.pipe()
+    os.close(read)  # gone before the command writes a byte
+    try:
+        command = [str(NPR), "--home", str(home), "status", "--period", "2026-01", "--json"]
+        done = subprocess.run(command, stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 1
+    assert done.stderr == "error: standard output closed before the end\n"
+    assert not (home / "logs").exists()
 
 
 def test_storage_problem_reads_other_layers_messages(tmp_path: Path) -> None:
