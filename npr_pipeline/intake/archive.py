@@ -17,7 +17,6 @@ import ctypes
 import errno
 import hashlib
 import io
-import mmap
 import os
 import stat
 from dataclasses import dataclass
@@ -59,8 +58,8 @@ def archive_file(source: Path, archive: Path, durable: bool = True) -> Archived:
     hashed before anything is written, so bytes already archived (a resend) cost no temporary
     file and no unlink (~2.3 ms of wall each on a disk mounted with ``discard``). A larger file
     is copied by the kernel (:func:`_copy`, bounded memory) and that copy, ours alone, is
-    hashed through a mapping of it: the checksum is the copy's own, whatever happens to
-    ``source`` meanwhile, and no byte passes through a Python buffer."""
+    hashed a window at a time: the checksum is the copy's own, whatever happens to
+    ``source`` meanwhile."""
     src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
     try:
         if os.fstat(src).st_size < CHUNK:
@@ -155,12 +154,20 @@ def _copy(source: int, target: int) -> int:
 
 
 def _digest(fd: int, size: int) -> str:
-    """The SHA-256 of the file's first ``size`` bytes, hashed through a read-only mapping (the
-    page cache's pages, not a copy of them)."""
-    if size == 0:  # an empty file cannot be mapped
-        return hashlib.sha256(b"").hexdigest()
-    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as view:
-        return hashlib.sha256(view).hexdigest()
+    """The SHA-256 of the file's first ``size`` bytes, read in windows of ``CHUNK`` into one
+    reused buffer: memory stays a MiB whatever the size (hashing through a mapping of the
+    whole file made a 1 GiB file's pages resident in the process, 1.2 GiB of peak RSS)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    done = 0
+    while done < size:
+        got = os.preadv(fd, [view[: min(CHUNK, size - done)]], done)
+        if got == 0:
+            raise OSError(errno.EIO, f"the archive's copy ended at {done} of {size} bytes")
+        digest.update(view[:got])
+        done += got
+    return digest.hexdigest()
 
 
 def _kept(archive: Path, checksum: str, size: int) -> Archived | None:
