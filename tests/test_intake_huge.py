@@ -21,6 +21,7 @@ from npr_pipeline.intake.archive import archive_path
 from npr_pipeline.settings import Settings
 from npr_pipeline.store.ledger import load_records
 from tests.intake_files import fill_inbox, make_year, prepare_test_home
+from tests.soak import HUGE_TEST
 
 NPR = Path(sys.executable).with_name("npr")
 LIMIT = Settings().max_file_bytes
@@ -34,6 +35,7 @@ print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, d
 
 
 @pytest.mark.soak
+@HUGE_TEST
 def test_a_file_over_the_default_limit_is_refused_kept_and_harms_nothing(tmp_path: Path) -> None:
     assert LIMIT == 1 << 30
     units = make_year(tmp_path / "year", units=1, through=1, episodes=4.0)
