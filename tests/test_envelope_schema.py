@@ -72,6 +72,8 @@ MUTATIONS = st.sampled_from(["delete", "repeat", "swap", "text", "attribute"])
 
 def _mutate(tree: etree._ElementTree, how: str, pick: int, value: str) -> None:
     elements = _header_elements(tree)
+    if not elements:  # every element deleted already: nothing left to change
+        return
     element = elements[pick % len(elements)]
     parent = element.getparent()
     if how == "delete":
