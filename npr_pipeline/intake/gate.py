@@ -190,8 +190,12 @@ def check_melding(
 ) -> None:
     """Payload type, version for the data year, period, and the unit's obligations.
 
-    ``payload`` is the type folder the payload's namespace names (None: no folder does); the
-    version a data year needs is the folder's ``data_years``, so a new version is a new folder.
+    ``payload`` is the type folder the payload's namespace names (None: no folder does), of
+    any route: a payload of another route under a monthly header is a ``payload_mismatch``, as
+    the typed reader says the other way round; one whose header agrees reaches the monthly
+    reader only if the router's parse could not read that header, and is not a monthly type.
+    The version a data year needs is the folder's ``data_years``, so a new version is a new
+    folder.
     """
     if payload is None:
         gate.reasons.append(reason("unknown_payload"))
@@ -199,6 +203,9 @@ def check_melding(
     if payload.message_type != msg_type:
         detail = f"Header says {msg_type}, payload is '{payload.kind}'."
         gate.reasons.append(reason("payload_mismatch", detail))
+        return
+    if payload.route != "monthly":
+        gate.reasons.append(reason("unknown_payload", f"Not a monthly type: {payload.kind}."))
         return
     period = _period(attrs, received)
     if isinstance(period, Reason):

@@ -156,7 +156,8 @@ class _Pass:
         if not found["well_formed"]:
             self._error(native_syntax_error(found["parse_errors"], self.path))
             return
-        if self.result.header is not None and self.content_seen:
+        complete = self.result.header is not None and self.content_seen
+        if complete:
             for problem in self.envelope.errors():  # the header's come first in the file
                 self._error(problem)
         for message, line, element in found["schema_errors"]:
@@ -165,7 +166,7 @@ class _Pass:
                                element=element))  # fmt: skip
         if self.closed and not self.result.contacts:
             self.result.reasons.append(contact_warning())
-        if self.result.header is None or not self.content_seen:
+        if not complete:
             self._error(reason("header_incomplete", "MsgInfo or Document/RefDoc/Content missing."))
         if self.mtype is not None and not self.result.errors:
             self._write(self.mtype, found["columns"], found["records"])
@@ -238,14 +239,9 @@ class _Pass:
             self._error(reason("header_incomplete", "The payload comes before MsgInfo."))
             raise _Stop
         self.result.attrs = attrs
-        # any type's folder: a payload of another route under an ord/ide header is the same
-        # payload_mismatch the typed reader gives the other way round
         payload = by_namespace(etree.QName(tag).namespace or "")
         gate = self.result.gate
         check_melding(gate, header.msg_type or "", payload, attrs, self.received)
-        if payload is not None and payload.route != "monthly" and not gate.rejected:
-            # a typed header the router's parse could not read: not this reader's type
-            gate.reasons.append(reason("unknown_payload", f"Not a monthly type: {payload.kind}."))
         if gate.rejected:
             raise _Stop
         assert payload is not None  # check_melding rejects a payload no folder names
