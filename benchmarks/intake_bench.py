@@ -315,9 +315,17 @@ def intake(case: str, dataset: Dataset, files: Sequence[Path], work: Path) -> Me
 
     The registry import is setup and not timed; the timed child is the whole command as an
     operator runs it (interpreter start, imports, archive, both workers, ledger, reports).
+
+    The HOME (a folder of its own in ``work``) is removed with ``work`` at the benchmark's end,
+    never between two timed runs. This machine's root is ext4 without a journal, whose inode
+    allocator skips every inode freed within the last 60 s (360 s while its inode table block
+    is dirty), looking each one up: an April intake ~30 s after the previous round's HOME
+    (~35,000 files) was removed paid 6-8 CPU s more system time than one with no removal in
+    the minute before (docs/benchmarks.md, "Session 20"). A register's HOME is never removed a
+    minute before its intake.
     """
     npr = Path(sys.executable).with_name("npr")
-    home = work / f"home-{case.replace(' ', '-')}"
+    home = Path(tempfile.mkdtemp(prefix=f"home-{case.replace(' ', '-')}-", dir=work))
     inbox = dataset.inbox
     if list(files) != dataset.files:
         inbox = work / f"inbox-{case.replace(' ', '-')}"
@@ -339,7 +347,6 @@ def intake(case: str, dataset: Dataset, files: Sequence[Path], work: Path) -> Me
             k: doc[k]
             for k in ("files", "accepted", "rejected", "duplicates", "test", "episodes", "seconds")
         } | {"rejected_by_reason": doc["rejected_by_reason"]}
-    shutil.rmtree(home, ignore_errors=True)  # the archive alone is a copy of the inbox
     return result
 
 

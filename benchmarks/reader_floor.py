@@ -321,9 +321,11 @@ def _targets(results: list[Measurement]) -> list[dict[str, object]]:
 
 
 # -- the children ----------------------------------------------------------------------------
-def _child(mode: str, registry: Path, files: list[Path]) -> dict[str, object]:
-    """One contender over ``files`` in this process; CPU seconds per file for the report (a
-    chunk's read and write shared equally by its files)."""
+def _child(mode: str, registry: Path, files: list[Path], parent: Path) -> dict[str, object]:
+    """One contender over ``files`` in this process, writing into a new folder in ``parent``
+    (the benchmark's work folder, removed at its end: a removal here would cost the next
+    contender's file creations, ``intake_bench.intake``); CPU seconds per file for the report
+    (a chunk's read and write shared equally by its files)."""
     from functools import partial
 
     from npr_pipeline.intake.archive import archive_file, sync_archive
@@ -336,36 +338,35 @@ def _child(mode: str, registry: Path, files: list[Path]) -> dict[str, object]:
     rows = 0
     # as intake archives: no fsync per copy, one sync of the archive per commit of files
     archive = partial(archive_file, durable=False)
-    with tempfile.TemporaryDirectory(prefix="child-", dir=CACHE) as tmp:
-        work = Path(tmp)
-        if mode == "native":
-            for path in files:
-                started = time.process_time()
-                rows += _native(path, work)
-                per_file[path.name] = round(time.process_time() - started, 3)
-            return {"rows": rows, "per_file": per_file}
-        _init_worker(index, str(work), 1 << 34)
-        received = datetime.now().replace(microsecond=0).isoformat()
-        done = 0
-
-        def tasks():  # noqa: ANN202 - archived as intake's main process does, lazily
-            for path in files:
-                started = time.process_time()
-                got = archive(path, work / "archive")
-                spent[path.name] = time.process_time() - started
-                yield _Task(path.name, got.path, got.submission_id, got.checksum, got.size,
-                            received)  # fmt: skip
-
-        spent: dict[str, float] = {}
-        for chunk in _chunks(tasks()):  # the chunks intake hands its workers
+    work = Path(tempfile.mkdtemp(prefix=f"child-{mode}-", dir=parent))
+    if mode == "native":
+        for path in files:
             started = time.process_time()
-            rows += _read_chunk(chunk, work)
-            done += len(chunk)
-            if done % COMMIT_FILES < len(chunk) or done == len(files):
-                sync_archive(work / "archive")
-            share = (time.process_time() - started) / len(chunk)
-            for task in chunk:
-                per_file[task.file] = round(spent[task.file] + share, 3)
+            rows += _native(path, work)
+            per_file[path.name] = round(time.process_time() - started, 3)
+        return {"rows": rows, "per_file": per_file}
+    _init_worker(index, str(work), 1 << 34)
+    received = datetime.now().replace(microsecond=0).isoformat()
+    done = 0
+
+    def tasks():  # noqa: ANN202 - archived as intake's main process does, lazily
+        for path in files:
+            started = time.process_time()
+            got = archive(path, work / "archive")
+            spent[path.name] = time.process_time() - started
+            yield _Task(path.name, got.path, got.submission_id, got.checksum, got.size,
+                        received)  # fmt: skip
+
+    spent: dict[str, float] = {}
+    for chunk in _chunks(tasks()):  # the chunks intake hands its workers
+        started = time.process_time()
+        rows += _read_chunk(chunk, work)
+        done += len(chunk)
+        if done % COMMIT_FILES < len(chunk) or done == len(files):
+            sync_archive(work / "archive")
+        share = (time.process_time() - started) / len(chunk)
+        for task in chunk:
+            per_file[task.file] = round(spent[task.file] + share, 3)
     return {"rows": rows, "per_file": per_file}
 
 
@@ -401,6 +402,7 @@ def _native(path: Path, work: Path) -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] in MODES:
         listing = Path(sys.argv[3]).read_text().splitlines()
-        print(json.dumps(_child(sys.argv[1], Path(sys.argv[2]), [Path(p) for p in listing])))
+        files = [Path(p) for p in listing]
+        print(json.dumps(_child(sys.argv[1], Path(sys.argv[2]), files, Path(sys.argv[3]).parent)))
     else:
         main()
