@@ -130,6 +130,7 @@ class Measurement:
     returncode: int | None = None
     output: dict[str, object] = field(default_factory=dict)
     note: str = ""
+    rounds_cpu: list[float] = field(default_factory=list)  # a median's runs, in their order
 
     @property
     def ok(self) -> bool:
