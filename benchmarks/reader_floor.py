@@ -3,7 +3,7 @@
     python -m benchmarks.reader_floor [--units 20] [--through 2026-04] [--episodes 300]
     python -m benchmarks.reader_floor --national     # the month's files of the national set
     python -m benchmarks.reader_floor --national --dataset DIR   # ... of a set generated elsewhere
-    python -m benchmarks.reader_floor --national --rounds 3      # what make bench runs
+    python -m benchmarks.reader_floor --national --rounds 5      # what make bench runs
 
 By default every file of a small set (20 units through April: 160 files, one of them the
 largest unit's 58.8 MB April file); ``--national`` takes the month's deliveries of the quality
