@@ -1,9 +1,10 @@
 """The raw archive: every received file, content-addressed by SHA-256, never modified.
 
 Archiving is the first thing intake does, before any parsing, so nothing received can be
-lost whatever happens later. A copy is written to a temporary name, made read-only and renamed
-into place: a small file is hashed first (a resend writes nothing), a large one is copied by
-the kernel (bounded memory for any size) and hashed there.
+lost whatever happens later. A copy is written unnamed (``atomic.NewFile``: a killed intake
+leaves no partial copy behind), made read-only and named by its checksum: a small file is hashed
+first (a resend writes nothing), a large one is copied by the kernel (bounded memory for any
+size) and hashed there.
 
 Intake archives without an fsync per file (``durable=False``: ~8 ms each, a national day has
 tens of thousands) and makes a whole commit batch durable with one :func:`sync_archive` before
@@ -22,7 +23,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from npr_pipeline.atomic import replace, temp_file
+from npr_pipeline.atomic import NewFile, write_all
 
 CHUNK = 1 << 20
 # copy_file_range's refusals that a plain copy gets past (nothing copied yet).
@@ -76,49 +77,29 @@ def _archive_small(src: int, archive: Path, durable: bool) -> Archived:
     checksum = hashlib.sha256(data).hexdigest()
     if (kept := _kept(archive, checksum, len(data))) is not None:
         return kept
-    fd, tmp = temp_file(archive, ".incoming-")
-    try:
-        try:
-            _write_all(fd, data)
-            _seal(fd, durable)
-        finally:
-            os.close(fd)
-        return _placed(tmp, archive, checksum, len(data))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with NewFile(archive, ".incoming-") as copy:
+        write_all(copy.fd, data)
+        return _placed(copy, durable, archive, checksum, len(data))
 
 
 def _archive_large(src: int, archive: Path, durable: bool) -> Archived:
     """Copy by the kernel, hash the copy, and drop it if these bytes are archived already."""
-    fd, tmp = temp_file(archive, ".incoming-")
-    try:
-        try:
-            size = _copy(src, fd)
-            checksum = _digest(fd, size)
-            _seal(fd, durable)
-        finally:
-            os.close(fd)
+    with NewFile(archive, ".incoming-") as copy:
+        size = _copy(src, copy.fd)
+        checksum = _digest(copy.fd, size)
         if (kept := _kept(archive, checksum, size)) is not None:
-            tmp.unlink()  # these bytes are archived already
-            return kept
-        return _placed(tmp, archive, checksum, size)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            return kept  # these bytes are archived already: the copy is dropped
+        return _placed(copy, durable, archive, checksum, size)
 
 
-def _seal(fd: int, durable: bool) -> None:
-    """Make the copy read-only (the archive never changes a byte) and, if asked, durable."""
-    os.fchmod(fd, 0o444)
+def _placed(copy: NewFile, durable: bool, archive: Path, checksum: str, size: int) -> Archived:
+    """Seal the finished copy (read-only: the archive never changes a byte; durable if asked)
+    and give it its content address (making archive/ab/cd/ the first time)."""
+    os.fchmod(copy.fd, 0o444)
     if durable:
-        os.fsync(fd)
-
-
-def _placed(tmp: Path, archive: Path, checksum: str, size: int) -> Archived:
-    """Rename the finished copy to its content address (making archive/ab/cd/ the first time)."""
+        os.fsync(copy.fd)
     target = archive_path(archive, checksum)
-    replace(tmp, target)
+    copy.place(target)
     return Archived(checksum, size, target, existed=False)
 
 
@@ -127,13 +108,6 @@ def _read_all(fd: int) -> bytes:
     (``FileIO.readall`` sizes it from ``fstat``; ``os.read(fd, CHUNK)`` allocates a MiB)."""
     with io.FileIO(fd, closefd=False) as raw:
         return raw.readall()
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    """Write all of ``data`` (``os.write`` may write less than asked)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _copy(source: int, target: int) -> int:
@@ -148,7 +122,7 @@ def _copy(source: int, target: int) -> int:
         if size or exc.errno not in _NO_COPY_RANGE:
             raise
         while chunk := os.read(source, CHUNK):
-            _write_all(target, chunk)
+            write_all(target, chunk)
             size += len(chunk)
     return size
 
