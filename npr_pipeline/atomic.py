@@ -37,10 +37,21 @@ _UNNAMED = os.O_RDWR | getattr(os, "O_TMPFILE", 0) | getattr(os, "O_CLOEXEC", 0)
 # kernels that predate it: EISDIR)
 _NO_UNNAMED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS}
 _SERIAL = itertools.count()  # temporary names of this process (its pid in the name)
-_LINKS: dict[int, int | None] = {}
-"""By pid: the descriptor of that process's ``/proc/self/fd`` (None: unnamed files are not
-possible here). By pid because a forked child inherits its parent's, which names the
-parent's descriptors."""
+_UNASKED = -1
+_links: int | None = _UNASKED
+"""This process's ``/proc/self/fd`` descriptor (None: unnamed files are not possible here)."""
+
+
+def _forget_links() -> None:
+    """In a forked child: the inherited descriptor lists the parent's descriptors, and linking
+    through it would name whatever the parent holds under the child's number."""
+    global _links
+    if _links not in (None, _UNASKED):
+        os.close(_links)
+    _links = _UNASKED
+
+
+os.register_at_fork(after_in_child=_forget_links)
 
 
 def unnamed_file(folder: Path) -> int | None:
@@ -58,7 +69,8 @@ def unnamed_file(folder: Path) -> int | None:
     except OSError as exc:
         if exc.errno not in _NO_UNNAMED:
             raise
-        _LINKS[os.getpid()] = None  # this filesystem has none: ask once, not every write
+        global _links
+        _links = None  # this filesystem has none: ask once, not every write
         return None
 
 
@@ -98,13 +110,13 @@ def _link(fd: int, name: Path) -> bool:
 def _proc_fds() -> int | None:
     """This process's ``/proc/self/fd`` (opened once), through which an unnamed file is
     linked without privileges (open(2), ``O_TMPFILE``); None without ``/proc``."""
-    pid = os.getpid()
-    if pid not in _LINKS:
+    global _links
+    if _links == _UNASKED:
         try:
-            _LINKS[pid] = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            _links = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
-            _LINKS[pid] = None
-    return _LINKS[pid]
+            _links = None
+    return _links
 
 
 class NewFile:

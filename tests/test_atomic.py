@@ -30,7 +30,7 @@ def naming(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     if request.param == "unnamed":
         assert atomic.unnamed_file is not None and hasattr(os, "O_TMPFILE")
     else:
-        monkeypatch.setitem(atomic._LINKS, os.getpid(), None)
+        monkeypatch.setattr(atomic, "_links", None)
     return request.param
 
 
@@ -169,7 +169,7 @@ def test_archive_file_that_fails_to_place_its_copy_leaves_nothing(
 def _killed_mid_write(target: Path, naming: str) -> None:
     """A child that dies by SIGKILL with half of ``target``'s new bytes written."""
     if naming == "named":
-        atomic._LINKS[os.getpid()] = None
+        atomic._links = None
     with atomic_open(target, "wb", durable=False) as fh:
         fh.write(b"half")
         fh.flush()
