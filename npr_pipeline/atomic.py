@@ -58,7 +58,7 @@ def unnamed_file(folder: Path) -> int | None:
     """A new unnamed file in ``folder`` (made, with its parents, if missing), owner-only and
     open for reading and writing: its descriptor, for :func:`name_file`; None where unnamed
     files are not possible (then use :func:`temp_file`)."""
-    if not hasattr(os, "O_TMPFILE") or _proc_fds() is None:
+    if _proc_fds() is None:
         return None
     try:
         try:
@@ -109,9 +109,13 @@ def _link(fd: int, name: Path) -> bool:
 
 def _proc_fds() -> int | None:
     """This process's ``/proc/self/fd`` (opened once), through which an unnamed file is
-    linked without privileges (open(2), ``O_TMPFILE``); None without ``/proc``."""
+    linked without privileges (open(2), ``O_TMPFILE``); None without ``/proc`` or without
+    ``O_TMPFILE``."""
     global _links
     if _links == _UNASKED:
+        if not hasattr(os, "O_TMPFILE"):
+            _links = None
+            return _links
         try:
             _links = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
@@ -160,30 +164,20 @@ def _new_file(target: Path, scratch: Path | None) -> Iterator[int]:
 
 
 @contextmanager
-def _temporary(target: Path, scratch: Path | None) -> Iterator[tuple[int, Path]]:
-    """A new temporary file for ``target`` in ``scratch`` (default: the target's folder): its
-    open descriptor (the caller's to close) and path. Renamed over ``target`` when the block
-    succeeds; removed when the block or the rename fails (after the rename there is nothing to
-    remove: trying anyway cost every write a failing system call and an exception)."""
-    fd, tmp_path = temp_file(scratch or target.parent, f".{target.name}.", ".tmp")
-    try:
-        yield fd, tmp_path
-        replace(tmp_path, target)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
 def atomic_path(target: Path, durable: bool = True, scratch: Path | None = None) -> Iterator[Path]:
     """Yield a temporary path in ``scratch`` (default: the target's folder), for writers that
-    take a path (Parquet, DuckDB); renamed over ``target`` on success."""
-    with _temporary(target, scratch) as (fd, tmp_path):
-        os.close(fd)
+    take a path (Parquet, DuckDB); renamed over ``target`` on success, removed on failure."""
+    fd, tmp_path = temp_file(scratch or target.parent, f".{target.name}.", ".tmp")
+    os.close(fd)
+    try:
         yield tmp_path
         if durable:
             with open(tmp_path, "rb") as fh:
                 os.fsync(fh.fileno())
+        replace(tmp_path, target)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
 
 
 def temp_file(folder: Path, prefix: str, suffix: str = "") -> tuple[int, Path]:
