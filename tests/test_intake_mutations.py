@@ -130,13 +130,14 @@ def _judge(path: Path, schemas: dict[Path, etree.XMLSchema]) -> str:
         return "malformed"
     if tree.docinfo.doctype:
         return "doctype"
-    found = [e for e in tree.iter("{*}Melding")]
-    mtype = by_namespace(etree.QName(found[0]).namespace) if found else None
+    melding = next(tree.iter("{*}Melding"), None)
+    mtype = by_namespace(etree.QName(melding).namespace) if melding is not None else None
     if mtype is None:
         return "no payload"
     if mtype.schema_path not in schemas:
         schemas[mtype.schema_path] = etree.XMLSchema(etree.parse(str(mtype.schema_path)))
-    melding = etree.ElementTree(etree.fromstring(etree.tostring(found[0])))
+    # the element itself, validated as the root (lxml): a copy through tostring() escaped a
+    # mutated non-ASCII tag name as a character reference, which no parser reads back
     return "valid" if schemas[mtype.schema_path].validate(melding) else "invalid"
 
 
