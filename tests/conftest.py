@@ -27,8 +27,9 @@ LONGEST_FIRST = (
     "test_intake_isolation.py",
     "test_period_snapshot.py",
     "test_reproducible.py",
+    "test_ventetider_recomputed.py",
 )
-"""The modules of most time in ``make test`` (30-115 worker-seconds each; tests/README.md),
+"""The modules of most time in ``make test`` (20-115 worker-seconds each; tests/README.md),
 longest first. ``--dist loadscope`` hands modules to the workers in collection order
 (``pytest_configure``): run one of these last and a worker finishes it alone while the other
 idles (223 against 288 CPU-seconds)."""
