@@ -27,7 +27,7 @@ LONGEST_FIRST = (
     "test_intake_isolation.py",
     "test_period_snapshot.py",
     "test_reproducible.py",
-    "test_ventetider_recomputed.py",
+    "test_deliveries_recomputed.py",
 )
 """The modules of most time in ``make test`` (20-115 worker-seconds each; tests/README.md),
 longest first. ``--dist loadscope`` hands modules to the workers in collection order

@@ -1,0 +1,91 @@
+"""The deliveries of a synthetic T1 recomputed from the raw files, apart from the pipeline.
+
+The outside review recomputes every delivery from the files as received. These tests do the same
+with nothing of ``npr_pipeline`` but the synthetic generator and the CLI: a synthetic
+January-April of 8 units goes through ``npr intake`` and ``npr run --period 2026-T1``, and each
+delivery is recomputed by a module of its own (``tests/recompute_*.py``: lxml, ``decimal``, the
+reference CSVs) from RULES.md and its docs page, then held to the warehouse. The generator never
+reaches some rules (an acute episode linked to a referral period, a referral without a
+deadline): the current files are edited before intake to reach them (``reach_the_rarer_rules``
+of each module). Session 24 ran the same recomputations over the README's 50-unit year, every
+group and detail line: every figure agreed (docs/benchmarks.md, "Session 24").
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from npr_pipeline.cli import app
+from npr_pipeline.home import Home
+from npr_pipeline.settings import TEST, record_environment
+from npr_pipeline.synth.run import SynthOptions, run_synth
+from tests import recompute_ventetider
+from tests.recompute_raw import current_files
+
+
+@pytest.fixture(scope="module")
+def produced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A synthetic January-April for 8 units received and produced for 2026-T1 (year, HOME)."""
+    root = tmp_path_factory.mktemp("recomputed")
+    year, home = root / "year", root / "home"
+    run_synth(SynthOptions(out=year, year=2026, through=4, units=8, seed=7,
+                           episodes_per_unit_month=120))  # fmt: skip
+    for path in current_files(year / "inbox").values():
+        recompute_ventetider.reach_the_rarer_rules(path)
+    Home(root=home).ensure()
+    record_environment(Home(root=home), TEST, "tests")
+    runner = CliRunner()
+    for args in (
+        ["registry", "import", str(year / "registry.csv")],
+        ["intake", str(year / "inbox")],
+        ["run", "--period", "2026-T1"],
+    ):
+        result = runner.invoke(app, ["--home", str(home), *args])
+        assert result.exit_code == 0, result.output
+    return year, home
+
+
+def ventetider_cells(home: Path) -> dict[tuple[str, str, str], tuple]:
+    """The current version's cells of the groups all and unit; ``None`` for a suppressed one."""
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT group_type, group_value, measure, suppressed, n, mean_days, median_days, "
+            "fristbrudd, fristbrudd_pct FROM ventetider_current "
+            "WHERE period = '2026-T1' AND group_type IN ('all', 'unit')"
+        ).fetchall()
+    finally:
+        con.close()
+
+    def number(value: object) -> float | None:
+        return None if value is None else float(value)  # type: ignore[arg-type]
+
+    return {
+        (group, value, measure): None if suppressed else tuple(number(v) for v in stats)
+        for group, value, measure, suppressed, *stats in rows
+    }
+
+
+def test_every_published_ventetider_cell_is_recomputed(
+    produced: tuple[Path, Path],
+) -> None:
+    year, home = produced
+    left_out: Counter[str] = Counter()
+    mine, theirs = recompute_ventetider.ventetider(year, left_out), ventetider_cells(home)
+    assert set(theirs) == set(mine)  # the same cells, suppressed ones included
+    published = {key: cells for key, cells in theirs.items() if cells is not None}
+    for key, cells in published.items():
+        assert cells == tuple(None if v is None else float(v) for v in mine[key]), key
+    # not vacuous: the edited referrals were left out, the headline cells are published, and
+    # so are most units' largest ones
+    assert left_out["emergency"] == left_out["no_deadline"] >= 5, left_out
+    assert {("all", "all", m) for m in recompute_ventetider.MEASURED} <= set(published)
+    with open(year / "registry.csv", encoding="utf-8") as handle:
+        units = {row["reshID"] for row in csv.DictReader(handle)}
+    assert len({key[1] for key in published if key[0] == "unit"}) >= len(units) // 2
