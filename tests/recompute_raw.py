@@ -57,3 +57,69 @@ def current_files(inbox: Path, message_type: str = "NPR_ORD") -> dict[str, Path]
         if day(melding["tilDatoPeriode"]) >= SNAPSHOT and lopenr > best.get(unit, (-1, path))[0]:
             best[unit] = (lopenr, path)
     return {unit: path for unit, (_, path) in best.items()}
+
+
+W1 = (3, 7, 6, 1, 8, 9, 4, 5, 2)  # mod-11 weights of the first check digit
+W2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)  # and of the second
+
+
+def _check_digit(digits: list[int], weights: tuple[int, ...]) -> int:
+    rest = 11 - sum(d * w for d, w in zip(digits, weights, strict=False)) % 11
+    return 0 if rest == 11 else rest
+
+
+def valid_number(fid: str | None, born_by: date, synthetic: bool = True) -> bool:
+    """Mod-11 check digits and a real birth date no later than ``born_by`` (the ide's extraction
+    day: nobody in it is born after it; a choice, the docs say only "fødselsdato"); D-, H- and,
+    in a test HOME, synthetic numbers (month + 80): the rule ``fodselsnummer_valid``."""
+    if fid is None or len(fid) != 11 or not fid.isdigit():
+        return False
+    d = [int(c) for c in fid]
+    if d[9] != _check_digit(d[:9], W1) or d[10] != _check_digit(d[:10], W2):
+        return False
+    born, month, yy, individual = int(fid[0:2]), int(fid[2:4]), int(fid[4:6]), int(fid[6:9])
+    born -= 40 if born > 40 else 0
+    if month > 80 and not synthetic:
+        return False
+    month -= 80 if month > 80 else 40 if month > 40 else 0
+    if individual <= 499:
+        century = 1900
+    elif individual <= 749 and yy >= 54:
+        century = 1800
+    elif yy <= 39:
+        century = 2000
+    elif individual >= 900:
+        century = 1900
+    else:
+        return False
+    try:
+        return date(century + yy, month, born) <= born_by
+    except ValueError:
+        return False
+
+
+def idents(path: Path | None) -> tuple[dict[str, str], date]:
+    """pasientNr -> fødselsnummer of a unit's current ide (a unit without one has none), and
+    the ide's extraction day."""
+    if path is None:
+        return {}, WINDOW[1]
+    extracted = date.fromisoformat(envelope(path)[2]["uttakDato"])
+    pairs = etree.iterparse(str(path), tag="{*}PasientIdent")
+    return {i.get("pid"): i.get("fid") for _, i in pairs}, extracted
+
+
+def without_identity(year: Path) -> dict[str, set[str]]:
+    """Per unit the patients of its current ord that the quality rules leave out of every
+    delivery with all their records: missing from the current ide (``patient_has_ident``) or
+    with a fødselsnummer that fails (``fodselsnummer_valid``), both errors
+    (expectations/patients.yaml, idents.yaml; synthetic numbers are valid in a test HOME)."""
+    ides = current_files(year / "inbox", "NPR_IDE")
+    left_out: dict[str, set[str]] = {}
+    for unit, path in current_files(year / "inbox").items():
+        numbers, extracted = idents(ides.get(unit))
+        left_out[unit] = {
+            patient
+            for _, holder in etree.iterparse(str(path), tag="{*}Objektholder")
+            if not valid_number(numbers.get(patient := holder.get("pasientNr")), extracted)
+        }
+    return left_out

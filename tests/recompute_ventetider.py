@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from tests.recompute_raw import SNAPSHOT, WINDOW, current_files, day, local
+from tests.recompute_raw import SNAPSHOT, WINDOW, current_files, day, local, without_identity
 
 EMERGENCY = {"1", "2", "3"}  # innmateHast of a linked episode
 NOT_ORDINARY = {"4", "21", "22"}  # utsettelseskode: the patient extended the wait
@@ -98,24 +98,32 @@ def _measure(unit: str, referral: etree._Element) -> Wait | None:
     return None
 
 
-def waits(unit: str, path: Path, left_out: Counter[str]) -> list[Wait]:
-    """Every measured referral period of one file; ``left_out`` counts those out of scope.
+def waits(unit: str, path: Path, left_out: set[str], counted: Counter[str]) -> list[Wait]:
+    """Every measured referral period of one file but those of the patients in ``left_out``
+    (no valid identity); ``counted`` counts those out of scope and those left out.
 
     Two streaming passes: a referral is an emergency when any episode of the submission
-    linked to it is acute, wherever in the file that episode is."""
+    linked to it is acute, wherever in the file that episode is (the docs: also one excluded
+    by the quality rules)."""
     emergencies = {
         episode.get("henvisningsperiodeID")
         for _, episode in etree.iterparse(str(path), tag="{*}Episode")
         if episode.get("innmateHast") in EMERGENCY
     }
     found: list[Wait] = []
-    for _, referral in etree.iterparse(str(path), tag="{*}Henvisningsperiode"):
-        why = out_of_scope(referral, emergencies)
-        wait = None if why else _measure(unit, referral)
-        if why:
-            left_out[why] += 1
-        elif wait is not None:
-            found.append(wait)
+    for _, patient in etree.iterparse(str(path), tag="{*}Objektholder"):
+        referrals = [c for c in patient if local(c) == "Henvisningsperiode"]
+        if patient.get("pasientNr") in left_out:
+            counted["without_identity"] += len(referrals)
+            referrals = []
+        for referral in referrals:
+            why = out_of_scope(referral, emergencies)
+            wait = None if why else _measure(unit, referral)
+            if why:
+                counted[why] += 1
+            elif wait is not None:
+                found.append(wait)
+        patient.clear()
     return found
 
 
@@ -138,8 +146,9 @@ def statistics(group: list[Wait], measure: str) -> tuple:
 
 def ventetider(year: Path, left_out: Counter[str]) -> dict[tuple[str, str, str], tuple]:
     groups: dict[tuple[str, str, str], list[Wait]] = defaultdict(list)
+    unidentified = without_identity(year)
     for unit, path in current_files(year / "inbox").items():
-        for wait in waits(unit, path, left_out):
+        for wait in waits(unit, path, unidentified[unit], left_out):
             groups[("all", "all", wait.measure)].append(wait)
             groups[("unit", unit, wait.measure)].append(wait)
     return {key: statistics(group, key[2]) for key, group in groups.items()}

@@ -25,7 +25,7 @@ from npr_pipeline.cli import app
 from npr_pipeline.home import Home
 from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.synth.run import SynthOptions, run_synth
-from tests import recompute_ventetider
+from tests import recompute_isf, recompute_kjernejournal, recompute_ventetider
 from tests.recompute_raw import current_files
 
 
@@ -36,8 +36,11 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     year, home = root / "year", root / "home"
     run_synth(SynthOptions(out=year, year=2026, through=4, units=8, seed=7,
                            episodes_per_unit_month=120))  # fmt: skip
-    for path in current_files(year / "inbox").values():
-        recompute_ventetider.reach_the_rarer_rules(path)
+    for edit in (recompute_ventetider, recompute_isf, recompute_kjernejournal):
+        for path in current_files(year / "inbox").values():
+            edit.reach_the_rarer_rules(path)
+    for path in current_files(year / "inbox", "NPR_IDE").values():
+        recompute_kjernejournal.reach_the_rarer_ide_rules(path)
     Home(root=home).ensure()
     record_environment(Home(root=home), TEST, "tests")
     runner = CliRunner()
@@ -89,3 +92,34 @@ def test_every_published_ventetider_cell_is_recomputed(
     with open(year / "registry.csv", encoding="utf-8") as handle:
         units = {row["reshID"] for row in csv.DictReader(handle)}
     assert len({key[1] for key in published if key[0] == "unit"}) >= len(units) // 2
+
+
+def test_every_isf_row_is_recomputed(produced: tuple[Path, Path]) -> None:
+    """Stays, contacts, points, refund and what was left out, per unit and in all, to the øre."""
+    year, home = produced
+    seen: Counter[str] = Counter()
+    assert recompute_isf.isf(year, seen) == recompute_isf.isf_warehouse(home)
+    assert all(seen[rule] >= 1 for rule in recompute_isf.ISF_RARE), seen
+
+
+def test_every_guest_patient_cell_is_recomputed(produced: tuple[Path, Path]) -> None:
+    """The matrix of treating x home region and the cases listed apart, to the øre."""
+    year, home = produced
+    seen: Counter[str] = Counter()
+    mine = recompute_isf.gjestepasient(year, seen)
+    assert mine == recompute_isf.gjestepasient_warehouse(home)
+    assert all(seen[rule] >= 1 for rule in recompute_isf.GJESTEPASIENT_RARE), seen
+    assert any(key[0] == "matrix" for key in mine) and any(key[0] == "apart" for key in mine)
+
+
+def test_every_kjernejournal_row_is_recomputed(produced: tuple[Path, Path]) -> None:
+    """Row for row (person, place, day, dates, care level, contacts) and the manifest's counts;
+    a difference is shown with the fødselsnummer masked."""
+    year, home = produced
+    seen: Counter[str] = Counter()
+    mine, my_counts = recompute_kjernejournal.kjernejournal(year, seen)
+    theirs, their_counts = recompute_kjernejournal.kjernejournal_delivered(home)
+    masked = recompute_kjernejournal.masked
+    assert mine == theirs, (masked(mine - theirs), masked(theirs - mine))
+    assert my_counts == their_counts
+    assert all(seen[rule] >= 1 for rule in recompute_kjernejournal.RARE), seen
