@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 from lxml import etree
 
-from tests.recompute_raw import WINDOW, current_files, local, without_identity
+from tests.recompute_raw import WINDOW, current_files, local, registry, without_identity
 
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"
 DATA_YEAR = WINDOW[0].year
@@ -110,11 +110,6 @@ def _reference(name: str) -> list[dict[str, str]]:
     """A reference CSV without its ``#`` comment lines."""
     with open(REFERENCE / name, encoding="utf-8") as handle:
         return list(csv.DictReader(line for line in handle if not line.startswith("#")))
-
-
-def _registry(year: Path) -> dict[str, dict[str, str]]:
-    with open(year / "registry.csv", encoding="utf-8") as handle:
-        return {row["reshID"]: row for row in csv.DictReader(handle)}
 
 
 def _regions() -> dict[str, str]:
@@ -322,10 +317,10 @@ def gjestepasient(year: Path, seen: Counter[str]) -> dict[tuple, tuple]:
     """``("matrix", treating, home)``: (cases, points, amount) and ``("apart", treating,
     category)``: (cases, cases_private, points), summed over the window's months. ``seen``
     counts each category and the municipalities listed apart (``komNrHjem_9900``...)."""
-    registry, regions, rates = _registry(year), _regions(), _rates()
+    units, regions, rates = registry(year), _regions(), _rates()
     cells: dict[tuple, list] = {}
     for line in lines(year, Counter()):
-        unit = registry[line.unit]
+        unit = units[line.unit]
         category = _category(line, unit["rhf"], regions)
         if category is None:
             continue

@@ -18,7 +18,14 @@ from zoneinfo import ZoneInfo
 import pyarrow.parquet as pq
 from lxml import etree
 
-from tests.recompute_raw import WINDOW, current_files, envelope, idents, valid_number
+from tests.recompute_raw import (
+    WINDOW,
+    current_files,
+    envelope,
+    identity_problem,
+    idents,
+    registry,
+)
 
 EXCLUSIONS = Path(__file__).resolve().parents[1] / "data/reference/kjernejournal_exclusions.csv"
 INDIRECT = "5"  # kontaktType: phone or letter without the patient present
@@ -125,8 +132,8 @@ def contact_day(stamp: str | None) -> date | None:
 
 
 def _registry(year: Path) -> dict[str, tuple[str, str]]:
-    with open(year / "registry.csv", encoding="utf-8") as handle:
-        return {r["reshID"]: (r["name"], r["ownership"]) for r in csv.DictReader(handle)}
+    """Name and ownership by RESH id: what a row says of its institution."""
+    return {resh: (row["name"], row["ownership"]) for resh, row in registry(year).items()}
 
 
 def _exclusions() -> tuple[set[str], set[str]]:
@@ -182,8 +189,7 @@ def kjernejournal(year: Path, seen: Counter[str]) -> tuple[set[Row], dict[str, i
             episodes = list(holder.iter("{*}Episode"))
             fid = numbers.get(holder.get("pasientNr"))
             counts["episodes_received"] += len(episodes)
-            why = "person_missing_from_ide" if fid is None else ""
-            why = why or ("" if valid_number(fid, extracted) else "person_invalid_number")
+            why = identity_problem(fid, extracted)
             if why:  # a patient without episodes counts too: persons are patient numbers
                 seen[why] += 1
                 continue
