@@ -11,20 +11,22 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 from lxml import etree
 
 from tests.recompute_raw import (
     WINDOW,
+    contact_day,
     current_files,
     envelope,
+    first_contact,
     identity_problem,
     idents,
     registry,
+    synthetic_number,
 )
 
 EXCLUSIONS = Path(__file__).resolve().parents[1] / "data/reference/kjernejournal_exclusions.csv"
@@ -41,7 +43,6 @@ RARE = (
     "person_invalid_number",
     "person_missing_from_ide",
 )
-OSLO = ZoneInfo("Europe/Oslo")
 DAYS = ("contact_day", "first_date", "last_date")  # timestamps in the Parquet file
 
 Row = tuple  # fodselsnummer, institution, name, ownership, department, day, first, last, level, n
@@ -92,8 +93,10 @@ def _partner_ord(ide: Path) -> Path | None:
 def reach_the_rarer_ide_rules(path: Path, each: int = 2) -> None:
     """Edit a current ide so that persons without a valid identity number are reached: ``each``
     patients with direct contacts are dropped from it (missing from the ide: ``ide_mismatch``
-    is a warning, ``patient_has_ident`` excludes the patient) and ``each`` others get a wrong
-    last check digit (``fodselsnummer_valid`` excludes them). Both are findings the quality
+    is a warning, ``patient_has_ident`` excludes the patient), ``each`` others get a wrong
+    last check digit (``fodselsnummer_valid`` excludes them) and ``each`` more a valid number
+    born the day after their first contact (``contact_before_birth`` excludes them). All are
+    findings the quality
     layer excludes records for, not reasons to refuse the file. The patients chosen have no
     referral period: an excluded patient takes their referrals out of ventetider too. Only the
     ide of a unit whose current ord has at least ``LARGE`` episodes is edited."""
@@ -112,23 +115,17 @@ def reach_the_rarer_ide_rules(path: Path, each: int = 2) -> None:
     )
     tree = etree.parse(str(path))
     idents = {i.get("pid"): i for i in tree.iter("{*}PasientIdent")}
-    chosen = [pid for pid in patients if pid in idents][: 2 * each]
+    chosen = [pid for pid in patients if pid in idents][: 3 * each]
     for pid in chosen[:each]:
         idents[pid].getparent().remove(idents[pid])
-    for pid in chosen[each:]:
+    for pid in chosen[each : 2 * each]:
         fid = idents[pid].get("fid")
         idents[pid].set("fid", fid[:10] + str((int(fid[10]) + 1) % 10))
+    holders = {h.get("pasientNr"): h for h in ord_tree.iter("{*}Objektholder")}
+    for pid in chosen[2 * each :]:
+        born = first_contact(holders[pid]) + timedelta(days=1)
+        idents[pid].set("fid", synthetic_number(born))
     tree.write(str(path), encoding=tree.docinfo.encoding, xml_declaration=True)
-
-
-def contact_day(stamp: str | None) -> date | None:
-    """The local day of a time: a zoned time is taken to Oslo, a zone-less one is local."""
-    if not stamp:
-        return None
-    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(OSLO)
-    return moment.date()
 
 
 def _registry(year: Path) -> dict[str, tuple[str, str]]:
@@ -189,7 +186,7 @@ def kjernejournal(year: Path, seen: Counter[str]) -> tuple[set[Row], dict[str, i
             episodes = list(holder.iter("{*}Episode"))
             fid = numbers.get(holder.get("pasientNr"))
             counts["episodes_received"] += len(episodes)
-            why = identity_problem(fid, extracted)
+            why = identity_problem(fid, extracted, first_contact(holder))
             if why:  # a patient without episodes counts too: persons are patient numbers
                 seen[why] += 1
                 continue

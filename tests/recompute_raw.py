@@ -5,13 +5,15 @@ the pipeline gets wrong is not shared by the check that should catch it."""
 from __future__ import annotations
 
 import csv
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
 WINDOW = (date(2026, 1, 1), date(2026, 4, 30))  # T1: its own four months
 SNAPSHOT = WINDOW[1]
+OSLO = ZoneInfo("Europe/Oslo")
 
 
 def local(element: etree._Element) -> str:
@@ -80,10 +82,17 @@ def valid_number(fid: str | None, born_by: date, synthetic: bool = True) -> bool
     d = [int(c) for c in fid]
     if d[9] != _check_digit(d[:9], W1) or d[10] != _check_digit(d[:10], W2):
         return False
+    if int(fid[2:4]) > 80 and not synthetic:
+        return False
+    born = born_on(fid)
+    return born is not None and born <= born_by
+
+
+def born_on(fid: str) -> date | None:
+    """The birth date an eleven-digit number carries (D-, H- and synthetic numbers too), by
+    the individual number's century; None where it carries none."""
     born, month, yy, individual = int(fid[0:2]), int(fid[2:4]), int(fid[4:6]), int(fid[6:9])
     born -= 40 if born > 40 else 0
-    if month > 80 and not synthetic:
-        return False
     month -= 80 if month > 80 else 40 if month > 40 else 0
     if individual <= 499:
         century = 1900
@@ -94,11 +103,33 @@ def valid_number(fid: str | None, born_by: date, synthetic: bool = True) -> bool
     elif individual >= 900:
         century = 1900
     else:
-        return False
+        return None
     try:
-        return date(century + yy, month, born) <= born_by
+        return date(century + yy, month, born)
     except ValueError:
-        return False
+        return None
+
+
+def synthetic_number(born: date, start: int = 500) -> str:
+    """A synthetic fødselsnummer (month + 80) born on ``born`` (from 2000), valid check digits:
+    the first individual number from ``start`` that has them."""
+    for individual in range(start, 1000):
+        first = f"{born.day:02d}{born.month + 80:02d}{born.year % 100:02d}{individual:03d}"
+        d1 = _check_digit([int(c) for c in first], W1)
+        d2 = _check_digit([int(c) for c in first + str(d1 % 10)], W2)
+        if d1 < 10 and d2 < 10:
+            return f"{first}{d1}{d2}"
+    raise ValueError(f"no synthetic number for {born}")
+
+
+def contact_day(stamp: str | None) -> date | None:
+    """The local day of a time: a zoned time is taken to Oslo, a zone-less one is local."""
+    if not stamp:
+        return None
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(OSLO)
+    return moment.date()
 
 
 def idents(path: Path | None) -> tuple[dict[str, str], date]:
@@ -111,13 +142,25 @@ def idents(path: Path | None) -> tuple[dict[str, str], date]:
     return {i.get("pid"): i.get("fid") for _, i in pairs}, extracted
 
 
-def identity_problem(fid: str | None, born_by: date) -> str | None:
+def identity_problem(fid: str | None, born_by: date, first_contact: date | None) -> str | None:
     """Why the quality rules leave a patient out of every delivery with all their records, if
-    they do: missing from the current ide (``patient_has_ident``) or a fødselsnummer that fails
-    (``fodselsnummer_valid``), both errors (expectations/patients.yaml, idents.yaml)."""
+    they do: missing from the current ide (``patient_has_ident``), a fødselsnummer that fails
+    (``fodselsnummer_valid``) or that is born after the patient's first contact
+    (``contact_before_birth``), all errors (expectations/patients.yaml, idents.yaml); the last
+    two are a number not valid for the patient (the kjernejournal manifest counts them so)."""
     if fid is None:
         return "person_missing_from_ide"
-    return None if valid_number(fid, born_by) else "person_invalid_number"
+    if not valid_number(fid, born_by):
+        return "person_invalid_number"
+    if first_contact is not None and first_contact < born_on(fid):
+        return "person_invalid_number"
+    return None
+
+
+def first_contact(holder: etree._Element) -> date | None:
+    """The local day of a patient's (an Objektholder's) earliest episode."""
+    days = [contact_day(e.get("innDatoTid")) for e in holder.iter("{*}Episode")]
+    return min((d for d in days if d is not None), default=None)
 
 
 def without_identity(year: Path) -> dict[str, set[str]]:
@@ -130,7 +173,9 @@ def without_identity(year: Path) -> dict[str, set[str]]:
         left_out[unit] = {
             patient
             for _, holder in etree.iterparse(str(path), tag="{*}Objektholder")
-            if identity_problem(numbers.get(patient := holder.get("pasientNr")), extracted)
+            if identity_problem(
+                numbers.get(patient := holder.get("pasientNr")), extracted, first_contact(holder)
+            )
         }
     return left_out
 

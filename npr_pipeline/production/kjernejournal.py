@@ -6,14 +6,14 @@ collapsed into the row; the institution's ownership keeps public and private pro
 Left out: indirect contacts (kontaktType 5), units and fagområder on the exclusion list, and
 persons without a valid identity number (their records are already excluded by the quality
 rules), counted in the manifest apart: ``persons_invalid_number`` (the number fails its check
-digits), ``persons_missing_from_ide`` (no identity in the ide) and their union
-``persons_without_valid_identity``. Who pays does not decide anything here: privately financed
-contacts are delivered like the rest (RULES.md). The rows carry the unit's ownership but not
-the payer (choice: the summary care record tells clinicians where and when, a row collapses
-contacts that may have different payers, and the payer is not theirs to see); the counts split
-the delivered contacts by ownership x financing, so both are visible. Full refresh of
-the year to date, each run. The only delivery that holds fødselsnummer: written apart, under
-HOME/restricted.
+digits, or is born after the patient's first contact), ``persons_missing_from_ide`` (no
+identity in the ide) and their union ``persons_without_valid_identity``. Who pays does not
+decide anything here: privately financed contacts are delivered like the rest (RULES.md). The
+rows carry the unit's ownership but not the payer (choice: the summary care record tells
+clinicians where and when, a row collapses contacts that may have different payers, and the
+payer is not theirs to see); the counts split the delivered contacts by ownership x financing,
+so both are visible. Full refresh of the year to date, each run. The only delivery that holds
+fødselsnummer: written apart, under HOME/restricted.
 
 The period's snapshot holds no fødselsnummer (``idents`` there says which patient has an
 identity, not the number): ``join_vault`` reads the numbers from the identity vault into the
@@ -79,12 +79,13 @@ def _split() -> str:
 
 
 # Persons (a unit's patient numbers) without a valid identity number: the number fails its
-# check digits (the quality rule excludes them), or the patient is missing from the ide
-# (excluded by the quality rule when the unit's ide came, or reaching production without an
-# identity when it did not).
+# check digits or is born after the patient's first contact (the quality rules exclude them),
+# or the patient is missing from the ide (excluded by the quality rule when the unit's ide
+# came, or reaching production without an identity when it did not).
 WITHOUT_IDENTITY = """
 CREATE OR REPLACE TEMP TABLE invalid_number AS
-SELECT DISTINCT unit, "pasientNr" FROM excluded WHERE check_id = 'fodselsnummer_valid';
+SELECT DISTINCT unit, "pasientNr" FROM excluded
+WHERE check_id IN ('fodselsnummer_valid', 'contact_before_birth');
 CREATE OR REPLACE TEMP TABLE missing_from_ide AS
 SELECT DISTINCT unit, "pasientNr" FROM excluded WHERE check_id = 'patient_has_ident'
 UNION

@@ -29,6 +29,7 @@ EXPECTATIONS = (
     "expect_column_values_to_match_regex",
     "expect_compound_columns_to_be_unique",
     "unexpected_rows",
+    "vault_rows",
     "python_rule",
 )
 

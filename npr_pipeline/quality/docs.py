@@ -24,7 +24,7 @@ its rows violate it (0: any violation).
 
 
 def _kwargs(check: Check) -> str:
-    if check.expectation == "unexpected_rows":
+    if check.expectation in ("unexpected_rows", "vault_rows"):
         return "SQL: `" + " ".join(str(check.kwargs["sql"]).split()) + "`"
     return ", ".join(f"{k}={v}" for k, v in check.kwargs.items())
 

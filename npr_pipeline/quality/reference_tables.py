@@ -7,8 +7,9 @@ from functools import cache
 import duckdb
 import pandas as pd
 import pyarrow as pa
+from duckdb.sqltypes import DATE, VARCHAR
 
-from npr_pipeline import reference
+from npr_pipeline import identity, reference
 
 
 @cache
@@ -71,7 +72,8 @@ def _tables() -> dict[str, pa.Table]:
 
 
 def register(con: duckdb.DuckDBPyConnection, persistent: bool = False) -> None:
-    """Create ``ref_icd10``, ``ref_municipality`` and ``ref_code_list`` in ``con``.
+    """Create ``ref_icd10``, ``ref_municipality`` and ``ref_code_list`` in ``con``, and the
+    function ``fnr_birth_date`` the rules over the identity vault's numbers call.
 
     Temporary tables by default; ``persistent`` stores them in the database file (for GX).
     """
@@ -80,3 +82,13 @@ def register(con: duckdb.DuckDBPyConnection, persistent: bool = False) -> None:
         con.register(f"_{name}", table)
         con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM _{name}")
         con.unregister(f"_{name}")
+    known = "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'fnr_birth_date'"
+    if con.execute(known).fetchall() == [(0,)]:  # a connection's functions outlive its tables
+        con.create_function(
+            "fnr_birth_date",
+            identity.birth_dates,
+            [VARCHAR],
+            DATE,
+            type="arrow",
+            null_handling="special",
+        )

@@ -66,7 +66,7 @@ def violation_sql(check: Check, table: str | None = None) -> str:
             where = (
                 f"({cols}) IN (SELECT ({cols}) FROM {table} GROUP BY {cols} HAVING count(*) > 1)"
             )
-        case "unexpected_rows":
+        case "unexpected_rows" | "vault_rows":
             return kw["sql"].replace("{table}", table)
         case _:
             raise ValueError(f"{check.id}: {check.expectation} has no SQL form")
@@ -112,6 +112,8 @@ VIOLATION_COLUMNS = [
     "check_id", "table", "severity", "submission_id", "unit", "pasientNr", "record_id", "line",
     "value",
 ]  # fmt: skip
+ROW_QUERIES = ("unexpected_rows", "vault_rows")
+"""Checks whose catalogue entry is the query itself: their rows name no violating value."""
 MASKED_COLUMNS = ("fid",)
 """Columns holding a fødselsnummer: a violation shows its first six digits and ``*****``."""
 
@@ -245,7 +247,7 @@ def _violation_query(
         f"'{check.id}' AS check_id, '{check.table}' AS tbl, '{check.severity}' AS severity, "
         f'submission_id, unit, {patient} AS "pasientNr", '
         f'CAST("{record}" AS VARCHAR) AS record_id, CAST({line} AS INTEGER) AS line, '
-        f"{_value_sql(check) if check.expectation != 'unexpected_rows' else 'NULL'} AS value"
+        f"{'NULL' if check.expectation in ROW_QUERIES else _value_sql(check)} AS value"
     )
     if check.expectation == "python_rule":
         column = check.kwargs["column"]

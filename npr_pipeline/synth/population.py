@@ -43,9 +43,11 @@ class Catchment:
 
 
 def _birth_date(rng: np.random.Generator, year: int) -> date:
-    """Ages skewed towards the old, as specialist care is."""
+    """Ages skewed towards the old, as specialist care is; nobody born in ``year`` itself (about
+    three in ten thousand draws), whose contacts that year could come before their birth and
+    be refused by ``contact_before_birth``: they are born on the last day of the year before."""
     age_days = int(rng.beta(1.6, 1.3) * 95 * 365.25)
-    return date(year, 7, 1) - timedelta(days=age_days)
+    return min(date(year, 7, 1) - timedelta(days=age_days), date(year - 1, 12, 31))
 
 
 def draw_fnr(rng: np.random.Generator, year: int) -> str:
