@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -75,13 +76,13 @@ class Context:
 
 @dataclass(frozen=True)
 class Case:
-    """One hostile file, the status and reason code it must get, and who it claims to be."""
+    """One hostile file, the status and reason code it must get, and the size limit it is
+    received under (none: the settings')."""
 
     name: str
     build: Callable[[Context], bytes]
     code: str
     status: str = Status.REJECTED
-    from_big: bool = False
     max_bytes: int | None = None
 
 
@@ -97,15 +98,23 @@ def year(tmp_path_factory: pytest.TempPathFactory) -> Year:
     return Year(big=big, small=small, registry=out / "registry.csv")
 
 
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
+@contextmanager
+def _listening() -> Iterator[socket.socket]:
     """A local TCP port that records whether anything tried to fetch from it."""
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     server.setblocking(False)
-    yield server
-    server.close()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    with _listening() as server:
+        yield server
 
 
 def _connections(server: socket.socket) -> int:
@@ -238,7 +247,6 @@ CASES = [
         "truncated_large",
         lambda ctx: (b := ctx.year.big.file("ord", 2).read_bytes())[: len(b) * 3 // 5],
         "truncated",
-        from_big=True,
     ),
     Case("latin1_declared_utf8_header", _latin1_under_utf8_header, "encoding_error"),
     Case("latin1_declared_utf8_deep", _latin1_under_utf8_deep, "encoding_error"),
@@ -381,11 +389,9 @@ def _context(year: Year, tmp_path: Path, server: socket.socket) -> Context:
     return Context(year=year, secret=secret, port=server.getsockname()[1])
 
 
-def _good_file(year: Year, case: Case) -> tuple[Unit, Path]:
-    """A clean file of a unit the hostile one does not claim to be."""
-    if case.from_big:
-        return year.small, year.small.file("ord", 2)
-    return year.big, year.big.file("ord", 1)
+def _clean_files(year: Year) -> list[tuple[Unit, Path]]:
+    """A clean file of each unit the hostile files claim to be."""
+    return [(year.big, year.big.file("ord", 1)), (year.small, year.small.file("ord", 2))]
 
 
 def _files_under(root: Path) -> Iterator[Path]:
@@ -416,29 +422,64 @@ def _assert_hostile(home: Home, result: SubmissionResult, case: Case) -> None:
     assert (home.feedback / result.submission_id / "XPR_VAL.xml").exists()
 
 
+@dataclass(frozen=True)
+class Received:
+    """One intake of hostile files beside the clean file of each unit, and what it left."""
+
+    home: Home
+    by_file: dict[str, SubmissionResult]
+    connections: int  # attempts to reach the listening port
+    leaked: list[Path]  # files under HOME holding the local secret
+    staged: list[Path]  # files left in staging
+
+
+def _file_name(case: Case) -> str:
+    return f"{CASES.index(case):02d}_{case.name}.xml"
+
+
+@pytest.fixture(scope="module")
+def every_case(year: Year, tmp_path_factory: pytest.TempPathFactory) -> dict[int | None, Received]:
+    """Every case through one intake per size limit, beside the clean file of each unit (the
+    one a hostile file claims to be and the other): by size limit.
+
+    In-process (workers=1), and one intake rather than one per case: forty intakes of two files
+    cost ~30 CPU s of make test, and a file's answer does not depend on the files beside it
+    (the batch test below sends the cases through the worker pool after clean data).
+    """
+    root = tmp_path_factory.mktemp("hostile-cases")
+    runs = {}
+    with _listening() as server:
+        ctx = _context(year, root, server)
+        for limit in dict.fromkeys(c.max_bytes for c in CASES):
+            hostile = {_file_name(c): c.build(ctx) for c in CASES if c.max_bytes == limit}
+            clean = [path for _, path in _clean_files(year)]
+            inbox = fill_inbox(root / f"inbox-{limit}", clean, **hostile)
+            home = Home(root=root / f"home-{limit}")
+            summary = run_intake(home, inbox, workers=1, max_bytes=limit)
+            runs[limit] = Received(
+                home,
+                {s.file: s for s in summary.submissions},
+                _connections(server),
+                [p for p in _files_under(home.root) if SECRET.encode() in p.read_bytes()],
+                list(_files_under(home.root / "staging")),
+            )
+    return runs
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_file_gets_its_reason_and_harms_nothing_else(
-    case: Case, year: Year, tmp_path: Path, listener: socket.socket
+    case: Case, year: Year, every_case: dict[int | None, Received]
 ) -> None:
-    """Each broken or hostile file beside a clean file of another unit.
-
-    In-process (workers=1) to keep 30-odd runs fast; the batch test below sends them all
-    through the worker pool.
-    """
-    ctx = _context(year, tmp_path, listener)
-    good_unit, good = _good_file(year, case)
-    inbox = fill_inbox(tmp_path / "inbox", [good], **{HOSTILE: case.build(ctx)})
-    home = Home(root=tmp_path / "home")
-    limit = {"max_bytes": case.max_bytes} if case.max_bytes else {}
-    summary = run_intake(home, inbox, workers=1, **limit)
-    by_file = {s.file: s for s in summary.submissions}
-    assert set(by_file) == {good.name, HOSTILE}
-    _assert_good(home, by_file[good.name], good_unit)
-    _assert_hostile(home, by_file[HOSTILE], case)
-    assert _connections(listener) == 0, "the parser reached out over the network"
-    for path in _files_under(home.root):
-        assert SECRET.encode() not in path.read_bytes(), f"local file leaked into {path}"
-    assert not any(_files_under(home.root / "staging")), "staged files left behind"
+    """Each broken or hostile file beside a clean file of every unit."""
+    run = every_case[case.max_bytes]
+    clean = _clean_files(year)
+    assert len(run.by_file) == len(clean) + sum(c.max_bytes == case.max_bytes for c in CASES)
+    for unit, path in clean:
+        _assert_good(run.home, run.by_file[path.name], unit)
+    _assert_hostile(run.home, run.by_file[_file_name(case)], case)
+    assert run.connections == 0, "the parser reached out over the network"
+    assert run.leaked == [], "a local file leaked into HOME"
+    assert run.staged == [], "staged files left behind"
 
 
 def test_latin1_file_declaring_iso_8859_1_is_accepted(year: Year, tmp_path: Path) -> None:
