@@ -37,7 +37,7 @@ HALF_ORE = ("310", "068O")  # a mental-health contact of 0.10 points: 98.425 kr,
 EDITS = (("debitor", "32"), ("debitor", "60"), ("komNrHjem", "0000"), ("komNrHjem", "9900"))
 ISF_RARE = ("paid_by_32", "paid_by_60", "official_drg", "half_ore", "without_identity")
 """The ``seen`` keys of rules the generator rarely or never reaches that :func:`isf` counts."""
-GJESTEPASIENT_RARE = ("komNrHjem_0000", "komNrHjem_9900", "paid_privately")
+GJESTEPASIENT_RARE = ("komNrHjem_0000", "komNrHjem_9900", "paid_privately", "no_treating_region")
 """And those :func:`gjestepasient` counts."""
 
 

@@ -2,7 +2,8 @@
 
 The outside review recomputes every delivery from the files as received. These tests do the same
 with nothing of ``npr_pipeline`` but the synthetic generator and the CLI: a synthetic
-January-April of 8 units goes through ``npr intake`` and ``npr run --period 2026-T1``, and each
+January-April of 8 units and 3 privately funded providers (no RHF agreement: no treating
+region in the settlement) goes through ``npr intake`` and ``npr run --period 2026-T1``, and each
 delivery is recomputed by a module of its own (``tests/recompute_*.py``: lxml, ``decimal``, the
 reference CSVs) from RULES.md and its docs page, then held to the warehouse. The generator never
 reaches some rules (an acute episode linked to a referral period, a referral without a
@@ -30,11 +31,12 @@ from tests.recompute_raw import current_files, registry
 
 @pytest.fixture(scope="module")
 def produced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A synthetic January-April for 8 units received and produced for 2026-T1 (year, HOME)."""
+    """A synthetic January-April for 8 units and 3 privately funded providers without an RHF
+    agreement, received and produced for 2026-T1 (year, HOME)."""
     root = tmp_path_factory.mktemp("recomputed")
     year, home = root / "year", root / "home"
     run_synth(SynthOptions(out=year, year=2026, through=4, units=8, seed=7,
-                           episodes_per_unit_month=120))  # fmt: skip
+                           episodes_per_unit_month=120, private_units=3))  # fmt: skip
     for edit in (recompute_ventetider, recompute_isf, recompute_kjernejournal):
         for path in current_files(year / "inbox").values():
             edit.reach_the_rarer_rules(path)
@@ -85,10 +87,11 @@ def test_every_published_ventetider_cell_is_recomputed(
     for key, cells in published.items():
         assert cells == tuple(None if v is None else float(v) for v in mine[key]), key
     # not vacuous: the edited referrals were left out, the headline cells are published, and
-    # so are most units' largest ones
+    # so are those of half the publicly funded units (the private providers are tiny)
     assert left_out["emergency"] == left_out["no_deadline"] >= 5, left_out
     assert {("all", "all", m) for m in recompute_ventetider.MEASURED} <= set(published)
-    assert len({key[1] for key in published if key[0] == "unit"}) >= len(registry(year)) // 2
+    public = [u for u in registry(year).values() if u["financing"] == "public"]
+    assert len({key[1] for key in published if key[0] == "unit"}) >= len(public) // 2 >= 4
 
 
 def test_every_isf_row_is_recomputed(produced: tuple[Path, Path]) -> None:
