@@ -34,8 +34,12 @@ OSLO = ZoneInfo("Europe/Oslo")
 LARGE = 1000  # episodes: a unit whose current ord is edited
 OFFICIAL_DRG = "238A"  # in the DRG table; the simplified grouper gives it only to M17 + procedure
 HALF_ORE = ("310", "068O")  # a mental-health contact of 0.10 points: 98.425 kr, rounded up
+UNLISTED_DRG = "999Z"  # an official grouper's DRG the DRG table does not list: no points
 EDITS = (("debitor", "32"), ("debitor", "60"), ("komNrHjem", "0000"), ("komNrHjem", "9900"))
-ISF_RARE = ("paid_by_32", "paid_by_60", "official_drg", "half_ore", "without_identity")
+ISF_RARE = (
+    "paid_by_32", "paid_by_60", "official_drg", "official_drg_unlisted", "half_ore",
+    "without_identity",
+)  # fmt: skip
 """The ``seen`` keys of rules the generator rarely or never reaches that :func:`isf` counts."""
 GJESTEPASIENT_RARE = ("komNrHjem_0000", "komNrHjem_9900", "paid_privately", "no_treating_region")
 """And those :func:`gjestepasient` counts."""
@@ -78,9 +82,10 @@ def reach_the_rarer_rules(path: Path, each: int = 3) -> None:
     invalid municipality (0000) and ``each`` living abroad (9900), and ``each`` inpatient and
     ``each`` outpatient episodes carrying an official grouper's DRG, and ``each`` mental-health
     contacts whose official DRG makes the refund end in half an øre (``HALF_ORE``: the rounding
-    decides). Only ordinary (debitor 1) episodes ending in the window are edited, each once. The
-    file keeps its encoding and stays valid. A unit with fewer than ``LARGE`` episodes is left
-    alone: its figures stay."""
+    decides), and ``each`` contacts carrying an official DRG the DRG table does not list
+    (``UNLISTED_DRG``: no points, no refund). Only ordinary (debitor 1) episodes ending in the
+    window are edited, each once. The file keeps its encoding and stays valid. A unit with fewer
+    than ``LARGE`` episodes is left alone: its figures stay."""
     tree = etree.parse(str(path))
     episodes = [
         e
@@ -102,6 +107,9 @@ def reach_the_rarer_rules(path: Path, each: int = 3) -> None:
     for episode in contacts[(len(EDITS) + 1) * each : (len(EDITS) + 2) * each]:
         episode.set("fagomrade", fagomrade)
         episode.set("drg", drg)
+        episode.set("drgKilde", "NPK")
+    for episode in contacts[(len(EDITS) + 2) * each : (len(EDITS) + 3) * each]:
+        episode.set("drg", UNLISTED_DRG)
         episode.set("drgKilde", "NPK")
     tree.write(str(path), encoding=tree.docinfo.encoding, xml_declaration=True)
 
@@ -243,7 +251,7 @@ def _ends_in_window(when: datetime) -> bool:
 
 def lines(year: Path, seen: Counter[str]) -> list[Line]:
     """Every stay and contact ending in the window, priced; ``seen`` counts the privately paid
-    by payer (``paid_by_30``...) and the official DRGs used."""
+    by payer (``paid_by_30``...) and the official DRGs used (and those without a weight)."""
     table = _drg_table()
     weights = {r["drg"]: Decimal(r["weight"]) for r in table}
     priced: list[Line] = []
@@ -267,6 +275,7 @@ def lines(year: Path, seen: Counter[str]) -> list[Line]:
                 seen[f"paid_by_{first.debitor}"] += 1
             elif official:
                 seen["official_drg"] += 1
+                seen["official_drg_unlisted"] += official not in weights
             activity = "psych_tsb_outpatient" if psych else "somatic"
             priced.append(Line(unit, kind, first, weights.get(drg), activity, private))
     return priced
