@@ -146,15 +146,12 @@ def _exclusions() -> tuple[set[str], set[str]]:
 def _left_out(episode: etree._Element, unit: str, excluded: tuple[set[str], set[str]]) -> str:
     """Why a contact of a person with a valid number is not delivered ('' when it is)."""
     a = episode.attrib
-    start, end = contact_day(a.get("innDatoTid")), contact_day(a.get("utDatoTid"))
     if a.get("kontaktType") == INDIRECT:
         return "indirect"
     if a.get("fagomrade") in excluded[0]:
         return "exclusion_fagomrade"
     if a.get("reshID") in excluded[1] or unit in excluded[1]:
         return "exclusion_department"
-    if start is None or start > WINDOW[1] or (end is not None and end > WINDOW[1]):
-        return "cut_after_end"
     return ""
 
 
@@ -190,8 +187,10 @@ def kjernejournal(year: Path, seen: Counter[str]) -> tuple[set[Row], dict[str, i
             if why:  # a patient without episodes counts too: persons are patient numbers
                 seen[why] += 1
                 continue
-            counts["episodes_after_quality"] += len(episodes)
-            for episode in episodes:
+            # a later cumulative file holds months after the window: cut by the day they end
+            within = [e for e in episodes if contact_day(e.get("utDatoTid")) <= WINDOW[1]]
+            counts["episodes_after_quality"] += len(within)
+            for episode in within:
                 reason = _left_out(episode, unit, excluded)
                 a = episode.attrib
                 if reason:

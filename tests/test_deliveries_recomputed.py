@@ -8,17 +8,20 @@ delivery is recomputed by a module of its own (``tests/recompute_*.py``: lxml, `
 reference CSVs) from RULES.md and its docs page, then held to the warehouse. The generator never
 reaches some rules (an acute episode linked to a referral period, a referral without a
 deadline): the current files are edited before intake to reach them (``reach_the_rarer_rules``
-of each module). Session 24 ran the same recomputations over the README's 50-unit year, every
-group and detail line: every figure agreed (docs/benchmarks.md, "Session 24").
-"""
+of each module), and the largest unit resends them after the snapshot
+(:func:`resend_after_the_snapshot`). Session 24 ran the same recomputations over the README's
+50-unit year, every group and detail line: every figure agreed (docs/benchmarks.md, "Session
+24")."""
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import duckdb
 import pytest
+from lxml import etree
 from typer.testing import CliRunner
 
 from npr_pipeline.cli import app
@@ -26,7 +29,7 @@ from npr_pipeline.home import Home
 from npr_pipeline.settings import TEST, record_environment
 from npr_pipeline.synth.run import SynthOptions, run_synth
 from tests import recompute_isf, recompute_kjernejournal, recompute_ventetider
-from tests.recompute_raw import current_files, registry
+from tests.recompute_raw import current_files, envelope, registry
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,11 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             edit.reach_the_rarer_rules(path)
     for path in current_files(year / "inbox", "NPR_IDE").values():
         recompute_kjernejournal.reach_the_rarer_ide_rules(path)
+    resent = resend_after_the_snapshot(year / "inbox")
+    assert {current_files(year / "inbox", t)[resent].name for t in ("NPR_ORD", "NPR_IDE")} == {
+        f"{resent}_2026-05_ord.xml",
+        f"{resent}_2026-05_ide.xml",
+    }
     Home(root=home).ensure()
     record_environment(Home(root=home), TEST, "tests")
     runner = CliRunner()
@@ -53,6 +61,43 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         result = runner.invoke(app, ["--home", str(home), *args])
         assert result.exit_code == 0, result.output
     return year, home
+
+
+def resend_after_the_snapshot(inbox: Path) -> str:
+    """The largest unit sends its cumulative files again after T1's snapshot, through May (as
+    it would in June): T1 must be made from these current files, cut at 30 April. Against its
+    April file one contact of April moved to May (out of T1) and one is now paid by the patient
+    (left out of ISF), so a T1 made from the April file differs. Returns the unit."""
+    ords, ides = current_files(inbox), current_files(inbox, "NPR_IDE")
+    unit = max(ords, key=lambda u: ords[u].stat().st_size)
+    lopenr = max(int(envelope(p)[2]["lopenr"]) for p in inbox.glob(f"{unit}_2026-*.xml"))
+    for number, path in enumerate((ords[unit], ides[unit]), start=1):
+        tree = etree.parse(str(path))
+        msg_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"resent {path.name}"))
+        melding = {
+            "tilDatoPeriode": "2026-05-31",
+            "uttakDato": "2026-06-02",
+            "uttakTidspunkt": "2026-06-02T02:00:00",
+            "lopenr": str(lopenr + number),
+            "lokalident": msg_id,
+        }
+        next(tree.iter("{*}Melding")).attrib.update(melding)
+        next(tree.iter("{*}GenDate")).text = "2026-06-02T02:00:00"
+        next(tree.iter("{*}MsgId")).text = msg_id
+        plain = [
+            e
+            for e in tree.iter("{*}Episode")
+            if (e.get("omsorgsniva"), e.get("debitor")) == ("3", "1")
+            and e.get("henvisningsperiodeID") is None
+            and e.get("utDatoTid", "") < "2026-04-30"
+        ]
+        if plain:  # the ord
+            plain[-1].set("innDatoTid", "2026-05-11T10:00:00")
+            plain[-1].set("utDatoTid", "2026-05-11T10:30:00")
+            plain[-2].set("debitor", "30")
+        name = path.name.replace("_2026-04_", "_2026-05_")
+        tree.write(str(inbox / name), encoding=tree.docinfo.encoding, xml_declaration=True)
+    return unit
 
 
 def ventetider_cells(home: Path) -> dict[tuple[str, str, str], tuple]:
