@@ -15,12 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import duckdb
 from lxml import etree
 
-from tests.recompute_raw import WINDOW, current_files, local, registry, without_identity
+from tests.recompute_raw import (
+    WINDOW,
+    current_files,
+    local,
+    local_time,
+    registry,
+    without_identity,
+)
 
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"
 DATA_YEAR = WINDOW[0].year
@@ -30,7 +36,6 @@ PSYCH_SEKTOR = {"641", "642", "651", "681"}
 PSYCH_FAGOMRADE = {"310", "320", "360", "365", "370"}
 ABROAD = "abroad"  # the region of the municipality list's kind=abroad rows
 ORE = Decimal("0.01")
-OSLO = ZoneInfo("Europe/Oslo")
 LARGE = 1000  # episodes: a unit whose current ord is edited
 OFFICIAL_DRG = "238A"  # in the DRG table; the simplified grouper gives it only to M17 + procedure
 HALF_ORE = ("310", "068O")  # a mental-health contact of 0.10 points: 98.425 kr, rounded up
@@ -90,7 +95,7 @@ def reach_the_rarer_rules(path: Path, each: int = 3) -> None:
     episodes = [
         e
         for e in tree.iter("{*}Episode")
-        if e.get("debitor") == "1" and _local_time(e.get("utDatoTid")).date() <= WINDOW[1]
+        if e.get("debitor") == "1" and local_time(e.get("utDatoTid")).date() <= WINDOW[1]
     ]
     if len(episodes) < LARGE:
         return
@@ -166,12 +171,6 @@ def simplified_drg(
     return matched[ranges[0] if code and ranges else "*"]["drg"]
 
 
-def _local_time(text: str | None) -> datetime:
-    """A time without a zone is Oslo time; one with a zone is that instant in Oslo time."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))  # type: ignore[union-attr]
-    return moment.astimezone(OSLO).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def _episode(unit: str, patient: str, element: etree._Element, sektor: dict) -> Episode:
     """One episode with what grouping and paying need: main condition (Tilstand 1), whether it
     has a procedure, care level 8 read as 3."""
@@ -195,8 +194,8 @@ def _episode(unit: str, patient: str, element: etree._Element, sektor: dict) -> 
         level="3" if a["omsorgsniva"] == "8" else a["omsorgsniva"],
         debitor=a["debitor"],
         municipality=a["komNrHjem"],
-        start=_local_time(a["innDatoTid"]),
-        end=_local_time(a["utDatoTid"]),
+        start=local_time(a["innDatoTid"]),
+        end=local_time(a["utDatoTid"]),
         main=main,
         procedure=any(True for _ in element.iter("{*}Prosedyre")),
         drg=a.get("drg") or None,

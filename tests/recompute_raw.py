@@ -122,14 +122,15 @@ def synthetic_number(born: date, start: int = 500) -> str:
     raise ValueError(f"no synthetic number for {born}")
 
 
-def contact_day(stamp: str | None) -> date | None:
-    """The local day of a time: a zoned time is taken to Oslo, a zone-less one is local."""
-    if not stamp:
-        return None
+def local_time(stamp: str) -> datetime:
+    """A time without a zone is Oslo time; one with a zone is that instant in Oslo time."""
     moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(OSLO)
-    return moment.date()
+    return moment.astimezone(OSLO).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def contact_day(stamp: str | None) -> date | None:
+    """The local day of a time (:func:`local_time`); None without one."""
+    return local_time(stamp).date() if stamp else None
 
 
 def idents(path: Path | None) -> tuple[dict[str, str], date]:

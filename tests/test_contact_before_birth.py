@@ -9,7 +9,7 @@ rule reads the vault's numbers, so only the SQL engine runs it, per submission a
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +22,7 @@ from npr_pipeline.feedback.reports import read_report_findings
 from npr_pipeline.home import Home
 from npr_pipeline.identity import birth_dates, synthetic_fnr
 from tests.intake_files import decode, fill_inbox, make_year, mutate, run_intake
+from tests.recompute_raw import first_contact
 
 
 def _number(born: date) -> str:
@@ -47,15 +48,9 @@ def year(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _first_contacts(ord_path: Path) -> dict[str, date]:
-    """Each patient's first contact day (the times are local, without a zone)."""
-    first: dict[str, date] = {}
-    for holder in etree.parse(str(ord_path)).iter("{*}Objektholder"):
-        days = [
-            datetime.fromisoformat(e.get("innDatoTid")).date() for e in holder.iter("{*}Episode")
-        ]
-        if days:
-            first[holder.get("pasientNr")] = min(days)
-    return first
+    """Each patient's first contact day (:func:`tests.recompute_raw.first_contact`)."""
+    holders = etree.parse(str(ord_path)).iter("{*}Objektholder")
+    return {h.get("pasientNr"): day for h in holders if (day := first_contact(h)) is not None}
 
 
 def test_a_number_born_after_the_first_contact_is_an_error_naming_the_patient(

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from npr_pipeline.quality.catalogue import Check, load_catalogue
+from npr_pipeline.quality.sql_engine import ROW_QUERIES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "quality.md"
 HEAD = """# Quality checks
@@ -24,7 +25,7 @@ its rows violate it (0: any violation).
 
 
 def _kwargs(check: Check) -> str:
-    if check.expectation in ("unexpected_rows", "vault_rows"):
+    if check.expectation in ROW_QUERIES:
         return "SQL: `" + " ".join(str(check.kwargs["sql"]).split()) + "`"
     return ", ".join(f"{k}={v}" for k, v in check.kwargs.items())
 

@@ -66,7 +66,7 @@ def violation_sql(check: Check, table: str | None = None) -> str:
             where = (
                 f"({cols}) IN (SELECT ({cols}) FROM {table} GROUP BY {cols} HAVING count(*) > 1)"
             )
-        case "unexpected_rows" | "vault_rows":
+        case _ if check.expectation in ROW_QUERIES:
             return kw["sql"].replace("{table}", table)
         case _:
             raise ValueError(f"{check.id}: {check.expectation} has no SQL form")
